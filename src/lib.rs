@@ -5,6 +5,8 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod gpu;
+pub mod ledger;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
@@ -32,6 +34,10 @@ pub enum StartError {
     },
     #[error("cannot read the admin token: {0}")]
     AdminToken(#[source] std::io::Error),
+    #[error(transparent)]
+    Gpu(#[from] gpu::GpuStartError),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
 }
 
 /// A started keel: bound addresses and the handle to stop it.
@@ -39,6 +45,7 @@ pub struct Running {
     pub control_addr: SocketAddr,
     pub telemetry: Telemetry,
     pub store: Store,
+    pub ledger: ledger::Ledger,
     readiness: Arc<Readiness>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
@@ -51,6 +58,8 @@ impl Running {
     pub async fn shutdown(self, grace: Duration) {
         self.readiness.set_draining();
         let _ = self.stop.send(true);
+        // Queued lock waiters get their 409 now instead of holding the drain open.
+        self.ledger.begin_shutdown();
         match tokio::time::timeout(grace, self.server).await {
             Ok(Ok(Ok(()))) => tracing::info!("control listener drained"),
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "control listener failed"),
@@ -62,6 +71,8 @@ impl Running {
         for task in self.background {
             task.abort();
         }
+        // Commits batched heartbeats and statistics, then stops the journal thread.
+        self.ledger.close().await;
         drop(self.store);
         tracing::info!("store closed; keel stopped");
     }
@@ -90,7 +101,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             store::SCHEMA_VERSION
         ),
     );
-    for component in ["proxy", "ledger", "gpu", "executor"] {
+    for component in ["proxy", "executor"] {
         telemetry.health.set(
             component,
             ComponentStatus::Disabled,
@@ -113,7 +124,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         readiness: readiness.clone(),
         started,
     };
-    let domains = axum::Router::new();
+    let gpu_config = config.gpu.clone();
+    let detected = tokio::task::spawn_blocking(move || gpu::detect(&gpu_config))
+        .await
+        .map_err(|e| StartError::Store(e.into()))??;
+    let ledger = ledger::Ledger::open(
+        &config.ledger,
+        &detected.lock_keys(),
+        store.clone(),
+        telemetry.clone(),
+    )
+    .await?;
+    let gpus = gpu::Gpus::start(detected, &config.gpu, ledger.clone(), telemetry.clone());
+    let ledger_api = api::locks::LedgerApi {
+        ledger: ledger.clone(),
+        gpus: gpus.clone(),
+        admin: admin.clone(),
+        worker_token: config.ledger.worker_token.clone().map(Arc::new),
+    };
+    let domains = axum::Router::new().merge(api::ledger_router(ledger_api));
     let app = api::router(core, config.control.max_body_bytes, domains);
 
     let addr = config.control.listen.addr();
@@ -137,7 +166,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .await
     });
 
-    let background = vec![spawn_process_sampler(telemetry.clone())];
+    let mut background = vec![
+        spawn_process_sampler(telemetry.clone()),
+        ledger.spawn_monitor(),
+    ];
+    if let gpu::Gpus::Enabled(monitor) = &gpus {
+        background.push(monitor.spawn());
+    }
 
     readiness.set_ready();
     tracing::info!(
@@ -149,6 +184,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         control_addr,
         telemetry,
         store,
+        ledger,
         readiness,
         stop,
         server,

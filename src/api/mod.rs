@@ -6,8 +6,11 @@
 
 pub mod auth;
 pub mod error;
+pub mod gpus;
 pub mod health;
+pub mod locks;
 pub mod metrics;
+pub mod monitoring;
 
 use crate::telemetry::Telemetry;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -93,6 +96,14 @@ pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The ledger's routes: worker API, reference monitoring API, GPUs.
+pub fn ledger_router(state: locks::LedgerApi) -> Router {
+    Router::new()
+        .merge(locks::router(state.clone()))
+        .merge(monitoring::router(state.clone()))
+        .merge(gpus::router(state))
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
