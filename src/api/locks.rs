@@ -7,7 +7,7 @@ use super::error::{ApiError, ApiJson};
 use crate::config::Secret;
 use crate::gpu::Gpus;
 use crate::ledger::{
-    Acquired, AcquireRequest, HeartbeatUpdate, Ledger, LedgerError, LockView, TokenResult,
+    Acquired, AcquireRequest, BusyReason, HeartbeatUpdate, Ledger, LedgerError, LockView, TokenResult,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -179,12 +179,16 @@ async fn acquire(
     Ok(match outcome {
         Acquired::Held(h) => Json(h).into_response(),
         Acquired::Busy(b) => {
-            let message = format!(
-                "{} is held by {} ({:?})",
-                b.lock_key,
-                b.lock_holder.as_deref().unwrap_or("another holder"),
-                b.reason
-            );
+            let holder = b.lock_holder.as_deref().unwrap_or("another holder");
+            let message = match b.reason {
+                BusyReason::Held => format!("{} is held by {holder}", b.lock_key),
+                BusyReason::WaitTimeout => {
+                    format!("{} is still held by {holder} after the wait", b.lock_key)
+                }
+                BusyReason::ShuttingDown => {
+                    format!("keel is shutting down; {} was not granted", b.lock_key)
+                }
+            };
             conflict(
                 serde_json::to_value(&b).unwrap_or_else(|_| json!({})),
                 "lock_held",
