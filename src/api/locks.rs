@@ -7,7 +7,8 @@ use super::error::{ApiError, ApiJson};
 use crate::config::Secret;
 use crate::gpu::Gpus;
 use crate::ledger::{
-    Acquired, AcquireRequest, BusyReason, HeartbeatUpdate, Ledger, LedgerError, LockView, TokenResult,
+    AcquireRequest, Acquired, BusyReason, HeartbeatUpdate, Ledger, LedgerError, LockView,
+    TokenResult,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -67,9 +68,11 @@ impl From<LedgerError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_lock", e.to_string())
             }
             LedgerError::InvalidRequest(m) => ApiError::bad_request(m),
-            LedgerError::Store(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_error", e.to_string())
-            }
+            LedgerError::Store(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_error",
+                e.to_string(),
+            ),
             LedgerError::Open(_) => ApiError::internal(e.to_string()),
         }
     }
@@ -88,7 +91,11 @@ pub fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, A
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| {
-        let kind = if e.is_data() { "invalid_request" } else { "invalid_json" };
+        let kind = if e.is_data() {
+            "invalid_request"
+        } else {
+            "invalid_json"
+        };
         ApiError::new(StatusCode::BAD_REQUEST, kind, e.to_string())
     })
 }

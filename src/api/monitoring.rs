@@ -27,7 +27,10 @@ pub fn router(state: LedgerApi) -> Router {
         .route("/monitor/health", get(monitor_health))
         .route("/monitor/start", post(monitor_start))
         .route("/monitor/stop", post(monitor_stop))
-        .route("/heartbeat/task/{task_id}", get(heartbeat_task).delete(heartbeat_stop))
+        .route(
+            "/heartbeat/task/{task_id}",
+            get(heartbeat_task).delete(heartbeat_stop),
+        )
         .route("/heartbeat/all", get(heartbeat_all))
         .route("/heartbeat/task/{task_id}/start", post(heartbeat_start))
         .route("/heartbeat/cleanup", post(heartbeat_cleanup))
@@ -78,17 +81,31 @@ async fn monitor_health(State(s): State<LedgerApi>) -> Json<Value> {
     Json(s.ledger.monitor_health())
 }
 
-async fn monitor_start(State(s): State<LedgerApi>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn monitor_start(
+    State(s): State<LedgerApi>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     s.require_admin(&headers)?;
     let changed = s.ledger.set_monitor(true);
-    let message = if changed { "monitor started" } else { "monitor already running" };
+    let message = if changed {
+        "monitor started"
+    } else {
+        "monitor already running"
+    };
     Ok(Json(json!({"message": message, "success": true})))
 }
 
-async fn monitor_stop(State(s): State<LedgerApi>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn monitor_stop(
+    State(s): State<LedgerApi>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     s.require_admin(&headers)?;
     let changed = s.ledger.set_monitor(false);
-    let message = if changed { "monitor stopped" } else { "monitor already stopped" };
+    let message = if changed {
+        "monitor stopped"
+    } else {
+        "monitor already stopped"
+    };
     Ok(Json(json!({"message": message, "success": true})))
 }
 
@@ -133,10 +150,15 @@ async fn heartbeat_stop(
     } else {
         format!("no running heartbeat for task {task_id}")
     };
-    Ok(Json(json!({"message": message, "success": stopped, "task_id": task_id})))
+    Ok(Json(
+        json!({"message": message, "success": stopped, "task_id": task_id}),
+    ))
 }
 
-async fn heartbeat_cleanup(State(s): State<LedgerApi>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn heartbeat_cleanup(
+    State(s): State<LedgerApi>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     s.require_admin(&headers)?;
     let (dead, orphaned) = s.ledger.heartbeat_cleanup();
     Ok(Json(json!({
@@ -178,7 +200,9 @@ async fn lock_release(
 ) -> Result<Json<crate::ledger::ForceReleased>, ApiError> {
     s.require_admin(&headers)?;
     let body: ReleaseBody = optional_body(&body)?;
-    let key = body.lock_key.unwrap_or_else(|| DEFAULT_LOCK_KEY.to_string());
+    let key = body
+        .lock_key
+        .unwrap_or_else(|| DEFAULT_LOCK_KEY.to_string());
     let task_name = body.task_name.unwrap_or_else(|| "manual".to_string());
     Ok(Json(s.ledger.force_release(&key, &task_name).await?))
 }

@@ -70,12 +70,18 @@ impl LedgerConfig {
             if let Err(reason) = crate::ledger::key::check_lock_key(key) {
                 v.error(&format!("locks[{i}]"), reason);
             } else if !seen.insert(key.as_str()) {
-                v.error(&format!("locks[{i}]"), format!("duplicate lock key {key:?}"));
+                v.error(
+                    &format!("locks[{i}]"),
+                    format!("duplicate lock key {key:?}"),
+                );
             }
         }
         if let Some(t) = &self.worker_token {
             if t.expose().trim().is_empty() {
-                v.error("worker_token", "must not be empty (leave it out to disable)");
+                v.error(
+                    "worker_token",
+                    "must not be empty (leave it out to disable)",
+                );
             }
         }
         for (key, d) in [

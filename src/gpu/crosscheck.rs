@@ -33,9 +33,9 @@ impl IdleTracker {
 
     /// How long GPU `index` has been idle (zero when it is busy).
     pub fn idle_for(&self, index: u32, now: Instant) -> Duration {
-        self.zero_since
-            .get(&index)
-            .map_or(Duration::ZERO, |since| now.saturating_duration_since(*since))
+        self.zero_since.get(&index).map_or(Duration::ZERO, |since| {
+            now.saturating_duration_since(*since)
+        })
     }
 }
 
@@ -53,7 +53,11 @@ pub fn cross_check(
         let lock = locks.iter().find(|l| l.lock_key == key);
         let holder = lock.and_then(|l| l.holder.as_deref());
         if holder.is_none() && !s.compute_processes.is_empty() {
-            let pids: Vec<String> = s.compute_processes.iter().map(|p| p.pid.to_string()).collect();
+            let pids: Vec<String> = s
+                .compute_processes
+                .iter()
+                .map(|p| p.pid.to_string())
+                .collect();
             issues.push(GpuIssue {
                 gpu: s.index,
                 lock_key: key.clone(),

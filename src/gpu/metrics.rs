@@ -47,7 +47,10 @@ impl GpuMetrics {
             )
             .expect("valid metric"),
             warnings_total: IntCounterVec::new(
-                Opts::new(GPU_LOCK_WARNINGS_TOTAL, "GPU/lock cross-check warnings raised"),
+                Opts::new(
+                    GPU_LOCK_WARNINGS_TOTAL,
+                    "GPU/lock cross-check warnings raised",
+                ),
                 &["kind"],
             )
             .expect("valid metric"),

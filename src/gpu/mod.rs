@@ -83,11 +83,18 @@ pub enum Gpus {
 
 impl Gpus {
     /// Starts from what [`detect`] found; reports the component's health.
-    pub fn start(detected: Detected, config: &GpuConfig, ledger: Ledger, telemetry: Telemetry) -> Gpus {
+    pub fn start(
+        detected: Detected,
+        config: &GpuConfig,
+        ledger: Ledger,
+        telemetry: Telemetry,
+    ) -> Gpus {
         match detected {
             Detected::Disabled { reason } => {
                 tracing::info!(reason = %reason, "GPU sampling disabled");
-                telemetry.health.set("gpu", ComponentStatus::Disabled, reason.clone());
+                telemetry
+                    .health
+                    .set("gpu", ComponentStatus::Disabled, reason.clone());
                 Gpus::Disabled { reason }
             }
             Detected::Source { source, first } => {
@@ -169,7 +176,12 @@ impl Event for GpuLockWarning {
 }
 
 impl GpuMonitor {
-    pub fn new(source: Box<dyn GpuSource>, config: &GpuConfig, ledger: Ledger, telemetry: Telemetry) -> Self {
+    pub fn new(
+        source: Box<dyn GpuSource>,
+        config: &GpuConfig,
+        ledger: Ledger,
+        telemetry: Telemetry,
+    ) -> Self {
         GpuMonitor {
             inner: Arc::new(MonitorInner {
                 source,
@@ -217,8 +229,15 @@ impl GpuMonitor {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "GPU sampling failed");
-                inner.telemetry.health.set("gpu", ComponentStatus::Degraded, e.to_string());
-                inner.latest.write().unwrap_or_else(|p| p.into_inner()).error = Some(e.to_string());
+                inner
+                    .telemetry
+                    .health
+                    .set("gpu", ComponentStatus::Degraded, e.to_string());
+                inner
+                    .latest
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .error = Some(e.to_string());
                 return;
             }
         };
@@ -226,9 +245,15 @@ impl GpuMonitor {
         for s in &samples {
             let gpu = s.index.to_string();
             let l = [gpu.as_str()];
-            m.utilization.with_label_values(&l).set(f64::from(s.utilization_percent) / 100.0);
-            m.memory_used.with_label_values(&l).set(s.memory_used_bytes as f64);
-            m.memory_total.with_label_values(&l).set(s.memory_total_bytes as f64);
+            m.utilization
+                .with_label_values(&l)
+                .set(f64::from(s.utilization_percent) / 100.0);
+            m.memory_used
+                .with_label_values(&l)
+                .set(s.memory_used_bytes as f64);
+            m.memory_total
+                .with_label_values(&l)
+                .set(s.memory_total_bytes as f64);
             if let Some(t) = s.temperature_celsius {
                 m.temperature.with_label_values(&l).set(f64::from(t));
             }
@@ -248,11 +273,22 @@ impl GpuMonitor {
         self.raise(&samples, &issues);
         inner.ledger.set_gpu_issues(issues.clone());
         let (status, reason) = if issues.is_empty() {
-            (ComponentStatus::Healthy, format!("{}; {} GPU(s) sampled", inner.source.describe(), samples.len()))
+            (
+                ComponentStatus::Healthy,
+                format!(
+                    "{}; {} GPU(s) sampled",
+                    inner.source.describe(),
+                    samples.len()
+                ),
+            )
         } else {
             (
                 ComponentStatus::Degraded,
-                issues.iter().map(|i| i.message.as_str()).collect::<Vec<_>>().join("; "),
+                issues
+                    .iter()
+                    .map(|i| i.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             )
         };
         inner.telemetry.health.set("gpu", status, reason);
@@ -293,7 +329,12 @@ impl GpuMonitor {
 
     /// Current cross-check findings.
     pub fn issues(&self) -> Vec<GpuIssue> {
-        self.inner.latest.read().unwrap_or_else(|p| p.into_inner()).issues.clone()
+        self.inner
+            .latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .issues
+            .clone()
     }
 
     /// Each GPU with its lock and holder, and the warnings.
@@ -306,7 +347,8 @@ impl GpuMonitor {
             .map(|s| {
                 let key = gpu_lock_key(s.index);
                 let lock = locks.iter().find(|l| l.lock_key == key);
-                let warnings: Vec<&GpuIssue> = latest.issues.iter().filter(|i| i.gpu == s.index).collect();
+                let warnings: Vec<&GpuIssue> =
+                    latest.issues.iter().filter(|i| i.gpu == s.index).collect();
                 json!({
                     "index": s.index,
                     "uuid": s.uuid,
@@ -338,5 +380,174 @@ impl GpuMonitor {
             "warnings": latest.issues,
             "timestamp": crate::clock::unix_now(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LedgerConfig;
+    use crate::ledger::AcquireRequest;
+
+    fn gpu(index: u32, util: u32, pids: &[u32]) -> GpuSample {
+        GpuSample {
+            index,
+            uuid: format!("GPU-{index}"),
+            name: "Scripted H100".into(),
+            utilization_percent: util,
+            memory_used_bytes: 1 << 30,
+            memory_total_bytes: 80 << 30,
+            temperature_celsius: Some(55),
+            power_watts: Some(312.5),
+            compute_processes: pids
+                .iter()
+                .map(|&pid| GpuProcess {
+                    pid,
+                    used_memory_bytes: Some(1 << 29),
+                })
+                .collect(),
+        }
+    }
+
+    async fn setup(
+        frames: Vec<Vec<GpuSample>>,
+    ) -> (tempfile::TempDir, Ledger, GpuMonitor, Telemetry) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let telemetry = Telemetry::new();
+        let source = ScriptedSource::new(frames);
+        let first = source.sample().unwrap();
+        let detected = Detected::Source {
+            source: Box::new(source),
+            first,
+        };
+        let ledger = Ledger::open(
+            &LedgerConfig::default(),
+            &detected.lock_keys(),
+            store,
+            telemetry.clone(),
+        )
+        .await
+        .unwrap();
+        let config = GpuConfig {
+            idle_lock_after: Duration::from_nanos(1),
+            ..GpuConfig::default()
+        };
+        let Gpus::Enabled(monitor) =
+            Gpus::start(detected, &config, ledger.clone(), telemetry.clone())
+        else {
+            panic!("scripted source must enable sampling");
+        };
+        (dir, ledger, monitor, telemetry)
+    }
+
+    #[tokio::test]
+    async fn scripted_samples_feed_metrics_report_and_lock_keys() {
+        let (_dir, ledger, monitor, telemetry) =
+            setup(vec![vec![gpu(0, 40, &[]), gpu(1, 75, &[])]]).await;
+        assert_eq!(ledger.lock_keys(), vec!["gpu_lock:0", "gpu_lock:1"]);
+        let text = telemetry.metrics.render();
+        for needle in [
+            "keel_gpu_utilization_ratio{gpu=\"1\"} 0.75",
+            "keel_gpu_memory_used_bytes{gpu=\"0\"} 1073741824",
+            "keel_gpu_memory_total_bytes{gpu=\"0\"} 85899345920",
+            "keel_gpu_temperature_celsius{gpu=\"0\"} 55",
+            "keel_gpu_power_watts{gpu=\"0\"} 312.5",
+        ] {
+            assert!(text.contains(needle), "{needle}\n{text}");
+        }
+        let report = monitor.report();
+        assert_eq!(report["enabled"], true);
+        assert_eq!(report["gpus"][1]["uuid"], "GPU-1");
+        assert_eq!(report["gpus"][1]["lock_key"], "gpu_lock:1");
+        assert_eq!(report["gpus"][1]["lock"]["is_locked"], false);
+        assert_eq!(
+            telemetry.health.snapshot()["gpu"].status,
+            ComponentStatus::Healthy
+        );
+    }
+
+    #[tokio::test]
+    async fn unlocked_use_and_idle_lock_are_warned_in_health_metrics_and_events() {
+        // Frame 1 (startup): GPU 0 runs pid 4242 with its lock free -> unlocked use.
+        let (_dir, ledger, monitor, telemetry) = setup(vec![vec![gpu(0, 90, &[4242])]]).await;
+        let issues = monitor.issues();
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].kind, UNLOCKED_USE);
+        assert!(issues[0].message.contains("4242"), "{}", issues[0].message);
+        assert_eq!(ledger.health_status(), crate::ledger::HealthStatus::Warning);
+        let lock = ledger.lock_status("gpu_lock:0").unwrap();
+        assert_eq!(lock["health"]["status"], "warning");
+        assert_eq!(
+            telemetry.health.snapshot()["gpu"].status,
+            ComponentStatus::Degraded
+        );
+        let text = telemetry.metrics.render();
+        assert!(
+            text.contains("keel_gpu_lock_warning{gpu=\"0\",kind=\"unlocked_use\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("keel_gpu_lock_warnings_total{kind=\"unlocked_use\"} 1"));
+        assert_eq!(
+            telemetry
+                .events
+                .recent(10)
+                .iter()
+                .filter(|e| e.kind == "gpu.unlocked_use")
+                .count(),
+            1
+        );
+
+        // Someone takes the lock; the GPU goes idle: no unlocked use, and once idle for
+        // longer than idle_lock_after while held -> idle lock.
+        let held = ledger
+            .acquire(AcquireRequest {
+                lock_key: "gpu_lock:0".into(),
+                holder: "whisper".into(),
+                task_id: None,
+                ttl_seconds: Some(600.0),
+                wait_seconds: None,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(held, crate::ledger::Acquired::Held(_)));
+        let idle = vec![gpu(0, 0, &[])];
+        let t0 = Instant::now();
+        monitor.apply(Ok(idle.clone()), t0);
+        assert!(
+            monitor.issues().is_empty(),
+            "idle for 0 s is not an idle lock yet"
+        );
+        monitor.apply(Ok(idle), t0 + Duration::from_secs(1));
+        let issues = monitor.issues();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].kind, IDLE_LOCK);
+        assert!(issues[0].message.contains("whisper"));
+        let text = telemetry.metrics.render();
+        assert!(text.contains("keel_gpu_lock_warning{gpu=\"0\",kind=\"unlocked_use\"} 0"));
+        assert!(text.contains("keel_gpu_lock_warning{gpu=\"0\",kind=\"idle_lock\"} 1"));
+        assert_eq!(monitor.report()["gpus"][0]["lock"]["holder"], "whisper");
+
+        // Busy again: the warning clears and health recovers.
+        monitor.apply(Ok(vec![gpu(0, 100, &[77])]), t0 + Duration::from_secs(2));
+        assert!(monitor.issues().is_empty());
+        assert_eq!(
+            telemetry.health.snapshot()["gpu"].status,
+            ComponentStatus::Healthy
+        );
+        assert_eq!(
+            ledger.lock_status("gpu_lock:0").unwrap()["health"]["status"],
+            "healthy"
+        );
+    }
+
+    #[test]
+    fn disabled_report_names_the_reason() {
+        let g = Gpus::Disabled {
+            reason: "NVML not available: no driver".into(),
+        };
+        let r = g.report();
+        assert_eq!(r["enabled"], false);
+        assert_eq!(r["reason"], "NVML not available: no driver");
     }
 }

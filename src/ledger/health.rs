@@ -77,10 +77,19 @@ pub fn heartbeat_failure_rate(counts: (usize, usize, usize)) -> f64 {
 
 impl Inner {
     /// Findings about one lock: store failure, held time, GPU cross-checks on its GPU.
-    pub(super) fn lock_findings(&self, st: &mut State, key: &str, now: Now, gpu: &[GpuIssue]) -> Findings {
+    pub(super) fn lock_findings(
+        &self,
+        st: &mut State,
+        key: &str,
+        now: Now,
+        gpu: &[GpuIssue],
+    ) -> Findings {
         let mut f = Findings::default();
         if let Some(e) = self.journal.failure() {
-            f.add(HealthStatus::Critical, format!("store writes are failing: {e}"));
+            f.add(
+                HealthStatus::Critical,
+                format!("store writes are failing: {e}"),
+            );
         }
         if let Some(lock) = st.locks.get_mut(key) {
             let current = lock.lease.as_ref().map(|l| l.acquired_mono);
@@ -107,7 +116,11 @@ impl Inner {
         if counts.1 > 0 {
             f.add(
                 HealthStatus::Warning,
-                format!("{} orphaned heartbeat(s): no update within {}", counts.1, humantime::format_duration(self.settings.heartbeat_timeout)),
+                format!(
+                    "{} orphaned heartbeat(s): no update within {}",
+                    counts.1,
+                    humantime::format_duration(self.settings.heartbeat_timeout)
+                ),
             );
         }
         let rate = heartbeat_failure_rate(counts);

@@ -79,7 +79,10 @@ impl Task {
         } else if self.is_orphaned(now, timeout) {
             "orphaned".into()
         } else {
-            self.record.status.clone().unwrap_or_else(|| "running".into())
+            self.record
+                .status
+                .clone()
+                .unwrap_or_else(|| "running".into())
         }
     }
 }
@@ -102,10 +105,7 @@ impl HeartbeatUpdate {
                 return Err(format!("progress must be within 0..1, got {p}"));
             }
         }
-        for (name, value) in [
-            ("status", &self.status),
-            ("task_name", &self.task_name),
-        ] {
+        for (name, value) in [("status", &self.status), ("task_name", &self.task_name)] {
             if let Some(v) = value {
                 if v.is_empty() || v.len() > 256 {
                     return Err(format!("{name} must be 1..256 characters"));
@@ -164,7 +164,10 @@ impl State {
             self.heartbeat_start(task_id, update, now, fx);
             return;
         };
-        let gap = now.mono.saturating_duration_since(task.last_mono).as_secs_f64();
+        let gap = now
+            .mono
+            .saturating_duration_since(task.last_mono)
+            .as_secs_f64();
         let r = &mut task.record;
         r.updates += 1;
         r.interval_sum += gap;
@@ -258,7 +261,12 @@ impl State {
 
     /// Flags running tasks without a heartbeat within `timeout` as orphaned; returns the
     /// newly orphaned task ids.
-    pub(super) fn orphan_scan(&mut self, now: Now, timeout: Duration, fx: &mut Effects) -> Vec<String> {
+    pub(super) fn orphan_scan(
+        &mut self,
+        now: Now,
+        timeout: Duration,
+        fx: &mut Effects,
+    ) -> Vec<String> {
         let mut newly = Vec::new();
         for (id, task) in self.tasks.iter_mut() {
             if task.record.phase == TaskPhase::Running && task.age(now.mono) > timeout {
@@ -267,12 +275,13 @@ impl State {
                     task_id: id.clone(),
                     record: Some(task.record.clone()),
                 });
-                fx.events.push(events::LedgerEvent::Orphaned(events::TaskOrphaned {
-                    task_id: id.clone(),
-                    task_name: task.record.task_name.clone(),
-                    last_update: task.record.last_update,
-                    seconds_since_heartbeat: task.age(now.mono).as_secs_f64(),
-                }));
+                fx.events
+                    .push(events::LedgerEvent::Orphaned(events::TaskOrphaned {
+                        task_id: id.clone(),
+                        task_name: task.record.task_name.clone(),
+                        last_update: task.record.last_update,
+                        seconds_since_heartbeat: task.age(now.mono).as_secs_f64(),
+                    }));
                 newly.push(id.clone());
             }
         }

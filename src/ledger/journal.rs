@@ -51,12 +51,27 @@ pub struct LockRow {
 /// One change to persist.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Lock { key: String, row: LockRow },
-    History { seq: u64, entry: HistoryEntry },
-    Action { seq: u64, entry: ActionEntry },
+    Lock {
+        key: String,
+        row: LockRow,
+    },
+    History {
+        seq: u64,
+        entry: HistoryEntry,
+    },
+    Action {
+        seq: u64,
+        entry: ActionEntry,
+    },
     /// `None` deletes the task.
-    Task { task_id: String, record: Option<TaskRecord> },
-    LockCounters { key: String, counters: LockCounters },
+    Task {
+        task_id: String,
+        record: Option<TaskRecord>,
+    },
+    LockCounters {
+        key: String,
+        counters: LockCounters,
+    },
     TimeoutCounters(TimeoutCounters),
 }
 
@@ -143,7 +158,10 @@ impl Journal {
     }
 
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Commits everything pending and stops the writer (blocking; call off the runtime).

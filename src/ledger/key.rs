@@ -18,9 +18,7 @@ pub fn check_lock_key(key: &str) -> Result<(), String> {
         return Err("lock key must not be empty".into());
     }
     if key.len() > MAX_KEY_LEN {
-        return Err(format!(
-            "lock key is longer than {MAX_KEY_LEN} characters"
-        ));
+        return Err(format!("lock key is longer than {MAX_KEY_LEN} characters"));
     }
     let Some((kind, id)) = key.split_once(':') else {
         return Err(format!(
@@ -53,7 +51,16 @@ mod tests {
         for good in ["gpu_lock:0", "gpu_lock:12", "model:whisper-large.v3"] {
             assert!(check_lock_key(good).is_ok(), "{good}");
         }
-        for bad in ["", "gpu_lock", "gpu_lock:", ":0", "GPU:0", "gpu lock:0", "a:b:c", "x:ä"] {
+        for bad in [
+            "",
+            "gpu_lock",
+            "gpu_lock:",
+            ":0",
+            "GPU:0",
+            "gpu lock:0",
+            "a:b:c",
+            "x:ä",
+        ] {
             assert!(check_lock_key(bad).is_err(), "{bad}");
         }
         assert!(check_lock_key(&format!("a:{}", "1".repeat(200))).is_err());

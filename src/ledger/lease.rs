@@ -71,7 +71,8 @@ impl Lease {
 
     /// Seconds held so far, on the monotonic clock.
     pub fn age(&self, now: Instant) -> f64 {
-        now.saturating_duration_since(self.acquired_mono).as_secs_f64()
+        now.saturating_duration_since(self.acquired_mono)
+            .as_secs_f64()
     }
 
     pub fn record(&self) -> LeaseRecord {

@@ -64,14 +64,25 @@ pub struct Grant {
 
 /// What an acquire decided under the mutex.
 pub enum AcquireStep {
-    Granted { fencing_token: u64, expires_at: f64, ack: AckRx },
+    Granted {
+        fencing_token: u64,
+        expires_at: f64,
+        ack: AckRx,
+    },
     Busy,
-    Queued { waiter_id: u64, rx: oneshot::Receiver<Grant> },
+    Queued {
+        waiter_id: u64,
+        rx: oneshot::Receiver<Grant>,
+    },
 }
 
 /// The outcome of a renew or release: done, or the token is not the holder's.
 pub enum TokenStep {
-    Done { ack: AckRx, held_seconds: f64, expires_at: f64 },
+    Done {
+        ack: AckRx,
+        held_seconds: f64,
+        expires_at: f64,
+    },
     Stale,
 }
 
@@ -94,8 +105,14 @@ impl State {
             lock.stats.counters.expired_count += 1;
             let row = lock.row();
             let counters = lock.stats.counters.clone();
-            fx.ops.push(Op::Lock { key: key.to_string(), row });
-            fx.ops.push(Op::LockCounters { key: key.to_string(), counters });
+            fx.ops.push(Op::Lock {
+                key: key.to_string(),
+                row,
+            });
+            fx.ops.push(Op::LockCounters {
+                key: key.to_string(),
+                counters,
+            });
             self.timeouts.expired_leases += 1;
             self.timeouts.total_timeouts_detected += 1;
             fx.ops.push(Op::TimeoutCounters(self.timeouts.clone()));
@@ -114,17 +131,21 @@ impl State {
             );
             self.action_push(
                 "lease_expired",
-                lease.task_id.clone().unwrap_or_else(|| lease.holder.clone()),
+                lease
+                    .task_id
+                    .clone()
+                    .unwrap_or_else(|| lease.holder.clone()),
                 true,
                 Some(key),
                 now,
                 fx,
             );
-            fx.events.push(events::LedgerEvent::Expired(events::LockExpired {
-                lock_key: key.to_string(),
-                holder: lease.holder,
-                fencing_token: lease.fencing_token,
-            }));
+            fx.events
+                .push(events::LedgerEvent::Expired(events::LockExpired {
+                    lock_key: key.to_string(),
+                    holder: lease.holder,
+                    fencing_token: lease.fencing_token,
+                }));
         }
         self.hand_off(key, now, fx);
         did_expire
@@ -164,8 +185,11 @@ impl State {
                 // Went away between the check and the send; the token stays unused.
                 continue;
             }
-            fx.wait_seconds
-                .push(now.mono.saturating_duration_since(waiter.since).as_secs_f64());
+            fx.wait_seconds.push(
+                now.mono
+                    .saturating_duration_since(waiter.since)
+                    .as_secs_f64(),
+            );
             self.grant(key, lease, now, fx);
             fx.acks.push(ack_tx);
         }
@@ -185,15 +209,19 @@ impl State {
             fencing_token: Some(lease.fencing_token),
             detail: None,
         };
-        fx.events.push(events::LedgerEvent::Acquired(events::LockAcquired {
-            lock_key: key.to_string(),
-            holder: lease.holder.clone(),
-            fencing_token: lease.fencing_token,
-            expires_at: lease.expires_at,
-        }));
+        fx.events
+            .push(events::LedgerEvent::Acquired(events::LockAcquired {
+                lock_key: key.to_string(),
+                holder: lease.holder.clone(),
+                fencing_token: lease.fencing_token,
+                expires_at: lease.expires_at,
+            }));
         lock.lease = Some(lease);
         let row = lock.row();
-        fx.ops.push(Op::Lock { key: key.to_string(), row });
+        fx.ops.push(Op::Lock {
+            key: key.to_string(),
+            row,
+        });
         self.history_push(entry, fx);
         self.attempt(key, AttemptResult::Success, None, now, fx);
     }
@@ -322,7 +350,10 @@ impl State {
                 let held_seconds = lease.age(now.mono);
                 let expires_at = lease.expires_at;
                 let row = lock.row();
-                fx.ops.push(Op::Lock { key: key.to_string(), row });
+                fx.ops.push(Op::Lock {
+                    key: key.to_string(),
+                    row,
+                });
                 let (ack_tx, ack) = ack_channel();
                 fx.acks.push(ack_tx);
                 TokenStep::Done {
@@ -336,7 +367,13 @@ impl State {
     }
 
     /// Release by the holder's token; the lock goes to the next waiter.
-    pub(super) fn release(&mut self, key: &str, token: u64, now: Now, fx: &mut Effects) -> TokenStep {
+    pub(super) fn release(
+        &mut self,
+        key: &str,
+        token: u64,
+        now: Now,
+        fx: &mut Effects,
+    ) -> TokenStep {
         self.settle(key, now, fx);
         let matches = self
             .locks
@@ -376,7 +413,10 @@ impl State {
             lock.stats.counters.force_released_count += 1;
         }
         let row = lock.row();
-        fx.ops.push(Op::Lock { key: key.to_string(), row });
+        fx.ops.push(Op::Lock {
+            key: key.to_string(),
+            row,
+        });
         fx.ops.push(Op::LockCounters {
             key: key.to_string(),
             counters: lock.stats.counters.clone(),

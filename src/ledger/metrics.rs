@@ -124,7 +124,10 @@ impl StateCollector {
         )
         .expect("valid metric");
         let token = IntGaugeVec::new(
-            Opts::new(GPU_LOCK_FENCING_TOKEN, "Last fencing token issued for the lock"),
+            Opts::new(
+                GPU_LOCK_FENCING_TOKEN,
+                "Last fencing token issued for the lock",
+            ),
             &["lock"],
         )
         .expect("valid metric");

@@ -159,7 +159,9 @@ impl State {
             expires_at: lease.map(|l| l.expires_at),
             ttl_seconds: lease.map(|l| ttl_whole_seconds(l.remaining(now.mono))),
             lock_age: lease.map(|l| l.age(now.mono)),
-            waiters: lock.map_or(0, |l| l.waiters.iter().filter(|w| !w.tx.is_closed()).count()),
+            waiters: lock.map_or(0, |l| {
+                l.waiters.iter().filter(|w| !w.tx.is_closed()).count()
+            }),
         }
     }
 }
@@ -335,7 +337,8 @@ impl Ledger {
         let mut lock_map = BTreeMap::new();
         for key in &keys {
             let row = rows.remove(key);
-            let fencing = FencingCounter::starting_after(row.as_ref().map_or(0, |r| r.fencing_last));
+            let fencing =
+                FencingCounter::starting_after(row.as_ref().map_or(0, |r| r.fencing_last));
             let lease = row
                 .and_then(|r| r.lease)
                 .map(|r| Lease::from_record(r, now.mono, now.unix));
@@ -375,11 +378,16 @@ impl Ledger {
                 st.settle(key, now, fx);
             }
         });
-        let held = ledger.with_state(|st, _, _| st.locks.values().filter(|l| l.lease.is_some()).count());
+        let held =
+            ledger.with_state(|st, _, _| st.locks.values().filter(|l| l.lease.is_some()).count());
         ledger.inner.telemetry.health.set(
             "ledger",
             ComponentStatus::Healthy,
-            format!("{} locks ({held} held), monitor every {}", keys.len(), humantime::format_duration(ledger.inner.settings.check_interval)),
+            format!(
+                "{} locks ({held} held), monitor every {}",
+                keys.len(),
+                humantime::format_duration(ledger.inner.settings.check_interval)
+            ),
         );
         tracing::info!(locks = ?keys, held, "ledger loaded");
         Ok(ledger)
@@ -592,7 +600,13 @@ impl Ledger {
                     // A grant sent just before we left the queue still counts.
                     let raced = seat.rx.take().and_then(|mut rx| rx.try_recv().ok());
                     if raced.is_none() {
-                        st.attempt(&key, AttemptResult::Timeout, Some((holder, "wait timed out")), now, fx);
+                        st.attempt(
+                            &key,
+                            AttemptResult::Timeout,
+                            Some((holder, "wait timed out")),
+                            now,
+                            fx,
+                        );
                     }
                     raced
                 });
@@ -721,7 +735,10 @@ impl Ledger {
             self.await_ack(ack).await?;
         }
         let message = match &lease {
-            Some(l) => format!("lock {key} released (holder {}, token {})", l.holder, l.fencing_token),
+            Some(l) => format!(
+                "lock {key} released (holder {}, token {})",
+                l.holder, l.fencing_token
+            ),
             None => format!("lock {key} is not held"),
         };
         Ok(ForceReleased {
@@ -769,7 +786,11 @@ impl Ledger {
     }
 
     /// `POST /api/v1/heartbeats/{task_id}`: the periodic update (starts unknown tasks).
-    pub fn heartbeat(&self, task_id: &str, update: HeartbeatUpdate) -> Result<serde_json::Value, LedgerError> {
+    pub fn heartbeat(
+        &self,
+        task_id: &str,
+        update: HeartbeatUpdate,
+    ) -> Result<serde_json::Value, LedgerError> {
         check_name("task_id", task_id)?;
         update.check().map_err(LedgerError::InvalidRequest)?;
         Ok(self.with_state(|st, fx, now| {
@@ -784,7 +805,11 @@ impl Ledger {
     }
 
     /// `POST /heartbeat/task/{id}/start`.
-    pub fn heartbeat_start(&self, task_id: &str, update: HeartbeatUpdate) -> Result<(), LedgerError> {
+    pub fn heartbeat_start(
+        &self,
+        task_id: &str,
+        update: HeartbeatUpdate,
+    ) -> Result<(), LedgerError> {
         check_name("task_id", task_id)?;
         update.check().map_err(LedgerError::InvalidRequest)?;
         self.with_state(|st, fx, now| st.heartbeat_start(task_id, update, now, fx));
@@ -832,11 +857,20 @@ impl Ledger {
             loop {
                 attempt += 1;
                 let (tx, rx) = journal::ack_channel();
-                self.inner.journal.submit(if attempt == 1 { Vec::new() } else { ops.clone() }, vec![tx]);
+                self.inner.journal.submit(
+                    if attempt == 1 {
+                        Vec::new()
+                    } else {
+                        ops.clone()
+                    },
+                    vec![tx],
+                );
                 match self.await_ack(rx).await {
                     Ok(()) => break,
                     Err(e) if attempt >= s.max_retry_attempts => return Err(e),
-                    Err(e) => tracing::warn!(error = %e, attempt, "recovery commit failed; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "recovery commit failed; retrying")
+                    }
                 }
             }
         }
@@ -880,7 +914,8 @@ impl Ledger {
                 return false;
             }
             mark_monitor(st, running, now);
-            fx.events.push(LedgerEvent::Monitor(events::MonitorToggled { running }));
+            fx.events
+                .push(LedgerEvent::Monitor(events::MonitorToggled { running }));
             true
         });
         if changed {
@@ -950,7 +985,10 @@ impl Inner {
             e.emit(&self.telemetry.events);
         }
         for a in &fx.attempts {
-            self.metrics.acquisitions.with_label_values(&[a.label()]).inc();
+            self.metrics
+                .acquisitions
+                .with_label_values(&[a.label()])
+                .inc();
         }
         for w in &fx.wait_seconds {
             self.metrics.wait_seconds.observe(*w);

@@ -133,14 +133,23 @@ impl LockStats {
             // Less than an hour of monotonic time exists: everything is inside the window.
             return self.held_seconds_since(None, now, current) / HOLD_WINDOW.as_secs_f64();
         };
-        while self.holds.front().is_some_and(|(_, end)| *end <= window_start) {
+        while self
+            .holds
+            .front()
+            .is_some_and(|(_, end)| *end <= window_start)
+        {
             self.holds.pop_front();
         }
         (self.held_seconds_since(Some(window_start), now, current) / HOLD_WINDOW.as_secs_f64())
             .min(1.0)
     }
 
-    fn held_seconds_since(&self, from: Option<Instant>, now: Instant, current: Option<Instant>) -> f64 {
+    fn held_seconds_since(
+        &self,
+        from: Option<Instant>,
+        now: Instant,
+        current: Option<Instant>,
+    ) -> f64 {
         let clip = |start: Instant, end: Instant| {
             let start = from.map_or(start, |f| start.max(f));
             end.saturating_duration_since(start).as_secs_f64()
@@ -179,7 +188,10 @@ mod tests {
         let t0 = Instant::now();
         let now = t0 + Duration::from_secs(7200);
         // 30 min closed hold inside the window, 20 min current hold.
-        s.record_hold(now - Duration::from_secs(3000), now - Duration::from_secs(1200));
+        s.record_hold(
+            now - Duration::from_secs(3000),
+            now - Duration::from_secs(1200),
+        );
         let f = s.held_fraction_last_hour(now, Some(now - Duration::from_secs(1200)));
         assert!((f - 0.8333).abs() < 0.01, "{f}");
         assert_eq!(s.counters.completed_holds, 1);

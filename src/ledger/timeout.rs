@@ -142,12 +142,20 @@ impl State {
             self.timeouts.tasks_recovered += 1;
             self.timeouts.resources_released += 1;
             fx.ops.push(Op::TimeoutCounters(self.timeouts.clone()));
-            self.action_push("timeout_recovery", task_id.clone(), true, Some(&key), now, fx);
-            fx.events.push(events::LedgerEvent::Recovered(events::TaskRecovered {
-                task_id: task_id.clone(),
-                lock_key: key.clone(),
-                fencing_token: lease.fencing_token,
-            }));
+            self.action_push(
+                "timeout_recovery",
+                task_id.clone(),
+                true,
+                Some(&key),
+                now,
+                fx,
+            );
+            fx.events
+                .push(events::LedgerEvent::Recovered(events::TaskRecovered {
+                    task_id: task_id.clone(),
+                    lock_key: key.clone(),
+                    fencing_token: lease.fencing_token,
+                }));
             fx.recoveries += 1;
             report.actions_taken.push(format!(
                 "force-released {key} held by orphaned task {task_id}"

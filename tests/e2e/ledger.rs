@@ -28,7 +28,12 @@ async fn get(k: &Keel, path: &str) -> (u16, Value) {
 }
 
 async fn post(k: &Keel, path: &str, body: Value) -> (u16, Value) {
-    let r = client().post(k.url(path)).json(&body).send().await.expect("POST");
+    let r = client()
+        .post(k.url(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -75,18 +80,33 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     .await;
 
     // Worker sequence: w1 takes gpu_lock:0, w2 is refused, w1 releases, w2 takes it.
-    let (s, a) = acquire(&k, "gpu_lock:0", json!({"holder": "ffmpeg.extract_audio", "task_id": "extract-001", "ttl_seconds": 600})).await;
+    let (s, a) = acquire(
+        &k,
+        "gpu_lock:0",
+        json!({"holder": "ffmpeg.extract_audio", "task_id": "extract-001", "ttl_seconds": 600}),
+    )
+    .await;
     assert_eq!(s, 200, "{a}");
     assert_eq!(a["acquired"], true);
     let t1 = a["fencing_token"].as_u64().unwrap();
     assert!(is_unix_time(&a["expires_at"]));
-    let (s, busy) = acquire(&k, "gpu_lock:0", json!({"holder": "faster_whisper.transcribe_audio", "ttl_seconds": 600})).await;
+    let (s, busy) = acquire(
+        &k,
+        "gpu_lock:0",
+        json!({"holder": "faster_whisper.transcribe_audio", "ttl_seconds": 600}),
+    )
+    .await;
     assert_eq!(s, 409, "{busy}");
     assert_eq!(busy["acquired"], false);
     assert_eq!(busy["lock_holder"], "ffmpeg.extract_audio");
     assert!(busy["ttl_seconds"].as_u64().unwrap() > 0);
     assert_eq!(busy["error"]["type"], "lock_held");
-    let (s, r) = post(&k, "/api/v1/locks/gpu_lock:0/release", json!({"fencing_token": t1})).await;
+    let (s, r) = post(
+        &k,
+        "/api/v1/locks/gpu_lock:0/release",
+        json!({"fencing_token": t1}),
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["released"], true);
     let (s, a2) = acquire(&k, "gpu_lock:0", json!({"holder": "faster_whisper.transcribe_audio", "task_id": "whisper-002", "ttl_seconds": 3000})).await;
@@ -94,19 +114,46 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     let t2 = a2["fencing_token"].as_u64().unwrap();
     assert!(t2 > t1);
     // Renew by the holder.
-    let (s, rn) = post(&k, "/api/v1/locks/gpu_lock:0/renew", json!({"fencing_token": t2, "ttl_seconds": 3000})).await;
+    let (s, rn) = post(
+        &k,
+        "/api/v1/locks/gpu_lock:0/renew",
+        json!({"fencing_token": t2, "ttl_seconds": 3000}),
+    )
+    .await;
     assert_eq!(s, 200, "{rn}");
     assert_eq!(rn["renewed"], true);
 
     // Heartbeats: one running task with progress, one stopped.
-    let (s, _) = post(&k, &format!("{M}/heartbeat/task/whisper-002/start"), json!({"task_name": "faster_whisper.transcribe_audio", "gpu_lock": "gpu_lock:0"})).await;
+    let (s, _) = post(
+        &k,
+        &format!("{M}/heartbeat/task/whisper-002/start"),
+        json!({"task_name": "faster_whisper.transcribe_audio", "gpu_lock": "gpu_lock:0"}),
+    )
+    .await;
     assert_eq!(s, 200);
-    let (s, hb) = post(&k, "/api/v1/heartbeats/whisper-002", json!({"progress": 0.65})).await;
+    let (s, hb) = post(
+        &k,
+        "/api/v1/heartbeats/whisper-002",
+        json!({"progress": 0.65}),
+    )
+    .await;
     assert_eq!(s, 200, "{hb}");
-    let (s, st) = post(&k, &format!("{M}/heartbeat/task/extract-001/start"), json!({"task_name": "ffmpeg.extract_audio"})).await;
+    let (s, st) = post(
+        &k,
+        &format!("{M}/heartbeat/task/extract-001/start"),
+        json!({"task_name": "ffmpeg.extract_audio"}),
+    )
+    .await;
     assert_eq!(s, 200);
-    assert_eq!(st, json!({"message": "heartbeat started for task extract-001", "success": true, "task_id": "extract-001"}));
-    let r = client().delete(k.url(&format!("{M}/heartbeat/task/extract-001"))).send().await.unwrap();
+    assert_eq!(
+        st,
+        json!({"message": "heartbeat started for task extract-001", "success": true, "task_id": "extract-001"})
+    );
+    let r = client()
+        .delete(k.url(&format!("{M}/heartbeat/task/extract-001")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let stop: Value = r.json().await.unwrap();
     assert_eq!(stop["success"], true);
@@ -133,10 +180,24 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     let hist = st["recent_history"].as_array().unwrap();
     let actions: Vec<(&str, bool)> = hist
         .iter()
-        .map(|e| (e["action"].as_str().unwrap(), e["success"].as_bool().unwrap()))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["success"].as_bool().unwrap(),
+            )
+        })
         .collect();
     // Newest first: acquire(w2), release(w1), failed acquire(w2), acquire(w1).
-    assert_eq!(actions, vec![("acquire", true), ("release", true), ("acquire", false), ("acquire", true)], "{st}");
+    assert_eq!(
+        actions,
+        vec![
+            ("acquire", true),
+            ("release", true),
+            ("acquire", false),
+            ("acquire", true)
+        ],
+        "{st}"
+    );
     assert_eq!(hist[0]["task_name"], "faster_whisper.transcribe_audio");
     assert!(is_unix_time(&hist[0]["timestamp"]));
     assert_eq!(st["lock_type"], "GPU_LOCK");
@@ -185,7 +246,10 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     assert_eq!(ms["monitor_stats"]["tasks_monitored"], 1);
     assert_eq!(ms["monitor_stats"]["timeouts_detected"], 0);
     assert_eq!(ms["monitor_stats"]["tasks_recovered"], 0);
-    assert_eq!(ms["config"], json!({"check_interval": 3600, "gpu_timeout": 300, "heartbeat_timeout": 120, "enabled": true, "auto_recovery": true}));
+    assert_eq!(
+        ms["config"],
+        json!({"check_interval": 3600, "gpu_timeout": 300, "heartbeat_timeout": 120, "enabled": true, "auto_recovery": true})
+    );
     assert_eq!(ms["is_running"], true);
     assert!(ms["uptime"].as_f64().unwrap() >= 0.0);
 
@@ -196,7 +260,10 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     assert_eq!(mh["metrics"]["check_frequency"], "1h");
     assert_eq!(mh["metrics"]["gpu_lock_coverage"], "100%");
     assert_eq!(mh["metrics"]["task_monitoring_coverage"], "100%");
-    assert!(mh["metrics"]["avg_response_time"].as_str().unwrap().ends_with("ms"));
+    assert!(mh["metrics"]["avg_response_time"]
+        .as_str()
+        .unwrap()
+        .ends_with("ms"));
     assert!(is_unix_time(&mh["timestamp"]));
 
     // 7. GET /heartbeat/task/{id}: running, stopped, unknown
@@ -205,7 +272,10 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     assert_eq!(t["heartbeat_exists"], true);
     assert_eq!(t["is_registered"], true);
     assert_eq!(t["status"], "running");
-    assert_eq!(t["heartbeat_data"]["task_name"], "faster_whisper.transcribe_audio");
+    assert_eq!(
+        t["heartbeat_data"]["task_name"],
+        "faster_whisper.transcribe_audio"
+    );
     assert_eq!(t["heartbeat_data"]["gpu_lock"], "gpu_lock:0");
     assert_eq!(t["heartbeat_data"]["progress"], 0.65);
     assert!(is_unix_time(&t["heartbeat_data"]["start_time"]));
@@ -222,14 +292,27 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
 
     // 8. GET /heartbeat/all
     let (_, all) = get(&k, &format!("{M}/heartbeat/all")).await;
-    assert_eq!(all["active_tasks"]["whisper-002"]["task_name"], "faster_whisper.transcribe_audio");
+    assert_eq!(
+        all["active_tasks"]["whisper-002"]["task_name"],
+        "faster_whisper.transcribe_audio"
+    );
     assert_eq!(all["active_tasks"]["whisper-002"]["status"], "running");
-    assert!(is_unix_time(&all["active_tasks"]["whisper-002"]["last_update"]));
+    assert!(is_unix_time(
+        &all["active_tasks"]["whisper-002"]["last_update"]
+    ));
     assert_eq!(all["dead_tasks"].as_array().unwrap().len(), 1);
     assert_eq!(all["dead_tasks"][0]["task_id"], "extract-001");
     assert_eq!(all["orphaned_tasks"], json!([]));
     let s8 = &all["statistics"];
-    assert_eq!((s8["total_tasks"].as_u64(), s8["active_count"].as_u64(), s8["dead_count"].as_u64(), s8["orphaned_count"].as_u64()), (Some(2), Some(1), Some(1), Some(0)));
+    assert_eq!(
+        (
+            s8["total_tasks"].as_u64(),
+            s8["active_count"].as_u64(),
+            s8["dead_count"].as_u64(),
+            s8["orphaned_count"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1), Some(0))
+    );
     assert!(s8["average_heartbeat_interval"].as_f64().unwrap() >= 0.0);
     assert!(is_unix_time(&all["timestamp"]));
 
@@ -240,7 +323,14 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     assert_eq!(ts["timeout_stats"]["resources_released"], 0);
     assert_eq!(ts["timeout_stats"]["current_timeouts"], 0);
     assert_eq!(ts["action_history"], json!([]));
-    assert_eq!(ts["configured_actions"], json!(["force_release_gpu_lock", "update_task_status", "log_timeout_event"]));
+    assert_eq!(
+        ts["configured_actions"],
+        json!([
+            "force_release_gpu_lock",
+            "update_task_status",
+            "log_timeout_event"
+        ])
+    );
     assert!(is_unix_time(&ts["timestamp"]));
 
     // 13. GET /timeout/config
@@ -253,7 +343,12 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     assert!(is_unix_time(&tc["timestamp"]));
 
     // 14. POST /timeout/check (admin)
-    let (s, _) = post(&k, &format!("{M}/timeout/check?lock_key=gpu_lock:0"), json!({})).await;
+    let (s, _) = post(
+        &k,
+        &format!("{M}/timeout/check?lock_key=gpu_lock:0"),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, 401);
     let (s, chk) = admin_post(&k, &format!("{M}/timeout/check?lock_key=gpu_lock:0"), None).await;
     assert_eq!(s, 200, "{chk}");
@@ -277,32 +372,67 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     assert_eq!(sx["heartbeat"]["dead_tasks"], 1);
     assert_eq!(sx["heartbeat"]["orphaned_tasks"], 0);
     assert!(sx["heartbeat"]["average_interval"].is_number());
-    assert_eq!(sx["timeout"], json!({"total_timeouts": 0, "tasks_recovered": 0, "resources_released": 0}));
+    assert_eq!(
+        sx["timeout"],
+        json!({"total_timeouts": 0, "tasks_recovered": 0, "resources_released": 0})
+    );
 
     // 17. GET /health
     let (_, hh) = get(&k, &format!("{M}/health")).await;
     assert_eq!(hh["status"], "healthy", "{hh}");
     assert_eq!(hh["issues"], json!([]));
     assert_eq!(hh["components"]["monitor"]["status"], "healthy");
-    assert_eq!(hh["components"]["monitor"]["metrics"]["check_frequency"], "1h");
+    assert_eq!(
+        hh["components"]["monitor"]["metrics"]["check_frequency"],
+        "1h"
+    );
     assert!(is_unix_time(&hh["components"]["monitor"]["timestamp"]));
     assert_eq!(hh["components"]["heartbeat"]["total_tasks"], 2);
     assert_eq!(hh["components"]["heartbeat"]["active_count"], 1);
-    assert_eq!(hh["components"]["heartbeat"]["failure_rate"].as_f64(), Some(0.0));
+    assert_eq!(
+        hh["components"]["heartbeat"]["failure_rate"].as_f64(),
+        Some(0.0)
+    );
     assert!(is_unix_time(&hh["timestamp"]));
 
     // 15. POST /lock/release (admin; audited; invalidates the token)
-    let (s, _) = post(&k, &format!("{M}/lock/release"), json!({"lock_key": "gpu_lock:0"})).await;
+    let (s, _) = post(
+        &k,
+        &format!("{M}/lock/release"),
+        json!({"lock_key": "gpu_lock:0"}),
+    )
+    .await;
     assert_eq!(s, 401);
-    let (s, fr) = admin_post(&k, &format!("{M}/lock/release"), Some(json!({"lock_key": "gpu_lock:0"}))).await;
+    let (s, fr) = admin_post(
+        &k,
+        &format!("{M}/lock/release"),
+        Some(json!({"lock_key": "gpu_lock:0"})),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(fr["success"], true);
-    assert_eq!(fr["message"].as_str().unwrap().starts_with("lock gpu_lock:0 released"), true, "{fr}");
+    assert!(
+        fr["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("lock gpu_lock:0 released"),
+        "{fr}"
+    );
     assert_eq!(fr["lock_key"], "gpu_lock:0");
     assert_eq!(fr["task_name"], "manual");
-    let (_, again) = admin_post(&k, &format!("{M}/lock/release"), Some(json!({"lock_key": "gpu_lock:0", "task_name": "ops"}))).await;
+    let (_, again) = admin_post(
+        &k,
+        &format!("{M}/lock/release"),
+        Some(json!({"lock_key": "gpu_lock:0", "task_name": "ops"})),
+    )
+    .await;
     assert_eq!(again["success"], false);
-    let (s, _) = admin_post(&k, &format!("{M}/lock/release"), Some(json!({"lock_key": "nope"}))).await;
+    let (s, _) = admin_post(
+        &k,
+        &format!("{M}/lock/release"),
+        Some(json!({"lock_key": "nope"})),
+    )
+    .await;
     assert_eq!(s, 400);
     let (_, st) = get(&k, &format!("{M}/gpu-lock/status")).await;
     assert_eq!(st["recent_history"][0]["action"], "force_release");
@@ -311,7 +441,12 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     assert_eq!(st["recent_history"][1]["action"], "force_release");
     assert_eq!(st["recent_history"][1]["task_name"], "manual");
     assert_eq!(st["recent_history"][1]["fencing_token"], t2);
-    let (s, stale) = post(&k, "/api/v1/locks/gpu_lock:0/renew", json!({"fencing_token": t2, "ttl_seconds": 10})).await;
+    let (s, stale) = post(
+        &k,
+        "/api/v1/locks/gpu_lock:0/renew",
+        json!({"fencing_token": t2, "ttl_seconds": 10}),
+    )
+    .await;
     assert_eq!(s, 409, "{stale}");
     assert_eq!(stale["renewed"], false);
     assert_eq!(stale["error"]["type"], "stale_token");
@@ -335,18 +470,34 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     let (_, mh) = get(&k, &format!("{M}/monitor/health")).await;
     assert_eq!(mh["status"], "warning");
     let (_, start) = admin_post(&k, &format!("{M}/monitor/start"), None).await;
-    assert_eq!(start, json!({"message": "monitor started", "success": true}));
+    assert_eq!(
+        start,
+        json!({"message": "monitor started", "success": true})
+    );
     let (_, ms) = get(&k, &format!("{M}/monitor/status")).await;
     assert_eq!(ms["is_running"], true);
 
     // The worker API's list.
     let (_, locks) = get(&k, "/api/v1/locks").await;
-    let l0 = locks["locks"].as_array().unwrap().iter().find(|l| l["lock_key"] == "gpu_lock:0").unwrap().clone();
+    let l0 = locks["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["lock_key"] == "gpu_lock:0")
+        .unwrap()
+        .clone();
     assert_eq!(l0["is_locked"], false);
     assert_eq!(l0["last_fencing_token"], t2);
 
     // Metrics.
-    let text = client().get(k.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = client()
+        .get(k.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for needle in [
         "keel_gpu_lock_held{lock=\"gpu_lock:0\"} 0",
         &format!("keel_gpu_lock_fencing_token{{lock=\"gpu_lock:0\"}} {t2}"),
@@ -360,7 +511,10 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     }
     // The stopped (and cleaned) task left the heartbeat gauge.
     assert!(!text.contains("task=\"extract-001\""));
-    k.log().contains("lock.force_released").then_some(()).expect("force-release event logged");
+    assert!(
+        k.log().contains("lock.force_released"),
+        "force-release event logged"
+    );
 }
 
 #[tokio::test]
@@ -379,12 +533,21 @@ async fn bad_input_is_400_and_unknown_lock_404() {
     for body in cases {
         let (s, r) = acquire(&k, "gpu_lock:0", body.clone()).await;
         assert_eq!(s, 400, "{body} -> {r}");
-        assert!(r["error"]["type"].is_string() && r["error"]["message"].is_string(), "{r}");
+        assert!(
+            r["error"]["type"].is_string() && r["error"]["message"].is_string(),
+            "{r}"
+        );
     }
     let (s, r) = acquire(&k, "gpu_lock", json!({"holder": "w"})).await;
-    assert_eq!((s, r["error"]["type"].as_str()), (400, Some("invalid_lock_key")));
+    assert_eq!(
+        (s, r["error"]["type"].as_str()),
+        (400, Some("invalid_lock_key"))
+    );
     let (s, r) = acquire(&k, "gpu_lock:9", json!({"holder": "w"})).await;
-    assert_eq!((s, r["error"]["type"].as_str()), (404, Some("unknown_lock")));
+    assert_eq!(
+        (s, r["error"]["type"].as_str()),
+        (404, Some("unknown_lock"))
+    );
     let (s, _) = post(&k, "/api/v1/heartbeats/t", json!({"progress": 2.0})).await;
     assert_eq!(s, 400);
     let (s, _) = post(&k, "/api/v1/heartbeats/t", json!({"bogus": 1})).await;
@@ -402,28 +565,53 @@ async fn lease_expires_without_the_monitor_and_stale_token_is_refused() {
     let k = Keel::start(ledger_spec("monitor_enabled = false")).await;
     let (_, ms) = get(&k, &format!("{M}/monitor/status")).await;
     assert_eq!(ms["is_running"], false);
-    let (s, a) = acquire(&k, "gpu_lock:0", json!({"holder": "short", "ttl_seconds": 0.5})).await;
+    let (s, a) = acquire(
+        &k,
+        "gpu_lock:0",
+        json!({"holder": "short", "ttl_seconds": 0.5}),
+    )
+    .await;
     assert_eq!(s, 200);
     let old = a["fencing_token"].as_u64().unwrap();
     // A queued acquire gets the lock when the lease runs out — nobody released it and no
     // monitor runs.
-    let (s, b) = acquire(&k, "gpu_lock:0", json!({"holder": "next", "ttl_seconds": 60, "wait_seconds": 60})).await;
+    let (s, b) = acquire(
+        &k,
+        "gpu_lock:0",
+        json!({"holder": "next", "ttl_seconds": 60, "wait_seconds": 60}),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["fencing_token"].as_u64().unwrap(), old + 1);
     for path in ["renew", "release"] {
-        let (s, r) = post(&k, &format!("/api/v1/locks/gpu_lock:0/{path}"), json!({"fencing_token": old})).await;
+        let (s, r) = post(
+            &k,
+            &format!("/api/v1/locks/gpu_lock:0/{path}"),
+            json!({"fencing_token": old}),
+        )
+        .await;
         assert_eq!(s, 409, "{path}: {r}");
         assert_eq!(r["error"]["type"], "stale_token");
         assert_eq!(r["lock_holder"], "next");
         assert_eq!(r["fencing_token"], old + 1);
     }
     let (_, st) = get(&k, &format!("{M}/gpu-lock/status")).await;
-    let actions: Vec<&str> = st["recent_history"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = st["recent_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, vec!["acquire", "timeout", "acquire"], "{st}");
     assert_eq!(st["statistics"]["expired_count"], 1);
 
     // An immediate acquire after a TTL passes succeeds at once, also without waiters.
-    let (_, r) = post(&k, "/api/v1/locks/gpu_lock:0/release", json!({"fencing_token": old + 1})).await;
+    let (_, r) = post(
+        &k,
+        "/api/v1/locks/gpu_lock:0/release",
+        json!({"fencing_token": old + 1}),
+    )
+    .await;
     assert_eq!(r["released"], true);
     let (_, c) = acquire(&k, "gpu_lock:0", json!({"holder": "c", "ttl_seconds": 0.2})).await;
     let c_token = c["fencing_token"].as_u64().unwrap();
@@ -435,8 +623,18 @@ async fn lease_expires_without_the_monitor_and_stale_token_is_refused() {
     assert_eq!(d["fencing_token"].as_u64().unwrap(), c_token + 1);
     let (_, ts) = get(&k, &format!("{M}/timeout/status")).await;
     assert_eq!(ts["timeout_stats"]["total_timeouts_detected"], 2);
-    let text = client().get(k.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("keel_ledger_timeouts_total{kind=\"lease_expired\"} 2"), "{text}");
+    let text = client()
+        .get(k.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("keel_ledger_timeouts_total{kind=\"lease_expired\"} 2"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -458,7 +656,12 @@ async fn waiters_are_served_fifo_and_a_disconnected_waiter_leaves_the_queue() {
     for (i, name) in ["B", "C", "D"].into_iter().enumerate() {
         let k2 = k.clone();
         handles.push(tokio::spawn(async move {
-            acquire(&k2, "gpu_lock:0", json!({"holder": name, "ttl_seconds": 300, "wait_seconds": 120})).await
+            acquire(
+                &k2,
+                "gpu_lock:0",
+                json!({"holder": name, "ttl_seconds": 300, "wait_seconds": 120}),
+            )
+            .await
         }));
         waiters(i as u64 + 1).await;
     }
@@ -468,20 +671,35 @@ async fn waiters_are_served_fifo_and_a_disconnected_waiter_leaves_the_queue() {
     let _ = c.await;
     waiters(2).await;
     // Release A: B is next, then D.
-    let (_, r) = post(&k, "/api/v1/locks/gpu_lock:0/release", json!({"fencing_token": ta})).await;
+    let (_, r) = post(
+        &k,
+        "/api/v1/locks/gpu_lock:0/release",
+        json!({"fencing_token": ta}),
+    )
+    .await;
     assert_eq!(r["released"], true);
     let (s, b) = handles.remove(0).await.unwrap();
     assert_eq!(s, 200);
     assert_eq!(b["holder"], "B");
     assert_eq!(b["fencing_token"], ta + 1);
-    let (_, r) = post(&k, "/api/v1/locks/gpu_lock:0/release", json!({"fencing_token": ta + 1})).await;
+    let (_, r) = post(
+        &k,
+        "/api/v1/locks/gpu_lock:0/release",
+        json!({"fencing_token": ta + 1}),
+    )
+    .await;
     assert_eq!(r["released"], true);
     let (s, d) = handles.remove(0).await.unwrap();
     assert_eq!(s, 200);
     assert_eq!(d["holder"], "D");
     assert_eq!(d["fencing_token"], ta + 2);
     // A waiter whose wait runs out gets 409 with the holder, counted as a timeout.
-    let (s, e) = acquire(&k, "gpu_lock:0", json!({"holder": "E", "ttl_seconds": 10, "wait_seconds": 0.3})).await;
+    let (s, e) = acquire(
+        &k,
+        "gpu_lock:0",
+        json!({"holder": "E", "ttl_seconds": 10, "wait_seconds": 0.3}),
+    )
+    .await;
     assert_eq!(s, 409);
     assert_eq!(e["lock_holder"], "D");
     assert_eq!(e["reason"], "wait_timeout");
@@ -491,8 +709,16 @@ async fn waiters_are_served_fifo_and_a_disconnected_waiter_leaves_the_queue() {
 
 #[tokio::test]
 async fn orphaned_task_is_detected_and_its_lock_recovered() {
-    let k = Keel::start(ledger_spec("check_interval = \"200ms\"\nheartbeat_timeout = \"1s\"")).await;
-    let (s, _) = post(&k, "/api/v1/heartbeats/zombie-003", json!({"task_name": "faster_whisper.transcribe_audio", "gpu_lock": "gpu_lock:0"})).await;
+    let k = Keel::start(ledger_spec(
+        "check_interval = \"200ms\"\nheartbeat_timeout = \"1s\"",
+    ))
+    .await;
+    let (s, _) = post(
+        &k,
+        "/api/v1/heartbeats/zombie-003",
+        json!({"task_name": "faster_whisper.transcribe_audio", "gpu_lock": "gpu_lock:0"}),
+    )
+    .await;
     assert_eq!(s, 200);
     let (_, a) = acquire(&k, "gpu_lock:0", json!({"holder": "faster_whisper.transcribe_audio", "task_id": "zombie-003", "ttl_seconds": 3600})).await;
     let token = a["fencing_token"].as_u64().unwrap();
@@ -508,11 +734,21 @@ async fn orphaned_task_is_detected_and_its_lock_recovered() {
     assert_eq!(hist[0]["result"], "success");
     assert_eq!(hist[1]["action"], "task_orphaned");
     assert_eq!(ts["timeout_stats"]["resources_released"], 1);
-    assert!(ts["timeout_stats"]["total_timeouts_detected"].as_u64().unwrap() >= 1);
+    assert!(
+        ts["timeout_stats"]["total_timeouts_detected"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     let (_, st) = get(&k, &format!("{M}/gpu-lock/status")).await;
     assert_eq!(st["is_locked"], false);
     assert_eq!(st["recent_history"][0]["action"], "timeout_recovery");
-    let (s, _) = post(&k, "/api/v1/locks/gpu_lock:0/renew", json!({"fencing_token": token})).await;
+    let (s, _) = post(
+        &k,
+        "/api/v1/locks/gpu_lock:0/renew",
+        json!({"fencing_token": token}),
+    )
+    .await;
     assert_eq!(s, 409);
     let (_, all) = get(&k, &format!("{M}/heartbeat/all")).await;
     assert_eq!(all["orphaned_tasks"][0]["task_id"], "zombie-003");
@@ -522,14 +758,31 @@ async fn orphaned_task_is_detected_and_its_lock_recovered() {
     assert_eq!(t["is_running"], false);
     let (_, hh) = get(&k, &format!("{M}/health")).await;
     assert_eq!(hh["status"], "warning");
-    assert_eq!(hh["components"]["heartbeat"]["failure_rate"].as_f64(), Some(1.0));
-    assert!(hh["issues"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().contains("heartbeat failure rate too high")), "{hh}");
+    assert_eq!(
+        hh["components"]["heartbeat"]["failure_rate"].as_f64(),
+        Some(1.0)
+    );
+    assert!(
+        hh["issues"].as_array().unwrap().iter().any(|i| i
+            .as_str()
+            .unwrap()
+            .contains("heartbeat failure rate too high")),
+        "{hh}"
+    );
     let (_, ms) = get(&k, &format!("{M}/monitor/status")).await;
     assert_eq!(ms["monitor_stats"]["tasks_recovered"], 1);
     let log = k.log();
-    assert!(log.contains("task.orphaned") && log.contains("task.recovered"), "{log}");
+    assert!(
+        log.contains("task.orphaned") && log.contains("task.recovered"),
+        "{log}"
+    );
     // A late heartbeat brings the task back; cleanup then leaves it alone.
-    post(&k, "/api/v1/heartbeats/zombie-003", json!({"progress": 0.9})).await;
+    post(
+        &k,
+        "/api/v1/heartbeats/zombie-003",
+        json!({"progress": 0.9}),
+    )
+    .await;
     let (_, t) = get(&k, &format!("{M}/heartbeat/task/zombie-003")).await;
     assert_eq!(t["status"], "running");
 }
@@ -538,11 +791,31 @@ async fn orphaned_task_is_detected_and_its_lock_recovered() {
 async fn restart_keeps_locks_history_and_token_counters_also_after_kill_9() {
     let mut k = Keel::start(ledger_spec("locks = [\"gpu_lock:0\", \"gpu_lock:1\"]")).await;
     let (_, a) = acquire(&k, "gpu_lock:0", json!({"holder": "w1", "ttl_seconds": 5})).await;
-    let (_, r) = post(&k, "/api/v1/locks/gpu_lock:0/release", json!({"fencing_token": a["fencing_token"]})).await;
+    let (_, r) = post(
+        &k,
+        "/api/v1/locks/gpu_lock:0/release",
+        json!({"fencing_token": a["fencing_token"]}),
+    )
+    .await;
     assert_eq!(r["released"], true);
-    let (_, b) = acquire(&k, "gpu_lock:0", json!({"holder": "w2", "ttl_seconds": 3600})).await;
-    let (_, c) = acquire(&k, "gpu_lock:1", json!({"holder": "w3", "ttl_seconds": 3600})).await;
-    admin_post(&k, &format!("{M}/lock/release"), Some(json!({"lock_key": "gpu_lock:1"}))).await;
+    let (_, b) = acquire(
+        &k,
+        "gpu_lock:0",
+        json!({"holder": "w2", "ttl_seconds": 3600}),
+    )
+    .await;
+    let (_, c) = acquire(
+        &k,
+        "gpu_lock:1",
+        json!({"holder": "w3", "ttl_seconds": 3600}),
+    )
+    .await;
+    admin_post(
+        &k,
+        &format!("{M}/lock/release"),
+        Some(json!({"lock_key": "gpu_lock:1"})),
+    )
+    .await;
     let history_before = get(&k, &format!("{M}/gpu-lock/status")).await.1["recent_history"].clone();
 
     for crash in [false, true] {
@@ -560,23 +833,45 @@ async fn restart_keeps_locks_history_and_token_counters_also_after_kill_9() {
         assert_eq!(st["expires_at"], b["expires_at"], "absolute expiry kept");
         assert_eq!(st["recent_history"], history_before, "crash={crash}");
         // The force-released token stays dead and the counter moves on.
-        let (s, _) = post(&k, "/api/v1/locks/gpu_lock:1/release", json!({"fencing_token": c["fencing_token"]})).await;
+        let (s, _) = post(
+            &k,
+            "/api/v1/locks/gpu_lock:1/release",
+            json!({"fencing_token": c["fencing_token"]}),
+        )
+        .await;
         assert_eq!(s, 409);
     }
     let (_, d) = acquire(&k, "gpu_lock:1", json!({"holder": "w4", "ttl_seconds": 60})).await;
-    assert_eq!(d["fencing_token"].as_u64().unwrap(), c["fencing_token"].as_u64().unwrap() + 1);
+    assert_eq!(
+        d["fencing_token"].as_u64().unwrap(),
+        c["fencing_token"].as_u64().unwrap() + 1
+    );
     // kill -9 right after an acknowledged acquire: it is there after the restart.
     k.kill9().await;
     k.spawn();
     k.wait_ready().await;
     let (_, l) = get(&k, "/api/v1/locks").await;
-    let l1 = l["locks"].as_array().unwrap().iter().find(|x| x["lock_key"] == "gpu_lock:1").unwrap().clone();
+    let l1 = l["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["lock_key"] == "gpu_lock:1")
+        .unwrap()
+        .clone();
     assert_eq!(l1["lock_holder"], "w4");
     assert_eq!(l1["fencing_token"], d["fencing_token"]);
-    let (_, e) = admin_post(&k, &format!("{M}/lock/release"), Some(json!({"lock_key": "gpu_lock:1"}))).await;
+    let (_, e) = admin_post(
+        &k,
+        &format!("{M}/lock/release"),
+        Some(json!({"lock_key": "gpu_lock:1"})),
+    )
+    .await;
     assert_eq!(e["success"], true);
     let (_, f) = acquire(&k, "gpu_lock:1", json!({"holder": "w5", "ttl_seconds": 60})).await;
-    assert_eq!(f["fencing_token"].as_u64().unwrap(), d["fencing_token"].as_u64().unwrap() + 1);
+    assert_eq!(
+        f["fencing_token"].as_u64().unwrap(),
+        d["fencing_token"].as_u64().unwrap() + 1
+    );
     k.stop().await;
 }
 
@@ -591,7 +886,12 @@ async fn many_acquirers_one_lock_exactly_one_holder_at_a_time() {
         tasks.push(tokio::spawn(async move {
             let mut tokens = Vec::new();
             for _ in 0..8 {
-                let (s, a) = acquire(&k, "gpu_lock:0", json!({"holder": format!("w{w}"), "ttl_seconds": 120, "wait_seconds": 120})).await;
+                let (s, a) = acquire(
+                    &k,
+                    "gpu_lock:0",
+                    json!({"holder": format!("w{w}"), "ttl_seconds": 120, "wait_seconds": 120}),
+                )
+                .await;
                 assert_eq!(s, 200, "{a}");
                 let token = a["fencing_token"].as_u64().unwrap();
                 // Overlap detection: nobody else may be inside between our grant and release.
@@ -600,9 +900,18 @@ async fn many_acquirers_one_lock_exactly_one_holder_at_a_time() {
                 }
                 tokio::task::yield_now().await;
                 let (_, st) = get(&k, &format!("{M}/gpu-lock/status")).await;
-                assert_eq!(st["fencing_token"].as_u64(), Some(token), "the ledger agrees who holds it");
+                assert_eq!(
+                    st["fencing_token"].as_u64(),
+                    Some(token),
+                    "the ledger agrees who holds it"
+                );
                 inside.fetch_sub(1, Ordering::SeqCst);
-                let (s, r) = post(&k, "/api/v1/locks/gpu_lock:0/release", json!({"fencing_token": token})).await;
+                let (s, r) = post(
+                    &k,
+                    "/api/v1/locks/gpu_lock:0/release",
+                    json!({"fencing_token": token}),
+                )
+                .await;
                 assert_eq!(s, 200, "{r}");
                 tokens.push(token);
             }
@@ -626,7 +935,12 @@ async fn sigterm_answers_a_waiting_acquire_and_exits_0() {
     acquire(&k, "gpu_lock:0", json!({"holder": "A", "ttl_seconds": 300})).await;
     let url = k.url("/api/v1/locks/gpu_lock:0/acquire");
     let waiter = tokio::spawn(async move {
-        let r = client().post(url).json(&json!({"holder": "B", "ttl_seconds": 30, "wait_seconds": 120})).send().await.expect("answered");
+        let r = client()
+            .post(url)
+            .json(&json!({"holder": "B", "ttl_seconds": 30, "wait_seconds": 120}))
+            .send()
+            .await
+            .expect("answered");
         let status = r.status().as_u16();
         (status, r.json::<Value>().await.unwrap())
     });
@@ -639,7 +953,12 @@ async fn sigterm_answers_a_waiting_acquire_and_exits_0() {
     let (s, body) = waiter.await.unwrap();
     assert_eq!(s, 409, "{body}");
     assert_eq!(body["reason"], "shutting_down");
-    assert_eq!(k.wait_exit(Duration::from_secs(30)).await, Some(0), "{}", k.log());
+    assert_eq!(
+        k.wait_exit(Duration::from_secs(30)).await,
+        Some(0),
+        "{}",
+        k.log()
+    );
 }
 
 #[tokio::test]
@@ -649,19 +968,47 @@ async fn worker_token_guards_the_worker_api() {
     let url = k.url("/api/v1/locks/gpu_lock:0/acquire");
     let r = client().post(&url).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = client().post(&url).bearer_auth("wrong").json(&body).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = client().post(&url).bearer_auth("w-secret").json(&body).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .bearer_auth("w-secret")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = client().post(k.url("/api/v1/heartbeats/t1")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let r = client()
+        .post(k.url("/api/v1/heartbeats/t1"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the admin token works too");
-    let r = client().post(k.url(&format!("{M}/heartbeat/task/t2/start"))).send().await.unwrap();
+    let r = client()
+        .post(k.url(&format!("{M}/heartbeat/task/t2/start")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // Reads stay open; print-config hides the token.
     assert_eq!(get(&k, &format!("{M}/gpu-lock/status")).await.0, 200);
-    let (code, out, _) = run_cli(&["print-config", "--config", k.config_path.to_str().unwrap()], &[], k.dir.path());
+    let (code, out, _) = run_cli(
+        &["print-config", "--config", k.config_path.to_str().unwrap()],
+        &[],
+        k.dir.path(),
+    );
     assert_eq!(code, 0);
-    assert!(!out.contains("w-secret") && out.contains("worker_token = \"***\""), "{out}");
+    assert!(
+        !out.contains("w-secret") && out.contains("worker_token = \"***\""),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -679,7 +1026,11 @@ async fn without_a_driver_gpu_is_disabled_with_the_reason_and_locks_still_work()
     assert_eq!(g["enabled"], false);
     assert_eq!(g["reason"], reason);
     assert_eq!(g["gpus"], json!([]));
-    assert_eq!(k.log().matches("NVML not available").count(), 1, "logged once");
+    assert_eq!(
+        k.log().matches("NVML not available").count(),
+        1,
+        "logged once"
+    );
     let (s, _) = acquire(&k, "gpu_lock:1", json!({"holder": "w", "ttl_seconds": 10})).await;
     assert_eq!(s, 200);
     assert_eq!(d["components"]["ledger"]["status"], "healthy");
@@ -698,7 +1049,10 @@ async fn without_a_driver_gpu_is_disabled_with_the_reason_and_locks_still_work()
     .unwrap();
     let (code, _, err) = run_cli(&["run", "--config", cfg.to_str().unwrap()], &[], dir.path());
     assert_ne!(code, 0);
-    assert!(err.contains("[gpu] enabled = true, but NVML not available"), "{err}");
+    assert!(
+        err.contains("[gpu] enabled = true, but NVML not available"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -713,7 +1067,11 @@ fn ledger_config_errors_are_all_reported() {
         ),
     )
     .unwrap();
-    let (code, _, err) = run_cli(&["validate", "--config", cfg.to_str().unwrap()], &[], dir.path());
+    let (code, _, err) = run_cli(
+        &["validate", "--config", cfg.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
     assert_eq!(code, 78, "{err}");
     for needle in [
         "ledger.locks[1]: malformed lock key",

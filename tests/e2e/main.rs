@@ -2,5 +2,5 @@
 //! loopback ports (see `harness`) and talks to it over real sockets.
 
 mod foundation;
-mod ledger;
 mod harness;
+mod ledger;
