@@ -9,7 +9,7 @@
 //!
 //! Loopback only; every phase is bounded in time (`--seconds`). Usage:
 //! `keel-ledger-bench --keel target/release/keel [--redis-server redis-server]
-//!  [--seconds 5] [--crash-ops 10000]`
+//!  [--seconds 5] [--crash-ops 10000] [--only keel|redis|crash]`
 
 use rand::Rng;
 use serde_json::{json, Value};
@@ -31,6 +31,8 @@ struct Args {
     redis_server: String,
     seconds: f64,
     crash_ops: u64,
+    /// `keel`, `redis` or `crash`: run only that part (profiling); default all.
+    only: Option<String>,
 }
 
 fn args() -> Args {
@@ -39,6 +41,7 @@ fn args() -> Args {
         redis_server: "redis-server".into(),
         seconds: 5.0,
         crash_ops: 10_000,
+        only: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -49,6 +52,7 @@ fn args() -> Args {
             "--redis-server" => a.redis_server = v,
             "--seconds" => a.seconds = v.parse().unwrap_or(a.seconds),
             "--crash-ops" => a.crash_ops = v.parse().unwrap_or(a.crash_ops),
+            "--only" => a.only = Some(v),
             other => eprintln!("ignoring unknown argument {other}"),
         }
         i += 2;
@@ -637,14 +641,15 @@ async fn main() -> Res<()> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("# keel ledger vs Redis — {cores} cores, loopback, {}s per phase", a.seconds);
     let mut rows = Vec::new();
-    {
+    let run = |part: &str| a.only.as_deref().is_none_or(|o| o == part);
+    if run("keel") {
         let mut keel = KeelProc::new(&a.keel);
         keel.start().await?;
         let base = keel.base();
         rows.push(measure("keel (redb, Immediate)", Target::Keel(&base), a.seconds).await?);
         keel.stop();
     }
-    for fsync in ["always", "everysec"] {
+    for fsync in ["always", "everysec"].into_iter().filter(|_| run("redis")) {
         let r = RedisProc::start(&a.redis_server, fsync).await?;
         rows.push(measure(&format!("redis appendfsync {fsync}"), Target::Redis(&r), a.seconds).await?);
     }
@@ -672,6 +677,8 @@ async fn main() -> Res<()> {
             r.name, r.status.0, r.status.1, r.heartbeat.0, r.heartbeat.1, r.status.2, r.heartbeat.2
         );
     }
-    crash_run(&a.keel, a.crash_ops).await?;
+    if run("crash") {
+        crash_run(&a.keel, a.crash_ops).await?;
+    }
     Ok(())
 }
