@@ -1031,3 +1031,133 @@ impl Drop for QueueSeat {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(history_limit: usize) -> LedgerConfig {
+        LedgerConfig {
+            locks: vec!["gpu_lock:0".into(), "gpu_lock:1".into()],
+            history_limit,
+            ..LedgerConfig::default()
+        }
+    }
+
+    async fn open(dir: &std::path::Path, history_limit: usize) -> Ledger {
+        let store = Store::open(dir).unwrap();
+        Ledger::open(&config(history_limit), &[], store, Telemetry::new())
+            .await
+            .unwrap()
+    }
+
+    fn request(holder: &str, ttl: f64) -> AcquireRequest {
+        AcquireRequest {
+            lock_key: "gpu_lock:0".into(),
+            holder: holder.into(),
+            task_id: None,
+            ttl_seconds: Some(ttl),
+            wait_seconds: None,
+        }
+    }
+
+    async fn take(l: &Ledger, holder: &str) -> Held {
+        match l.acquire(request(holder, 60.0)).await.unwrap() {
+            Acquired::Held(h) => h,
+            Acquired::Busy(b) => panic!("busy: {b:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn history_is_bounded_and_survives_reopen_with_counters_and_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let last_token;
+        {
+            let l = open(dir.path(), 10).await;
+            for i in 0..8 {
+                let h = take(&l, &format!("w{i}")).await;
+                assert!(matches!(
+                    l.release("gpu_lock:0", h.fencing_token).await.unwrap(),
+                    TokenResult::Done(_)
+                ));
+            }
+            last_token = take(&l, "final").await.fencing_token;
+            assert_eq!(last_token, 9);
+            l.close().await;
+        }
+        let l = open(dir.path(), 10).await;
+        let status = l.lock_status("gpu_lock:0").unwrap();
+        assert_eq!(status["lock_holder"], "final");
+        assert_eq!(status["fencing_token"], last_token);
+        assert_eq!(status["statistics"]["success_count"], 9);
+        let history = l.inner.lock_state().history.newest(100);
+        assert_eq!(history.len(), 10, "bounded by history_limit");
+        assert_eq!(history[0].task_name, "final");
+        assert_eq!(history[0].action, LockAction::Acquire);
+        // Reopened with a smaller limit: trimmed, newest kept.
+        l.close().await;
+        drop(l);
+        let l = open(dir.path(), 5).await;
+        let history = l.inner.lock_state().history.newest(100);
+        assert_eq!(history.len(), 5);
+        assert_eq!(history[0].task_name, "final");
+        let next = {
+            let h = l.force_release("gpu_lock:0", "ops").await.unwrap();
+            assert!(h.success);
+            take(&l, "after").await.fencing_token
+        };
+        assert_eq!(next, last_token + 1);
+    }
+
+    #[tokio::test]
+    async fn renew_and_release_need_the_current_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = open(dir.path(), 100).await;
+        let h = take(&l, "a").await;
+        assert!(matches!(
+            l.renew("gpu_lock:0", h.fencing_token + 1, Some(5.0))
+                .await
+                .unwrap(),
+            TokenResult::Stale(_)
+        ));
+        match l
+            .renew("gpu_lock:0", h.fencing_token, Some(5.0))
+            .await
+            .unwrap()
+        {
+            TokenResult::Done(r) => assert!(r.expires_at <= h.expires_at),
+            TokenResult::Stale(v) => panic!("stale: {v:?}"),
+        }
+        assert!(matches!(
+            l.acquire(request("b", 1.0)).await.unwrap(),
+            Acquired::Busy(Busy {
+                reason: BusyReason::Held,
+                ..
+            })
+        ));
+        assert!(matches!(
+            l.release("gpu_lock:1", h.fencing_token).await.unwrap(),
+            TokenResult::Stale(_)
+        ));
+        assert!(matches!(
+            l.release("gpu_lock:0", h.fencing_token).await.unwrap(),
+            TokenResult::Done(_)
+        ));
+        assert!(matches!(
+            l.release("gpu_lock:0", h.fencing_token).await.unwrap(),
+            TokenResult::Stale(_)
+        ));
+        assert!(matches!(
+            l.acquire(request("c", 0.0)).await,
+            Err(LedgerError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            l.acquire(AcquireRequest {
+                lock_key: "gpu_lock:7".into(),
+                ..request("c", 1.0)
+            })
+            .await,
+            Err(LedgerError::UnknownLock(_))
+        ));
+    }
+}

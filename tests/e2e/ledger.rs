@@ -236,7 +236,12 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     assert!(h["lock_age"].is_number());
     assert!(is_unix_time(&h["timestamp"]));
 
-    // 3. GET /monitor/status
+    // 3. GET /monitor/status (the monitor's first check runs at startup)
+    eventually("the monitor's first check", || async {
+        let (_, ms) = get(&k, &format!("{M}/monitor/status")).await;
+        (ms["monitor_status"]["checks_performed"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
     let (_, ms) = get(&k, &format!("{M}/monitor/status")).await;
     assert_eq!(ms["monitor_status"]["running"], true);
     assert!(is_unix_time(&ms["monitor_status"]["start_time"]));
@@ -769,8 +774,12 @@ async fn orphaned_task_is_detected_and_its_lock_recovered() {
             .contains("heartbeat failure rate too high")),
         "{hh}"
     );
-    let (_, ms) = get(&k, &format!("{M}/monitor/status")).await;
-    assert_eq!(ms["monitor_stats"]["tasks_recovered"], 1);
+    // The monitor counts its recovery once the check's commit is acknowledged.
+    eventually("the monitor to count the recovery", || async {
+        let (_, ms) = get(&k, &format!("{M}/monitor/status")).await;
+        (ms["monitor_stats"]["tasks_recovered"] == 1).then_some(())
+    })
+    .await;
     let log = k.log();
     assert!(
         log.contains("task.orphaned") && log.contains("task.recovered"),

@@ -88,7 +88,9 @@ impl KeelProc {
     fn new(bin: &Path) -> KeelProc {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let locks: Vec<String> = (0..CLIENTS_MAX).map(|i| format!("\"gpu_lock:{i}\"")).collect();
+        let locks: Vec<String> = (0..CLIENTS_MAX)
+            .map(|i| format!("\"gpu_lock:{i}\""))
+            .collect();
         let config = format!(
             "data_dir = \"{d}/data\"\nshutdown_grace = \"5s\"\n[control]\nlisten = \"127.0.0.1:{port}\"\nadmin_token = \"bench\"\n[proxy]\nlisten = \"127.0.0.1:{pp}\"\n[log]\nformat = \"json\"\nlevel = \"warn\"\n[ledger]\nlocks = [{locks}]\n",
             d = dir.path().display(),
@@ -175,7 +177,14 @@ impl RedisProc {
         let dir = tempfile::tempdir()?;
         let port = free_port();
         let child = Command::new(bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "yes", "--appendfsync", fsync])
             .arg("--dir")
             .arg(dir.path())
@@ -189,7 +198,11 @@ impl RedisProc {
         };
         for _ in 0..300 {
             if let Ok(mut c) = r.connect().await {
-                if redis::cmd("PING").query_async::<String>(&mut c).await.is_ok() {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+                {
                     return Ok(r);
                 }
             }
@@ -213,7 +226,13 @@ impl Drop for RedisProc {
 
 // ---------------------------------------------------------------- the lock protocols
 
-async fn keel_acquire(c: &reqwest::Client, base: &str, key: &str, holder: &str, ttl: f64) -> Res<(u16, Value)> {
+async fn keel_acquire(
+    c: &reqwest::Client,
+    base: &str,
+    key: &str,
+    holder: &str,
+    ttl: f64,
+) -> Res<(u16, Value)> {
     let r = c
         .post(format!("{base}/api/v1/locks/{key}/acquire"))
         .json(&json!({"holder": holder, "ttl_seconds": ttl}))
@@ -252,7 +271,10 @@ async fn redis_cycle(
     key: &str,
     holder: &str,
 ) -> Res<()> {
-    let token: u64 = redis::cmd("INCR").arg(format!("fence:{key}")).query_async(conn).await?;
+    let token: u64 = redis::cmd("INCR")
+        .arg(format!("fence:{key}"))
+        .query_async(conn)
+        .await?;
     let value = format!("{holder}:{token}");
     let set: Option<String> = redis::cmd("SET")
         .arg(format!("lock:{key}"))
@@ -363,7 +385,9 @@ async fn latency(target: Target<'_>, q: Query, seconds: f64) -> Res<(f64, f64, u
         match (target, q, conn.as_mut()) {
             (Target::Keel(base), Query::Status, _) => {
                 let r = c
-                    .get(format!("{base}/api/v1/monitoring/gpu-lock/status?lock_key=gpu_lock:0"))
+                    .get(format!(
+                        "{base}/api/v1/monitoring/gpu-lock/status?lock_key=gpu_lock:0"
+                    ))
                     .send()
                     .await?;
                 let _: Value = r.json().await?;
@@ -418,7 +442,7 @@ async fn measure(name: &str, target: Target<'_>, seconds: f64) -> Res<Row> {
     let one = cycles(target, 1, seconds).await?;
     let sixteen = cycles(target, CLIENTS_MAX, seconds).await?;
     // Status of a held lock, as operators' dashboards poll it.
-    let _held = match target {
+    match target {
         Target::Keel(base) => {
             let c = reqwest::Client::new();
             keel_acquire(&c, base, "gpu_lock:0", "status-holder", 600.0).await?;
@@ -434,7 +458,7 @@ async fn measure(name: &str, target: Target<'_>, seconds: f64) -> Res<Row> {
                 .query_async(&mut conn)
                 .await?;
         }
-    };
+    }
     let status = latency(target, Query::Status, seconds).await?;
     let heartbeat = latency(target, Query::Heartbeat, seconds).await?;
     Ok(Row {
@@ -533,10 +557,18 @@ async fn crash_run(bin: &Path, total_ops: u64) -> Res<()> {
         // Verify against what was acknowledged: the state after restart is the last
         // acknowledged state, or that state plus the one operation in flight at the crash.
         let c = reqwest::Client::new();
-        let locks: Value = c.get(format!("{base}/api/v1/locks")).send().await?.json().await?;
+        let locks: Value = c
+            .get(format!("{base}/api/v1/locks"))
+            .send()
+            .await?
+            .json()
+            .await?;
         for (i, m) in models.iter_mut().enumerate() {
             let key = format!("gpu_lock:{i}");
-            let Some(l) = locks["locks"].as_array().and_then(|a| a.iter().find(|l| l["lock_key"] == key.as_str())) else {
+            let Some(l) = locks["locks"]
+                .as_array()
+                .and_then(|a| a.iter().find(|l| l["lock_key"] == key.as_str()))
+            else {
                 return Err(format!("{key} missing after restart").into());
             };
             let observed = match (l["is_locked"].as_bool(), l["fencing_token"].as_u64()) {
@@ -545,13 +577,18 @@ async fn crash_run(bin: &Path, total_ops: u64) -> Res<()> {
             };
             let ok = observed == m.state
                 || match (m.pending, m.state, observed) {
-                    (Some(Pending::Acquire), LockModel::Free, LockModel::Held(t)) => t > m.max_token,
+                    (Some(Pending::Acquire), LockModel::Free, LockModel::Held(t)) => {
+                        t > m.max_token
+                    }
                     (Some(Pending::Release), LockModel::Held(_), LockModel::Free) => true,
                     _ => false,
                 };
             if !ok {
                 lost += 1;
-                eprintln!("LOST on {key}: model {:?} pending {:?}, store {:?}", m.state, m.pending, observed);
+                eprintln!(
+                    "LOST on {key}: model {:?} pending {:?}, store {:?}",
+                    m.state, m.pending, observed
+                );
             }
             if let LockModel::Held(t) = observed {
                 m.max_token = m.max_token.max(t);
@@ -566,14 +603,32 @@ async fn crash_run(bin: &Path, total_ops: u64) -> Res<()> {
     keel.stop();
     let c = &counts;
     println!("\n## Crash run (kill -9 at random points, {CRASH_CLIENTS} clients, one lock each)");
-    println!("lock operations attempted      {}", c.attempted.load(Ordering::SeqCst));
-    println!("acknowledged (200)             {}", c.acknowledged.load(Ordering::SeqCst));
-    println!("in flight at a kill (no reply) {}", c.unacknowledged.load(Ordering::SeqCst));
+    println!(
+        "lock operations attempted      {}",
+        c.attempted.load(Ordering::SeqCst)
+    );
+    println!(
+        "acknowledged (200)             {}",
+        c.acknowledged.load(Ordering::SeqCst)
+    );
+    println!(
+        "in flight at a kill (no reply) {}",
+        c.unacknowledged.load(Ordering::SeqCst)
+    );
     println!("kill -9 + restart              {kills}");
     println!("acknowledged but lost          {lost}");
-    println!("fencing tokens repeated        {}", c.token_repeats.load(Ordering::SeqCst) + token_regressions);
-    println!("unexpected answers             {}", c.unexpected.load(Ordering::SeqCst));
-    println!("wall time                      {:.1}s", started.elapsed().as_secs_f64());
+    println!(
+        "fencing tokens repeated        {}",
+        c.token_repeats.load(Ordering::SeqCst) + token_regressions
+    );
+    println!(
+        "unexpected answers             {}",
+        c.unexpected.load(Ordering::SeqCst)
+    );
+    println!(
+        "wall time                      {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     if lost > 0 || c.token_repeats.load(Ordering::SeqCst) + token_regressions > 0 {
         return Err("the crash run found lost acknowledged operations or repeated tokens".into());
     }
@@ -582,7 +637,13 @@ async fn crash_run(bin: &Path, total_ops: u64) -> Res<()> {
 
 /// Alternates acquire and release on its own key, keeping the model of what keel
 /// acknowledged; stops at the quota or at the first transport error (keel was killed).
-async fn crash_client(base: &str, i: usize, mut m: KeyModel, counts: Arc<CrashCounts>, total: u64) -> KeyModel {
+async fn crash_client(
+    base: &str,
+    i: usize,
+    mut m: KeyModel,
+    counts: Arc<CrashCounts>,
+    total: u64,
+) -> KeyModel {
     let c = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -639,7 +700,10 @@ async fn crash_client(base: &str, i: usize, mut m: KeyModel, counts: Arc<CrashCo
 async fn main() -> Res<()> {
     let a = args();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("# keel ledger vs Redis — {cores} cores, loopback, {}s per phase", a.seconds);
+    println!(
+        "# keel ledger vs Redis — {cores} cores, loopback, {}s per phase",
+        a.seconds
+    );
     let mut rows = Vec::new();
     let run = |part: &str| a.only.as_deref().is_none_or(|o| o == part);
     if run("keel") {
@@ -651,7 +715,14 @@ async fn main() -> Res<()> {
     }
     for fsync in ["always", "everysec"].into_iter().filter(|_| run("redis")) {
         let r = RedisProc::start(&a.redis_server, fsync).await?;
-        rows.push(measure(&format!("redis appendfsync {fsync}"), Target::Redis(&r), a.seconds).await?);
+        rows.push(
+            measure(
+                &format!("redis appendfsync {fsync}"),
+                Target::Redis(&r),
+                a.seconds,
+            )
+            .await?,
+        );
     }
     println!("\n## Durable acquire+release cycles (each client its own lock key)");
     println!("| system | 1 client cycles/s | 16 clients cycles/s | 16/1 | cycle p50 ms (1) | cycle p99 ms (1) | cycle p99 ms (16) |");
