@@ -68,6 +68,9 @@ impl From<LedgerError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_lock", e.to_string())
             }
             LedgerError::InvalidRequest(m) => ApiError::bad_request(m),
+            LedgerError::Capacity(m) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_tasks", m)
+            }
             LedgerError::Store(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_error",

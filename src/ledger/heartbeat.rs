@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Completed tasks kept for `dead_tasks` until a cleanup (oldest dropped beyond this).
 pub const DEAD_TASK_LIMIT: usize = 1000;
+/// Tasks tracked at once (running, orphaned, dead). A new task id beyond this is refused
+/// until a cleanup: it bounds memory and the `task` label of the heartbeat-age gauge.
+pub const TRACKED_TASK_LIMIT: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -120,14 +123,18 @@ impl HeartbeatUpdate {
 }
 
 impl State {
-    /// Registers (or restarts) a task's heartbeat.
+    /// Registers (or restarts) a task's heartbeat; `false` when the task is new and
+    /// [`TRACKED_TASK_LIMIT`] tasks are already tracked.
     pub(super) fn heartbeat_start(
         &mut self,
         task_id: &str,
         update: HeartbeatUpdate,
         now: Now,
         fx: &mut Effects,
-    ) {
+    ) -> bool {
+        if !self.tasks.contains_key(task_id) && self.tasks.len() >= TRACKED_TASK_LIMIT {
+            return false;
+        }
         let record = TaskRecord {
             task_name: update.task_name.unwrap_or_else(|| task_id.to_string()),
             start_time: now.unix,
@@ -150,19 +157,20 @@ impl State {
                 last_mono: now.mono,
             },
         );
+        true
     }
 
-    /// A periodic heartbeat; an unknown or completed task is (re)started by it.
+    /// A periodic heartbeat; an unknown or completed task is (re)started by it. `false`
+    /// when a new task would exceed [`TRACKED_TASK_LIMIT`].
     pub(super) fn heartbeat_update(
         &mut self,
         task_id: &str,
         update: HeartbeatUpdate,
         now: Now,
         fx: &mut Effects,
-    ) {
+    ) -> bool {
         let Some(task) = self.tasks.get_mut(task_id).filter(|t| !t.is_dead()) else {
-            self.heartbeat_start(task_id, update, now, fx);
-            return;
+            return self.heartbeat_start(task_id, update, now, fx);
         };
         let gap = now
             .mono
@@ -190,6 +198,7 @@ impl State {
             task_id: task_id.to_string(),
             record: Some(task.record.clone()),
         });
+        true
     }
 
     /// Stops a task's heartbeat: it becomes a dead (completed) task. `false` if unknown.

@@ -59,6 +59,9 @@ pub enum LedgerError {
     UnknownLock(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// A bound was reached (tracked tasks); the caller may retry after a cleanup.
+    #[error("{0}")]
+    Capacity(String),
     /// The durable write failed; the operation was not acknowledged.
     #[error("ledger store write failed: {0}")]
     Store(String),
@@ -793,15 +796,18 @@ impl Ledger {
     ) -> Result<serde_json::Value, LedgerError> {
         check_name("task_id", task_id)?;
         update.check().map_err(LedgerError::InvalidRequest)?;
-        Ok(self.with_state(|st, fx, now| {
-            st.heartbeat_update(task_id, update, now, fx);
-            serde_json::json!({
+        let answer = self.with_state(|st, fx, now| {
+            if !st.heartbeat_update(task_id, update, now, fx) {
+                return None;
+            }
+            Some(serde_json::json!({
                 "success": true,
                 "task_id": task_id,
                 "last_update": now.unix,
                 "status": st.tasks.get(task_id).map(|t| t.status_text(now.mono, self.inner.settings.heartbeat_timeout)),
-            })
-        }))
+            }))
+        });
+        answer.ok_or_else(too_many_tasks)
     }
 
     /// `POST /heartbeat/task/{id}/start`.
@@ -812,8 +818,11 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         check_name("task_id", task_id)?;
         update.check().map_err(LedgerError::InvalidRequest)?;
-        self.with_state(|st, fx, now| st.heartbeat_start(task_id, update, now, fx));
-        Ok(())
+        if self.with_state(|st, fx, now| st.heartbeat_start(task_id, update, now, fx)) {
+            Ok(())
+        } else {
+            Err(too_many_tasks())
+        }
     }
 
     /// `DELETE /heartbeat/task/{id}`: `false` when no running task has that id.
@@ -950,6 +959,13 @@ fn mark_monitor(st: &mut State, running: bool, now: Now) {
         st.monitor.start_time = None;
         st.monitor.started_mono = None;
     }
+}
+
+fn too_many_tasks() -> LedgerError {
+    LedgerError::Capacity(format!(
+        "{} tasks are tracked already; stop finished tasks or run POST /api/v1/monitoring/heartbeat/cleanup",
+        heartbeat::TRACKED_TASK_LIMIT
+    ))
 }
 
 /// Holder names, task ids and the like: 1..=256 characters, no control characters.
@@ -1107,6 +1123,26 @@ mod tests {
             take(&l, "after").await.fencing_token
         };
         assert_eq!(next, last_token + 1);
+    }
+
+    #[tokio::test]
+    async fn tracked_tasks_are_bounded_until_a_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = open(dir.path(), 100).await;
+        for i in 0..heartbeat::TRACKED_TASK_LIMIT {
+            l.heartbeat(&format!("t{i}"), HeartbeatUpdate::default())
+                .unwrap();
+        }
+        assert!(matches!(
+            l.heartbeat("one-more", HeartbeatUpdate::default()),
+            Err(LedgerError::Capacity(_))
+        ));
+        // Known tasks keep working; a stopped task is cleaned and makes room.
+        l.heartbeat("t0", HeartbeatUpdate::default()).unwrap();
+        assert!(l.heartbeat_stop("t1").unwrap());
+        assert_eq!(l.heartbeat_cleanup(), (1, 0));
+        l.heartbeat_start("one-more", HeartbeatUpdate::default())
+            .unwrap();
     }
 
     #[tokio::test]
