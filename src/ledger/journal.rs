@@ -108,8 +108,13 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Starts the writer thread.
-    pub fn start(store: Store, flush_interval: Duration, history_limit: usize) -> Journal {
+    /// Starts the writer thread; `observe` histograms get each commit's duration and size.
+    pub fn start(
+        store: Store,
+        flush_interval: Duration,
+        history_limit: usize,
+        observe: CommitObserver,
+    ) -> Journal {
         let (tx, rx) = mpsc::channel();
         let failure = Arc::new(Mutex::new(None));
         let writer = Writer {
@@ -123,6 +128,7 @@ impl Journal {
             counters: HashMap::new(),
             timeout_counters: None,
             oldest_pending: None,
+            observe,
         };
         let thread = std::thread::Builder::new()
             .name("keel-ledger-journal".into())
@@ -193,6 +199,13 @@ struct Writer {
     timeout_counters: Option<TimeoutCounters>,
     /// When the oldest uncommitted batched op arrived.
     oldest_pending: Option<Instant>,
+    observe: CommitObserver,
+}
+
+/// Histograms the writer reports each commit into.
+pub struct CommitObserver {
+    pub seconds: prometheus::Histogram,
+    pub ops: prometheus::Histogram,
 }
 
 impl Writer {
@@ -269,9 +282,15 @@ impl Writer {
             }
             return;
         }
+        let started = Instant::now();
         let result = self
             .write(&ordered, &tasks, &counters, timeouts.as_ref())
             .map_err(|e| e.to_string());
+        self.observe
+            .seconds
+            .observe(started.elapsed().as_secs_f64());
+        let size = ordered.len() + tasks.len() + counters.len() + usize::from(timeouts.is_some());
+        self.observe.ops.observe(size as f64);
         {
             let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
             match &result {

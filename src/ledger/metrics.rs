@@ -17,6 +17,8 @@ pub const GPU_LOCK_ACQUISITIONS_TOTAL: &str = "keel_gpu_lock_acquisitions_total"
 pub const GPU_LOCK_WAIT_SECONDS: &str = "keel_gpu_lock_wait_seconds";
 pub const TASK_HEARTBEAT_AGE_SECONDS: &str = "keel_task_heartbeat_age_seconds";
 pub const LEDGER_TIMEOUTS_TOTAL: &str = "keel_ledger_timeouts_total";
+pub const JOURNAL_COMMIT_SECONDS: &str = "keel_ledger_journal_commit_seconds";
+pub const JOURNAL_COMMIT_OPS: &str = "keel_ledger_journal_commit_ops";
 
 /// `kind` label values of [`LEDGER_TIMEOUTS_TOTAL`].
 pub const TIMEOUT_LEASE: &str = "lease_expired";
@@ -30,6 +32,9 @@ pub struct LedgerMetrics {
     pub acquisitions: IntCounterVec,
     pub wait_seconds: Histogram,
     pub timeouts: IntCounterVec,
+    /// Journal commits: duration (fsync included) and changes per commit (group size).
+    pub commit_seconds: Histogram,
+    pub commit_ops: Histogram,
 }
 
 impl LedgerMetrics {
@@ -64,13 +69,35 @@ impl LedgerMetrics {
         for kind in [TIMEOUT_LEASE, TIMEOUT_HEARTBEAT] {
             timeouts.with_label_values(&[kind]);
         }
+        let commit_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                JOURNAL_COMMIT_SECONDS,
+                "Ledger journal commits to redb, fsync included",
+            )
+            .buckets(crate::telemetry::metrics::LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let commit_ops = Histogram::with_opts(
+            HistogramOpts::new(
+                JOURNAL_COMMIT_OPS,
+                "Changes per journal commit (group-commit size)",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
+            ]),
+        )
+        .expect("valid metric");
         metrics.register(acquisitions.clone());
         metrics.register(wait_seconds.clone());
         metrics.register(timeouts.clone());
+        metrics.register(commit_seconds.clone());
+        metrics.register(commit_ops.clone());
         LedgerMetrics {
             acquisitions,
             wait_seconds,
             timeouts,
+            commit_seconds,
+            commit_ops,
         }
     }
 }

@@ -364,9 +364,14 @@ impl Ledger {
             shutting_down: false,
         };
         let (monitor_switch, _) = watch::channel(settings.monitor_enabled);
+        let metrics = metrics::LedgerMetrics::register(&telemetry.metrics);
+        let observe = journal::CommitObserver {
+            seconds: metrics.commit_seconds.clone(),
+            ops: metrics.commit_ops.clone(),
+        };
         let inner = Arc::new(Inner {
-            journal: Journal::start(store, settings.flush_interval, limit),
-            metrics: metrics::LedgerMetrics::register(&telemetry.metrics),
+            journal: Journal::start(store, settings.flush_interval, limit, observe),
+            metrics,
             settings,
             state: Mutex::new(state),
             telemetry,

@@ -694,6 +694,33 @@ async fn crash_client(
     }
 }
 
+/// keel's own view of its group commit, from `/metrics`.
+async fn journal_summary(base: &str) -> Res<()> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let commits = value("keel_ledger_journal_commit_seconds_count ");
+    let seconds = value("keel_ledger_journal_commit_seconds_sum ");
+    let ops = value("keel_ledger_journal_commit_ops_sum ");
+    if commits > 0.0 {
+        println!(
+            "keel journal over the whole keel run: {commits:.0} commits, {:.1} changes per commit, {:.3} ms per commit (fsync included)",
+            ops / commits,
+            seconds * 1000.0 / commits
+        );
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------- main
 
 #[tokio::main]
@@ -711,6 +738,7 @@ async fn main() -> Res<()> {
         keel.start().await?;
         let base = keel.base();
         rows.push(measure("keel (redb, Immediate)", Target::Keel(&base), a.seconds).await?);
+        journal_summary(&base).await?;
         keel.stop();
     }
     for fsync in ["always", "everysec"].into_iter().filter(|_| run("redis")) {
