@@ -125,14 +125,6 @@ impl ScriptedSource {
             last: Mutex::new(Vec::new()),
         }
     }
-
-    /// Queues another frame.
-    pub fn push(&self, frame: Vec<GpuSample>) {
-        self.frames
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(frame);
-    }
 }
 
 impl GpuSource for ScriptedSource {

@@ -459,10 +459,6 @@ impl Ledger {
         )
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.inner.settings
-    }
-
     /// Every lock key keel manages.
     pub fn lock_keys(&self) -> Vec<String> {
         self.inner.lock_state().locks.keys().cloned().collect()

@@ -2,7 +2,7 @@
 //! ledger state: every field the reference had, with the same name, type and meaning, plus
 //! keel's additions (fencing tokens, expiry times, extra counters).
 
-use super::health::{heartbeat_failure_rate, task_counts, Findings, HealthStatus};
+use super::health::{heartbeat_failure_rate, task_counts, Findings};
 use super::history::HistoryEntry;
 use super::stats::{ratio, LockCounters};
 use super::timeout::CONFIGURED_ACTIONS;
@@ -394,10 +394,5 @@ impl Ledger {
                 "timestamp": now.unix,
             })
         })
-    }
-
-    /// The overall health status alone (for the component registry and tests).
-    pub fn health_status(&self) -> HealthStatus {
-        self.with_state(|st, _, now| self.inner.overall(st, now).status)
     }
 }
