@@ -89,7 +89,7 @@ pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                tracing::debug_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
