@@ -104,7 +104,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .control
             .resolve_admin_token()
             .map_err(StartError::AdminToken)?,
-        api::session::SessionStore::new(&config.dashboard),
+        api::session::SessionStore::persistent(&config.dashboard, store.clone())?,
     );
     if admin.matches("change-me") {
         tracing::warn!("control.admin_token is the example value \"change-me\"; set a real token");

@@ -148,10 +148,10 @@ mod tests {
         assert!(auth.check(&h).is_err());
     }
 
-    #[test]
-    fn session_cookie_reads_freely_but_writes_need_csrf_and_same_origin() {
+    #[tokio::test]
+    async fn session_cookie_reads_freely_but_writes_need_csrf_and_same_origin() {
         let auth = AdminAuth::new(crate::config::Secret::new("s3cret"));
-        let (cookie, session) = auth.sessions().create();
+        let (cookie, session) = auth.sessions().create().await.unwrap();
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
