@@ -25,6 +25,8 @@ cp "$h/LICENSE" LICENSE.htm
 cp "$u/dist/uPlot.esm.js" uPlot.esm.js
 cp "$u/dist/uPlot.min.css" uPlot.min.css
 cp "$u/LICENSE" LICENSE.uplot
+# Bare specifiers would need an inline import map, which the page's CSP forbids.
+sed -i 's#from"preact"#from"./preact.module.js"#g' preact-hooks.module.js
 # Source maps point at files we do not ship.
 sed -i '/^\/\/# sourceMappingURL=/d' ./*.js
 cat > VERSIONS <<V
