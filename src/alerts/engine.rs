@@ -275,8 +275,14 @@ mod tests {
         assert_eq!(firing[0].alert, "breaker_open", "critical first");
         assert_eq!(firing[1].value, 3.0);
         let text = telemetry.metrics.render();
-        assert!(text.contains("keel_alert_firing{alert=\"breaker_open\"} 1"), "{text}");
-        assert!(text.contains("keel_alert_firing{alert=\"queue_depth\"} 0"), "{text}");
+        assert!(
+            text.contains("keel_alert_firing{alert=\"breaker_open\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keel_alert_firing{alert=\"queue_depth\"} 0"),
+            "{text}"
+        );
 
         apply(vec![finding("memory_rss", None, 2.5)]);
         let kinds: Vec<(&str, String)> = telemetry
@@ -295,6 +301,9 @@ mod tests {
         );
         assert_eq!(engine.firing()[0].value, 2.5);
         let text = telemetry.metrics.render();
-        assert!(text.contains("keel_alert_firing{alert=\"breaker_open\"} 0"), "{text}");
+        assert!(
+            text.contains("keel_alert_firing{alert=\"breaker_open\"} 0"),
+            "{text}"
+        );
     }
 }

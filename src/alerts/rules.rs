@@ -119,7 +119,12 @@ pub fn evaluate(cfg: &AlertsConfig, input: &Inputs<'_>) -> Vec<Finding> {
     };
     let (latest, window) = (input.latest, input.window);
     if window.rps > 0.0 && window.error_rate > cfg.error_rate {
-        fire("gateway_error_rate", None, window.error_rate, cfg.error_rate);
+        fire(
+            "gateway_error_rate",
+            None,
+            window.error_rate,
+            cfg.error_rate,
+        );
     }
     for (node, n) in &latest.nodes {
         if n.breaker.as_deref() == Some("open") {
@@ -151,7 +156,12 @@ pub fn evaluate(cfg: &AlertsConfig, input: &Inputs<'_>) -> Vec<Finding> {
         .heartbeat_failure_ratio
         .filter(|r| *r > cfg.heartbeat_failure_rate)
     {
-        fire("heartbeat_failure_rate", None, rate, cfg.heartbeat_failure_rate);
+        fire(
+            "heartbeat_failure_rate",
+            None,
+            rate,
+            cfg.heartbeat_failure_rate,
+        );
     }
     out
 }
@@ -173,10 +183,8 @@ impl HeldTracker {
     }
 
     pub fn record(&mut self, at: Instant, locks: &BTreeMap<String, LockFigures>) {
-        self.readings.push_back((
-            at,
-            locks.iter().map(|(k, l)| (k.clone(), l.held)).collect(),
-        ));
+        self.readings
+            .push_back((at, locks.iter().map(|(k, l)| (k.clone(), l.held)).collect()));
         // Keep one reading older than the window: it says what held at the window's start.
         while self.readings.len() > 2
             && self
@@ -219,7 +227,11 @@ mod tests {
     use super::*;
     use crate::telemetry::snapshot::NodeFigures;
 
-    fn run(cfg: &AlertsConfig, latest: &Snapshot, window: &Snapshot) -> Vec<(&'static str, Option<String>)> {
+    fn run(
+        cfg: &AlertsConfig,
+        latest: &Snapshot,
+        window: &Snapshot,
+    ) -> Vec<(&'static str, Option<String>)> {
         let held = BTreeMap::new();
         evaluate(
             cfg,

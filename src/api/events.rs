@@ -64,8 +64,7 @@ pub async fn stream(
     headers: HeaderMap,
     query: Result<Query<Resume>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, super::error::ApiError> {
-    let Query(resume) =
-        query.map_err(|e| super::error::ApiError::bad_request(e.body_text()))?;
+    let Query(resume) = query.map_err(|e| super::error::ApiError::bad_request(e.body_text()))?;
     let header_id = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(
@@ -82,7 +81,11 @@ pub async fn stream(
     // Subscribe before reading the ring, so nothing falls between the two.
     let live = bus.subscribe();
     let newest = bus.recent(1).first().map(|r| r.id).unwrap_or(0);
-    let start = plan(last_id, last_id.map(|id| bus.since(id)).unwrap_or_default(), newest);
+    let start = plan(
+        last_id,
+        last_id.map(|id| bus.since(id)).unwrap_or_default(),
+        newest,
+    );
 
     let mut first = VecDeque::new();
     first.push_back(Msg::Control(
@@ -99,10 +102,9 @@ pub async fn stream(
                 first.push_back(Msg::Record(r.clone()));
             }
         }
-        Start::Reset(reason) => first.push_back(Msg::Control(
-            "reset",
-            json!({"reason": reason}).to_string(),
-        )),
+        Start::Reset(reason) => {
+            first.push_back(Msg::Control("reset", json!({"reason": reason}).to_string()))
+        }
     }
     let mut snapshots = state.snapshots.subscribe();
     let current = snapshots.borrow_and_update().clone();

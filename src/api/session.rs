@@ -12,19 +12,19 @@
 use super::auth::AdminAuth;
 use super::error::{ApiError, ApiJson};
 use crate::config::DashboardConfig;
+use crate::store::{Store, StoreError};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use redb::{ReadableTable, TableDefinition};
 use serde::Deserialize;
+use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use crate::store::{Store, StoreError};
-use redb::{ReadableTable, TableDefinition};
-use serde::Serialize;
 use std::time::Duration;
 
 /// Name of the session cookie.
@@ -117,9 +117,11 @@ impl SessionStore {
         let mut dropped = Vec::new();
         {
             let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            map.retain(|k, s| s.live() || {
-                dropped.push(*k);
-                false
+            map.retain(|k, s| {
+                s.live() || {
+                    dropped.push(*k);
+                    false
+                }
             });
             while map.len() >= self.max {
                 let oldest = map
@@ -317,7 +319,10 @@ mod tests {
     #[test]
     fn cookie_parsing() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; keel_session=xyz; b=2".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=1; keel_session=xyz; b=2".parse().unwrap(),
+        );
         assert_eq!(session_cookie(&h), Some("xyz"));
         h.insert(header::COOKIE, "keel_sessionx=1".parse().unwrap());
         assert_eq!(session_cookie(&h), None);

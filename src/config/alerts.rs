@@ -67,7 +67,10 @@ impl AlertsConfig {
         v.positive_duration("heartbeat_age", self.heartbeat_age);
         // The snapshot history is the source of windowed rates; it keeps 15 minutes.
         if self.rate_window > crate::telemetry::snapshot::HISTORY {
-            v.error("rate_window", "must be at most 15m (the sample history kept)");
+            v.error(
+                "rate_window",
+                "must be at most 15m (the sample history kept)",
+            );
         }
         for (key, value) in [
             ("error_rate", self.error_rate),

@@ -42,8 +42,7 @@ impl Buckets {
     /// `self - older`, bucket by bucket; a counter reset (restart, node re-added) reads as
     /// the newer value alone, as Prometheus' `rate` treats resets.
     pub fn delta(&self, older: &Buckets) -> Buckets {
-        if self.0.len() != older.0.len() || self.0.iter().zip(&older.0).any(|(a, b)| a.1 < b.1)
-        {
+        if self.0.len() != older.0.len() || self.0.iter().zip(&older.0).any(|(a, b)| a.1 < b.1) {
             return self.clone();
         }
         Buckets(
@@ -199,8 +198,10 @@ impl RawSample {
                         f.get_metric().first().map(|m| m.get_gauge().value())
                 }
                 names::GPU_UTILIZATION_RATIO => each(f, |m| {
-                    s.gpus.entry(label(m, "gpu").to_owned()).or_default().utilization =
-                        Some(m.get_gauge().value());
+                    s.gpus
+                        .entry(label(m, "gpu").to_owned())
+                        .or_default()
+                        .utilization = Some(m.get_gauge().value());
                 }),
                 names::GPU_MEMORY_USED_BYTES => each(f, |m| {
                     s.gpus

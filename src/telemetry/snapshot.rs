@@ -105,7 +105,11 @@ impl Snapshot {
             tokens_per_second: per_sec(tokens),
             queue_depth: newer.queue_depth,
             nodes,
-            gpus: newer.gpus.iter().map(|(k, g)| (k.clone(), gpu(g))).collect(),
+            gpus: newer
+                .gpus
+                .iter()
+                .map(|(k, g)| (k.clone(), gpu(g)))
+                .collect(),
             locks: newer
                 .locks
                 .iter()
@@ -285,7 +289,10 @@ mod tests {
                 requests,
                 errors,
                 tokens: requests * 10.0,
-                latency: Buckets(vec![(0.1, requests as u64), (f64::INFINITY, requests as u64)]),
+                latency: Buckets(vec![
+                    (0.1, requests as u64),
+                    (f64::INFINITY, requests as u64),
+                ]),
                 breaker: Some("closed".into()),
             },
         );

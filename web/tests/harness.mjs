@@ -1,4 +1,4 @@
-// Starts the real keel binary (KEEL_BIN, default target/debug/keel) on free ports with a
+// Starts the real keel binary (DASHBOARD_KEEL_BIN, default target/debug/keel; not KEEL_*, which keel reads as config) on free ports with a
 // generated config, plus fake OpenAI-compatible upstreams that can be switched to failing.
 // Stops and restarts keel on the same data dir, as an operator's `systemctl restart` would.
 import { spawn, spawnSync } from 'node:child_process';
@@ -46,7 +46,7 @@ export async function fakeUpstream() {
 
 export class Keel {
   constructor({ upstreams = [] } = {}) {
-    this.bin = process.env.KEEL_BIN || join(ROOT, 'target/debug/keel');
+    this.bin = process.env.DASHBOARD_KEEL_BIN || join(ROOT, 'target/debug/keel');
     this.dir = mkdtempSync(join(tmpdir(), 'keel-browser-'));
     this.upstreams = upstreams;
     this.child = null;
@@ -77,7 +77,8 @@ weight = 50
     // A keel built without the gateway has no `proxy.nodes`; fall back to no nodes there.
     this.config = join(this.dir, 'keel.toml');
     writeFileSync(this.config, `${base}\n${nodes}`);
-    const v = spawnSync(this.bin, ['validate', '--config', this.config], { encoding: 'utf8' });
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEEL_')));
+    const v = spawnSync(this.bin, ['validate', '--config', this.config], { encoding: 'utf8', env });
     if (v.status !== 0) {
       writeFileSync(this.config, base);
       this.nodesConfigured = false;
@@ -92,7 +93,9 @@ weight = 50
   async start() {
     if (!this.config) await this.prepare();
     const log = openSync(join(this.dir, 'keel.log'), 'a');
-    this.child = spawn(this.bin, ['run', '--config', this.config], { stdio: ['ignore', log, log] });
+    // KEEL_* variables are config overrides: keep the test's own environment out of keel.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEEL_')));
+    this.child = spawn(this.bin, ['run', '--config', this.config], { stdio: ['ignore', log, log], env });
     const deadline = Date.now() + 30000;
     while (Date.now() < deadline) {
       try {
