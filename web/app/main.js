@@ -66,9 +66,9 @@ function Banner({ live }) {
   const [, tick] = useState(0);
   useEffect(() => { const t = setInterval(() => tick((n) => n + 1), 1000); return () => clearInterval(t); }, []);
   if (live.conn !== 'lost') return null;
-  const since = live.lostSince ? secs((Date.now() - live.lostSince) / 1000) : '';
+  const gone = live.lostSince ? (Date.now() - live.lostSince) / 1000 : 0;
   return html`<div class="banner" role="alert" data-testid="conn-lost">
-    Connection to keel lost ${since ? `${since} ago` : ''} — reconnecting by itself. Figures shown are from before the loss.
+    Connection to keel lost${gone >= 1 ? ` ${secs(Math.round(gone))} ago` : ''} — reconnecting by itself. Figures shown are from before the loss.
     <button class="btn btn-small" onClick=${() => restart()}>Retry now</button>
   </div>`;
 }
