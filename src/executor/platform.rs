@@ -1,0 +1,22 @@
+//! V8 process-wide initialisation. V8 allows exactly one platform per process and it can
+//! never be re-initialised after disposal, so it is set up once, lazily, and never torn down.
+
+use std::sync::Once;
+
+static INIT: Once = Once::new();
+
+/// Initialises the V8 platform (idempotent, thread-safe).
+pub fn init() {
+    INIT.call_once(|| {
+        // Isolates must not share the V8 "current isolate" assumptions of a single-threaded
+        // embedder: every isolate lives on its own thread and is entered only there.
+        let platform = v8::new_default_platform(0, false).make_shared();
+        v8::V8::initialize_platform(platform);
+        v8::V8::initialize();
+    });
+}
+
+/// V8's version string, for `/flow/` and the health report.
+pub fn version() -> &'static str {
+    v8::V8::get_version()
+}
