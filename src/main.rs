@@ -1,1 +1,114 @@
-fn main() {}
+//! The `keel` command line: `run`, `validate`, `print-config`, `--version`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// sysexits.h EX_CONFIG: the configuration is wrong.
+const EX_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "keel",
+    version,
+    about = "LLM gateway, GPU ledger and code executor for a GPU box"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run keel in the foreground (systemd Type=notify aware).
+    Run(ConfigArg),
+    /// Check the configuration, print every problem, exit 78 if there is one.
+    Validate(ConfigArg),
+    /// Print the effective configuration (file + environment) with secrets hidden.
+    PrintConfig(ConfigArg),
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Config file (default: ./config.toml, then /etc/keel/keel.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (arg, command) = match &cli.command {
+        Command::Run(a) => (a, "run"),
+        Command::Validate(a) => (a, "validate"),
+        Command::PrintConfig(a) => (a, "print-config"),
+    };
+    let config = match load(arg.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match command {
+        "validate" => {
+            println!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        "print-config" => {
+            print!("{}", config.to_redacted_toml());
+            ExitCode::SUCCESS
+        }
+        _ => match run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("keel: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Loads the config or prints every error (`<key path>: <message>`) and returns 78.
+fn load(explicit: Option<&Path>) -> Result<keel::config::Config, ExitCode> {
+    let result = keel::config::resolve_path(explicit).and_then(|p| keel::config::load(&p));
+    result.map_err(|keel::config::LoadError(errors)| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        eprintln!("keel: {} configuration error(s)", errors.len());
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+fn run(config: keel::config::Config) -> anyhow::Result<()> {
+    keel::telemetry::logging::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("keel")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), "{}", config.summary());
+        let grace = config.shutdown_grace;
+        let running = keel::start(config).await?;
+        keel::systemd::notify_ready();
+        let watchdog = keel::systemd::spawn_watchdog();
+        wait_for_signal().await?;
+        keel::systemd::notify_stopping();
+        tracing::info!(grace = ?grace, "signal received; draining");
+        running.shutdown(grace).await;
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

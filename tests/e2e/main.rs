@@ -1,1 +1,5 @@
-fn main(){}
+//! keel's one integration test binary: every test starts the real `keel` binary on free
+//! loopback ports (see `harness`) and talks to it over real sockets.
+
+mod foundation;
+mod harness;

@@ -1,0 +1,133 @@
+//! The control listener (axum): health, metrics, admin and domain APIs, the dashboard.
+//!
+//! `router` builds the core routes and merges each domain's router (already carrying its own
+//! state), then wraps everything in the shared layers: request ids in and out, gzip for
+//! bodies of 1 KiB or more, a body-size limit, per-route metrics, JSON 404/405 answers.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod metrics;
+
+use crate::telemetry::Telemetry;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use error::ApiError;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Startup → ready → draining; `/health/ready` answers 200 only while ready.
+/// Starts at 0 (starting).
+#[derive(Default)]
+pub struct Readiness(AtomicU8);
+
+const READY: u8 = 1;
+const DRAINING: u8 = 2;
+
+impl Readiness {
+    pub fn set_ready(&self) {
+        self.0.store(READY, Ordering::SeqCst);
+    }
+    pub fn set_draining(&self) {
+        self.0.store(DRAINING, Ordering::SeqCst);
+    }
+    pub fn state(&self) -> &'static str {
+        match self.0.load(Ordering::SeqCst) {
+            READY => "ready",
+            DRAINING => "draining",
+            _ => "starting",
+        }
+    }
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == READY
+    }
+}
+
+/// State of the core routes (health, metrics).
+#[derive(Clone)]
+pub struct CoreState {
+    pub telemetry: Telemetry,
+    pub readiness: Arc<Readiness>,
+    pub started: Instant,
+}
+
+/// The whole control-listener router.
+pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router {
+    let compress_when = SizeAbove::new(1024)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE);
+    Router::new()
+        .route("/health", get(health::basic))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/health/detailed", get(health::detailed))
+        .route("/health/metrics", get(metrics::prometheus))
+        .route("/metrics", get(metrics::prometheus))
+        .route("/api/metrics", get(metrics::perf_json))
+        .with_state(core.clone())
+        .merge(domains)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(core, track_http))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CompressionLayer::new().gzip(true).compress_when(compress_when))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::debug_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Counts every request by route template (never the raw path: labels stay bounded).
+async fn track_http(State(core): State<CoreState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().clone();
+    let m = &core.telemetry.metrics;
+    let in_flight = m.http_in_flight.with_label_values(&["control"]);
+    in_flight.inc();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    in_flight.dec();
+    let class = crate::telemetry::metrics::status_class(resp.status().as_u16());
+    m.http_requests
+        .with_label_values(&[route.as_str(), method.as_str(), class])
+        .inc();
+    m.http_duration
+        .with_label_values(&[route.as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    m.observe_request(start.elapsed(), resp.status().is_server_error());
+    resp
+}

@@ -1,0 +1,98 @@
+//! Typed configuration: one TOML file, then `KEEL_<SECTION>__<KEY>` environment overrides,
+//! validated once before anything binds.
+//!
+//! Every section is a `serde` struct with `deny_unknown_fields` and documented defaults, so a
+//! config file only needs the keys it changes. Loading ([`load`]) collects *every* structural
+//! problem (unknown keys, wrong types); [`Config::validate`] then collects every semantic one
+//! (ranges, zero durations, unwritable paths). Both report `ConfigError { path, message }`.
+
+mod control;
+mod executor;
+mod gpu;
+mod ledger;
+mod load;
+mod log;
+mod proxy;
+mod types;
+mod validate;
+
+pub use control::ControlConfig;
+pub use executor::ExecutorConfig;
+pub use gpu::{GpuConfig, GpuMode};
+pub use ledger::LedgerConfig;
+pub use load::{load, resolve_path, LoadError};
+pub use log::{LogConfig, LogFormat};
+pub use proxy::ProxyConfig;
+pub use types::{Secret, SocketAddrString};
+pub use validate::{ConfigError, Validator};
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole effective configuration of one keel process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding `keel.redb`; created if missing.
+    pub data_dir: PathBuf,
+    /// How long SIGTERM waits for in-flight requests before exiting anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    pub control: ControlConfig,
+    pub proxy: ProxyConfig,
+    pub log: LogConfig,
+    pub ledger: LedgerConfig,
+    pub gpu: GpuConfig,
+    pub executor: ExecutorConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            shutdown_grace: Duration::from_secs(30),
+            control: ControlConfig::default(),
+            proxy: ProxyConfig::default(),
+            log: LogConfig::default(),
+            ledger: LedgerConfig::default(),
+            gpu: GpuConfig::default(),
+            executor: ExecutorConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Every semantic problem of this config, each with its key path; empty when valid.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut v = Validator::default();
+        v.writable_dir("data_dir", &self.data_dir);
+        v.positive_duration("shutdown_grace", self.shutdown_grace);
+        self.control.validate(&mut v.at("control"));
+        self.proxy.validate(&mut v.at("proxy"));
+        self.log.validate(&mut v.at("log"));
+        self.ledger.validate(&mut v.at("ledger"));
+        self.gpu.validate(&mut v.at("gpu"));
+        self.executor.validate(&mut v.at("executor"));
+        v.into_errors()
+    }
+
+    /// The effective config as TOML with every secret replaced by `"***"`.
+    pub fn to_redacted_toml(&self) -> String {
+        // `Secret` always serializes as "***", so plain serialization is already redacted.
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// One line for `keel validate` and the startup log.
+    pub fn summary(&self) -> String {
+        format!(
+            "config ok: control={} proxy={} data_dir={} nodes={} log={}/{}",
+            self.control.listen,
+            self.proxy.listen,
+            self.data_dir.display(),
+            self.proxy.node_count(),
+            self.log.format,
+            self.log.level
+        )
+    }
+}

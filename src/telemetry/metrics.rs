@@ -1,0 +1,213 @@
+//! Metric names (constants, `keel_` prefix, base units) and the registry they live in.
+//!
+//! Each domain module registers its own collectors into [`Metrics::registry`] using the names
+//! below, so `/metrics` is one exposition with one naming scheme.
+
+use prometheus::core::{Collector, Metric};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub const BUILD_INFO: &str = "keel_build_info";
+pub const HTTP_REQUESTS_TOTAL: &str = "keel_http_requests_total";
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "keel_http_request_duration_seconds";
+pub const HTTP_REQUESTS_IN_FLIGHT: &str = "keel_http_requests_in_flight";
+pub const EVENTS_TOTAL: &str = "keel_events_total";
+pub const COMPONENT_UP: &str = "keel_component_status";
+
+/// Latency buckets in seconds, from sub-millisecond control calls to slow LLM answers.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+/// The registry plus the metrics that the core (control listener, build) owns.
+pub struct Metrics {
+    pub registry: Registry,
+    /// Control-listener requests by route template and status class.
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub http_in_flight: IntGaugeVec,
+    /// All control requests in one histogram (unregistered) for `/api/metrics` percentiles.
+    all_requests: prometheus::Histogram,
+    all_errors: prometheus::IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let build = IntGaugeVec::new(
+            Opts::new(BUILD_INFO, "keel build information; always 1"),
+            &["version"],
+        )
+        .expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let http_requests = IntCounterVec::new(
+            Opts::new(HTTP_REQUESTS_TOTAL, "Control-listener requests"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                HTTP_REQUEST_DURATION_SECONDS,
+                "Control-listener request duration",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        let http_in_flight = IntGaugeVec::new(
+            Opts::new(
+                HTTP_REQUESTS_IN_FLIGHT,
+                "Control-listener requests being served",
+            ),
+            &["listener"],
+        )
+        .expect("valid metric");
+        let m = Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            http_in_flight,
+            all_requests: prometheus::Histogram::with_opts(
+                HistogramOpts::new("keel_all_requests", "internal")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+            all_errors: prometheus::IntCounter::new("keel_all_errors", "internal")
+                .expect("valid metric"),
+        };
+        m.register(build);
+        m.register(m.http_requests.clone());
+        m.register(m.http_duration.clone());
+        m.register(m.http_in_flight.clone());
+        #[cfg(target_os = "linux")]
+        m.register(prometheus::process_collector::ProcessCollector::new(
+            std::process::id() as i32,
+            "keel",
+        ));
+        m
+    }
+
+    /// Registers a collector; a name clash is a programming error caught by the tests.
+    pub fn register<C: Collector + 'static>(&self, c: C) {
+        if let Err(e) = self.registry.register(Box::new(c)) {
+            tracing::error!(error = %e, "metric registration failed");
+        }
+    }
+
+    /// Records one served request for the `/api/metrics` summary.
+    pub fn observe_request(&self, elapsed: std::time::Duration, server_error: bool) {
+        self.all_requests.observe(elapsed.as_secs_f64());
+        if server_error {
+            self.all_errors.inc();
+        }
+    }
+
+    /// Request statistics of the control listener: totals, error rate, latency percentiles.
+    pub fn request_summary(&self, uptime: std::time::Duration) -> serde_json::Value {
+        let total = self.all_requests.get_sample_count();
+        let errors = self.all_errors.get();
+        let ms = |q: f64| histogram_quantile(&self.all_requests, q).map(|s| s * 1000.0);
+        serde_json::json!({
+            "requests_total": total,
+            "errors_total": errors,
+            "error_rate": if total > 0 { errors as f64 / total as f64 } else { 0.0 },
+            "requests_per_second": total as f64 / uptime.as_secs_f64().max(1.0),
+            "avg_response_ms": if total > 0 { self.all_requests.get_sample_sum() * 1000.0 / total as f64 } else { 0.0 },
+            "p50_ms": ms(0.5),
+            "p95_ms": ms(0.95),
+            "p99_ms": ms(0.99),
+        })
+    }
+
+    /// Requests being served on every listener (the reference's `active_sessions`).
+    pub fn active_sessions(&self) -> i64 {
+        ["control", "proxy"]
+            .iter()
+            .map(|l| self.http_in_flight.with_label_values(&[l]).get())
+            .sum()
+    }
+
+    /// Prometheus text exposition of everything registered.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `2xx`, `4xx`...: bounded status label values.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Approximate quantile from a histogram's cumulative buckets (linear within a bucket), as
+/// Prometheus' `histogram_quantile` does; `None` with no observations.
+pub fn histogram_quantile(h: &prometheus::Histogram, q: f64) -> Option<f64> {
+    let metric = h.metric();
+    let hist = metric.get_histogram();
+    let total = hist.get_sample_count();
+    if total == 0 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let mut prev_bound = 0.0;
+    let mut prev_count = 0u64;
+    for b in hist.get_bucket() {
+        let count = b.cumulative_count();
+        if count as f64 >= rank {
+            let in_bucket = (count - prev_count) as f64;
+            let frac = if in_bucket > 0.0 {
+                (rank - prev_count as f64) / in_bucket
+            } else {
+                0.0
+            };
+            return Some(prev_bound + (b.upper_bound() - prev_bound) * frac);
+        }
+        prev_bound = b.upper_bound();
+        prev_count = count;
+    }
+    Some(prev_bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_build_info_and_process_metrics() {
+        let text = Metrics::new().render();
+        assert!(text.contains("keel_build_info{version=\""), "{text}");
+        assert!(
+            text.contains("keel_process_resident_memory_bytes"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn quantile_interpolates_within_buckets() {
+        let h = prometheus::Histogram::with_opts(
+            HistogramOpts::new("t", "t").buckets(vec![1.0, 2.0, 4.0]),
+        )
+        .unwrap();
+        assert_eq!(histogram_quantile(&h, 0.5), None);
+        for _ in 0..10 {
+            h.observe(1.5);
+        }
+        let p50 = histogram_quantile(&h, 0.5).unwrap();
+        assert!((1.0..=2.0).contains(&p50), "{p50}");
+    }
+}

@@ -1,0 +1,218 @@
+//! Starts the real `keel` binary with a generated config on free ports and waits for
+//! `/health/ready`. Logs (stderr) go to a file in the instance's temp dir for assertions.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A port that was free a moment ago (bound to :0, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+pub fn keel_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_keel")
+}
+
+/// Config pieces for one instance; `extra` is appended after the generated sections.
+#[derive(Default, Clone)]
+pub struct Spec {
+    pub control_extra: String,
+    pub proxy_extra: String,
+    pub extra: String,
+    pub env: Vec<(String, String)>,
+}
+
+pub struct Keel {
+    pub child: Option<Child>,
+    pub control: SocketAddr,
+    pub proxy: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub spec: Spec,
+}
+
+impl Keel {
+    /// Starts keel with the given spec and waits until it is ready.
+    pub async fn start(spec: Spec) -> Keel {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut k = Keel::prepare(spec, dir);
+        k.spawn();
+        k.wait_ready().await;
+        k
+    }
+
+    pub async fn start_default() -> Keel {
+        Keel::start(Spec::default()).await
+    }
+
+    /// Writes the config without starting keel.
+    pub fn prepare(spec: Spec, dir: tempfile::TempDir) -> Keel {
+        let control: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config_path = dir.path().join("keel.toml");
+        let k = Keel {
+            child: None,
+            control,
+            proxy,
+            config_path,
+            dir,
+            spec,
+        };
+        k.write_config();
+        k
+    }
+
+    fn write_config(&self) {
+        let data_dir = self.dir.path().join("data");
+        let text = format!(
+            "data_dir = {data:?}\nshutdown_grace = \"10s\"\n\n[control]\nlisten = \"{c}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n{ce}\n\n[proxy]\nlisten = \"{p}\"\n{pe}\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
+            data = data_dir.display().to_string(),
+            c = self.control,
+            ce = self.spec.control_extra,
+            p = self.proxy,
+            pe = self.spec.proxy_extra,
+            extra = self.spec.extra,
+        );
+        std::fs::write(&self.config_path, text).expect("write config");
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("keel.log")
+    }
+
+    /// Starts the process (again, after a stop: same ports, same data dir).
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let mut cmd = Command::new(keel_bin());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null());
+        for (k, v) in &self.spec.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn keel"));
+    }
+
+    pub async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let url = self.url("/health/ready");
+        for _ in 0..600 {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("keel exited early with {status}; log:\n{}", self.log());
+                }
+            }
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("keel not ready after 60 s; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.control, path)
+    }
+
+    pub fn proxy_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.proxy, path)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we spawned.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("keel did not exit in time; log:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit (code 0).
+    pub async fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let code = self.wait_exit(Duration::from_secs(30)).await;
+        assert_eq!(code, Some(0), "keel exit code; log:\n{}", self.log());
+    }
+
+    /// SIGKILL: a crash, for durability tests.
+    pub async fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.wait_exit(Duration::from_secs(10)).await;
+    }
+
+    pub fn admin(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        rb.bearer_auth(ADMIN_TOKEN)
+    }
+}
+
+impl Drop for Keel {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `keel <args>` to completion: (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String, String) {
+    let mut cmd = Command::new(keel_bin());
+    cmd.args(args).current_dir(cwd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run keel");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client")
+}
