@@ -5,6 +5,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod executor;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;

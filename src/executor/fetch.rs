@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use super::config::FetchConfig;
+use crate::config::FetchConfig;
 use super::policy::{NetworkPolicy, PolicyError};
 
 /// A request as the JS side described it.

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::config::FetchConfig;
+use crate::config::FetchConfig;
 
 /// Why a URL or address was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
