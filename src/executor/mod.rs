@@ -21,3 +21,6 @@ pub use error::{ErrorKind, ExecError, StartError};
 pub use pool::{ExecRequest, Executor, ExecutorStatus, HeapFigures};
 pub use snapshot::WarmupReport;
 pub use worker::ExecOutput;
+
+#[cfg(test)]
+mod tests;

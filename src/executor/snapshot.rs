@@ -78,46 +78,24 @@ pub fn build() -> Result<Snapshot, StartError> {
 /// Builds a snapshot from the given scripts (tests feed a broken bundle to check fail-fast).
 pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
     platform::init();
+    // One snapshot creator at a time: V8 aborted (libc++ assertion) when two ran at once.
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = CREATING.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
     let mut module_times = Vec::new();
     let mut creator = v8::Isolate::snapshot_creator(None, None);
-    {
+    let loaded = {
         v8::scope!(let scope, &mut creator);
         let context = v8::Context::new(scope, Default::default());
         let scope = &mut v8::ContextScope::new(scope, context);
-        run_script(scope, libs, "keel:libs.bundle.js").map_err(StartError::Runtime)?;
-        run_script(scope, runtime, "keel:runtime.js").map_err(StartError::Runtime)?;
-        let names = eval_string_list(scope, "__keel_module_names").map_err(StartError::Runtime)?;
-        if names != MODULES {
-            return Err(StartError::Runtime(format!(
-                "bundle defines modules {names:?}, expected {MODULES:?}"
-            )));
-        }
-        let global = context.global(scope);
-        let loader = get_function(scope, global, "__keel_load_module").map_err(StartError::Runtime)?;
-        for (i, name) in names.iter().enumerate() {
-            let t = Instant::now();
-            v8::tc_scope!(let tc, scope);
-            let idx = v8::Integer::new(tc, i as i32).into();
-            if loader.call(tc, global.into(), &[idx]).is_none() {
-                let error = exception_text(tc);
-                return Err(StartError::Module {
-                    module: name.clone(),
-                    error,
-                });
-            }
-            module_times.push((name.clone(), t.elapsed()));
-        }
-        let seal = get_function(scope, global, "__keel_seal").map_err(StartError::Runtime)?;
-        let undefined = v8::undefined(scope).into();
-        if seal.call(scope, undefined, &[]).is_none() {
-            return Err(StartError::Runtime("__keel_seal failed".into()));
-        }
+        let r = load_libraries(scope, libs, runtime, &mut module_times);
         scope.set_default_context(context);
-    }
-    let blob = creator
-        .create_blob(v8::FunctionCodeHandling::Keep)
-        .ok_or(StartError::Snapshot)?;
+        r
+    };
+    // V8 requires create_blob on a snapshot creator even when we throw the result away.
+    let blob = creator.create_blob(v8::FunctionCodeHandling::Keep);
+    loaded?;
+    let blob = blob.ok_or(StartError::Snapshot)?;
     let bytes: &'static [u8] = Box::leak(blob.to_vec().into_boxed_slice());
     let report = WarmupReport {
         status: "completed",
@@ -133,6 +111,45 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
         blob: bytes,
         warmup: report,
     })
+}
+
+/// Evaluates bundle and runtime, then instantiates each module in order.
+fn load_libraries(
+    scope: &mut v8::PinScope<'_, '_>,
+    libs: &str,
+    runtime: &str,
+    module_times: &mut Vec<(String, Duration)>,
+) -> Result<(), StartError> {
+    run_script(scope, libs, "keel:libs.bundle.js").map_err(StartError::Runtime)?;
+    run_script(scope, runtime, "keel:runtime.js").map_err(StartError::Runtime)?;
+    let names = eval_string_list(scope, "__keel_module_names").map_err(StartError::Runtime)?;
+    if names != MODULES {
+        return Err(StartError::Runtime(format!(
+            "bundle defines modules {names:?}, expected {MODULES:?}"
+        )));
+    }
+    let context = scope.get_current_context();
+    let global = context.global(scope);
+    let loader = get_function(scope, global, "__keel_load_module").map_err(StartError::Runtime)?;
+    for (i, name) in names.iter().enumerate() {
+        let t = Instant::now();
+        v8::tc_scope!(let tc, scope);
+        let idx = v8::Integer::new(tc, i as i32).into();
+        if loader.call(tc, global.into(), &[idx]).is_none() {
+            let error = exception_text(tc);
+            return Err(StartError::Module {
+                module: name.clone(),
+                error,
+            });
+        }
+        module_times.push((name.clone(), t.elapsed()));
+    }
+    let seal = get_function(scope, global, "__keel_seal").map_err(StartError::Runtime)?;
+    let undefined = v8::undefined(scope).into();
+    if seal.call(scope, undefined, &[]).is_none() {
+        return Err(StartError::Runtime("__keel_seal failed".into()));
+    }
+    Ok(())
 }
 
 fn run_script(scope: &mut v8::PinScope<'_, '_>, code: &str, name: &str) -> Result<(), String> {

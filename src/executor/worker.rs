@@ -94,6 +94,28 @@ impl Shared {
 struct HeapGuard {
     handle: v8::IsolateHandle,
     hit: AtomicBool,
+    /// Used-heap level after a GC at which the running block is terminated. Below the hard
+    /// limit on purpose: V8 aborts the whole process when a scavenge cannot promote into a
+    /// full old generation, and the near-heap-limit callback is not consulted on that path.
+    soft_limit: usize,
+}
+
+/// After every GC: terminate the running block once the heap passes the soft limit.
+unsafe extern "C" fn gc_epilogue(
+    isolate: v8::UnsafeRawIsolatePtr,
+    _type: v8::GCType,
+    _flags: v8::GCCallbackFlags,
+    data: *mut c_void,
+) {
+    // SAFETY: as for `near_heap_limit`; the isolate pointer is the one V8 is collecting,
+    // on this thread.
+    let guard = unsafe { &*(data as *const HeapGuard) };
+    let mut ptr = isolate;
+    let iso = unsafe { v8::Isolate::ref_from_raw_isolate_ptr_mut(&mut ptr) };
+    let used = iso.get_heap_statistics().used_heap_size();
+    if used > guard.soft_limit && !guard.hit.swap(true, Ordering::SeqCst) {
+        guard.handle.terminate_execution();
+    }
 }
 
 extern "C" fn near_heap_limit(data: *mut c_void, current: usize, _initial: usize) -> usize {
@@ -123,11 +145,11 @@ fn new_isolate(shared: &Shared) -> LiveIsolate {
     let guard = Box::new(HeapGuard {
         handle: isolate.thread_safe_handle(),
         hit: AtomicBool::new(false),
+        soft_limit: shared.limits.heap_limit / 4 * 3,
     });
-    isolate.add_near_heap_limit_callback(
-        near_heap_limit,
-        &*guard as *const HeapGuard as *mut c_void,
-    );
+    let data = &*guard as *const HeapGuard as *mut c_void;
+    isolate.add_near_heap_limit_callback(near_heap_limit, data);
+    isolate.add_gc_epilogue_callback(gc_epilogue, data, v8::GCType::kGCTypeAll);
     LiveIsolate { isolate, guard }
 }
 

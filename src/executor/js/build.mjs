@@ -37,7 +37,84 @@ OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
 `;
 
+// pinyin's dictionaries are ~41k single-character entries assigned one by one onto an object
+// and a ~41k-entry phrase object literal of nested arrays. Evaluated into the snapshot they
+// are ~200k heap objects that V8 must deserialize into *every* fresh context (~30 ms each).
+// This plugin rewrites both into sorted "key\tvalue\n" line tables held in one string each
+// (strings live in the snapshot's shared part, so a context pays nothing for them) plus a
+// binary-search lookup; the four use sites are rewritten to call it. Counts are asserted so
+// a new pinyin version that changes the source shape fails the build instead of silently
+// shipping the slow form.
+function compactPinyinPlugin() {
+  return {
+    name: 'keel-compact-pinyin',
+    setup(b) {
+      b.onLoad({ filter: /pinyin[\\/]lib[\\/]umd[\\/]pinyin\.js$/ }, async (args) => {
+        let src = fs.readFileSync(args.path, 'utf8').replace(/\r\n/g, '\n');
+        // 1. single characters
+        const chars = [];
+        src = src.replace(/^  dict\[0x([0-9a-f]+)\] = "([^"]*)";/gm, (_, hex, val) => {
+          const code = parseInt(hex, 16);
+          if (code <= 0xffff) chars.push([String.fromCharCode(code), val]); // charCodeAt never sees more
+          return '';
+        });
+        if (chars.length < 20000) throw new Error(`pinyin: found only ${chars.length} dict entries`);
+        // 2. phrases
+        const start = src.indexOf('  const phrases_dict = {');
+        const end = src.indexOf('\n  };\n', start);
+        if (start < 0 || end < 0) throw new Error('pinyin: phrases_dict literal not found');
+        const literal = src.slice(src.indexOf('{', start), end + 4);
+        const phrases = Function('return ' + literal)();
+        const phraseRows = Object.keys(phrases).map((k) => [k, phrases[k].map((alts) => alts.join(',')).join('|')]);
+        if (phraseRows.length < 20000) throw new Error(`pinyin: found only ${phraseRows.length} phrases`);
+        const table = (rows) => {
+          rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+          for (const [k, v] of rows) {
+            if (/[\t\n]/.test(k + v)) throw new Error(`pinyin: separator inside entry ${k}`);
+          }
+          return JSON.stringify(rows.map(([k, v]) => `${k}\t${v}\n`).join(''));
+        };
+        const helpers =
+          `  const __keel_chars = ${table(chars)};\n` +
+          `  const __keel_phrases = ${table(phraseRows)};\n` +
+          `  function __keel_lookup(t, key) {\n` +
+          `    let lo = 0, hi = t.length;\n` +
+          `    while (lo < hi) {\n` +
+          `      const mid = (lo + hi) >>> 1;\n` +
+          `      const s = t.lastIndexOf('\\n', mid - 1) + 1;\n` +
+          `      const tab = t.indexOf('\\t', s);\n` +
+          `      const e = t.indexOf('\\n', tab);\n` +
+          `      const k = t.slice(s, tab);\n` +
+          `      if (k === key) return t.slice(tab + 1, e);\n` +
+          `      if (k < key) lo = e + 1; else hi = s;\n` +
+          `    }\n` +
+          `    return undefined;\n` +
+          `  }\n` +
+          `  function __keel_char(code) { return typeof code === 'number' && code >= 0 && code <= 0xffff ? __keel_lookup(__keel_chars, String.fromCharCode(code)) : undefined; }\n` +
+          `  function __keel_phrase(p) { const v = __keel_lookup(__keel_phrases, String(p)); return v === undefined ? undefined : v.split('|').map((a) => a.split(',')); }\n`;
+        src = src.slice(0, start) + src.slice(end + 5);
+        src = src.replace('  const dict = {};\n', helpers);
+        const swaps = [
+          [/\bdict\[(firstCharCode|hanCode)\]/g, '__keel_char($1)', 4],
+          [/hasKey\(phrases_dict, phrases\)/g, '(__keel_phrase(phrases) !== undefined)', 1],
+          [/phrases_dict\[phrases\]/g, '__keel_phrase(phrases)', 1],
+        ];
+        for (const [re, to, want] of swaps) {
+          const n = (src.match(re) || []).length;
+          if (n !== want) throw new Error(`pinyin: expected ${want} uses of ${re}, found ${n}`);
+          src = src.replace(re, to);
+        }
+        if (/\b(dict|phrases_dict)\[/.test(src.replace(/loadDict|_dict\b/g, ''))) {
+          // defensive: any other index into the removed objects would now be a ReferenceError
+        }
+        return { contents: src, loader: 'js' };
+      });
+    },
+  };
+}
+
 const result = await build({
+  plugins: [compactPinyinPlugin()],
   entryPoints: [path.join(here, 'entry.js')],
   bundle: true,
   format: 'iife',
