@@ -6,8 +6,10 @@
 
 pub mod auth;
 pub mod error;
+pub mod flow;
 pub mod health;
 pub mod metrics;
+pub mod ratelimit;
 
 use crate::telemetry::Telemetry;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};

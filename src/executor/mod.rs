@@ -14,6 +14,7 @@ pub mod platform;
 pub mod policy;
 pub mod pool;
 pub mod snapshot;
+pub mod tokens;
 mod watchdog;
 mod worker;
 
