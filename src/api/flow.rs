@@ -66,9 +66,7 @@ fn mib(bytes: u64) -> String {
 /// `2025-10-05 16:30:00` (UTC), the reference's codeblock timestamp format.
 fn plain_timestamp() -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    OffsetDateTime::now_utc()
-        .format(&f)
-        .unwrap_or_default()
+    OffsetDateTime::now_utc().format(&f).unwrap_or_default()
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -262,7 +260,11 @@ fn parse_body(body: &[u8]) -> Result<ExecRequest, ExecError> {
         None | Some(Value::Null) => None,
         Some(t) => match t.as_f64() {
             Some(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
-            _ => return Err(ExecError::validation("timeout must be a non-negative number of milliseconds")),
+            _ => {
+                return Err(ExecError::validation(
+                    "timeout must be a non-negative number of milliseconds",
+                ))
+            }
         },
     };
     Ok(ExecRequest {
@@ -323,7 +325,14 @@ async fn codeblock(
         } else {
             "invalid accessToken"
         };
-        return failure(StatusCode::UNAUTHORIZED, "AuthenticationError", msg, Duration::ZERO, started, &rid);
+        return failure(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            msg,
+            Duration::ZERO,
+            started,
+            &rid,
+        );
     }
     let body = match body {
         Ok(b) => b,
@@ -341,7 +350,14 @@ async fn codeblock(
     let req = match parse_body(&body) {
         Ok(r) => r,
         Err(e) => {
-            return failure(status_of(&e.kind), e.kind.type_name(), &e.message, Duration::ZERO, started, &rid)
+            return failure(
+                status_of(&e.kind),
+                e.kind.type_name(),
+                &e.message,
+                Duration::ZERO,
+                started,
+                &rid,
+            )
         }
     };
     match s.executor.execute(req).await {

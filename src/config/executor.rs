@@ -257,12 +257,18 @@ impl ExecutorConfig {
         }
         for (i, t) in self.access_tokens.iter().enumerate() {
             if t.expose().len() < 8 {
-                v.error(&format!("access_tokens[{i}]"), "tokens must be at least 8 characters");
+                v.error(
+                    &format!("access_tokens[{i}]"),
+                    "tokens must be at least 8 characters",
+                );
             }
         }
         let rl = &self.rate_limit;
         for (name, n) in [
-            ("rate_limit.ip_unauthenticated_qps", rl.ip_unauthenticated_qps),
+            (
+                "rate_limit.ip_unauthenticated_qps",
+                rl.ip_unauthenticated_qps,
+            ),
             ("rate_limit.ip_authenticated_qps", rl.ip_authenticated_qps),
             ("rate_limit.token_per_minute", rl.token_per_minute),
         ] {
@@ -271,8 +277,14 @@ impl ExecutorConfig {
             }
         }
         for (name, n) in [
-            ("rate_limit.ip_unauthenticated_burst", rl.ip_unauthenticated_burst),
-            ("rate_limit.ip_authenticated_burst", rl.ip_authenticated_burst),
+            (
+                "rate_limit.ip_unauthenticated_burst",
+                rl.ip_unauthenticated_burst,
+            ),
+            (
+                "rate_limit.ip_authenticated_burst",
+                rl.ip_authenticated_burst,
+            ),
             ("rate_limit.token_burst", rl.token_burst),
         ] {
             if n == 0 {

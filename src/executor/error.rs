@@ -71,9 +71,7 @@ impl ErrorKind {
             ErrorKind::OutOfMemory => "oom",
             ErrorKind::Validation => "invalid",
             ErrorKind::ResultTooLarge => "error",
-            ErrorKind::Overloaded | ErrorKind::QueueTimeout | ErrorKind::Unavailable => {
-                "rejected"
-            }
+            ErrorKind::Overloaded | ErrorKind::QueueTimeout | ErrorKind::Unavailable => "rejected",
         }
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::config::FetchConfig;
 use super::policy::{NetworkPolicy, PolicyError};
+use crate::config::FetchConfig;
 
 /// A request as the JS side described it.
 #[derive(Debug, Clone)]
@@ -77,9 +77,8 @@ impl Resolve for PolicyResolver {
         let policy = self.policy.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut first_err = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -165,7 +164,11 @@ impl Fetcher {
             url::Url::parse(&req.url).map_err(|_| FetchError::InvalidUrl(req.url.clone()))?;
         let mut method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| FetchError::InvalidRequest(format!("bad method {:?}", req.method)))?;
-        if req.body.as_ref().is_some_and(|b| b.len() > self.max_request_size) {
+        if req
+            .body
+            .as_ref()
+            .is_some_and(|b| b.len() > self.max_request_size)
+        {
             return Err(FetchError::InvalidRequest(format!(
                 "request body larger than executor.fetch.max_request_size ({} bytes)",
                 self.max_request_size

@@ -34,14 +34,11 @@ impl ExecutorMetrics {
                 &["outcome"],
             )?,
             duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    EXECUTION_DURATION,
-                    "Time a code block spent on an isolate",
-                )
-                .buckets(vec![
-                    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                    1.0, 2.5, 5.0, 10.0, 30.0,
-                ]),
+                HistogramOpts::new(EXECUTION_DURATION, "Time a code block spent on an isolate")
+                    .buckets(vec![
+                        0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                        1.0, 2.5, 5.0, 10.0, 30.0,
+                    ]),
             )?,
             queue_depth: IntGauge::new(QUEUE_DEPTH, "Executions waiting for an isolate")?,
             isolates: IntGaugeVec::new(
@@ -50,7 +47,10 @@ impl ExecutorMetrics {
             )?,
             heap_used: IntGauge::new(HEAP_USED, "V8 heap used, summed over the pool's isolates")?,
             recycles: IntCounterVec::new(
-                Opts::new(ISOLATE_RECYCLES, "Isolates replaced from the snapshot, by reason"),
+                Opts::new(
+                    ISOLATE_RECYCLES,
+                    "Isolates replaced from the snapshot, by reason",
+                ),
                 &["reason"],
             )?,
         };

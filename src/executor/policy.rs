@@ -164,8 +164,12 @@ mod tests {
             let addr: IpAddr = a.parse().expect("ip");
             assert!(p.check_addr("h", addr).is_err(), "{a} must be denied");
         }
-        assert!(p.check_addr("h", "93.184.216.34".parse().expect("ip")).is_ok());
-        assert!(p.check_url(&url("http://169.254.169.254/latest/meta-data")).is_err());
+        assert!(p
+            .check_addr("h", "93.184.216.34".parse().expect("ip"))
+            .is_ok());
+        assert!(p
+            .check_url(&url("http://169.254.169.254/latest/meta-data"))
+            .is_err());
         assert!(p.check_url(&url("http://[::1]:8080/")).is_err());
         assert!(p.check_url(&url("file:///etc/passwd")).is_err());
     }

@@ -215,7 +215,10 @@ impl Executor {
         } else {
             counters.queued.fetch_sub(1, Ordering::Relaxed);
             self.shared.metrics.queue_depth.dec();
-            Err(ExecError::new(ErrorKind::Unavailable, "the executor is shutting down"))
+            Err(ExecError::new(
+                ErrorKind::Unavailable,
+                "the executor is shutting down",
+            ))
         };
         drop(permit);
         counters.current.fetch_sub(1, Ordering::Relaxed);
@@ -308,10 +311,7 @@ impl Executor {
 
     /// Stops taking jobs; workers finish their current one and exit. Blocking.
     pub fn shutdown(&self) {
-        self.sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {
             let _ = t.join();
@@ -321,9 +321,6 @@ impl Executor {
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        self.sender
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }

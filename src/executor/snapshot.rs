@@ -191,14 +191,18 @@ fn get_function<'s>(
     v8::Local::<v8::Function>::try_from(v).map_err(|_| format!("{name} is not a function"))
 }
 
-fn eval_string_list(scope: &mut v8::PinScope<'_, '_>, global_name: &str) -> Result<Vec<String>, String> {
+fn eval_string_list(
+    scope: &mut v8::PinScope<'_, '_>,
+    global_name: &str,
+) -> Result<Vec<String>, String> {
     let context = scope.get_current_context();
     let global = context.global(scope);
     let key = v8::String::new(scope, global_name).ok_or("bad name")?;
     let v = global
         .get(scope, key.into())
         .ok_or_else(|| format!("{global_name} missing"))?;
-    let arr = v8::Local::<v8::Array>::try_from(v).map_err(|_| format!("{global_name} is not an array"))?;
+    let arr = v8::Local::<v8::Array>::try_from(v)
+        .map_err(|_| format!("{global_name} is not an array"))?;
     let mut out = Vec::new();
     for i in 0..arr.length() {
         let item = arr.get_index(scope, i).ok_or("bad module list")?;
@@ -208,7 +212,9 @@ fn eval_string_list(scope: &mut v8::PinScope<'_, '_>, global_name: &str) -> Resu
 }
 
 /// Text of the pending exception of a TryCatch (its stack when there is one).
-pub(crate) fn exception_text(tc: &mut v8::PinnedRef<'_, v8::TryCatch<'_, '_, v8::HandleScope<'_>>>) -> String {
+pub(crate) fn exception_text(
+    tc: &mut v8::PinnedRef<'_, v8::TryCatch<'_, '_, v8::HandleScope<'_>>>,
+) -> String {
     if let Some(stack) = tc.stack_trace() {
         if stack.is_string() {
             return stack.to_rust_string_lossy(tc);

@@ -36,7 +36,9 @@ fn err_type(r: Result<ExecOutput, ExecError>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libraries_and_semantics() {
     let ex = executor(|_| {});
-    let out = run(&ex, "return input.a + 1", json!({"a": 41})).await.expect("ok");
+    let out = run(&ex, "return input.a + 1", json!({"a": 41}))
+        .await
+        .expect("ok");
     assert_eq!(out.result, json!(42));
 
     let out = run(
@@ -71,11 +73,26 @@ async fn libraries_and_semantics() {
     .expect("async");
     assert_eq!(out.result, json!("late"));
 
-    assert_eq!(err_type(run(&ex, "return (", json!({})).await), "SyntaxError");
-    assert_eq!(err_type(run(&ex, "return nope", json!({})).await), "ReferenceError");
-    assert_eq!(err_type(run(&ex, "return null.x", json!({})).await), "TypeError");
-    assert_eq!(err_type(run(&ex, "return new Array(-1)", json!({})).await), "RangeError");
-    assert_eq!(err_type(run(&ex, "return require('fs')", json!({})).await), "Error");
+    assert_eq!(
+        err_type(run(&ex, "return (", json!({})).await),
+        "SyntaxError"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return nope", json!({})).await),
+        "ReferenceError"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return null.x", json!({})).await),
+        "TypeError"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return new Array(-1)", json!({})).await),
+        "RangeError"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return require('fs')", json!({})).await),
+        "Error"
+    );
     assert_eq!(
         err_type(run(&ex, "return Promise.reject(new TypeError('x'))", json!({})).await),
         "TypeError"
@@ -85,7 +102,14 @@ async fn libraries_and_semantics() {
         "Error"
     );
     assert_eq!(
-        err_type(run(&ex, "return typeof process + typeof require('x')", json!({})).await),
+        err_type(
+            run(
+                &ex,
+                "return typeof process + typeof require('x')",
+                json!({})
+            )
+            .await
+        ),
         "Error"
     );
 }
@@ -116,17 +140,47 @@ async fn timeouts_and_heap_bombs_recycle_the_isolate() {
         c.pool_size = 1;
         c.execution_timeout = Duration::from_millis(300);
     });
-    assert_eq!(err_type(run(&ex, "while(true){}", json!({})).await), "TimeoutError");
-    assert_eq!(run(&ex, "return 1", json!({})).await.expect("after loop").result, json!(1));
     assert_eq!(
-        err_type(run(&ex, "async function spin(){ for(;;) await null; } return spin()", json!({})).await),
+        err_type(run(&ex, "while(true){}", json!({})).await),
+        "TimeoutError"
+    );
+    assert_eq!(
+        run(&ex, "return 1", json!({}))
+            .await
+            .expect("after loop")
+            .result,
+        json!(1)
+    );
+    assert_eq!(
+        err_type(
+            run(
+                &ex,
+                "async function spin(){ for(;;) await null; } return spin()",
+                json!({})
+            )
+            .await
+        ),
         "TimeoutError"
     );
     // A growing chain may hit the heap limit before the deadline: either is contained.
-    let t = err_type(run(&ex, "function f(){ return Promise.resolve().then(f) } return f()", json!({})).await);
+    let t = err_type(
+        run(
+            &ex,
+            "function f(){ return Promise.resolve().then(f) } return f()",
+            json!({}),
+        )
+        .await,
+    );
     assert!(t == "TimeoutError" || t == "RangeError", "{t}");
     assert_eq!(
-        err_type(run(&ex, "return new Promise(r => setTimeout(r, 60000))", json!({})).await),
+        err_type(
+            run(
+                &ex,
+                "return new Promise(r => setTimeout(r, 60000))",
+                json!({})
+            )
+            .await
+        ),
         "TimeoutError"
     );
     let r = run(
@@ -140,7 +194,13 @@ async fn timeouts_and_heap_bombs_recycle_the_isolate() {
         e.kind == ErrorKind::OutOfMemory || e.kind == ErrorKind::Timeout,
         "got {e}"
     );
-    assert_eq!(run(&ex, "return 2", json!({})).await.expect("after bomb").result, json!(2));
+    assert_eq!(
+        run(&ex, "return 2", json!({}))
+            .await
+            .expect("after bomb")
+            .result,
+        json!(2)
+    );
     assert!(ex.status().isolates_recycled >= 3);
 }
 
@@ -152,13 +212,23 @@ async fn timeouts_and_heap_bombs_recycle_the_isolate() {
 fn a_failing_module_names_itself() {
     let exe = std::env::current_exe().expect("test binary path");
     let out = std::process::Command::new(exe)
-        .args(["executor::tests::fail_fast_child", "--exact", "--nocapture", "--test-threads", "1"])
+        .args([
+            "executor::tests::fail_fast_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env("KEEL_FAIL_FAST_CHILD", "1")
         .output()
         .expect("run child");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed: {text}");
-    assert!(text.contains("FAILED-MODULE qs: ") && text.contains("boom in qs"), "{text}");
+    assert!(
+        text.contains("FAILED-MODULE qs: ") && text.contains("boom in qs"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -246,8 +246,9 @@ pub fn run(shared: Arc<Shared>, index: usize) {
             shared.set_state(index, BUSY);
             seq += 1;
             let Some(ctx) = next.take() else { continue };
-            let (outcome, recycle) =
-                execute(&shared, &mut live, &watchdog, &op_tx, &op_rx, ctx, &job, seq);
+            let (outcome, recycle) = execute(
+                &shared, &mut live, &watchdog, &op_tx, &op_rx, ctx, &job, seq,
+            );
             let heap = live.isolate.get_heap_statistics();
             let used = heap.used_heap_size() as u64;
             let old = shared.heap_used[index].swap(used, Ordering::Relaxed);
@@ -337,7 +338,14 @@ fn execute(
         v8::scope!(let scope, isolate);
         let context = v8::Local::new(scope, &ctx);
         let scope = &mut v8::ContextScope::new(scope, context);
-        run_in_context(scope, job, deadline, op_rx, seq, shared.limits.max_result_size)
+        run_in_context(
+            scope,
+            job,
+            deadline,
+            op_rx,
+            seq,
+            shared.limits.max_result_size,
+        )
     };
     let fired = watchdog.disarm(seq);
     let oom = live.guard.hit.swap(false, Ordering::SeqCst);
@@ -346,9 +354,7 @@ fn execute(
     let state = isolate.remove_slot::<ExecState>();
     drop(ctx);
     let elapsed = start.elapsed();
-    let (logs, logs_dropped) = state
-        .map(|s| (s.logs, s.logs_dropped))
-        .unwrap_or_default();
+    let (logs, logs_dropped) = state.map(|s| (s.logs, s.logs_dropped)).unwrap_or_default();
     // Drain completions of this run that arrived too late (they hold no V8 handles).
     while op_rx.try_recv().is_ok() {}
 
@@ -428,7 +434,8 @@ fn run_in_context(
 
     let code = v8::String::new(tc, &job.code)
         .ok_or_else(|| Failure::Internal("code too large for V8".into()))?;
-    let name = v8::String::new(tc, "codeblock.js").ok_or_else(|| Failure::Internal("string".into()))?;
+    let name =
+        v8::String::new(tc, "codeblock.js").ok_or_else(|| Failure::Internal("string".into()))?;
     let origin = v8::ScriptOrigin::new(
         tc,
         name.into(),
@@ -581,11 +588,21 @@ fn complete_fetch(scope: &mut v8::PinScope<'_, '_>, done: OpDone) {
     match done.result {
         Ok(resp) => {
             let obj = v8::Object::new(scope);
-            set_val(scope, obj, "status", v8::Integer::new(scope, resp.status as i32).into());
+            set_val(
+                scope,
+                obj,
+                "status",
+                v8::Integer::new(scope, resp.status as i32).into(),
+            );
             set_string(scope, obj, "statusText", &resp.status_text);
             set_string(scope, obj, "url", &resp.url);
             set_string(scope, obj, "body", &resp.body);
-            set_val(scope, obj, "redirected", v8::Boolean::new(scope, resp.redirected).into());
+            set_val(
+                scope,
+                obj,
+                "redirected",
+                v8::Boolean::new(scope, resp.redirected).into(),
+            );
             let flat: Vec<v8::Local<v8::Value>> = resp
                 .headers
                 .iter()
@@ -635,7 +652,12 @@ fn set_val(
     }
 }
 
-fn set_string(scope: &mut v8::PinScope<'_, '_>, obj: v8::Local<'_, v8::Object>, key: &str, value: &str) {
+fn set_string(
+    scope: &mut v8::PinScope<'_, '_>,
+    obj: v8::Local<'_, v8::Object>,
+    key: &str,
+    value: &str,
+) {
     if let Some(v) = v8::String::new(scope, value) {
         set_val(scope, obj, key, v.into());
     }
@@ -768,8 +790,12 @@ fn native_fetch(
         let n = arr.length();
         let mut i = 0;
         while i + 1 < n {
-            let k = arr.get_index(scope, i).map(|v| v.to_rust_string_lossy(scope));
-            let v = arr.get_index(scope, i + 1).map(|v| v.to_rust_string_lossy(scope));
+            let k = arr
+                .get_index(scope, i)
+                .map(|v| v.to_rust_string_lossy(scope));
+            let v = arr
+                .get_index(scope, i + 1)
+                .map(|v| v.to_rust_string_lossy(scope));
             if let (Some(k), Some(v)) = (k, v) {
                 headers.push((k, v));
             }

@@ -48,7 +48,10 @@ async fn err_type(k: &Keel, code: &str) -> String {
     let (status, body) = call(k, code, json!({})).await;
     assert_ne!(status, 200, "{body}");
     assert_eq!(body["success"], json!(false), "{body}");
-    body["error"]["type"].as_str().unwrap_or_default().to_string()
+    body["error"]["type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
@@ -92,7 +95,10 @@ async fn every_library_works_through_codeblock() {
         r["hmac"],
         json!("6e9ef29b75fffc5b7abae527d58fdadb2fe42e7219011976917343065f58ed4a")
     );
-    assert_eq!(r["qs"], json!("a%5Bb%5D%5B0%5D=1&a%5Bb%5D%5B1%5D=2&a%5Bc%5D=d%20e"));
+    assert_eq!(
+        r["qs"],
+        json!("a%5Bb%5D%5B0%5D=1&a%5Bb%5D%5B1%5D=2&a%5Bc%5D=d%20e")
+    );
     assert_eq!(r["qsParsed"], json!({"x": {"y": {"z": "1"}, "w": "2"}}));
     assert_eq!(r["v4"], json!(true));
     assert_eq!(r["v5"], json!("074171de-bc84-5ea4-b636-1135477620e1"));
@@ -110,25 +116,68 @@ async fn every_library_works_through_codeblock() {
     assert_eq!(r, json!({"result": 50}));
 
     // health: the reference's warmup block
-    let h: Value = client().get(k.url("/flow/health")).send().await.unwrap().json().await.unwrap();
+    let h: Value = client()
+        .get(k.url("/flow/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["warmup"]["status"], json!("completed"));
     assert_eq!(
         h["warmup"]["modules"],
-        json!(["crypto-js", "axios", "date-fns", "lodash", "qs", "pinyin", "uuid"])
+        json!([
+            "crypto-js",
+            "axios",
+            "date-fns",
+            "lodash",
+            "qs",
+            "pinyin",
+            "uuid"
+        ])
     );
     assert_eq!(h["warmup"]["successCount"], json!(7));
     assert_eq!(h["warmup"]["totalModules"], json!(7));
     assert!(h["warmup"]["elapsedMs"].is_u64());
     assert!(h["memory"]["heapUsedBytes"].is_u64());
     assert_eq!(h["runtime"]["poolSize"], json!(2));
-    let l: Value = client().get(k.url("/flow/limits")).send().await.unwrap().json().await.unwrap();
+    let l: Value = client()
+        .get(k.url("/flow/limits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(l["executionTimeout"], json!(1500));
     assert_eq!(l["env"]["maxCodeLength"], json!("MAX_CODE_LENGTH"));
-    let st: Value = client().get(k.url("/flow/status")).send().await.unwrap().json().await.unwrap();
+    let st: Value = client()
+        .get(k.url("/flow/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(st["executor"]["total"].as_u64().unwrap_or(0) >= 2);
-    let info: Value = client().get(k.url("/flow/")).send().await.unwrap().json().await.unwrap();
+    let info: Value = client()
+        .get(k.url("/flow/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(info["service"], json!("keel-executor"));
-    let metrics = client().get(k.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(k.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("keel_executor_executions_total{outcome=\"success\"}"));
     assert!(metrics.contains("keel_executor_pool_isolates{state=\"idle\"}"));
 }
@@ -137,7 +186,10 @@ async fn every_library_works_through_codeblock() {
 async fn errors_timeouts_heap_bombs_and_isolation() {
     let k = Keel::start(spec("heap_limit_mb = 96")).await;
     assert_eq!(err_type(&k, "return (").await, "SyntaxError");
-    assert_eq!(err_type(&k, "return undefinedThing + 1").await, "ReferenceError");
+    assert_eq!(
+        err_type(&k, "return undefinedThing + 1").await,
+        "ReferenceError"
+    );
     assert_eq!(err_type(&k, "return null.x").await, "TypeError");
     assert_eq!(err_type(&k, "return new Array(-1)").await, "RangeError");
     assert_eq!(err_type(&k, "throw new Error('custom')").await, "Error");
@@ -145,10 +197,18 @@ async fn errors_timeouts_heap_bombs_and_isolation() {
     assert_eq!(err_type(&k, "return process.env").await, "ReferenceError");
     assert_eq!(err_type(&k, "while (true) {}").await, "TimeoutError");
     assert_eq!(
-        err_type(&k, "async function spin(){ for (;;) await null; } return spin();").await,
+        err_type(
+            &k,
+            "async function spin(){ for (;;) await null; } return spin();"
+        )
+        .await,
         "TimeoutError"
     );
-    let t = err_type(&k, "const a = []; while (true) a.push({x: new Array(1000).fill(1)});").await;
+    let t = err_type(
+        &k,
+        "const a = []; while (true) a.push({x: new Array(1000).fill(1)});",
+    )
+    .await;
     assert!(t == "RangeError" || t == "TimeoutError", "{t}");
     // The pool still answers, on every isolate.
     for _ in 0..4 {
@@ -156,7 +216,12 @@ async fn errors_timeouts_heap_bombs_and_isolation() {
     }
     // No state leaks between calls.
     for _ in 0..3 {
-        ok(&k, "Object.prototype.polluted = 1; globalThis.leak = 1; return 0", json!({})).await;
+        ok(
+            &k,
+            "Object.prototype.polluted = 1; globalThis.leak = 1; return 0",
+            json!({}),
+        )
+        .await;
     }
     for _ in 0..3 {
         assert_eq!(
@@ -203,7 +268,10 @@ async fn errors_timeouts_heap_bombs_and_isolation() {
 async fn fake_server() -> std::net::SocketAddr {
     use axum::routing::{get, post};
     let app = axum::Router::new()
-        .route("/hello", get(|| async { axum::Json(json!({"hello": "world"})) }))
+        .route(
+            "/hello",
+            get(|| async { axum::Json(json!({"hello": "world"})) }),
+        )
         .route(
             "/echo",
             post(|body: String| async move { axum::Json(json!({"got": body})) }),
@@ -258,10 +326,17 @@ async fn axios_and_fetch_follow_the_network_policy() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["type"], json!("AxiosError"), "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap_or("").contains("network policy"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("network policy"),
         "{body}"
     );
-    let t = err_type(&denied, "return fetch('http://localhost:1/').then(r => r.status)").await;
+    let t = err_type(
+        &denied,
+        "return fetch('http://localhost:1/').then(r => r.status)",
+    )
+    .await;
     assert_eq!(t, "TypeError");
 }
 
@@ -270,7 +345,12 @@ async fn access_tokens_issue_list_revoke() {
     let k = Keel::start(spec("")).await;
     let c = client();
     let body = json!({"input": {}, "codebase64": b64("return 7")});
-    let r = c.post(k.url("/flow/codeblock")).json(&body).send().await.unwrap();
+    let r = c
+        .post(k.url("/flow/codeblock"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = c
         .post(k.url("/flow/codeblock"))
@@ -280,7 +360,12 @@ async fn access_tokens_issue_list_revoke() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = c.post(k.url("/flow/admin/tokens")).json(&json!({"name": "ci"})).send().await.unwrap();
+    let r = c
+        .post(k.url("/flow/admin/tokens"))
+        .json(&json!({"name": "ci"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "admin routes need the admin token");
     let issued: Value = k
         .admin(c.post(k.url("/flow/admin/tokens")))
@@ -310,7 +395,10 @@ async fn access_tokens_issue_list_revoke() {
         .await
         .unwrap();
     assert_eq!(list["tokens"][0]["name"], json!("ci"));
-    assert!(!list.to_string().contains(&token), "the token itself is never listed");
+    assert!(
+        !list.to_string().contains(&token),
+        "the token itself is never listed"
+    );
     let r = k
         .admin(c.delete(k.url(&format!("/flow/admin/tokens/{id}"))))
         .send()
@@ -352,7 +440,14 @@ async fn hundred_concurrent_calls_on_a_pool_of_four() {
         let (i, b) = t.await.unwrap();
         assert_eq!(b["result"], json!(i + 1), "{b}");
     }
-    let st: Value = c.get(k.url("/flow/status")).send().await.unwrap().json().await.unwrap();
+    let st: Value = c
+        .get(k.url("/flow/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(st["executor"]["poolSize"], json!(4));
     assert_eq!(st["executor"]["successful"], json!(100));
 }
