@@ -7,7 +7,7 @@ const path = require('path');
 const nm = path.join(__dirname, '../../src/executor/js/node_modules');
 const t0 = process.hrtime.bigint();
 const libs = {};
-for (const n of ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid']) libs[n] = require(path.join(nm, n));
+for (const n of ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid']) libs[n] = require(require.resolve(n, { paths: [path.dirname(nm)] }));
 const warmMs = Number(process.hrtime.bigint() - t0) / 1e6;
 let ctxNs = 0n, ctxN = 0n;
 const req = (n) => { if (!(n in libs)) throw new Error(`Cannot find module '${n}'`); return libs[n]; };

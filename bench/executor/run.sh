@@ -2,15 +2,15 @@
 # Executor benchmark: keel (V8 isolates from a snapshot) vs a Node.js peer
 # (vm.runInNewContext, same libraries preloaded), side by side in one run.
 #   bench/executor/run.sh            # uses target/release/keel (builds it if missing)
-#   KEEL_BIN=target/debug/keel SECONDS_PER=5 CONC=8 bench/executor/run.sh
+#   BENCH_KEEL_BIN=target/debug/keel SECONDS_PER=5 CONC=8 bench/executor/run.sh
 # Needs node and src/executor/js/node_modules (cd src/executor/js && npm ci) for the peer.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-KEEL_BIN=${KEEL_BIN:-target/release/keel}
+BENCH_KEEL_BIN=${BENCH_KEEL_BIN:-target/release/keel}
 SECS=${SECONDS_PER:-5}
 CONC=${CONC:-8}
 POOL=${POOL:-2}
-[ -x "$KEEL_BIN" ] || cargo build --release
+[ -x "$BENCH_KEEL_BIN" ] || cargo build --release
 [ -d src/executor/js/node_modules ] || (cd src/executor/js && npm ci --no-audit --no-fund)
 TMP=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -37,9 +37,9 @@ access_tokens = ["bench-token-123"]
 enabled = false
 TOML
   local t0; t0=$(now_ms)
-  "$KEEL_BIN" run --config "$TMP/k$1/keel.toml" >"$TMP/k$1/log" 2>&1 &
+  "$BENCH_KEEL_BIN" run --config "$TMP/k$1/keel.toml" >"$TMP/k$1/log" 2>&1 &
   KPID=$!
-  wait_up "http://127.0.0.1:$KPORT/flow/health"
+  wait_up "http://127.0.0.1:$KPORT/flow/health" || { cat "$TMP/k$1/log"; exit 1; }
   KSTART_MS=$(( $(now_ms) - t0 ))
 }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -63,7 +63,7 @@ NCTX=$(echo "$NSTAT" | python3 -c 'import json,sys; print(round(json.load(sys.st
 
 f() { echo "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(f\"{d['$2']:.3f}\" if isinstance(d['$2'], float) else d['$2'])"; }
 echo
-echo "keel: $KEEL_BIN, pool_size=$POOL; node $(node --version) vm.runInNewContext; concurrency $CONC, ${SECS}s per block; $(nproc) cores"
+echo "keel: $BENCH_KEEL_BIN, pool_size=$POOL; node $(node --version) vm.runInNewContext; concurrency $CONC, ${SECS}s per block; $(nproc) cores"
 printf '| %-34s | %12s | %12s |\n' metric keel node
 printf '|%s|%s|%s|\n' ------------------------------------ -------------- --------------
 for block in trivial lodash_crypto; do

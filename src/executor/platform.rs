@@ -15,7 +15,7 @@ pub fn init() {
         // still optimised on their next call; only mid-loop tier-up is off.
         v8::V8::set_flags_from_string("--no-use-osr");
         // Escape hatch for operators: extra V8 flags, e.g. "--no-maglev".
-        if let Ok(flags) = std::env::var("KEEL_V8_FLAGS") {
+        if let Ok(flags) = std::env::var("EXECUTOR_V8_FLAGS") {
             v8::V8::set_flags_from_string(&flags);
         }
         // Isolates must not share the V8 "current isolate" assumptions of a single-threaded
