@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod executor;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
@@ -33,6 +34,8 @@ pub enum StartError {
     },
     #[error("cannot read the admin token: {0}")]
     AdminToken(#[source] std::io::Error),
+    #[error(transparent)]
+    Executor(#[from] executor::StartError),
 }
 
 /// A started keel: bound addresses and the handle to stop it.
@@ -44,6 +47,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
+    executor: Option<Arc<executor::Executor>>,
 }
 
 impl Running {
@@ -62,6 +66,10 @@ impl Running {
         }
         for task in self.background {
             task.abort();
+        }
+        if let Some(ex) = self.executor {
+            // Workers finish their current block and exit; V8 runs off the async runtime.
+            let _ = tokio::task::spawn_blocking(move || ex.shutdown()).await;
         }
         drop(self.store);
         tracing::info!("store closed; keel stopped");
@@ -132,11 +140,32 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         started,
         stop: stop_rx.clone(),
     };
-    let domains = axum::Router::new().merge(api::dashboard::router(
+    let mut domains = axum::Router::new().merge(api::dashboard::router(
         dashboard,
         admin.clone(),
         config.dashboard.enabled,
     ));
+    let mut executor_handle = None;
+    if config.executor.enabled {
+        let ex = start_executor(&config, &telemetry).await?;
+        let fixed: Vec<String> = config
+            .executor
+            .access_tokens
+            .iter()
+            .map(|t| t.expose().to_string())
+            .collect();
+        let tokens = Arc::new(executor::tokens::TokenStore::open(store.clone(), &fixed)?);
+        domains = domains.merge(api::flow::router(
+            api::flow::FlowState {
+                executor: ex.clone(),
+                tokens,
+                limiter: Arc::new(api::ratelimit::RateLimiter::default()),
+                started,
+            },
+            admin.clone(),
+        ));
+        executor_handle = Some(ex);
+    }
     let app = api::router(core, config.control.max_body_bytes, domains);
 
     let addr = config.control.listen.addr();
@@ -179,7 +208,46 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stop,
         server,
         background,
+        executor: executor_handle,
     })
+}
+
+/// Makes the snapshot (fail fast, naming the module) and starts the isolate pool, off the
+/// async runtime; returns once every isolate has its first context ready.
+async fn start_executor(
+    config: &Config,
+    telemetry: &Telemetry,
+) -> Result<Arc<executor::Executor>, StartError> {
+    let cfg = config.executor.clone();
+    let handle = tokio::runtime::Handle::current();
+    let registry = telemetry.metrics.registry.clone();
+    let ex = tokio::task::spawn_blocking(move || {
+        let ex = executor::Executor::start(&cfg, handle, Some(&registry))?;
+        ex.wait_warm(Duration::from_secs(120));
+        Ok::<_, executor::StartError>(ex)
+    })
+    .await
+    .map_err(|e| executor::StartError::Runtime(format!("executor start task: {e}")))??;
+    let w = ex.warmup();
+    telemetry.health.set(
+        "executor",
+        ComponentStatus::Healthy,
+        format!(
+            "{} isolates; warmup {} ({}/{} modules, {} ms)",
+            config.executor.pool_size,
+            w.status,
+            w.modules.len(),
+            w.total_modules,
+            w.elapsed.as_millis()
+        ),
+    );
+    tracing::info!(
+        pool_size = config.executor.pool_size,
+        warmup_ms = w.elapsed.as_millis() as u64,
+        snapshot_bytes = w.snapshot_bytes,
+        "executor warm"
+    );
+    Ok(Arc::new(ex))
 }
 
 /// Samples RSS/CPU every second and logs a statistics line once a minute (never per request).

@@ -9,9 +9,11 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod flow;
 pub mod health;
 pub mod metrics;
 pub mod overview;
+pub mod ratelimit;
 pub mod session;
 pub mod web;
 

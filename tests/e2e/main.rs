@@ -2,5 +2,6 @@
 //! loopback ports (see `harness`) and talks to it over real sockets.
 
 mod dashboard;
+mod executor;
 mod foundation;
 mod harness;
