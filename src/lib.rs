@@ -2,9 +2,11 @@
 //! operations surface. `main.rs` is only the CLI; [`start`] runs everything in-process so
 //! tests and the binary share one code path.
 
+pub mod alerts;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod executor;
 pub mod gpu;
 pub mod ledger;
 pub mod store;
@@ -35,6 +37,8 @@ pub enum StartError {
     #[error("cannot read the admin token: {0}")]
     AdminToken(#[source] std::io::Error),
     #[error(transparent)]
+    Executor(#[from] executor::StartError),
+    #[error(transparent)]
     Gpu(#[from] gpu::GpuStartError),
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
@@ -50,6 +54,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
+    executor: Option<Arc<executor::Executor>>,
 }
 
 impl Running {
@@ -70,6 +75,10 @@ impl Running {
         }
         for task in self.background {
             task.abort();
+        }
+        if let Some(ex) = self.executor {
+            // Workers finish their current block and exit; V8 runs off the async runtime.
+            let _ = tokio::task::spawn_blocking(move || ex.shutdown()).await;
         }
         // Commits batched heartbeats and statistics, then stops the journal thread.
         self.ledger.close().await;
@@ -109,11 +118,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         );
     }
 
-    let admin = api::auth::AdminAuth::new(
+    let admin = api::auth::AdminAuth::with_sessions(
         config
             .control
             .resolve_admin_token()
             .map_err(StartError::AdminToken)?,
+        api::session::SessionStore::persistent(&config.dashboard, store.clone())?,
     );
     if admin.matches("change-me") {
         tracing::warn!("control.admin_token is the example value \"change-me\"; set a real token");
@@ -142,7 +152,51 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin: admin.clone(),
         worker_token: config.ledger.worker_token.clone().map(Arc::new),
     };
-    let domains = axum::Router::new().merge(api::ledger_router(ledger_api));
+    let snapshots = telemetry::snapshot::Snapshots::new(telemetry.clone());
+    let alert_engine =
+        alerts::AlertEngine::new(config.alerts.clone(), telemetry.clone(), snapshots.clone());
+    {
+        let engine = alert_engine.clone();
+        telemetry
+            .sections
+            .add("alerts", move || serde_json::json!(engine.firing()));
+    }
+    let dashboard = api::dashboard::DashboardState {
+        telemetry: telemetry.clone(),
+        snapshots: snapshots.clone(),
+        alerts: alert_engine.clone(),
+        instance: uuid::Uuid::new_v4().to_string().into(),
+        started,
+        stop: stop_rx.clone(),
+    };
+    let mut domains = axum::Router::new()
+        .merge(api::dashboard::router(
+            dashboard,
+            admin.clone(),
+            config.dashboard.enabled,
+        ))
+        .merge(api::ledger_router(ledger_api));
+    let mut executor_handle = None;
+    if config.executor.enabled {
+        let ex = start_executor(&config, &telemetry).await?;
+        let fixed: Vec<String> = config
+            .executor
+            .access_tokens
+            .iter()
+            .map(|t| t.expose().to_string())
+            .collect();
+        let tokens = Arc::new(executor::tokens::TokenStore::open(store.clone(), &fixed)?);
+        domains = domains.merge(api::flow::router(
+            api::flow::FlowState {
+                executor: ex.clone(),
+                tokens,
+                limiter: Arc::new(api::ratelimit::RateLimiter::default()),
+                started,
+            },
+            admin.clone(),
+        ));
+        executor_handle = Some(ex);
+    }
     let app = api::router(core, config.control.max_body_bytes, domains);
 
     let addr = config.control.listen.addr();
@@ -168,10 +222,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let mut background = vec![
         spawn_process_sampler(telemetry.clone()),
+        snapshots.spawn(),
         ledger.spawn_monitor(),
     ];
     if let gpu::Gpus::Enabled(monitor) = &gpus {
         background.push(monitor.spawn());
+    }
+    if config.alerts.enabled {
+        background.push(alert_engine.spawn());
     }
 
     readiness.set_ready();
@@ -189,7 +247,46 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stop,
         server,
         background,
+        executor: executor_handle,
     })
+}
+
+/// Makes the snapshot (fail fast, naming the module) and starts the isolate pool, off the
+/// async runtime; returns once every isolate has its first context ready.
+async fn start_executor(
+    config: &Config,
+    telemetry: &Telemetry,
+) -> Result<Arc<executor::Executor>, StartError> {
+    let cfg = config.executor.clone();
+    let handle = tokio::runtime::Handle::current();
+    let registry = telemetry.metrics.registry.clone();
+    let ex = tokio::task::spawn_blocking(move || {
+        let ex = executor::Executor::start(&cfg, handle, Some(&registry))?;
+        ex.wait_warm(Duration::from_secs(120));
+        Ok::<_, executor::StartError>(ex)
+    })
+    .await
+    .map_err(|e| executor::StartError::Runtime(format!("executor start task: {e}")))??;
+    let w = ex.warmup();
+    telemetry.health.set(
+        "executor",
+        ComponentStatus::Healthy,
+        format!(
+            "{} isolates; warmup {} ({}/{} modules, {} ms)",
+            config.executor.pool_size,
+            w.status,
+            w.modules.len(),
+            w.total_modules,
+            w.elapsed.as_millis()
+        ),
+    );
+    tracing::info!(
+        pool_size = config.executor.pool_size,
+        warmup_ms = w.elapsed.as_millis() as u64,
+        snapshot_bytes = w.snapshot_bytes,
+        "executor warm"
+    );
+    Ok(Arc::new(ex))
 }
 
 /// Samples RSS/CPU every second and logs a statistics line once a minute (never per request).

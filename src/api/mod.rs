@@ -4,13 +4,21 @@
 //! state), then wraps everything in the shared layers: request ids in and out, gzip for
 //! bodies of 1 KiB or more, a body-size limit, per-route metrics, JSON 404/405 answers.
 
+pub mod alerts;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
+pub mod events;
+pub mod flow;
 pub mod gpus;
 pub mod health;
 pub mod locks;
 pub mod metrics;
 pub mod monitoring;
+pub mod overview;
+pub mod ratelimit;
+pub mod session;
+pub mod web;
 
 use crate::telemetry::Telemetry;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -92,7 +100,7 @@ pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                tracing::debug_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

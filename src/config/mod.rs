@@ -6,7 +6,9 @@
 //! problem (unknown keys, wrong types); [`Config::validate`] then collects every semantic one
 //! (ranges, zero durations, unwritable paths). Both report `ConfigError { path, message }`.
 
+mod alerts;
 mod control;
+mod dashboard;
 mod executor;
 mod gpu;
 mod ledger;
@@ -16,8 +18,13 @@ mod proxy;
 mod types;
 mod validate;
 
+pub use alerts::AlertsConfig;
 pub use control::ControlConfig;
-pub use executor::ExecutorConfig;
+pub use dashboard::DashboardConfig;
+pub use executor::{
+    default_denied_cidrs, ExecutorConfig, FetchConfig, RateLimitConfig, ENV_EXECUTION_TIMEOUT_MS,
+    ENV_MAX_CODE_LENGTH, ENV_MAX_CONCURRENT, ENV_MAX_INPUT_SIZE, ENV_MAX_RESULT_SIZE,
+};
 pub use gpu::{GpuConfig, GpuMode};
 pub use ledger::LedgerConfig;
 pub use load::{load, resolve_path, LoadError};
@@ -45,6 +52,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub gpu: GpuConfig,
     pub executor: ExecutorConfig,
+    pub alerts: AlertsConfig,
+    pub dashboard: DashboardConfig,
 }
 
 impl Default for Config {
@@ -58,6 +67,8 @@ impl Default for Config {
             ledger: LedgerConfig::default(),
             gpu: GpuConfig::default(),
             executor: ExecutorConfig::default(),
+            alerts: AlertsConfig::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -74,6 +85,8 @@ impl Config {
         self.ledger.validate(&mut v.at("ledger"));
         self.gpu.validate(&mut v.at("gpu"));
         self.executor.validate(&mut v.at("executor"));
+        self.alerts.validate(&mut v.at("alerts"));
+        self.dashboard.validate(&mut v.at("dashboard"));
         v.into_errors()
     }
 
