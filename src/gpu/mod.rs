@@ -349,6 +349,7 @@ impl GpuMonitor {
                     "uuid": s.uuid,
                     "name": s.name,
                     "utilization_percent": s.utilization_percent,
+                    "utilization_ratio": f64::from(s.utilization_percent) / 100.0,
                     "memory_used_bytes": s.memory_used_bytes,
                     "memory_total_bytes": s.memory_total_bytes,
                     "temperature_celsius": s.temperature_celsius,

@@ -8,7 +8,7 @@
 use crate::telemetry::Metrics;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts};
 
 pub const GPU_LOCK_HELD: &str = "keel_gpu_lock_held";
 pub const GPU_LOCK_FENCING_TOKEN: &str = "keel_gpu_lock_fencing_token";
@@ -16,6 +16,8 @@ pub const GPU_LOCK_WAITERS: &str = "keel_gpu_lock_waiters";
 pub const GPU_LOCK_ACQUISITIONS_TOTAL: &str = "keel_gpu_lock_acquisitions_total";
 pub const GPU_LOCK_WAIT_SECONDS: &str = "keel_gpu_lock_wait_seconds";
 pub const TASK_HEARTBEAT_AGE_SECONDS: &str = "keel_task_heartbeat_age_seconds";
+/// Orphaned over all tracked tasks, 0..1 (the "heartbeat failure rate > 10 %" rule).
+pub const TASK_HEARTBEAT_FAILURE_RATIO: &str = "keel_task_heartbeat_failure_ratio";
 pub const LEDGER_TIMEOUTS_TOTAL: &str = "keel_ledger_timeouts_total";
 pub const JOURNAL_COMMIT_SECONDS: &str = "keel_ledger_journal_commit_seconds";
 pub const JOURNAL_COMMIT_OPS: &str = "keel_ledger_journal_commit_ops";
@@ -109,6 +111,7 @@ pub struct GaugeSnapshot {
     pub locks: Vec<(String, bool, u64, usize)>,
     /// (task id, seconds since its last heartbeat) for running tasks.
     pub tasks: Vec<(String, f64)>,
+    pub heartbeat_failure_ratio: f64,
 }
 
 type Snapshotter = Box<dyn Fn() -> GaugeSnapshot + Send + Sync>;
@@ -120,6 +123,7 @@ pub struct StateCollector {
     token: IntGaugeVec,
     waiters: IntGaugeVec,
     age: GaugeVec,
+    failure_ratio: Gauge,
     descs: Vec<Desc>,
     /// Serializes scrapes: each one resets and refills the shared vectors.
     scrape: std::sync::Mutex<()>,
@@ -128,17 +132,29 @@ pub struct StateCollector {
 impl StateCollector {
     pub fn new(snapshot: impl Fn() -> GaugeSnapshot + Send + Sync + 'static) -> Self {
         let (held, token, waiters, age) = Self::vectors();
-        let descs = [held.desc(), token.desc(), waiters.desc(), age.desc()]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let failure_ratio = Gauge::with_opts(Opts::new(
+            TASK_HEARTBEAT_FAILURE_RATIO,
+            "Share of tracked tasks that are orphaned (no heartbeat within the timeout)",
+        ))
+        .expect("valid metric");
+        let descs = [
+            held.desc(),
+            token.desc(),
+            waiters.desc(),
+            age.desc(),
+            failure_ratio.desc(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
         StateCollector {
             snapshot: Box::new(snapshot),
             held,
             token,
             waiters,
             age,
+            failure_ratio,
             descs,
             scrape: std::sync::Mutex::new(()),
         }
@@ -200,10 +216,12 @@ impl Collector for StateCollector {
         for (task, age) in &snap.tasks {
             self.age.with_label_values(&[task]).set(*age);
         }
+        self.failure_ratio.set(snap.heartbeat_failure_ratio);
         let mut out = self.held.collect();
         out.extend(self.token.collect());
         out.extend(self.waiters.collect());
         out.extend(self.age.collect());
+        out.extend(self.failure_ratio.collect());
         out
     }
 }

@@ -415,7 +415,10 @@ impl Ledger {
                 };
                 let st = inner.lock_state();
                 let now = Instant::now();
+                let counts =
+                    health::task_counts(&st, Now::read(), inner.settings.heartbeat_timeout);
                 metrics::GaugeSnapshot {
+                    heartbeat_failure_ratio: health::heartbeat_failure_rate(counts),
                     locks: st
                         .locks
                         .iter()

@@ -511,6 +511,7 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
         "keel_gpu_lock_wait_seconds_count 2",
         "keel_task_heartbeat_age_seconds{task=\"whisper-002\"}",
         "keel_ledger_timeouts_total{kind=\"lease_expired\"} 0",
+        "keel_task_heartbeat_failure_ratio 0",
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
