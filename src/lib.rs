@@ -7,6 +7,8 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod executor;
+pub mod gpu;
+pub mod ledger;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
@@ -36,6 +38,10 @@ pub enum StartError {
     AdminToken(#[source] std::io::Error),
     #[error(transparent)]
     Executor(#[from] executor::StartError),
+    #[error(transparent)]
+    Gpu(#[from] gpu::GpuStartError),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
 }
 
 /// A started keel: bound addresses and the handle to stop it.
@@ -43,6 +49,7 @@ pub struct Running {
     pub control_addr: SocketAddr,
     pub telemetry: Telemetry,
     pub store: Store,
+    pub ledger: ledger::Ledger,
     readiness: Arc<Readiness>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
@@ -56,6 +63,8 @@ impl Running {
     pub async fn shutdown(self, grace: Duration) {
         self.readiness.set_draining();
         let _ = self.stop.send(true);
+        // Queued lock waiters get their 409 now instead of holding the drain open.
+        self.ledger.begin_shutdown();
         match tokio::time::timeout(grace, self.server).await {
             Ok(Ok(Ok(()))) => tracing::info!("control listener drained"),
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "control listener failed"),
@@ -71,6 +80,8 @@ impl Running {
             // Workers finish their current block and exit; V8 runs off the async runtime.
             let _ = tokio::task::spawn_blocking(move || ex.shutdown()).await;
         }
+        // Commits batched heartbeats and statistics, then stops the journal thread.
+        self.ledger.close().await;
         drop(self.store);
         tracing::info!("store closed; keel stopped");
     }
@@ -99,7 +110,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             store::SCHEMA_VERSION
         ),
     );
-    for component in ["proxy", "ledger", "gpu", "executor"] {
+    for component in ["proxy", "executor"] {
         telemetry.health.set(
             component,
             ComponentStatus::Disabled,
@@ -123,6 +134,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         readiness: readiness.clone(),
         started,
     };
+    let gpu_config = config.gpu.clone();
+    let detected = tokio::task::spawn_blocking(move || gpu::detect(&gpu_config))
+        .await
+        .map_err(|e| StartError::Store(e.into()))??;
+    let ledger = ledger::Ledger::open(
+        &config.ledger,
+        &detected.lock_keys(),
+        store.clone(),
+        telemetry.clone(),
+    )
+    .await?;
+    let gpus = gpu::Gpus::start(detected, &config.gpu, ledger.clone(), telemetry.clone());
+    let ledger_api = api::locks::LedgerApi {
+        ledger: ledger.clone(),
+        gpus: gpus.clone(),
+        admin: admin.clone(),
+        worker_token: config.ledger.worker_token.clone().map(Arc::new),
+    };
     let snapshots = telemetry::snapshot::Snapshots::new(telemetry.clone());
     let alert_engine =
         alerts::AlertEngine::new(config.alerts.clone(), telemetry.clone(), snapshots.clone());
@@ -140,11 +169,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         started,
         stop: stop_rx.clone(),
     };
-    let mut domains = axum::Router::new().merge(api::dashboard::router(
-        dashboard,
-        admin.clone(),
-        config.dashboard.enabled,
-    ));
+    let mut domains = axum::Router::new()
+        .merge(api::dashboard::router(
+            dashboard,
+            admin.clone(),
+            config.dashboard.enabled,
+        ))
+        .merge(api::ledger_router(ledger_api));
     let mut executor_handle = None;
     if config.executor.enabled {
         let ex = start_executor(&config, &telemetry).await?;
@@ -189,7 +220,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .await
     });
 
-    let mut background = vec![spawn_process_sampler(telemetry.clone()), snapshots.spawn()];
+    let mut background = vec![
+        spawn_process_sampler(telemetry.clone()),
+        snapshots.spawn(),
+        ledger.spawn_monitor(),
+    ];
+    if let gpu::Gpus::Enabled(monitor) = &gpus {
+        background.push(monitor.spawn());
+    }
     if config.alerts.enabled {
         background.push(alert_engine.spawn());
     }
@@ -204,6 +242,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         control_addr,
         telemetry,
         store,
+        ledger,
         readiness,
         stop,
         server,

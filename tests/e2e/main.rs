@@ -5,3 +5,4 @@ mod dashboard;
 mod executor;
 mod foundation;
 mod harness;
+mod ledger;
