@@ -5,6 +5,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod proxy;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
@@ -32,16 +33,20 @@ pub enum StartError {
     },
     #[error("cannot read the admin token: {0}")]
     AdminToken(#[source] std::io::Error),
+    #[error(transparent)]
+    Gateway(#[from] proxy::GatewayError),
 }
 
 /// A started keel: bound addresses and the handle to stop it.
 pub struct Running {
     pub control_addr: SocketAddr,
+    pub proxy_addr: SocketAddr,
     pub telemetry: Telemetry,
     pub store: Store,
     readiness: Arc<Readiness>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    gateway: proxy::GatewayHandle,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -50,14 +55,25 @@ impl Running {
     /// up to `grace` to finish, background work stops and the store is closed.
     pub async fn shutdown(self, grace: Duration) {
         self.readiness.set_draining();
+        let deadline = tokio::time::Instant::now() + grace;
         let _ = self.stop.send(true);
-        match tokio::time::timeout(grace, self.server).await {
+        // The proxy and the control listener drain side by side within the same grace.
+        let gateway = tokio::spawn(self.gateway.shutdown(deadline));
+        match tokio::time::timeout_at(deadline, self.server).await {
             Ok(Ok(Ok(()))) => tracing::info!("control listener drained"),
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "control listener failed"),
             Ok(Err(e)) => tracing::error!(error = %e, "control listener task failed"),
             Err(_) => {
                 tracing::warn!(grace = ?grace, "shutdown grace passed with requests in flight")
             }
+        }
+        match gateway.await {
+            Ok(0) => tracing::info!("proxy drained"),
+            Ok(left) => tracing::warn!(
+                in_flight = left,
+                "shutdown grace passed with proxy requests in flight"
+            ),
+            Err(e) => tracing::error!(error = %e, "proxy shutdown task failed"),
         }
         for task in self.background {
             task.abort();
@@ -90,7 +106,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             store::SCHEMA_VERSION
         ),
     );
-    for component in ["proxy", "ledger", "gpu", "executor"] {
+    for component in ["ledger", "gpu", "executor"] {
         telemetry.health.set(
             component,
             ComponentStatus::Disabled,
@@ -113,7 +129,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         readiness: readiness.clone(),
         started,
     };
-    let domains = axum::Router::new();
+    let gateway = proxy::start(&config.proxy, store.clone(), telemetry.clone()).await?;
+    let domains =
+        axum::Router::new().merge(api::nodes::router(gateway.gateway.clone(), admin.clone()));
     let app = api::router(core, config.control.max_body_bytes, domains);
 
     let addr = config.control.listen.addr();
@@ -142,11 +160,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     readiness.set_ready();
     tracing::info!(
         control = %control_addr,
+        proxy = %gateway.addr,
         startup_ms = started.elapsed().as_millis() as u64,
         "keel ready"
     );
     Ok(Running {
         control_addr,
+        proxy_addr: gateway.addr,
+        gateway,
         telemetry,
         store,
         readiness,

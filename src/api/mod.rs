@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod nodes;
 
 use crate::telemetry::Telemetry;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
