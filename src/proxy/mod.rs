@@ -230,6 +230,11 @@ pub async fn start(
     let addr = config.listen.addr();
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| GatewayError::Bind { addr, source })?;
+    // Pingora wraps the fd in a Tokio listener, which needs it non-blocking: a blocking
+    // accept would stall a runtime worker.
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| GatewayError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
     let key = bound.to_string();
     let mut fds = Fds::new();

@@ -2,4 +2,6 @@
 //! loopback ports (see `harness`) and talks to it over real sockets.
 
 mod foundation;
+mod gateway;
 mod harness;
+mod upstream;
