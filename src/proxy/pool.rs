@@ -349,9 +349,10 @@ impl Pool {
             .count();
         self.metrics.nodes_available.set(available as i64);
         let (status, reason) = if nodes.is_empty() {
+            // Not in use rather than broken: keel may run without the gateway.
             (
-                ComponentStatus::Degraded,
-                "no upstream nodes configured".to_string(),
+                ComponentStatus::Disabled,
+                "no upstream nodes configured; requests are answered 503".to_string(),
             )
         } else if available == 0 {
             (

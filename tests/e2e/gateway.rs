@@ -388,7 +388,7 @@ async fn sse_events_arrive_as_the_upstream_produces_them() {
             let n: usize = event
                 .split("\"n\":")
                 .nth(1)
-                .and_then(|s| s.trim_end_matches(|c| c == '}' || c == '\n').parse().ok())
+                .and_then(|s| s.trim_end_matches(['}', '\n']).parse().ok())
                 .expect("event number");
             arrivals.push((n, Instant::now()));
         }
