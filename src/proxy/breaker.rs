@@ -191,6 +191,14 @@ impl Breaker {
         }
     }
 
+    /// Gives back a probe slot whose request ended without an outcome for the node (it
+    /// never reached it), so the half-open budget cannot leak.
+    pub fn release_probe(&mut self) {
+        if self.state == BreakerState::HalfOpen {
+            self.probes_admitted = self.probes_admitted.saturating_sub(1);
+        }
+    }
+
     /// Half-open now (after a passed prewarm), regardless of the cooldown.
     pub fn to_half_open(&mut self) -> Option<Transition> {
         (self.state != BreakerState::HalfOpen).then(|| {

@@ -196,12 +196,9 @@ pub async fn start(
     let mut nodes = Vec::new();
     for (node_config, source) in persist::merge(&config.nodes, records) {
         // Nodes present at startup take traffic at once; only later arrivals prewarm.
-        let node = Node::new(node_config, source, &config, true, now).map_err(|message| {
-            GatewayError::Node {
-                name: String::new(),
-                message,
-            }
-        })?;
+        let name = node_config.name.clone();
+        let node = Node::new(node_config, source, &config, true, now)
+            .map_err(|message| GatewayError::Node { name, message })?;
         nodes.push(Arc::new(node));
     }
     pool.replace(nodes);

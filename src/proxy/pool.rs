@@ -382,3 +382,92 @@ impl Pool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NodeConfig;
+    use crate::proxy::node::Source;
+
+    fn pool(nodes: &[(&str, u32, u32)]) -> Pool {
+        let mut config = ProxyConfig::default();
+        config.breaker.consecutive_failures = 2;
+        config.prewarm.enabled = false;
+        let config = Arc::new(config);
+        let telemetry = Telemetry::new();
+        let metrics = GatewayMetrics::register(&telemetry.metrics);
+        let pool = Pool::new(config.clone(), telemetry, metrics);
+        let now = Instant::now();
+        let list = nodes
+            .iter()
+            .map(|(name, weight, priority)| {
+                let c = NodeConfig {
+                    name: name.to_string(),
+                    base_url: "http://127.0.0.1:1".into(),
+                    weight: *weight,
+                    priority: *priority,
+                    api_key: None,
+                    health_path: "/health".into(),
+                    model_mapping: Default::default(),
+                    enabled: true,
+                };
+                Arc::new(Node::new(c, Source::Config, &config, true, now).unwrap())
+            })
+            .collect();
+        pool.replace(list);
+        pool
+    }
+
+    fn picks(pool: &Pool, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                pool.pick(|_| false, Instant::now())
+                    .unwrap()
+                    .node
+                    .name
+                    .clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn best_priority_wins_and_weights_share_within_it() {
+        let p = pool(&[("a", 30, 1), ("b", 10, 1), ("backup", 100, 2)]);
+        let got = picks(&p, 8);
+        assert_eq!(got.iter().filter(|n| *n == "a").count(), 6);
+        assert_eq!(got.iter().filter(|n| *n == "b").count(), 2);
+        // the skip set moves on to the next priority
+        let next = p.pick(|n| n != "backup", Instant::now()).unwrap();
+        assert_eq!(next.node.name, "backup");
+    }
+
+    #[test]
+    fn ejection_cap_keeps_the_last_nodes_in_rotation() {
+        let p = pool(&[("a", 100, 1), ("b", 100, 1)]);
+        let (a, b) = (p.get("a").unwrap(), p.get("b").unwrap());
+        let now = Instant::now();
+        for _ in 0..2 {
+            p.record(&a, false, false, now);
+        }
+        assert_eq!(a.control().breaker.state(), BreakerState::Open);
+        for _ in 0..2 {
+            p.record(&b, false, false, now);
+        }
+        // 50 % of 2 nodes: only one may be ejected; b stays in rotation (panic).
+        assert_eq!(b.control().breaker.state(), BreakerState::Closed);
+        assert!(p.panic());
+        assert_eq!(picks(&p, 3), vec!["b", "b", "b"]);
+        p.record(&b, true, false, now);
+        assert!(!p.panic(), "a success ends panic for the node");
+    }
+
+    #[test]
+    fn a_half_open_node_gets_the_probe_first() {
+        let p = pool(&[("a", 1, 1), ("b", 100, 1)]);
+        let a = p.get("a").unwrap();
+        let t = a.control().breaker.to_half_open();
+        assert!(t.is_some());
+        let picked = p.pick(|_| false, Instant::now()).unwrap();
+        assert_eq!((picked.node.name.as_str(), picked.probe), ("a", true));
+    }
+}

@@ -78,6 +78,8 @@ pub struct RequestCtx {
     status: u16,
     /// A response header reached the client: no retry, no error answer any more.
     committed: bool,
+    /// The response broke after it was committed (the client got it cut short).
+    cut_short: bool,
 }
 
 /// How one try ended.
@@ -102,6 +104,7 @@ impl ProxyHttp for GatewayService {
             _in_flight: None,
             status: 0,
             committed: false,
+            cut_short: false,
         }
     }
 
@@ -162,6 +165,7 @@ impl ProxyHttp for GatewayService {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         if ctx.committed {
+            ctx.cut_short = true;
             return FailToProxy {
                 error_code: 0,
                 can_reuse_downstream: false,
@@ -184,7 +188,7 @@ impl ProxyHttp for GatewayService {
 
     /// Called when the request is done (answered or failed): the client-facing metrics.
     async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let class = if ctx.status == 0 {
+        let class = if ctx.status == 0 || ctx.cut_short {
             "aborted"
         } else {
             crate::telemetry::metrics::status_class(ctx.status)
@@ -326,7 +330,13 @@ impl GatewayService {
         let request =
             match upstream_request(session.req_header(), node, &ctx.request_id, body.len()) {
                 Ok(r) => r,
-                Err(e) => return TryOutcome::Aborted(e),
+                Err(e) => {
+                    // The request never reached the node: no outcome to record.
+                    if picked.probe {
+                        node.control().breaker.release_probe();
+                    }
+                    return TryOutcome::Aborted(e);
+                }
             };
         let sent = tokio::time::timeout_at(try_deadline, self.send(node, request, body)).await;
         let (mut upstream, peer) = match sent {

@@ -822,3 +822,62 @@ min_requests = 2
         );
     }
 }
+
+#[tokio::test]
+async fn queued_request_waits_for_a_node_that_joins() {
+    let late = Upstream::start("late").await;
+    let queue = "\n[proxy.queue]\nenabled = true\nsize = 10\ntimeout = \"5s\"\n";
+    let k = start(&[], &format!("{FAST}{queue}")).await;
+    let url = k.proxy_url("/v1/messages");
+    let waiting = tokio::spawn(async move { client().post(url).json(&msg()).send().await });
+    eventually("the request waits in the queue", &k, async || {
+        let m = client()
+            .get(k.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        m.contains("keel_proxy_queue_depth 1")
+    })
+    .await;
+    let r = k
+        .admin(client().post(k.url("/admin/api/nodes")))
+        .json(&json!({"name": "late", "base_url": late.url()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = waiting.await.unwrap().unwrap();
+    assert_eq!(r.status(), 200, "served once the node was prewarmed");
+    assert_eq!(r.json::<Value>().await.unwrap()["node"], "late");
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_proxy_request_finish() {
+    let slow = Upstream::with(
+        "slow",
+        Script {
+            delay: Duration::from_millis(800),
+            ..Script::default()
+        },
+    )
+    .await;
+    let mut k = start(&[node("slow", &slow.url(), "")], FAST).await;
+    let url = k.proxy_url("/v1/messages");
+    let request = tokio::spawn(async move { client().post(url).json(&msg()).send().await });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while slow.request_count() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(slow.request_count(), 1);
+    k.stop().await; // SIGTERM, then exit code 0
+    let r = request
+        .await
+        .unwrap()
+        .expect("the in-flight request completed");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["node"], "slow");
+    assert!(k.log().contains("proxy drained"), "{}", k.log());
+}
