@@ -4,5 +4,7 @@
 mod dashboard;
 mod executor;
 mod foundation;
+mod gateway;
 mod harness;
 mod ledger;
+mod upstream;
