@@ -37,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_upstream() { # port name -> pid
-  "$LG" serve "$1" "$2" & echo $!
+  "$LG" serve "$1" "$2" >/dev/null 2>&1 & echo $!
 }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 not up" >&2; exit 1; }
 
@@ -141,7 +141,9 @@ failover() { # target
   "$LG" open "${URL[$t]}" "$RATE" "$FAILOVER_SECS" "$OUT/failover-$t.csv" > "$OUT/failover-$t.json" &
   local LOAD=$!
   local t0; t0=$(date +%s.%N)
-  sleep "$kill_at"; kill "$PID_B"; wait "$PID_B" 2>/dev/null || true
+  sleep "$kill_at"
+  echo "  killing node b (pid $PID_B: $(ps -o args= -p "$PID_B" || echo gone))" >&2
+  kill "$PID_B"; wait "$PID_B" 2>/dev/null || true
   date +%s.%N > "$OUT/failover-$t.killed"
   sleep $((back_at - kill_at))
   PID_B=$(start_upstream $UP_B b); pids+=("$PID_B")

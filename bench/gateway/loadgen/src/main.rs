@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BODY: &str = r#"{"model":"bench","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
+const BODY: &str =
+    r#"{"model":"bench","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -39,7 +40,9 @@ fn main() {
             args.get(5).cloned(),
         )),
         _ => {
-            eprintln!("usage: loadgen serve PORT NAME | closed URL CONC SECS | open URL RATE SECS [CSV]");
+            eprintln!(
+                "usage: loadgen serve PORT NAME | closed URL CONC SECS | open URL RATE SECS [CSV]"
+            );
             std::process::exit(2);
         }
     }
@@ -59,7 +62,9 @@ async fn serve(port: u16, name: String) {
         r#"{{"id":"msg_bench","type":"message","node":"{name}","content":[{{"type":"text","text":"ok"}}],"usage":{{"input_tokens":10,"output_tokens":20}}}}"#
     ));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let answer = answer.clone();
         tokio::spawn(async move {
@@ -82,10 +87,21 @@ async fn serve(port: u16, name: String) {
     }
 }
 
-fn request(url: &str) -> Request<Full<Bytes>> {
-    Request::post(url)
-        .header("content-type", "application/json")
-        .header("x-api-key", "bench")
+/// A request for `url`; `host` set means origin-form with a `Host` header (raw
+/// connections), otherwise the pooled client derives both from the absolute URL.
+fn request(url: &str, host: Option<&str>) -> Request<Full<Bytes>> {
+    let mut b = match host {
+        Some(h) => Request::post(
+            url.parse::<hyper::Uri>()
+                .ok()
+                .and_then(|u| u.path_and_query().map(|p| p.to_string()))
+                .unwrap_or_else(|| "/".into()),
+        )
+        .header("host", h),
+        None => Request::post(url),
+    };
+    b = b.header("content-type", "application/json");
+    b.header("x-api-key", "bench")
         .body(Full::new(Bytes::from_static(BODY.as_bytes())))
         .expect("request")
 }
@@ -111,10 +127,11 @@ async fn closed(url: String, concurrency: usize, seconds: u64) {
     let uri: hyper::Uri = url.parse().expect("url");
     let host = uri.host().expect("host").to_string();
     let port = uri.port_u16().unwrap_or(80);
+    let authority = format!("{host}:{port}");
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (url, host) = (url.clone(), host.clone());
+        let (url, host, authority) = (url.clone(), host.clone(), authority.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0u64;
@@ -134,7 +151,7 @@ async fn closed(url: String, concurrency: usize, seconds: u64) {
                 tokio::spawn(conn);
                 while Instant::now() < end {
                     let t = Instant::now();
-                    match send.send_request(request(&url)).await {
+                    match send.send_request(request(&url, Some(&authority))).await {
                         Ok(resp) => {
                             let ok = resp.status().is_success();
                             let _ = resp.into_body().collect().await;
@@ -200,7 +217,10 @@ async fn open(url: String, rate: u64, seconds: u64, timeline: Option<String>) {
         handles.push(tokio::spawn(async move {
             let sec = (scheduled - start).as_secs() as usize;
             let result = tokio::time::timeout(Duration::from_secs(10), async {
-                let resp = client.request(request(&url)).await.map_err(|e| e.to_string())?;
+                let resp = client
+                    .request(request(&url, None))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let status = resp.status();
                 let body = resp
                     .into_body()
@@ -211,7 +231,10 @@ async fn open(url: String, rate: u64, seconds: u64, timeline: Option<String>) {
                 if status.is_success() {
                     Ok(node_of(&body))
                 } else {
-                    Err(format!("status {status}: {}", String::from_utf8_lossy(&body)))
+                    Err(format!(
+                        "status {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    ))
                 }
             })
             .await
