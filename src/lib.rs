@@ -221,8 +221,9 @@ async fn start_executor(
     let cfg = config.executor.clone();
     let handle = tokio::runtime::Handle::current();
     let registry = telemetry.metrics.registry.clone();
+    let events = telemetry.events.clone();
     let ex = tokio::task::spawn_blocking(move || {
-        let ex = executor::Executor::start(&cfg, handle, Some(&registry))?;
+        let ex = executor::Executor::start(&cfg, handle, Some(&registry), Some(events))?;
         ex.wait_warm(Duration::from_secs(120));
         Ok::<_, executor::StartError>(ex)
     })

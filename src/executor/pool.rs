@@ -79,6 +79,7 @@ impl Executor {
         config: &ExecutorConfig,
         runtime: tokio::runtime::Handle,
         registry: Option<&prometheus::Registry>,
+        events: Option<Arc<crate::telemetry::EventBus>>,
     ) -> Result<Executor, StartError> {
         let snapshot: &'static Snapshot = snapshot::get()?;
         let metrics = ExecutorMetrics::new(registry)
@@ -106,6 +107,7 @@ impl Executor {
             heap_total: (0..n).map(|_| AtomicU64::new(0)).collect(),
             heap_limit: (0..n).map(|_| AtomicU64::new(0)).collect(),
             last_context_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            events,
         });
         shared
             .metrics

@@ -1,10 +1,20 @@
-//! The startup snapshot: one V8 heap image in which the seven libraries and the runtime
-//! prelude are already evaluated. Every isolate starts from it and every execution context
-//! is deserialized from it, so no call ever parses or runs library code.
+//! The startup snapshot: one V8 heap image holding the library bundle (compiled, with each
+//! library as an uninstantiated factory) and the runtime prelude. Every isolate starts from
+//! it and every execution context is deserialized from it, so no call ever parses library
+//! code; `require` instantiates a library in the calling context on first use.
 //!
-//! Made once per process at startup (about a second, mostly pinyin's dictionary). A module
-//! that throws while loading aborts startup with the module named (the reference's fail
-//! fast); the [`WarmupReport`] records what loaded and how long it took.
+//! Why factories rather than instantiated modules: deserializing a context costs in
+//! proportion to the objects it holds, and the seven instantiated libraries made every
+//! fresh context cost ~2 ms even for `return 1`. Without them a context is the runtime
+//! alone (a tenth of that), and a block pays only for the libraries it requires.
+//!
+//! Made once per process at startup. The builder first instantiates every module, in the
+//! reference's order, in a throwaway context of the snapshot isolate: a module that throws
+//! aborts startup with the module named (the reference's fail fast), the [`WarmupReport`]
+//! records what loaded and how long it took, and the library functions that ran are
+//! compiled. The snapshot's own context then evaluates the same scripts, which V8's
+//! per-isolate compilation cache answers with the already compiled functions, and
+//! `FunctionCodeHandling::Keep` stores that bytecode in the image.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -86,9 +96,14 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
     let mut creator = v8::Isolate::snapshot_creator(None, None);
     let loaded = {
         v8::scope!(let scope, &mut creator);
+        let warm = {
+            let throwaway = v8::Context::new(scope, Default::default());
+            let scope = &mut v8::ContextScope::new(scope, throwaway);
+            load_libraries(scope, libs, runtime, &mut module_times)
+        };
         let context = v8::Context::new(scope, Default::default());
         let scope = &mut v8::ContextScope::new(scope, context);
-        let r = load_libraries(scope, libs, runtime, &mut module_times);
+        let r = warm.and_then(|()| prepare_snapshot_context(scope, libs, runtime));
         scope.set_default_context(context);
         r
     };
@@ -113,12 +128,11 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
     })
 }
 
-/// Evaluates bundle and runtime, then instantiates each module in order.
-fn load_libraries(
+/// Evaluates bundle and runtime and checks that the bundle defines the reference's modules.
+fn evaluate_scripts(
     scope: &mut v8::PinScope<'_, '_>,
     libs: &str,
     runtime: &str,
-    module_times: &mut Vec<(String, Duration)>,
 ) -> Result<(), StartError> {
     run_script(scope, libs, "keel:libs.bundle.js").map_err(StartError::Runtime)?;
     run_script(scope, runtime, "keel:runtime.js").map_err(StartError::Runtime)?;
@@ -128,6 +142,37 @@ fn load_libraries(
             "bundle defines modules {names:?}, expected {MODULES:?}"
         )));
     }
+    Ok(())
+}
+
+/// The context that goes into the snapshot: scripts evaluated, no module instantiated,
+/// snapshot-time helpers removed.
+fn prepare_snapshot_context(
+    scope: &mut v8::PinScope<'_, '_>,
+    libs: &str,
+    runtime: &str,
+) -> Result<(), StartError> {
+    evaluate_scripts(scope, libs, runtime)?;
+    let context = scope.get_current_context();
+    let global = context.global(scope);
+    let seal = get_function(scope, global, "__keel_seal").map_err(StartError::Runtime)?;
+    let undefined = v8::undefined(scope).into();
+    if seal.call(scope, undefined, &[]).is_none() {
+        return Err(StartError::Runtime("__keel_seal failed".into()));
+    }
+    Ok(())
+}
+
+/// In the throwaway warm-up context: evaluates bundle and runtime, then instantiates each
+/// module in order, timing each and naming the first that throws.
+fn load_libraries(
+    scope: &mut v8::PinScope<'_, '_>,
+    libs: &str,
+    runtime: &str,
+    module_times: &mut Vec<(String, Duration)>,
+) -> Result<(), StartError> {
+    evaluate_scripts(scope, libs, runtime)?;
+    let names = MODULES;
     let context = scope.get_current_context();
     let global = context.global(scope);
     let loader = get_function(scope, global, "__keel_load_module").map_err(StartError::Runtime)?;
@@ -138,16 +183,11 @@ fn load_libraries(
         if loader.call(tc, global.into(), &[idx]).is_none() {
             let error = exception_text(tc);
             return Err(StartError::Module {
-                module: name.clone(),
+                module: name.to_string(),
                 error,
             });
         }
-        module_times.push((name.clone(), t.elapsed()));
-    }
-    let seal = get_function(scope, global, "__keel_seal").map_err(StartError::Runtime)?;
-    let undefined = v8::undefined(scope).into();
-    if seal.call(scope, undefined, &[]).is_none() {
-        return Err(StartError::Runtime("__keel_seal failed".into()));
+        module_times.push((name.to_string(), t.elapsed()));
     }
     Ok(())
 }

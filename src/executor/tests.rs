@@ -14,7 +14,7 @@ fn executor(f: impl FnOnce(&mut ExecutorConfig)) -> Executor {
         ..Default::default()
     };
     f(&mut cfg);
-    Executor::start(&cfg, tokio::runtime::Handle::current(), None).expect("executor starts")
+    Executor::start(&cfg, tokio::runtime::Handle::current(), None, None).expect("executor starts")
 }
 
 async fn run(ex: &Executor, code: &str, input: serde_json::Value) -> Result<ExecOutput, ExecError> {

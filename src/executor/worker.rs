@@ -20,6 +20,7 @@ use super::fetch::{FetchError, FetchRequest, FetchResponse, Fetcher};
 use super::metrics::{Counters, ExecutorMetrics, STATES};
 use super::snapshot::Snapshot;
 use super::watchdog::Watchdog;
+use crate::telemetry::{Event, EventBus, Level};
 
 /// A code block to run.
 pub struct Job {
@@ -68,6 +69,63 @@ pub struct Shared {
     pub heap_limit: Vec<AtomicU64>,
     /// Context creation time of the last context each worker prepared (ns), for health.
     pub last_context_ns: Vec<AtomicU64>,
+    /// Where `executor.isolate_recycled` goes (absent in unit tests).
+    pub events: Option<Arc<EventBus>>,
+}
+
+/// Why a worker threw its isolate away and built a new one from the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecycleReason {
+    /// Execution was terminated at its deadline (watchdog or event loop).
+    Timeout,
+    /// The block hit the isolate's heap limit.
+    Heap,
+    /// The isolate could not boot a fresh context.
+    Crash,
+}
+
+impl RecycleReason {
+    /// The `reason` label of `keel_executor_isolate_recycles_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecycleReason::Timeout => "timeout",
+            RecycleReason::Heap => "heap",
+            RecycleReason::Crash => "crash",
+        }
+    }
+}
+
+/// `executor.isolate_recycled`: an isolate was replaced. Operators see timeouts and heap
+/// bombs here without reading request logs; a run of `crash` means a broken snapshot.
+#[derive(Debug, serde::Serialize)]
+pub struct IsolateRecycled {
+    pub worker: usize,
+    pub reason: RecycleReason,
+    /// Isolates this pool has replaced so far, this one included.
+    pub total: u64,
+}
+
+impl Event for IsolateRecycled {
+    fn kind(&self) -> &'static str {
+        "executor.isolate_recycled"
+    }
+    fn component(&self) -> &'static str {
+        "executor"
+    }
+    fn message(&self) -> String {
+        format!(
+            "executor isolate {} recycled ({})",
+            self.worker,
+            self.reason.as_str()
+        )
+    }
+    fn level(&self) -> Level {
+        match self.reason {
+            RecycleReason::Crash => Level::Error,
+            RecycleReason::Timeout | RecycleReason::Heap => Level::Info,
+        }
+    }
 }
 
 const STARTING: u8 = 0;
@@ -75,6 +133,26 @@ const IDLE: u8 = 1;
 const BUSY: u8 = 2;
 
 impl Shared {
+    /// Counts a replaced isolate once: status counter, metric and typed event.
+    fn recycled(&self, worker: usize, reason: RecycleReason) {
+        let total = self.counters.recycled.fetch_add(1, Ordering::Relaxed) + 1;
+        self.metrics
+            .recycles
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        let event = IsolateRecycled {
+            worker,
+            reason,
+            total,
+        };
+        match &self.events {
+            Some(bus) => {
+                bus.emit(&event);
+            }
+            None => tracing::info!(worker, reason = reason.as_str(), "{}", event.message()),
+        }
+    }
+
     fn set_state(&self, worker: usize, new: u8) {
         let old = self.states[worker].swap(new, Ordering::Relaxed);
         if old != new {
@@ -98,6 +176,10 @@ struct HeapGuard {
     /// limit on purpose: V8 aborts the whole process when a scavenge cannot promote into a
     /// full old generation, and the near-heap-limit callback is not consulted on that path.
     soft_limit: usize,
+    /// The most the near-heap-limit callback lets the heap grow to while a terminated block
+    /// unwinds: should termination ever not take (see platform.rs on OSR), V8 then stops
+    /// the process at a bounded size instead of doubling the limit until the machine swaps.
+    ceiling: usize,
 }
 
 /// After every GC: terminate the running block once the heap passes the soft limit.
@@ -126,7 +208,7 @@ extern "C" fn near_heap_limit(data: *mut c_void, current: usize, _initial: usize
     guard.handle.terminate_execution();
     // Headroom so V8 can unwind the terminated script instead of aborting the process;
     // the isolate is thrown away right after.
-    current.saturating_mul(2)
+    current.saturating_mul(2).min(guard.ceiling).max(current)
 }
 
 /// An isolate plus the guard its callback points at. Field order matters: the isolate is
@@ -146,6 +228,7 @@ fn new_isolate(shared: &Shared) -> LiveIsolate {
         handle: isolate.thread_safe_handle(),
         hit: AtomicBool::new(false),
         soft_limit: shared.limits.heap_limit / 4 * 3,
+        ceiling: shared.limits.heap_limit.saturating_mul(4),
     });
     let data = &*guard as *const HeapGuard as *mut c_void;
     isolate.add_near_heap_limit_callback(near_heap_limit, data);
@@ -211,6 +294,7 @@ pub fn run(shared: Arc<Shared>, index: usize) {
                     Ok(c) => next = Some(c),
                     Err(e) => {
                         tracing::error!(worker = index, error = %e, "executor context boot failed; recycling isolate");
+                        shared.recycled(index, RecycleReason::Crash);
                         break;
                     }
                 }
@@ -257,9 +341,7 @@ pub fn run(shared: Arc<Shared>, index: usize) {
             shared.heap_limit[index].store(heap.heap_size_limit() as u64, Ordering::Relaxed);
             let _ = job.reply.send(outcome);
             if let Some(reason) = recycle {
-                shared.counters.recycled.fetch_add(1, Ordering::Relaxed);
-                shared.metrics.recycles.with_label_values(&[reason]).inc();
-                tracing::info!(worker = index, reason, "executor isolate recycled");
+                shared.recycled(index, reason);
                 break;
             }
         }
@@ -312,7 +394,7 @@ fn execute(
     ctx: v8::Global<v8::Context>,
     job: &Job,
     seq: u64,
-) -> (Result<ExecOutput, ExecError>, Option<&'static str>) {
+) -> (Result<ExecOutput, ExecError>, Option<RecycleReason>) {
     let start = Instant::now();
     let deadline = start + job.timeout;
     let isolate = &mut live.isolate;
@@ -402,9 +484,9 @@ fn execute(
     };
     let outcome = outcome.map_err(|e| e.with_time(elapsed));
     let recycle = if oom {
-        Some("heap_limit")
+        Some(RecycleReason::Heap)
     } else if fired || terminating {
-        Some("terminated")
+        Some(RecycleReason::Timeout)
     } else {
         None
     };

@@ -1,5 +1,13 @@
 // keel executor runtime: evaluated once, after libs.bundle.js, into the context that becomes
-// the snapshot. Everything here is therefore already instantiated in every fresh context.
+// the snapshot. Everything here is therefore already present in every fresh context.
+//
+// Libraries are *not* instantiated in the snapshot's context: it holds only their factories
+// (compiled, uninstantiated), and `require(name)` runs a module's factory the first time a
+// call asks for it, inside that call's own context. A fresh context is then just this
+// runtime (well under a millisecond to deserialize), a block that needs no library pays for
+// none, and one that needs lodash pays for lodash alone. The snapshot builder instantiates
+// every module once in a separate, throwaway context at startup, so a module that throws
+// still fails startup (fail fast) and the library code is compiled before the first call.
 //
 // Rust-implemented functions cannot live in the snapshot (they would need external
 // references), so the few natives (log, fetch, sleep, random) are handed in per context by
@@ -15,9 +23,22 @@
 
   /** Natives from Rust, set per context by __keel_boot. */
   let native = null;
-  /** name -> exports, filled at snapshot time by __keel_load_module. */
+  /** name -> factory; a factory instantiates its module in the current context. */
+  const factoryByName = new Map(factories);
+  /** name -> exports of the modules this context has required so far. */
   const modules = new Map();
   const moduleNames = factories.map((f) => f[0]);
+
+  function instantiate(name) {
+    const factory = factoryByName.get(name);
+    if (factory === undefined) return undefined;
+    const exports = factory();
+    if (exports === undefined || exports === null) {
+      throw new Error(`module ${name} produced no exports`);
+    }
+    modules.set(name, exports);
+    return exports;
+  }
 
   function hidden(name, value) {
     Object.defineProperty(global, name, { value, writable: true, configurable: true, enumerable: false });
@@ -28,13 +49,10 @@
 
   // ---- snapshot-time helpers (removed before the snapshot is taken) -------------------------
   hidden('__keel_module_names', moduleNames.slice());
+  // Used only in the builder's throwaway warm-up context (see the header).
   hidden('__keel_load_module', function (index) {
-    const [name, factory] = factories[index];
-    const exports = factory();
-    if (exports === undefined || exports === null) {
-      throw new Error(`module ${name} produced no exports`);
-    }
-    modules.set(name, exports);
+    const name = factories[index][0];
+    instantiate(name);
     return name;
   });
   hidden('__keel_seal', function () {
@@ -54,7 +72,7 @@
     if (typeof name !== 'string') {
       throw new TypeError('require() expects a module name string');
     }
-    const exports = modules.get(name);
+    const exports = modules.get(name) || instantiate(name);
     if (exports === undefined) {
       throw new Error(`Cannot find module '${name}' (available: ${moduleNames.join(', ')})`);
     }
