@@ -148,6 +148,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut executor_handle = None;
     if config.executor.enabled {
         let ex = start_executor(&config, &telemetry).await?;
+        // The dashboard's live figures that the registry does not carry. A weak reference:
+        // the section must not keep the pool alive past shutdown.
+        let weak = Arc::downgrade(&ex);
+        telemetry.sections.add("executor", move || {
+            weak.upgrade()
+                .map_or(serde_json::Value::Null, |ex| ex.dashboard_section())
+        });
         let fixed: Vec<String> = config
             .executor
             .access_tokens

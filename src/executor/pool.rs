@@ -311,6 +311,22 @@ impl Executor {
         }
     }
 
+    /// The dashboard's `sections.executor`: pool shape and the figures the registry does
+    /// not carry (per-state isolates, rates and percentiles come from the registry).
+    pub fn dashboard_section(&self) -> serde_json::Value {
+        let st = self.status();
+        let heap = self.heap();
+        serde_json::json!({
+            "pool_size": st.pool_size,
+            "max_concurrent": st.max_concurrent,
+            "running": st.current_executions.saturating_sub(st.queue_length),
+            "isolates_recycled": st.isolates_recycled,
+            "heap_limit_bytes": heap.limit,
+            "context_ms": heap.last_context_creation.as_secs_f64() * 1000.0,
+            "modules": self.warmup().modules.len(),
+        })
+    }
+
     /// Stops taking jobs; workers finish their current one and exit. Blocking.
     pub fn shutdown(&self) {
         self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
