@@ -1,20 +1,18 @@
-//! The startup snapshot: one V8 heap image holding the library bundle (compiled, with each
-//! library as an uninstantiated factory) and the runtime prelude. Every isolate starts from
-//! it and every execution context is deserialized from it, so no call ever parses library
-//! code; `require` instantiates a library in the calling context on first use.
+//! The startup snapshot: one V8 heap image holding two contexts that every execution
+//! context is deserialized from, so no call ever parses or evaluates library code.
 //!
-//! Why factories rather than instantiated modules: deserializing a context costs in
-//! proportion to the objects it holds, and the seven instantiated libraries made every
-//! fresh context cost ~2 ms even for `return 1`. Without them a context is the runtime
-//! alone (a tenth of that), and a block pays only for the libraries it requires.
+//! - the default context, *lean*: the library bundle evaluated with each library as an
+//!   uninstantiated factory, plus the runtime prelude. Deserializing it costs a fraction
+//!   of a millisecond, so a block that needs no library (`return input.a + 1`) pays for
+//!   none; `require` there instantiates a library on first use, in that context.
+//! - [`WITH_LIBRARIES`]: the same with all seven libraries instantiated, in the
+//!   reference's order. Deserializing it costs more (~2 ms: every library's object graph)
+//!   but far less than instantiating them per call (lodash plus crypto-js ~5 ms, all seven
+//!   ~10 ms), so blocks that use `require` start from it.
 //!
-//! Made once per process at startup. The builder first instantiates every module, in the
-//! reference's order, in a throwaway context of the snapshot isolate: a module that throws
-//! aborts startup with the module named (the reference's fail fast), the [`WarmupReport`]
-//! records what loaded and how long it took, and the library functions that ran are
-//! compiled. The snapshot's own context then evaluates the same scripts, which V8's
-//! per-isolate compilation cache answers with the already compiled functions, and
-//! `FunctionCodeHandling::Keep` stores that bytecode in the image.
+//! Made once per process at startup. A module that throws while instantiating aborts
+//! startup with the module named (the reference's fail fast); the [`WarmupReport`] records
+//! what loaded and how long it took.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -58,6 +56,10 @@ pub struct WarmupReport {
     pub snapshot_bytes: usize,
 }
 
+/// Snapshot index (for `v8::Context::from_snapshot`) of the context with every library
+/// instantiated; the lean context is the snapshot's default.
+pub const WITH_LIBRARIES: usize = 0;
+
 /// A ready snapshot. The blob is leaked on purpose: V8 reads it for as long as any isolate
 /// made from it lives, and there is exactly one per process.
 #[derive(Debug)]
@@ -96,15 +98,23 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
     let mut creator = v8::Isolate::snapshot_creator(None, None);
     let loaded = {
         v8::scope!(let scope, &mut creator);
-        let warm = {
-            let throwaway = v8::Context::new(scope, Default::default());
-            let scope = &mut v8::ContextScope::new(scope, throwaway);
+        let with_libraries = v8::Context::new(scope, Default::default());
+        let mut r = {
+            let scope = &mut v8::ContextScope::new(scope, with_libraries);
             load_libraries(scope, libs, runtime, &mut module_times)
         };
-        let context = v8::Context::new(scope, Default::default());
-        let scope = &mut v8::ContextScope::new(scope, context);
-        let r = warm.and_then(|()| prepare_snapshot_context(scope, libs, runtime));
-        scope.set_default_context(context);
+        let lean = v8::Context::new(scope, Default::default());
+        if r.is_ok() {
+            let scope = &mut v8::ContextScope::new(scope, lean);
+            r = evaluate_scripts(scope, libs, runtime).and_then(|()| seal(scope));
+        }
+        scope.set_default_context(lean);
+        let index = scope.add_context(with_libraries);
+        if r.is_ok() && index != WITH_LIBRARIES {
+            r = Err(StartError::Runtime(format!(
+                "context with libraries got snapshot index {index}, expected {WITH_LIBRARIES}"
+            )));
+        }
         r
     };
     // V8 requires create_blob on a snapshot creator even when we throw the result away.
@@ -145,14 +155,8 @@ fn evaluate_scripts(
     Ok(())
 }
 
-/// The context that goes into the snapshot: scripts evaluated, no module instantiated,
-/// snapshot-time helpers removed.
-fn prepare_snapshot_context(
-    scope: &mut v8::PinScope<'_, '_>,
-    libs: &str,
-    runtime: &str,
-) -> Result<(), StartError> {
-    evaluate_scripts(scope, libs, runtime)?;
+/// Removes the snapshot-time helpers from the current context.
+fn seal(scope: &mut v8::PinScope<'_, '_>) -> Result<(), StartError> {
     let context = scope.get_current_context();
     let global = context.global(scope);
     let seal = get_function(scope, global, "__keel_seal").map_err(StartError::Runtime)?;
@@ -163,8 +167,8 @@ fn prepare_snapshot_context(
     Ok(())
 }
 
-/// In the throwaway warm-up context: evaluates bundle and runtime, then instantiates each
-/// module in order, timing each and naming the first that throws.
+/// The [`WITH_LIBRARIES`] context: evaluates bundle and runtime, instantiates each module in
+/// order (timing each, naming the first that throws), then seals the context.
 fn load_libraries(
     scope: &mut v8::PinScope<'_, '_>,
     libs: &str,
@@ -189,7 +193,7 @@ fn load_libraries(
         }
         module_times.push((name.to_string(), t.elapsed()));
     }
-    Ok(())
+    seal(scope)
 }
 
 fn run_script(scope: &mut v8::PinScope<'_, '_>, code: &str, name: &str) -> Result<(), String> {

@@ -2,9 +2,9 @@
 //! context deserialized from the snapshot, drives its promises, timers and fetches to
 //! completion (the event loop), and replaces its isolate after a termination.
 //!
-//! Latency: the context for the *next* job is created and booted right after a job is
-//! answered, while the thread would otherwise sit idle, so a request only pays for
-//! compiling and running its own code.
+//! Latency: each worker keeps one booted context of each [`ContextKind`] ready; after a job
+//! is answered it replaces only the one that job used, while the thread would otherwise sit
+//! idle, so a request only pays for compiling and running its own code.
 
 use std::collections::{BinaryHeap, HashMap};
 use std::ffi::c_void;
@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::error::{ErrorKind, ExecError};
 use super::fetch::{FetchError, FetchRequest, FetchResponse, Fetcher};
 use super::metrics::{Counters, ExecutorMetrics, STATES};
-use super::snapshot::Snapshot;
+use super::snapshot::{Snapshot, WITH_LIBRARIES};
 use super::watchdog::Watchdog;
 use crate::telemetry::{Event, EventBus, Level};
 
@@ -67,10 +67,35 @@ pub struct Shared {
     pub heap_used: Vec<AtomicU64>,
     pub heap_total: Vec<AtomicU64>,
     pub heap_limit: Vec<AtomicU64>,
-    /// Context creation time of the last context each worker prepared (ns), for health.
-    pub last_context_ns: Vec<AtomicU64>,
+    /// Creation time of the last context of each [`ContextKind`] each worker prepared (ns),
+    /// for health and the bench: `[worker][kind]`.
+    pub last_context_ns: Vec<[AtomicU64; 2]>,
     /// Where `executor.isolate_recycled` goes (absent in unit tests).
     pub events: Option<Arc<EventBus>>,
+}
+
+/// Which of the snapshot's two contexts a job starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextKind {
+    /// Runtime only; libraries are instantiated on `require`.
+    Lean = 0,
+    /// All seven libraries already instantiated.
+    WithLibraries = 1,
+}
+
+impl ContextKind {
+    const ALL: [ContextKind; 2] = [ContextKind::Lean, ContextKind::WithLibraries];
+
+    /// A block that mentions `require` starts with the libraries in place. A textual hint
+    /// only: a block that reaches `require` some other way still gets its module, from the
+    /// lean context's lazy path.
+    fn for_code(code: &str) -> ContextKind {
+        if code.contains("require") {
+            ContextKind::WithLibraries
+        } else {
+            ContextKind::Lean
+        }
+    }
 }
 
 /// Why a worker threw its isolate away and built a new one from the snapshot.
@@ -286,19 +311,22 @@ pub fn run(shared: Arc<Shared>, index: usize) {
         shared.set_state(index, STARTING);
         let mut live = new_isolate(&shared);
         watchdog.set_isolate(live.isolate.thread_safe_handle());
-        let mut next: Option<v8::Global<v8::Context>> = None;
-        loop {
-            if next.is_none() {
+        let mut ready: [Option<v8::Global<v8::Context>>; 2] = [None, None];
+        'jobs: loop {
+            for kind in ContextKind::ALL {
+                if ready[kind as usize].is_some() {
+                    continue;
+                }
                 let t = Instant::now();
-                match prepare_context(&mut live.isolate) {
-                    Ok(c) => next = Some(c),
+                match prepare_context(&mut live.isolate, kind) {
+                    Ok(c) => ready[kind as usize] = Some(c),
                     Err(e) => {
                         tracing::error!(worker = index, error = %e, "executor context boot failed; recycling isolate");
                         shared.recycled(index, RecycleReason::Crash);
-                        break;
+                        break 'jobs;
                     }
                 }
-                shared.last_context_ns[index]
+                shared.last_context_ns[index][kind as usize]
                     .store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             }
             shared.set_state(index, IDLE);
@@ -308,7 +336,7 @@ pub fn run(shared: Arc<Shared>, index: usize) {
             };
             let Ok(job) = job else {
                 // Pool dropped: shut down. Contexts must go before the isolate.
-                drop(next);
+                drop(ready);
                 drop(live);
                 return;
             };
@@ -329,7 +357,9 @@ pub fn run(shared: Arc<Shared>, index: usize) {
             }
             shared.set_state(index, BUSY);
             seq += 1;
-            let Some(ctx) = next.take() else { continue };
+            let Some(ctx) = ready[ContextKind::for_code(&job.code) as usize].take() else {
+                continue;
+            };
             let (outcome, recycle) = execute(
                 &shared, &mut live, &watchdog, &op_tx, &op_rx, ctx, &job, seq,
             );
@@ -345,15 +375,24 @@ pub fn run(shared: Arc<Shared>, index: usize) {
                 break;
             }
         }
-        drop(next);
+        drop(ready);
         drop(live);
     }
 }
 
-/// Creates a context from the snapshot and hands it its natives.
-fn prepare_context(isolate: &mut v8::OwnedIsolate) -> Result<v8::Global<v8::Context>, String> {
+/// Creates a context of `kind` from the snapshot and hands it its natives.
+fn prepare_context(
+    isolate: &mut v8::OwnedIsolate,
+    kind: ContextKind,
+) -> Result<v8::Global<v8::Context>, String> {
     v8::scope!(let scope, isolate);
-    let context = v8::Context::new(scope, Default::default());
+    let context = match kind {
+        ContextKind::Lean => v8::Context::new(scope, Default::default()),
+        ContextKind::WithLibraries => {
+            v8::Context::from_snapshot(scope, WITH_LIBRARIES, Default::default())
+                .ok_or("the snapshot has no context with libraries")?
+        }
+    };
     let scope = &mut v8::ContextScope::new(scope, context);
     let natives = v8::Object::new(scope);
     set_fn(scope, natives, "log", native_log)?;

@@ -1,13 +1,12 @@
-// keel executor runtime: evaluated once, after libs.bundle.js, into the context that becomes
-// the snapshot. Everything here is therefore already present in every fresh context.
+// keel executor runtime: evaluated once, after libs.bundle.js, into each of the snapshot's
+// two contexts (see snapshot.rs). Everything here is therefore already present in every
+// fresh context.
 //
-// Libraries are *not* instantiated in the snapshot's context: it holds only their factories
-// (compiled, uninstantiated), and `require(name)` runs a module's factory the first time a
-// call asks for it, inside that call's own context. A fresh context is then just this
-// runtime (well under a millisecond to deserialize), a block that needs no library pays for
-// none, and one that needs lodash pays for lodash alone. The snapshot builder instantiates
-// every module once in a separate, throwaway context at startup, so a module that throws
-// still fails startup (fail fast) and the library code is compiled before the first call.
+// `require(name)` returns the module if this context has it and otherwise runs the
+// module's factory, in this context, the first time it is asked for. In the snapshot's
+// context with libraries, __keel_load_module has instantiated all seven at snapshot time;
+// in the lean default context none are, so a block that reaches `require` there pays for
+// the libraries it uses (correct, only slower than starting from the other context).
 //
 // Rust-implemented functions cannot live in the snapshot (they would need external
 // references), so the few natives (log, fetch, sleep, random) are handed in per context by
@@ -49,7 +48,7 @@
 
   // ---- snapshot-time helpers (removed before the snapshot is taken) -------------------------
   hidden('__keel_module_names', moduleNames.slice());
-  // Used only in the builder's throwaway warm-up context (see the header).
+  // Snapshot time, context with libraries: instantiates one module (Rust times each).
   hidden('__keel_load_module', function (index) {
     const name = factories[index][0];
     instantiate(name);

@@ -48,7 +48,7 @@ export function Executor({ live }) {
         <${Stat} label="p50 / p99" value=${`${dur(ex.p50_seconds)} / ${dur(ex.p99_seconds)}`} hint="last second" />
         <${Stat} label="Heap used" value=${bytes(ex.heap_used_bytes)} hint=${pool.heap_limit_bytes ? `limit ${bytes(pool.heap_limit_bytes)} (pool)` : null} />
         <${Stat} label="Recycled" value=${num(pool.isolates_recycled ?? 0, 0)} hint="isolates replaced" />
-        <${Stat} label="Fresh context" value=${pool.context_ms == null ? '–' : `${num(pool.context_ms, 2)} ms`} hint=${`${pool.modules ?? '–'} libraries on require`} />
+        <${Stat} label="Fresh context" value=${pool.context_ms == null ? '–' : `${num(pool.context_ms, 2)} ms`} hint=${pool.context_with_libraries_ms == null ? null : `${num(pool.context_with_libraries_ms, 2)} ms with ${pool.modules ?? '–'} libraries`} />
       </div>` : html`<${Empty}>No executor figures reported yet.<//>`}
     <//>
     <div class="grid-2">
