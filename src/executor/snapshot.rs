@@ -1,10 +1,11 @@
 //! The startup snapshot: one V8 heap image holding two contexts that every execution
 //! context is deserialized from, so no call ever parses or evaluates library code.
 //!
-//! - the default context, *lean*: the library bundle evaluated with each library as an
-//!   uninstantiated factory, plus the runtime prelude. Deserializing it costs a fraction
-//!   of a millisecond, so a block that needs no library (`return input.a + 1`) pays for
-//!   none; `require` there instantiates a library on first use, in that context.
+//! - the default context, *lean*: the runtime prelude alone. Deserializing it costs a
+//!   fraction of a millisecond, so a block that needs no library (`return input.a + 1`)
+//!   pays for none. (Evaluating the bundle, even without instantiating a library, put
+//!   thousands of module closures in it and tripled that time.) `require` there still
+//!   works: it evaluates the bundle into the context first (see runtime.js).
 //! - [`WITH_LIBRARIES`]: the same with all seven libraries instantiated, in the
 //!   reference's order. Deserializing it costs more (~2 ms: every library's object graph)
 //!   but far less than instantiating them per call (lodash plus crypto-js ~5 ms, all seven
@@ -26,6 +27,10 @@ use super::platform;
 pub const LIBS_BUNDLE: &str = include_str!("js/libs.bundle.js");
 /// The runtime prelude (require, console, fetch, timers, crypto...).
 pub const RUNTIME_JS: &str = include_str!("js/runtime.js");
+
+/// Script names in stack traces.
+pub const LIBS_NAME: &str = "keel:libs.bundle.js";
+const RUNTIME_NAME: &str = "keel:runtime.js";
 
 /// The reference's warmup module list, in its order.
 pub const MODULES: [&str; 7] = [
@@ -106,7 +111,9 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
         let lean = v8::Context::new(scope, Default::default());
         if r.is_ok() {
             let scope = &mut v8::ContextScope::new(scope, lean);
-            r = evaluate_scripts(scope, libs, runtime).and_then(|()| seal(scope));
+            r = run_script(scope, runtime, RUNTIME_NAME)
+                .map_err(StartError::Runtime)
+                .and_then(|()| seal(scope));
         }
         scope.set_default_context(lean);
         let index = scope.add_context(with_libraries);
@@ -144,8 +151,8 @@ fn evaluate_scripts(
     libs: &str,
     runtime: &str,
 ) -> Result<(), StartError> {
-    run_script(scope, libs, "keel:libs.bundle.js").map_err(StartError::Runtime)?;
-    run_script(scope, runtime, "keel:runtime.js").map_err(StartError::Runtime)?;
+    run_script(scope, libs, LIBS_NAME).map_err(StartError::Runtime)?;
+    run_script(scope, runtime, RUNTIME_NAME).map_err(StartError::Runtime)?;
     let names = eval_string_list(scope, "__keel_module_names").map_err(StartError::Runtime)?;
     if names != MODULES {
         return Err(StartError::Runtime(format!(
@@ -196,7 +203,11 @@ fn load_libraries(
     seal(scope)
 }
 
-fn run_script(scope: &mut v8::PinScope<'_, '_>, code: &str, name: &str) -> Result<(), String> {
+pub(crate) fn run_script(
+    scope: &mut v8::PinScope<'_, '_>,
+    code: &str,
+    name: &str,
+) -> Result<(), String> {
     v8::tc_scope!(let tc, scope);
     let source = v8::String::new(tc, code).ok_or("script too large for V8")?;
     let name_v = v8::String::new(tc, name).ok_or("bad script name")?;

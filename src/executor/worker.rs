@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::error::{ErrorKind, ExecError};
 use super::fetch::{FetchError, FetchRequest, FetchResponse, Fetcher};
 use super::metrics::{Counters, ExecutorMetrics, STATES};
-use super::snapshot::{Snapshot, WITH_LIBRARIES};
+use super::snapshot::{self, Snapshot, WITH_LIBRARIES};
 use super::watchdog::Watchdog;
 use crate::telemetry::{Event, EventBus, Level};
 
@@ -399,6 +399,7 @@ fn prepare_context(
     set_fn(scope, natives, "fetch", native_fetch)?;
     set_fn(scope, natives, "sleep", native_sleep)?;
     set_fn(scope, natives, "random", native_random)?;
+    set_fn(scope, natives, "loadLibraries", native_load_libraries)?;
     let global = context.global(scope);
     let key = v8::String::new(scope, "__keel_boot").ok_or("string")?;
     let boot = global
@@ -836,6 +837,20 @@ fn native_log(
     if let Some(st) = scope.get_slot_mut::<ExecState>() {
         st.log_bytes += line.len();
         st.logs.push(line);
+    }
+}
+
+/// Evaluates the library bundle into the calling (lean) context, for a `require` there.
+/// V8's compilation cache makes every call after an isolate's first skip the parse.
+fn native_load_libraries(
+    scope: &mut v8::PinScope<'_, '_>,
+    _args: v8::FunctionCallbackArguments<'_>,
+    _rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    if let Err(e) = snapshot::run_script(scope, snapshot::LIBS_BUNDLE, snapshot::LIBS_NAME) {
+        if !scope.is_execution_terminating() {
+            throw(scope, "Error", &format!("loading the libraries failed: {e}"));
+        }
     }
 }
 

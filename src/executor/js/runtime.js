@@ -1,34 +1,49 @@
-// keel executor runtime: evaluated once, after libs.bundle.js, into each of the snapshot's
-// two contexts (see snapshot.rs). Everything here is therefore already present in every
-// fresh context.
+// keel executor runtime: evaluated once into each of the snapshot's two contexts (see
+// snapshot.rs): after libs.bundle.js in the context with libraries, alone in the lean
+// default context. Everything here is therefore already present in every fresh context.
 //
-// `require(name)` returns the module if this context has it and otherwise runs the
-// module's factory, in this context, the first time it is asked for. In the snapshot's
-// context with libraries, __keel_load_module has instantiated all seven at snapshot time;
-// in the lean default context none are, so a block that reaches `require` there pays for
-// the libraries it uses (correct, only slower than starting from the other context).
+// `require(name)` returns the module if this context has it, else instantiates it in this
+// context on first use. In the context with libraries, __keel_load_module instantiated all
+// seven at snapshot time. The lean context has not even evaluated the bundle (thousands of
+// module closures, most of a context's deserialization time), so there `require` first has
+// Rust evaluate the bundle into the context (`native.loadLibraries`). Blocks that mention
+// `require` start from the other context; this path only serves one that reaches `require`
+// another way: correct, only slower.
 //
 // Rust-implemented functions cannot live in the snapshot (they would need external
-// references), so the few natives (log, fetch, sleep, random) are handed in per context by
-// `__keel_boot(natives)`, which Rust calls right after creating the context and which then
-// removes itself. User code sees only the web-like globals defined here: require, console,
-// fetch, Headers, Response, setTimeout/clearTimeout/setInterval/clearInterval, crypto, btoa,
-// atob, TextEncoder, TextDecoder.
+// references), so the few natives (log, fetch, sleep, random, loadLibraries) are handed in
+// per context by `__keel_boot(natives)`, which Rust calls right after creating the context
+// and which then removes itself. User code sees only the web-like globals defined here:
+// require, console, fetch, Headers, Response, setTimeout/clearTimeout/setInterval/
+// clearInterval, crypto, btoa, atob, TextEncoder, TextDecoder.
 (function (global) {
   'use strict';
 
-  const factories = global.__keel_library_factories;
-  delete global.__keel_library_factories;
+  /** The reference's modules, in its warmup order (snapshot.rs checks the bundle's). */
+  const moduleNames = ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid'];
 
   /** Natives from Rust, set per context by __keel_boot. */
   let native = null;
-  /** name -> factory; a factory instantiates its module in the current context. */
-  const factoryByName = new Map(factories);
+  /** name -> factory; null until this context has evaluated the bundle. */
+  let factoryByName = null;
   /** name -> exports of the modules this context has required so far. */
   const modules = new Map();
-  const moduleNames = factories.map((f) => f[0]);
+
+  /** Takes the factories the bundle left on the global object. */
+  function adoptFactories() {
+    const factories = global.__keel_library_factories;
+    delete global.__keel_library_factories;
+    factoryByName = new Map(factories);
+    return factories.map((f) => f[0]);
+  }
+  const bundleNames = global.__keel_library_factories ? adoptFactories() : [];
 
   function instantiate(name) {
+    if (!moduleNames.includes(name)) return undefined;
+    if (factoryByName === null) {
+      native.loadLibraries();
+      adoptFactories();
+    }
     const factory = factoryByName.get(name);
     if (factory === undefined) return undefined;
     const exports = factory();
@@ -47,10 +62,11 @@
   }
 
   // ---- snapshot-time helpers (removed before the snapshot is taken) -------------------------
-  hidden('__keel_module_names', moduleNames.slice());
+  // The bundle's module names (empty in the lean context, which has not evaluated it).
+  hidden('__keel_module_names', bundleNames);
   // Snapshot time, context with libraries: instantiates one module (Rust times each).
   hidden('__keel_load_module', function (index) {
-    const name = factories[index][0];
+    const name = bundleNames[index];
     instantiate(name);
     return name;
   });
