@@ -849,7 +849,11 @@ fn native_load_libraries(
 ) {
     if let Err(e) = snapshot::run_script(scope, snapshot::LIBS_BUNDLE, snapshot::LIBS_NAME) {
         if !scope.is_execution_terminating() {
-            throw(scope, "Error", &format!("loading the libraries failed: {e}"));
+            throw(
+                scope,
+                "Error",
+                &format!("loading the libraries failed: {e}"),
+            );
         }
     }
 }

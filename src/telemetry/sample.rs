@@ -233,13 +233,13 @@ impl RawSample {
                 }),
                 names::EXECUTOR_POOL_ISOLATES => each(f, |m| {
                     let ex = s.executor.get_or_insert_with(Default::default);
-                    *ex.isolates
-                        .entry(label(m, "state").to_owned())
-                        .or_default() += m.get_gauge().value();
+                    *ex.isolates.entry(label(m, "state").to_owned()).or_default() +=
+                        m.get_gauge().value();
                 }),
                 names::EXECUTOR_HEAP_USED_BYTES => each(f, |m| {
-                    s.executor.get_or_insert_with(Default::default).heap_used_bytes +=
-                        m.get_gauge().value();
+                    s.executor
+                        .get_or_insert_with(Default::default)
+                        .heap_used_bytes += m.get_gauge().value();
                 }),
                 names::GPU_MEMORY_USED_BYTES => each(f, |m| {
                     s.gpus
