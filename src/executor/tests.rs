@@ -132,6 +132,24 @@ async fn no_state_leaks_between_calls() {
     .await
     .expect("ok");
     assert_eq!(out.result, json!(["undefined", "undefined", "undefined"]));
+    // A block that reaches `require` without naming it starts from the lean context, where
+    // `require` evaluates the bundle into that context first; nothing of it outlives the call.
+    let out = run(
+        &ex,
+        "const r = globalThis['req' + 'uire']; const _ = r('lodash'); _.leak = 4; return _.sum([1, 2])",
+        json!({}),
+    )
+    .await
+    .expect("indirect require");
+    assert_eq!(out.result, json!(3));
+    let out = run(
+        &ex,
+        "const r = globalThis['req' + 'uire']; return [typeof r('lodash').leak, typeof __keel_library_factories]",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(out.result, json!(["undefined", "undefined"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
