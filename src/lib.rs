@@ -197,6 +197,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut executor_handle = None;
     if config.executor.enabled {
         let ex = start_executor(&config, &telemetry).await?;
+        // The dashboard's live figures that the registry does not carry. A weak reference:
+        // the section must not keep the pool alive past shutdown.
+        let weak = Arc::downgrade(&ex);
+        telemetry.sections.add("executor", move || {
+            weak.upgrade()
+                .map_or(serde_json::Value::Null, |ex| ex.dashboard_section())
+        });
         let fixed: Vec<String> = config
             .executor
             .access_tokens
@@ -281,8 +288,9 @@ async fn start_executor(
     let cfg = config.executor.clone();
     let handle = tokio::runtime::Handle::current();
     let registry = telemetry.metrics.registry.clone();
+    let events = telemetry.events.clone();
     let ex = tokio::task::spawn_blocking(move || {
-        let ex = executor::Executor::start(&cfg, handle, Some(&registry))?;
+        let ex = executor::Executor::start(&cfg, handle, Some(&registry), Some(events))?;
         ex.wait_warm(Duration::from_secs(120));
         Ok::<_, executor::StartError>(ex)
     })

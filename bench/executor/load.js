@@ -5,6 +5,9 @@ const [url, token, seconds, conc, block] = process.argv.slice(2);
 const BLOCKS = {
   trivial: 'return input.a + 1',
   lodash_crypto: "const _ = require('lodash'); const C = require('crypto-js'); return { s: _.sum(_.map(input.xs, x => x * 2)), h: C.SHA256(JSON.stringify(input)).toString() };",
+  // Fresh context plus all seven libraries instantiated (keel: on require, in the call's
+  // context; Node: require returns the host's already-loaded modules).
+  all_libs: "for (const n of ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid']) require(n); return 1;",
   cpu: 'let h = 0; for (let i = 0; i < 3e6; i++) { h = (h * 31 + i) | 0; } return h;',
 };
 const body = JSON.stringify({ input: { a: 1, xs: [1, 2, 3, 4, 5] }, codebase64: Buffer.from(BLOCKS[block]).toString('base64') });

@@ -122,6 +122,7 @@ fn memory_block(ex: &Executor) -> Value {
         "heapLimitBytes": h.limit,
         "isolates": ex.status().pool_size,
         "lastContextCreationMs": h.last_context_creation.as_secs_f64() * 1000.0,
+        "lastContextWithLibrariesMs": h.last_context_with_libraries.as_secs_f64() * 1000.0,
     })
 }
 

@@ -5,11 +5,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-pub const EXECUTIONS_TOTAL: &str = "keel_executor_executions_total";
-pub const EXECUTION_DURATION: &str = "keel_executor_execution_duration_seconds";
-pub const QUEUE_DEPTH: &str = "keel_executor_queue_depth";
-pub const POOL_ISOLATES: &str = "keel_executor_pool_isolates";
-pub const HEAP_USED: &str = "keel_executor_heap_used_bytes";
+use crate::telemetry::catalog;
+
+// The names the dashboard reads are the catalog's, so writer and reader cannot drift.
+pub const EXECUTIONS_TOTAL: &str = catalog::EXECUTOR_EXECUTIONS_TOTAL;
+pub const EXECUTION_DURATION: &str = catalog::EXECUTOR_EXECUTION_DURATION_SECONDS;
+pub const QUEUE_DEPTH: &str = catalog::EXECUTOR_QUEUE_DEPTH;
+pub const POOL_ISOLATES: &str = catalog::EXECUTOR_POOL_ISOLATES;
+pub const HEAP_USED: &str = catalog::EXECUTOR_HEAP_USED_BYTES;
 pub const ISOLATE_RECYCLES: &str = "keel_executor_isolate_recycles_total";
 
 /// States of `keel_executor_pool_isolates{state}`.

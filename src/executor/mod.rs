@@ -1,7 +1,8 @@
 //! The code-block executor: users' JavaScript on a pool of V8 isolates started from a
 //! snapshot that already holds the reference service's seven libraries.
 //!
-//! - [`snapshot`]: the V8 heap image with the libraries evaluated (fail fast per module);
+//! - [`snapshot`]: the V8 heap image: a lean context (runtime only) and one with the seven
+//!   libraries instantiated (fail fast per module);
 //! - [`pool`]: admission (max concurrent, bounded queue) and the isolate threads;
 //! - [`worker`]: one isolate per OS thread, fresh context per call, event loop, natives;
 //! - [`watchdog`]: terminates JavaScript that runs past its deadline;

@@ -8,12 +8,21 @@ static INIT: Once = Once::new();
 /// Initialises the V8 platform (idempotent, thread-safe).
 pub fn init() {
     INIT.call_once(|| {
-        // --no-use-osr: code that TurboFan compiled by on-stack replacement (a hot loop
-        // entered once, e.g. `while (true) a.push({x: new Array(1000).fill(1)})`) was seen
-        // to never honour TerminateExecution, so neither the watchdog nor the heap-limit
-        // callback could stop it and the heap grew until the process aborted. Functions are
-        // still optimised on their next call; only mid-loop tier-up is off.
-        v8::V8::set_flags_from_string("--no-use-osr");
+        // --no-osr-from-maglev: on-stack replacement stays on, but a loop is only ever
+        // replaced into Maglev code, never TurboFan code. TurboFan OSR code of a hot
+        // allocating loop entered once (`while (true) a.push({x: new Array(1000)})`) was
+        // seen to run on after TerminateExecution — from the heap-limit callback and the
+        // watchdog alike — until the heap reached 16 GB and the process aborted; Maglev OSR
+        // code stops at the heap limit (every variant in the executor's heap-bomb tests,
+        // with a 1 GB heap too). The bench's CPU-heavy block: ~25 ms per call this way,
+        // ~16 ms with TurboFan OSR, ~90 ms with OSR off (`--no-use-osr`, the old setting).
+        // Checked on the pinned V8 (152.2.0); re-run the heap-bomb tests when upgrading.
+        //
+        // --no-flush-bytecode: the libraries' compiled functions come from the snapshot,
+        // once per isolate. V8 otherwise drops the bytecode of functions that have not run
+        // for a few GCs, and the next block to call one would parse it again — a latency
+        // spike in a long-lived isolate for a few MB of bytecode kept.
+        v8::V8::set_flags_from_string("--no-osr-from-maglev --no-flush-bytecode");
         // Escape hatch for operators: extra V8 flags, e.g. "--no-maglev".
         if let Ok(flags) = std::env::var("EXECUTOR_V8_FLAGS") {
             v8::V8::set_flags_from_string(&flags);

@@ -51,8 +51,11 @@ pub struct HeapFigures {
     pub used: u64,
     pub total: u64,
     pub limit: u64,
-    /// Time the most recent fresh context took to create and boot (any worker).
+    /// Time the most recent lean context (libraries on `require`) took to create and boot,
+    /// slowest worker.
     pub last_context_creation: Duration,
+    /// The same for the context with all seven libraries instantiated.
+    pub last_context_with_libraries: Duration,
 }
 
 /// The running executor. Dropping it stops the workers (after their current job).
@@ -79,6 +82,7 @@ impl Executor {
         config: &ExecutorConfig,
         runtime: tokio::runtime::Handle,
         registry: Option<&prometheus::Registry>,
+        events: Option<Arc<crate::telemetry::EventBus>>,
     ) -> Result<Executor, StartError> {
         let snapshot: &'static Snapshot = snapshot::get()?;
         let metrics = ExecutorMetrics::new(registry)
@@ -105,7 +109,10 @@ impl Executor {
             heap_used: (0..n).map(|_| AtomicU64::new(0)).collect(),
             heap_total: (0..n).map(|_| AtomicU64::new(0)).collect(),
             heap_limit: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            last_context_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            last_context_ns: (0..n)
+                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                .collect(),
+            events,
         });
         shared
             .metrics
@@ -294,19 +301,38 @@ impl Executor {
 
     pub fn heap(&self) -> HeapFigures {
         let sum = |v: &Vec<AtomicU64>| v.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+        let slowest = |kind: usize| {
+            let ns = self.shared.last_context_ns.iter();
+            Duration::from_nanos(
+                ns.map(|k| k[kind].load(Ordering::Relaxed))
+                    .max()
+                    .unwrap_or(0),
+            )
+        };
         HeapFigures {
             used: sum(&self.shared.heap_used),
             total: sum(&self.shared.heap_total),
             limit: sum(&self.shared.heap_limit),
-            last_context_creation: Duration::from_nanos(
-                self.shared
-                    .last_context_ns
-                    .iter()
-                    .map(|a| a.load(Ordering::Relaxed))
-                    .max()
-                    .unwrap_or(0),
-            ),
+            last_context_creation: slowest(0),
+            last_context_with_libraries: slowest(1),
         }
+    }
+
+    /// The dashboard's `sections.executor`: pool shape and the figures the registry does
+    /// not carry (per-state isolates, rates and percentiles come from the registry).
+    pub fn dashboard_section(&self) -> serde_json::Value {
+        let st = self.status();
+        let heap = self.heap();
+        serde_json::json!({
+            "pool_size": st.pool_size,
+            "max_concurrent": st.max_concurrent,
+            "running": st.current_executions.saturating_sub(st.queue_length),
+            "isolates_recycled": st.isolates_recycled,
+            "heap_limit_bytes": heap.limit,
+            "context_ms": heap.last_context_creation.as_secs_f64() * 1000.0,
+            "context_with_libraries_ms": heap.last_context_with_libraries.as_secs_f64() * 1000.0,
+            "modules": self.warmup().modules.len(),
+        })
     }
 
     /// Stops taking jobs; workers finish their current one and exit. Blocking.

@@ -1,10 +1,19 @@
-//! The startup snapshot: one V8 heap image in which the seven libraries and the runtime
-//! prelude are already evaluated. Every isolate starts from it and every execution context
-//! is deserialized from it, so no call ever parses or runs library code.
+//! The startup snapshot: one V8 heap image holding two contexts that every execution
+//! context is deserialized from, so no call ever parses or evaluates library code.
 //!
-//! Made once per process at startup (about a second, mostly pinyin's dictionary). A module
-//! that throws while loading aborts startup with the module named (the reference's fail
-//! fast); the [`WarmupReport`] records what loaded and how long it took.
+//! - the default context, *lean*: the runtime prelude alone. Deserializing it costs a
+//!   fraction of a millisecond, so a block that needs no library (`return input.a + 1`)
+//!   pays for none. (Evaluating the bundle, even without instantiating a library, put
+//!   thousands of module closures in it and tripled that time.) `require` there still
+//!   works: it evaluates the bundle into the context first (see runtime.js).
+//! - [`WITH_LIBRARIES`]: the same with all seven libraries instantiated, in the
+//!   reference's order. Deserializing it costs more (~2 ms: every library's object graph)
+//!   but far less than instantiating them per call (lodash plus crypto-js ~5 ms, all seven
+//!   ~10 ms), so blocks that use `require` start from it.
+//!
+//! Made once per process at startup. A module that throws while instantiating aborts
+//! startup with the module named (the reference's fail fast); the [`WarmupReport`] records
+//! what loaded and how long it took.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -18,6 +27,10 @@ use super::platform;
 pub const LIBS_BUNDLE: &str = include_str!("js/libs.bundle.js");
 /// The runtime prelude (require, console, fetch, timers, crypto...).
 pub const RUNTIME_JS: &str = include_str!("js/runtime.js");
+
+/// Script names in stack traces.
+pub const LIBS_NAME: &str = "keel:libs.bundle.js";
+const RUNTIME_NAME: &str = "keel:runtime.js";
 
 /// The reference's warmup module list, in its order.
 pub const MODULES: [&str; 7] = [
@@ -47,6 +60,10 @@ pub struct WarmupReport {
     pub finished_at: OffsetDateTime,
     pub snapshot_bytes: usize,
 }
+
+/// Snapshot index (for `v8::Context::from_snapshot`) of the context with every library
+/// instantiated; the lean context is the snapshot's default.
+pub const WITH_LIBRARIES: usize = 0;
 
 /// A ready snapshot. The blob is leaked on purpose: V8 reads it for as long as any isolate
 /// made from it lives, and there is exactly one per process.
@@ -86,10 +103,25 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
     let mut creator = v8::Isolate::snapshot_creator(None, None);
     let loaded = {
         v8::scope!(let scope, &mut creator);
-        let context = v8::Context::new(scope, Default::default());
-        let scope = &mut v8::ContextScope::new(scope, context);
-        let r = load_libraries(scope, libs, runtime, &mut module_times);
-        scope.set_default_context(context);
+        let with_libraries = v8::Context::new(scope, Default::default());
+        let mut r = {
+            let scope = &mut v8::ContextScope::new(scope, with_libraries);
+            load_libraries(scope, libs, runtime, &mut module_times)
+        };
+        let lean = v8::Context::new(scope, Default::default());
+        if r.is_ok() {
+            let scope = &mut v8::ContextScope::new(scope, lean);
+            r = run_script(scope, runtime, RUNTIME_NAME)
+                .map_err(StartError::Runtime)
+                .and_then(|()| seal(scope));
+        }
+        scope.set_default_context(lean);
+        let index = scope.add_context(with_libraries);
+        if r.is_ok() && index != WITH_LIBRARIES {
+            r = Err(StartError::Runtime(format!(
+                "context with libraries got snapshot index {index}, expected {WITH_LIBRARIES}"
+            )));
+        }
         r
     };
     // V8 requires create_blob on a snapshot creator even when we throw the result away.
@@ -113,21 +145,45 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
     })
 }
 
-/// Evaluates bundle and runtime, then instantiates each module in order.
-fn load_libraries(
+/// Evaluates bundle and runtime and checks that the bundle defines the reference's modules.
+fn evaluate_scripts(
     scope: &mut v8::PinScope<'_, '_>,
     libs: &str,
     runtime: &str,
-    module_times: &mut Vec<(String, Duration)>,
 ) -> Result<(), StartError> {
-    run_script(scope, libs, "keel:libs.bundle.js").map_err(StartError::Runtime)?;
-    run_script(scope, runtime, "keel:runtime.js").map_err(StartError::Runtime)?;
+    run_script(scope, libs, LIBS_NAME).map_err(StartError::Runtime)?;
+    run_script(scope, runtime, RUNTIME_NAME).map_err(StartError::Runtime)?;
     let names = eval_string_list(scope, "__keel_module_names").map_err(StartError::Runtime)?;
     if names != MODULES {
         return Err(StartError::Runtime(format!(
             "bundle defines modules {names:?}, expected {MODULES:?}"
         )));
     }
+    Ok(())
+}
+
+/// Removes the snapshot-time helpers from the current context.
+fn seal(scope: &mut v8::PinScope<'_, '_>) -> Result<(), StartError> {
+    let context = scope.get_current_context();
+    let global = context.global(scope);
+    let seal = get_function(scope, global, "__keel_seal").map_err(StartError::Runtime)?;
+    let undefined = v8::undefined(scope).into();
+    if seal.call(scope, undefined, &[]).is_none() {
+        return Err(StartError::Runtime("__keel_seal failed".into()));
+    }
+    Ok(())
+}
+
+/// The [`WITH_LIBRARIES`] context: evaluates bundle and runtime, instantiates each module in
+/// order (timing each, naming the first that throws), then seals the context.
+fn load_libraries(
+    scope: &mut v8::PinScope<'_, '_>,
+    libs: &str,
+    runtime: &str,
+    module_times: &mut Vec<(String, Duration)>,
+) -> Result<(), StartError> {
+    evaluate_scripts(scope, libs, runtime)?;
+    let names = MODULES;
     let context = scope.get_current_context();
     let global = context.global(scope);
     let loader = get_function(scope, global, "__keel_load_module").map_err(StartError::Runtime)?;
@@ -138,21 +194,20 @@ fn load_libraries(
         if loader.call(tc, global.into(), &[idx]).is_none() {
             let error = exception_text(tc);
             return Err(StartError::Module {
-                module: name.clone(),
+                module: name.to_string(),
                 error,
             });
         }
-        module_times.push((name.clone(), t.elapsed()));
+        module_times.push((name.to_string(), t.elapsed()));
     }
-    let seal = get_function(scope, global, "__keel_seal").map_err(StartError::Runtime)?;
-    let undefined = v8::undefined(scope).into();
-    if seal.call(scope, undefined, &[]).is_none() {
-        return Err(StartError::Runtime("__keel_seal failed".into()));
-    }
-    Ok(())
+    seal(scope)
 }
 
-fn run_script(scope: &mut v8::PinScope<'_, '_>, code: &str, name: &str) -> Result<(), String> {
+pub(crate) fn run_script(
+    scope: &mut v8::PinScope<'_, '_>,
+    code: &str,
+    name: &str,
+) -> Result<(), String> {
     v8::tc_scope!(let tc, scope);
     let source = v8::String::new(tc, code).ok_or("script too large for V8")?;
     let name_v = v8::String::new(tc, name).ok_or("bad script name")?;

@@ -14,7 +14,7 @@ fn executor(f: impl FnOnce(&mut ExecutorConfig)) -> Executor {
         ..Default::default()
     };
     f(&mut cfg);
-    Executor::start(&cfg, tokio::runtime::Handle::current(), None).expect("executor starts")
+    Executor::start(&cfg, tokio::runtime::Handle::current(), None, None).expect("executor starts")
 }
 
 async fn run(ex: &Executor, code: &str, input: serde_json::Value) -> Result<ExecOutput, ExecError> {
@@ -132,6 +132,24 @@ async fn no_state_leaks_between_calls() {
     .await
     .expect("ok");
     assert_eq!(out.result, json!(["undefined", "undefined", "undefined"]));
+    // A block that reaches `require` without naming it starts from the lean context, where
+    // `require` evaluates the bundle into that context first; nothing of it outlives the call.
+    let out = run(
+        &ex,
+        "const r = globalThis['req' + 'uire']; const _ = r('lodash'); _.leak = 4; return _.sum([1, 2])",
+        json!({}),
+    )
+    .await
+    .expect("indirect require");
+    assert_eq!(out.result, json!(3));
+    let out = run(
+        &ex,
+        "const r = globalThis['req' + 'uire']; return [typeof r('lodash').leak, typeof __keel_library_factories]",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(out.result, json!(["undefined", "undefined"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,6 +220,61 @@ async fn timeouts_and_heap_bombs_recycle_the_isolate() {
         json!(2)
     );
     assert!(ex.status().isolates_recycled >= 3);
+}
+
+/// OSR is on (synchronous, see platform.rs): hot loops that allocate on every turn must
+/// still be stopped at the heap limit, and each stop is one typed `executor.isolate_recycled`.
+/// Every variant here ran past TerminateExecution with concurrent OSR; the generous heap and
+/// deadline give OSR time to compile the loop before the limit is reached. Should one ever
+/// run on, the bounded heap-limit headroom aborts this test binary instead of the machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heap_bombs_in_osr_compiled_loops_are_contained() {
+    let bus = std::sync::Arc::new(crate::telemetry::EventBus::new(
+        64,
+        &prometheus::Registry::new(),
+    ));
+    let mut cfg = ExecutorConfig {
+        pool_size: 1,
+        heap_limit_mb: 256,
+        execution_timeout: Duration::from_secs(10),
+        ..Default::default()
+    };
+    cfg.max_concurrent = 4;
+    let ex = Executor::start(
+        &cfg,
+        tokio::runtime::Handle::current(),
+        None,
+        Some(bus.clone()),
+    )
+    .expect("executor starts");
+    let bombs = [
+        "const a = []; while (true) a.push({x: new Array(1000)});",
+        "const a = []; while (true) a.push({x: new Array(1000).fill(1)});",
+        "function f() { const a = []; while (true) a.push(new Array(1000)); } f();",
+        "const m = new Map(); for (let i = 0; ; i++) m.set(i, {i});",
+    ];
+    for code in bombs {
+        let e = run(&ex, code, json!({})).await.expect_err(code);
+        assert!(
+            e.kind == ErrorKind::OutOfMemory || e.kind == ErrorKind::Timeout,
+            "{code}: {e}"
+        );
+        assert_eq!(
+            run(&ex, "return 2", json!({})).await.expect(code).result,
+            json!(2)
+        );
+    }
+    let recycled: Vec<_> = bus
+        .recent(64)
+        .into_iter()
+        .filter(|e| e.kind == "executor.isolate_recycled")
+        .collect();
+    assert_eq!(recycled.len(), bombs.len(), "{recycled:?}");
+    assert!(recycled
+        .iter()
+        .all(|e| e.data["reason"] == "heap" || e.data["reason"] == "timeout"));
+    assert!(recycled.iter().any(|e| e.data["reason"] == "heap"));
+    assert_eq!(ex.status().isolates_recycled, bombs.len() as u64);
 }
 
 /// Builds a snapshot from a bundle whose `qs` factory throws. V8 aborted when a snapshot

@@ -2,9 +2,9 @@
 //! context deserialized from the snapshot, drives its promises, timers and fetches to
 //! completion (the event loop), and replaces its isolate after a termination.
 //!
-//! Latency: the context for the *next* job is created and booted right after a job is
-//! answered, while the thread would otherwise sit idle, so a request only pays for
-//! compiling and running its own code.
+//! Latency: each worker keeps one booted context of each [`ContextKind`] ready; after a job
+//! is answered it replaces only the one that job used, while the thread would otherwise sit
+//! idle, so a request only pays for compiling and running its own code.
 
 use std::collections::{BinaryHeap, HashMap};
 use std::ffi::c_void;
@@ -18,8 +18,9 @@ use tokio::sync::oneshot;
 use super::error::{ErrorKind, ExecError};
 use super::fetch::{FetchError, FetchRequest, FetchResponse, Fetcher};
 use super::metrics::{Counters, ExecutorMetrics, STATES};
-use super::snapshot::Snapshot;
+use super::snapshot::{self, Snapshot, WITH_LIBRARIES};
 use super::watchdog::Watchdog;
+use crate::telemetry::{Event, EventBus, Level};
 
 /// A code block to run.
 pub struct Job {
@@ -66,8 +67,90 @@ pub struct Shared {
     pub heap_used: Vec<AtomicU64>,
     pub heap_total: Vec<AtomicU64>,
     pub heap_limit: Vec<AtomicU64>,
-    /// Context creation time of the last context each worker prepared (ns), for health.
-    pub last_context_ns: Vec<AtomicU64>,
+    /// Creation time of the last context of each [`ContextKind`] each worker prepared (ns),
+    /// for health and the bench: `[worker][kind]`.
+    pub last_context_ns: Vec<[AtomicU64; 2]>,
+    /// Where `executor.isolate_recycled` goes (absent in unit tests).
+    pub events: Option<Arc<EventBus>>,
+}
+
+/// Which of the snapshot's two contexts a job starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextKind {
+    /// Runtime only; libraries are instantiated on `require`.
+    Lean = 0,
+    /// All seven libraries already instantiated.
+    WithLibraries = 1,
+}
+
+impl ContextKind {
+    const ALL: [ContextKind; 2] = [ContextKind::Lean, ContextKind::WithLibraries];
+
+    /// A block that mentions `require` starts with the libraries in place. A textual hint
+    /// only: a block that reaches `require` some other way still gets its module, from the
+    /// lean context's lazy path.
+    fn for_code(code: &str) -> ContextKind {
+        if code.contains("require") {
+            ContextKind::WithLibraries
+        } else {
+            ContextKind::Lean
+        }
+    }
+}
+
+/// Why a worker threw its isolate away and built a new one from the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecycleReason {
+    /// Execution was terminated at its deadline (watchdog or event loop).
+    Timeout,
+    /// The block hit the isolate's heap limit.
+    Heap,
+    /// The isolate could not boot a fresh context.
+    Crash,
+}
+
+impl RecycleReason {
+    /// The `reason` label of `keel_executor_isolate_recycles_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecycleReason::Timeout => "timeout",
+            RecycleReason::Heap => "heap",
+            RecycleReason::Crash => "crash",
+        }
+    }
+}
+
+/// `executor.isolate_recycled`: an isolate was replaced. Operators see timeouts and heap
+/// bombs here without reading request logs; a run of `crash` means a broken snapshot.
+#[derive(Debug, serde::Serialize)]
+pub struct IsolateRecycled {
+    pub worker: usize,
+    pub reason: RecycleReason,
+    /// Isolates this pool has replaced so far, this one included.
+    pub total: u64,
+}
+
+impl Event for IsolateRecycled {
+    fn kind(&self) -> &'static str {
+        "executor.isolate_recycled"
+    }
+    fn component(&self) -> &'static str {
+        "executor"
+    }
+    fn message(&self) -> String {
+        format!(
+            "executor isolate {} recycled ({})",
+            self.worker,
+            self.reason.as_str()
+        )
+    }
+    fn level(&self) -> Level {
+        match self.reason {
+            RecycleReason::Crash => Level::Error,
+            RecycleReason::Timeout | RecycleReason::Heap => Level::Info,
+        }
+    }
 }
 
 const STARTING: u8 = 0;
@@ -75,6 +158,26 @@ const IDLE: u8 = 1;
 const BUSY: u8 = 2;
 
 impl Shared {
+    /// Counts a replaced isolate once: status counter, metric and typed event.
+    fn recycled(&self, worker: usize, reason: RecycleReason) {
+        let total = self.counters.recycled.fetch_add(1, Ordering::Relaxed) + 1;
+        self.metrics
+            .recycles
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        let event = IsolateRecycled {
+            worker,
+            reason,
+            total,
+        };
+        match &self.events {
+            Some(bus) => {
+                bus.emit(&event);
+            }
+            None => tracing::info!(worker, reason = reason.as_str(), "{}", event.message()),
+        }
+    }
+
     fn set_state(&self, worker: usize, new: u8) {
         let old = self.states[worker].swap(new, Ordering::Relaxed);
         if old != new {
@@ -98,6 +201,10 @@ struct HeapGuard {
     /// limit on purpose: V8 aborts the whole process when a scavenge cannot promote into a
     /// full old generation, and the near-heap-limit callback is not consulted on that path.
     soft_limit: usize,
+    /// The most the near-heap-limit callback lets the heap grow to while a terminated block
+    /// unwinds: should termination ever not take (see platform.rs on OSR), V8 then stops
+    /// the process at a bounded size instead of doubling the limit until the machine swaps.
+    ceiling: usize,
 }
 
 /// After every GC: terminate the running block once the heap passes the soft limit.
@@ -126,7 +233,7 @@ extern "C" fn near_heap_limit(data: *mut c_void, current: usize, _initial: usize
     guard.handle.terminate_execution();
     // Headroom so V8 can unwind the terminated script instead of aborting the process;
     // the isolate is thrown away right after.
-    current.saturating_mul(2)
+    current.saturating_mul(2).min(guard.ceiling).max(current)
 }
 
 /// An isolate plus the guard its callback points at. Field order matters: the isolate is
@@ -146,6 +253,7 @@ fn new_isolate(shared: &Shared) -> LiveIsolate {
         handle: isolate.thread_safe_handle(),
         hit: AtomicBool::new(false),
         soft_limit: shared.limits.heap_limit / 4 * 3,
+        ceiling: shared.limits.heap_limit.saturating_mul(4),
     });
     let data = &*guard as *const HeapGuard as *mut c_void;
     isolate.add_near_heap_limit_callback(near_heap_limit, data);
@@ -203,18 +311,22 @@ pub fn run(shared: Arc<Shared>, index: usize) {
         shared.set_state(index, STARTING);
         let mut live = new_isolate(&shared);
         watchdog.set_isolate(live.isolate.thread_safe_handle());
-        let mut next: Option<v8::Global<v8::Context>> = None;
-        loop {
-            if next.is_none() {
+        let mut ready: [Option<v8::Global<v8::Context>>; 2] = [None, None];
+        'jobs: loop {
+            for kind in ContextKind::ALL {
+                if ready[kind as usize].is_some() {
+                    continue;
+                }
                 let t = Instant::now();
-                match prepare_context(&mut live.isolate) {
-                    Ok(c) => next = Some(c),
+                match prepare_context(&mut live.isolate, kind) {
+                    Ok(c) => ready[kind as usize] = Some(c),
                     Err(e) => {
                         tracing::error!(worker = index, error = %e, "executor context boot failed; recycling isolate");
-                        break;
+                        shared.recycled(index, RecycleReason::Crash);
+                        break 'jobs;
                     }
                 }
-                shared.last_context_ns[index]
+                shared.last_context_ns[index][kind as usize]
                     .store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             }
             shared.set_state(index, IDLE);
@@ -224,7 +336,7 @@ pub fn run(shared: Arc<Shared>, index: usize) {
             };
             let Ok(job) = job else {
                 // Pool dropped: shut down. Contexts must go before the isolate.
-                drop(next);
+                drop(ready);
                 drop(live);
                 return;
             };
@@ -245,7 +357,9 @@ pub fn run(shared: Arc<Shared>, index: usize) {
             }
             shared.set_state(index, BUSY);
             seq += 1;
-            let Some(ctx) = next.take() else { continue };
+            let Some(ctx) = ready[ContextKind::for_code(&job.code) as usize].take() else {
+                continue;
+            };
             let (outcome, recycle) = execute(
                 &shared, &mut live, &watchdog, &op_tx, &op_rx, ctx, &job, seq,
             );
@@ -257,27 +371,35 @@ pub fn run(shared: Arc<Shared>, index: usize) {
             shared.heap_limit[index].store(heap.heap_size_limit() as u64, Ordering::Relaxed);
             let _ = job.reply.send(outcome);
             if let Some(reason) = recycle {
-                shared.counters.recycled.fetch_add(1, Ordering::Relaxed);
-                shared.metrics.recycles.with_label_values(&[reason]).inc();
-                tracing::info!(worker = index, reason, "executor isolate recycled");
+                shared.recycled(index, reason);
                 break;
             }
         }
-        drop(next);
+        drop(ready);
         drop(live);
     }
 }
 
-/// Creates a context from the snapshot and hands it its natives.
-fn prepare_context(isolate: &mut v8::OwnedIsolate) -> Result<v8::Global<v8::Context>, String> {
+/// Creates a context of `kind` from the snapshot and hands it its natives.
+fn prepare_context(
+    isolate: &mut v8::OwnedIsolate,
+    kind: ContextKind,
+) -> Result<v8::Global<v8::Context>, String> {
     v8::scope!(let scope, isolate);
-    let context = v8::Context::new(scope, Default::default());
+    let context = match kind {
+        ContextKind::Lean => v8::Context::new(scope, Default::default()),
+        ContextKind::WithLibraries => {
+            v8::Context::from_snapshot(scope, WITH_LIBRARIES, Default::default())
+                .ok_or("the snapshot has no context with libraries")?
+        }
+    };
     let scope = &mut v8::ContextScope::new(scope, context);
     let natives = v8::Object::new(scope);
     set_fn(scope, natives, "log", native_log)?;
     set_fn(scope, natives, "fetch", native_fetch)?;
     set_fn(scope, natives, "sleep", native_sleep)?;
     set_fn(scope, natives, "random", native_random)?;
+    set_fn(scope, natives, "loadLibraries", native_load_libraries)?;
     let global = context.global(scope);
     let key = v8::String::new(scope, "__keel_boot").ok_or("string")?;
     let boot = global
@@ -312,7 +434,7 @@ fn execute(
     ctx: v8::Global<v8::Context>,
     job: &Job,
     seq: u64,
-) -> (Result<ExecOutput, ExecError>, Option<&'static str>) {
+) -> (Result<ExecOutput, ExecError>, Option<RecycleReason>) {
     let start = Instant::now();
     let deadline = start + job.timeout;
     let isolate = &mut live.isolate;
@@ -402,9 +524,9 @@ fn execute(
     };
     let outcome = outcome.map_err(|e| e.with_time(elapsed));
     let recycle = if oom {
-        Some("heap_limit")
+        Some(RecycleReason::Heap)
     } else if fired || terminating {
-        Some("terminated")
+        Some(RecycleReason::Timeout)
     } else {
         None
     };
@@ -715,6 +837,24 @@ fn native_log(
     if let Some(st) = scope.get_slot_mut::<ExecState>() {
         st.log_bytes += line.len();
         st.logs.push(line);
+    }
+}
+
+/// Evaluates the library bundle into the calling (lean) context, for a `require` there.
+/// V8's compilation cache makes every call after an isolate's first skip the parse.
+fn native_load_libraries(
+    scope: &mut v8::PinScope<'_, '_>,
+    _args: v8::FunctionCallbackArguments<'_>,
+    _rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    if let Err(e) = snapshot::run_script(scope, snapshot::LIBS_BUNDLE, snapshot::LIBS_NAME) {
+        if !scope.is_execution_terminating() {
+            throw(
+                scope,
+                "Error",
+                &format!("loading the libraries failed: {e}"),
+            );
+        }
     }
 }
 

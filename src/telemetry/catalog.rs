@@ -33,6 +33,17 @@ pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "keel_process_resident_memory_by
 /// 1 while an alert has at least one firing instance (owned by `crate::alerts`).
 pub const ALERT_FIRING: &str = "keel_alert_firing";
 
+/// Code-block executions by outcome (`success`, `error`, `timeout`, `rejected`, ...).
+pub const EXECUTOR_EXECUTIONS_TOTAL: &str = "keel_executor_executions_total";
+/// Time a code block spent on an isolate (histogram).
+pub const EXECUTOR_EXECUTION_DURATION_SECONDS: &str = "keel_executor_execution_duration_seconds";
+/// Executions admitted and waiting for an isolate.
+pub const EXECUTOR_QUEUE_DEPTH: &str = "keel_executor_queue_depth";
+/// Isolates by state (`starting`, `idle`, `busy`).
+pub const EXECUTOR_POOL_ISOLATES: &str = "keel_executor_pool_isolates";
+/// V8 heap used, summed over the pool.
+pub const EXECUTOR_HEAP_USED_BYTES: &str = "keel_executor_heap_used_bytes";
+
 /// Every name above with the component whose health gates its presence (`core` = always).
 pub const REFERENCED: &[(&str, &str)] = &[
     (UPSTREAM_REQUESTS_TOTAL, "proxy"),
@@ -48,4 +59,9 @@ pub const REFERENCED: &[(&str, &str)] = &[
     (GPU_MEMORY_USED_BYTES, "gpu"),
     (PROCESS_RESIDENT_MEMORY_BYTES, "core"),
     (ALERT_FIRING, "core"),
+    (EXECUTOR_EXECUTIONS_TOTAL, "executor"),
+    (EXECUTOR_EXECUTION_DURATION_SECONDS, "executor"),
+    (EXECUTOR_QUEUE_DEPTH, "executor"),
+    (EXECUTOR_POOL_ISOLATES, "executor"),
+    (EXECUTOR_HEAP_USED_BYTES, "executor"),
 ];

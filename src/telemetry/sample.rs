@@ -114,6 +114,18 @@ pub struct GpuRaw {
 }
 
 /// Everything read at one instant.
+/// The executor's registry figures (absent while the executor is off).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutorRaw {
+    /// Executions so far by outcome.
+    pub outcomes: BTreeMap<String, f64>,
+    pub duration: Buckets,
+    pub queue_depth: f64,
+    /// Isolates by state.
+    pub isolates: BTreeMap<String, f64>,
+    pub heap_used_bytes: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct RawSample {
     pub at: Instant,
@@ -126,6 +138,7 @@ pub struct RawSample {
     pub heartbeats: BTreeMap<String, f64>,
     pub heartbeat_failure_ratio: Option<f64>,
     pub gpus: BTreeMap<String, GpuRaw>,
+    pub executor: Option<ExecutorRaw>,
     pub rss_bytes: f64,
     pub cpu_percent: f64,
 }
@@ -142,6 +155,7 @@ impl RawSample {
             heartbeats: BTreeMap::new(),
             heartbeat_failure_ratio: None,
             gpus: BTreeMap::new(),
+            executor: None,
             rss_bytes: 0.0,
             cpu_percent: 0.0,
         }
@@ -202,6 +216,30 @@ impl RawSample {
                         .entry(label(m, "gpu").to_owned())
                         .or_default()
                         .utilization = Some(m.get_gauge().value());
+                }),
+                names::EXECUTOR_EXECUTIONS_TOTAL => each(f, |m| {
+                    let ex = s.executor.get_or_insert_with(Default::default);
+                    *ex.outcomes
+                        .entry(label(m, "outcome").to_owned())
+                        .or_default() += m.get_counter().value();
+                }),
+                names::EXECUTOR_EXECUTION_DURATION_SECONDS => each(f, |m| {
+                    let ex = s.executor.get_or_insert_with(Default::default);
+                    ex.duration.add(&Buckets::of(m));
+                }),
+                names::EXECUTOR_QUEUE_DEPTH => each(f, |m| {
+                    s.executor.get_or_insert_with(Default::default).queue_depth +=
+                        m.get_gauge().value();
+                }),
+                names::EXECUTOR_POOL_ISOLATES => each(f, |m| {
+                    let ex = s.executor.get_or_insert_with(Default::default);
+                    *ex.isolates.entry(label(m, "state").to_owned()).or_default() +=
+                        m.get_gauge().value();
+                }),
+                names::EXECUTOR_HEAP_USED_BYTES => each(f, |m| {
+                    s.executor
+                        .get_or_insert_with(Default::default)
+                        .heap_used_bytes += m.get_gauge().value();
                 }),
                 names::GPU_MEMORY_USED_BYTES => each(f, |m| {
                     s.gpus

@@ -3,7 +3,7 @@
 //! for the alert rules' windows, and published as one pre-serialized JSON payload that
 //! every SSE client shares (serialized once, not once per client).
 
-use super::sample::{Buckets, GpuRaw, RawSample};
+use super::sample::{Buckets, ExecutorRaw, GpuRaw, RawSample};
 use super::Telemetry;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -40,6 +40,51 @@ pub struct GpuFigures {
     pub memory_used_bytes: Option<f64>,
 }
 
+/// The executor over one interval: what its dashboard view charts. Outcome totals are
+/// cumulative (a handful of labels); rates and percentiles are the interval's.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ExecutorFigures {
+    /// Executions answered per second (every outcome but `rejected`).
+    pub rps: f64,
+    pub p50_seconds: Option<f64>,
+    pub p99_seconds: Option<f64>,
+    pub queue_depth: f64,
+    pub heap_used_bytes: f64,
+    /// Isolates by state (`starting`, `idle`, `busy`).
+    pub isolates: BTreeMap<String, f64>,
+    /// Executions since start by outcome.
+    pub outcomes: BTreeMap<String, f64>,
+}
+
+impl ExecutorFigures {
+    fn between(older: Option<&ExecutorRaw>, newer: &ExecutorRaw, secs: f64) -> Self {
+        let empty = ExecutorRaw::default();
+        let older = older.unwrap_or(&empty);
+        let lat = if secs > 0.0 {
+            newer.duration.delta(&older.duration)
+        } else {
+            Buckets::default()
+        };
+        let answered = |r: &ExecutorRaw| {
+            r.outcomes
+                .iter()
+                .filter(|(k, _)| k.as_str() != "rejected")
+                .map(|(_, v)| v)
+                .sum::<f64>()
+        };
+        let done = counter_delta(answered(newer), answered(older));
+        ExecutorFigures {
+            rps: if secs > 0.0 { done / secs } else { 0.0 },
+            p50_seconds: lat.quantile(0.5),
+            p99_seconds: lat.quantile(0.99),
+            queue_depth: newer.queue_depth,
+            heap_used_bytes: newer.heap_used_bytes,
+            isolates: newer.isolates.clone(),
+            outcomes: newer.outcomes.clone(),
+        }
+    }
+}
+
 /// Figures over the interval between two readings (one second for the charts, the rule
 /// window for alerts); gauges are the newer reading's.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -59,6 +104,9 @@ pub struct Snapshot {
     /// Heartbeat age in seconds by task id.
     pub heartbeats: BTreeMap<String, f64>,
     pub heartbeat_failure_ratio: Option<f64>,
+    /// Absent while the executor is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorFigures>,
 }
 
 impl Snapshot {
@@ -123,6 +171,10 @@ impl Snapshot {
                 .collect(),
             heartbeats: newer.heartbeats.clone(),
             heartbeat_failure_ratio: newer.heartbeat_failure_ratio,
+            executor: newer
+                .executor
+                .as_ref()
+                .map(|ex| ExecutorFigures::between(older.executor.as_ref(), ex, secs)),
         }
     }
 }

@@ -91,6 +91,32 @@ test('every view renders; executor says "not enabled" when it is', async () => {
   await page.waitForSelector('text=No events match the filter.');
 });
 
+test('executor view shows the pool and real execution figures', async (t) => {
+  if (components.executor === 'disabled') return t.skip('executor disabled in this keel');
+  for (let i = 0; i < 3; i++) {
+    const r = await keel.codeblock("const _ = require('lodash'); return _.sum([input.n, 1])");
+    assert.equal(r.result, 3, JSON.stringify(r));
+  }
+  const slow = await keel.codeblock('while (true) {}', 200);
+  assert.equal(slow.error?.type, 'TimeoutError', JSON.stringify(slow));
+  await view('executor');
+  await page.waitForSelector('[data-testid=executor-stats]');
+  // Figures arrive with the next once-a-second snapshot.
+  const figures = await until(async () => {
+    const f = await page.evaluate(() => ({
+      total: Number(document.querySelector('[data-testid=executor-total]')?.textContent),
+      success: Number(document.querySelector('[data-outcome=success] strong')?.textContent),
+      timeout: Number(document.querySelector('[data-outcome=timeout] strong')?.textContent),
+      idle: Number(document.querySelector('[data-testid=executor-isolates] [data-state=idle]')?.textContent),
+    }));
+    return f.success >= 3 && f.timeout >= 1 && f.idle >= 1 ? f : false;
+  }, 20000, 'executor figures');
+  assert.ok(figures.total >= 4, JSON.stringify(figures));
+  const charts = await page.locator('main[data-view="executor"] figure.chart').count();
+  assert.equal(charts, 4);
+  await shot('executor-figures');
+});
+
 test('keyboard: number keys switch views, dialogs close with Escape', async () => {
   await view('overview');
   await page.keyboard.press('5');

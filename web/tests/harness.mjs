@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const TOKEN = 'browser-test-token';
+/** Access token of `POST /flow/codeblock` in the generated config. */
+export const EXEC_TOKEN = 'browser-test-exec-token';
 
 export function freePort() {
   return new Promise((ok, fail) => {
@@ -69,6 +71,11 @@ level = "info"
 interval = "1s"
 rate_window = "10s"
 `;
+    // The code executor, small, with a token the tests use for /flow/codeblock.
+    const executor = `[executor]
+pool_size = 2
+access_tokens = ["${EXEC_TOKEN}"]
+`;
     const nodes = this.upstreams.map((u, i) => `[[proxy.nodes]]
 name = "node-${String.fromCharCode(97 + i)}"
 base_url = "${u.url}"
@@ -76,14 +83,17 @@ weight = 50
 `).join('\n');
     // A keel built without the gateway has no `proxy.nodes`; fall back to no nodes there.
     this.config = join(this.dir, 'keel.toml');
-    writeFileSync(this.config, `${base}\n${nodes}`);
+    // ...and one built without the executor has no `[executor]`: drop it likewise.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEEL_')));
-    const v = spawnSync(this.bin, ['validate', '--config', this.config], { encoding: 'utf8', env });
-    if (v.status !== 0) {
-      writeFileSync(this.config, base);
-      this.nodesConfigured = false;
-    } else {
+    const valid = (text) => {
+      writeFileSync(this.config, text);
+      return spawnSync(this.bin, ['validate', '--config', this.config], { encoding: 'utf8', env }).status === 0;
+    };
+    this.nodesConfigured = false;
+    if (valid(`${base}\n${executor}\n${nodes}`)) {
       this.nodesConfigured = this.upstreams.length > 0;
+    } else if (!valid(`${base}\n${executor}`)) {
+      writeFileSync(this.config, base);
     }
   }
 
@@ -124,6 +134,16 @@ weight = 50
     });
     const text = await r.text();
     return { status: r.status, body: text ? JSON.parse(text) : null };
+  }
+
+  /** Runs a code block through `/flow/codeblock`; `timeout` in ms lowers the default. */
+  async codeblock(code, timeout) {
+    const r = await fetch(`${this.url}/flow/codeblock`, {
+      method: 'POST',
+      headers: { accesstoken: EXEC_TOKEN, 'content-type': 'application/json' },
+      body: JSON.stringify({ input: { n: 2 }, codebase64: Buffer.from(code).toString('base64'), ...(timeout ? { timeout } : {}) }),
+    });
+    return r.json();
   }
 
   async components() {

@@ -1,23 +1,58 @@
-// keel executor runtime: evaluated once, after libs.bundle.js, into the context that becomes
-// the snapshot. Everything here is therefore already instantiated in every fresh context.
+// keel executor runtime: evaluated once into each of the snapshot's two contexts (see
+// snapshot.rs): after libs.bundle.js in the context with libraries, alone in the lean
+// default context. Everything here is therefore already present in every fresh context.
+//
+// `require(name)` returns the module if this context has it, else instantiates it in this
+// context on first use. In the context with libraries, __keel_load_module instantiated all
+// seven at snapshot time. The lean context has not even evaluated the bundle (thousands of
+// module closures, most of a context's deserialization time), so there `require` first has
+// Rust evaluate the bundle into the context (`native.loadLibraries`). Blocks that mention
+// `require` start from the other context; this path only serves one that reaches `require`
+// another way: correct, only slower.
 //
 // Rust-implemented functions cannot live in the snapshot (they would need external
-// references), so the few natives (log, fetch, sleep, random) are handed in per context by
-// `__keel_boot(natives)`, which Rust calls right after creating the context and which then
-// removes itself. User code sees only the web-like globals defined here: require, console,
-// fetch, Headers, Response, setTimeout/clearTimeout/setInterval/clearInterval, crypto, btoa,
-// atob, TextEncoder, TextDecoder.
+// references), so the few natives (log, fetch, sleep, random, loadLibraries) are handed in
+// per context by `__keel_boot(natives)`, which Rust calls right after creating the context
+// and which then removes itself. User code sees only the web-like globals defined here:
+// require, console, fetch, Headers, Response, setTimeout/clearTimeout/setInterval/
+// clearInterval, crypto, btoa, atob, TextEncoder, TextDecoder.
 (function (global) {
   'use strict';
 
-  const factories = global.__keel_library_factories;
-  delete global.__keel_library_factories;
+  /** The reference's modules, in its warmup order (snapshot.rs checks the bundle's). */
+  const moduleNames = ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid'];
 
   /** Natives from Rust, set per context by __keel_boot. */
   let native = null;
-  /** name -> exports, filled at snapshot time by __keel_load_module. */
+  /** name -> factory; null until this context has evaluated the bundle. */
+  let factoryByName = null;
+  /** name -> exports of the modules this context has required so far. */
   const modules = new Map();
-  const moduleNames = factories.map((f) => f[0]);
+
+  /** Takes the factories the bundle left on the global object. */
+  function adoptFactories() {
+    const factories = global.__keel_library_factories;
+    delete global.__keel_library_factories;
+    factoryByName = new Map(factories);
+    return factories.map((f) => f[0]);
+  }
+  const bundleNames = global.__keel_library_factories ? adoptFactories() : [];
+
+  function instantiate(name) {
+    if (!moduleNames.includes(name)) return undefined;
+    if (factoryByName === null) {
+      native.loadLibraries();
+      adoptFactories();
+    }
+    const factory = factoryByName.get(name);
+    if (factory === undefined) return undefined;
+    const exports = factory();
+    if (exports === undefined || exports === null) {
+      throw new Error(`module ${name} produced no exports`);
+    }
+    modules.set(name, exports);
+    return exports;
+  }
 
   function hidden(name, value) {
     Object.defineProperty(global, name, { value, writable: true, configurable: true, enumerable: false });
@@ -27,14 +62,12 @@
   }
 
   // ---- snapshot-time helpers (removed before the snapshot is taken) -------------------------
-  hidden('__keel_module_names', moduleNames.slice());
+  // The bundle's module names (empty in the lean context, which has not evaluated it).
+  hidden('__keel_module_names', bundleNames);
+  // Snapshot time, context with libraries: instantiates one module (Rust times each).
   hidden('__keel_load_module', function (index) {
-    const [name, factory] = factories[index];
-    const exports = factory();
-    if (exports === undefined || exports === null) {
-      throw new Error(`module ${name} produced no exports`);
-    }
-    modules.set(name, exports);
+    const name = bundleNames[index];
+    instantiate(name);
     return name;
   });
   hidden('__keel_seal', function () {
@@ -54,7 +87,7 @@
     if (typeof name !== 'string') {
       throw new TypeError('require() expects a module name string');
     }
-    const exports = modules.get(name);
+    const exports = modules.get(name) || instantiate(name);
     if (exports === undefined) {
       throw new Error(`Cannot find module '${name}' (available: ${moduleNames.join(', ')})`);
     }

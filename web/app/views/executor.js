@@ -1,24 +1,75 @@
-// Executor: pool and execution figures once that capability is built in; until then a
-// calm "not enabled" — it is a configuration fact, not an error.
-import { html } from '../html.js';
+// Executor: the V8 isolate pool — isolates by state, executions by outcome, queue depth,
+// heap used and p50/p99 execution time, with 15-minute charts from the per-second history
+// (`snapshot.executor`) and the pool's shape from `sections.executor`. A keel whose
+// executor is off shows a calm "not enabled": a configuration fact, not an error.
+import { html, useMemo } from '../html.js';
+import { Chart } from '../chart.js';
 import { Card, Empty, Pill, Stat } from '../ui.js';
+import { bytes, num, secs } from '../fmt.js';
 
-function flat(obj, prefix = '') {
-  return Object.entries(obj || {}).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v)
-    ? flat(v, `${prefix}${k}.`) : [[`${prefix}${k}`, Array.isArray(v) ? v.join(', ') : String(v)]]));
+const STATES = ['idle', 'busy', 'starting'];
+// Outcomes worth a tone when they are not zero.
+const BAD = new Set(['timeout', 'oom', 'error', 'rejected']);
+
+/** Execution times are often under a millisecond: keep two decimals there. */
+function dur(v) {
+  if (v == null || Number.isNaN(v)) return '–';
+  return v < 0.01 ? `${(v * 1000).toFixed(2)} ms` : secs(v);
 }
 
 export function Executor({ live }) {
   const h = live.health.executor;
+  const history = live.history;
+  const last = history[history.length - 1]?.t;
+  const xs = useMemo(() => history.map((s) => s.t), [history.length, last]);
+  const rps = useMemo(() => [xs, history.map((s) => s.executor?.rps ?? null)], [xs]);
+  const lat = useMemo(() => [xs, history.map((s) => s.executor?.p50_seconds ?? null), history.map((s) => s.executor?.p99_seconds ?? null)], [xs]);
+  const queue = useMemo(() => [xs, history.map((s) => s.executor?.queue_depth ?? null), history.map((s) => s.executor?.isolates?.busy ?? null)], [xs]);
+  const heap = useMemo(() => [xs, history.map((s) => s.executor?.heap_used_bytes ?? null)], [xs]);
+
   if (!h || h.status === 'disabled') {
     return html`<div class="view"><${Card} title="Executor">
       <div class="not-enabled" data-testid="executor-disabled"><${Pill} status="disabled">not enabled<//>
       <p>The code executor is not enabled in this keel${h?.reason ? html` (${h.reason})` : ''}. Enable it with <code>[executor]</code> in the config; its pool and execution figures will show here.</p></div>
     <//></div>`;
   }
-  const figures = flat(live.sections.executor);
-  return html`<div class="view"><${Card} title="Executor" actions=${html`<${Pill} status=${h.status} />`}>
-    <p class="muted">${h.reason}</p>
-    ${figures.length ? html`<div class="stats">${figures.map(([k, v]) => html`<${Stat} key=${k} label=${k} value=${v} />`)}</div>` : html`<${Empty}>No executor figures reported yet.<//>`}
-  <//></div>`;
+  const ex = live.snapshot?.executor;
+  const pool = live.sections.executor || {};
+  const outcomes = Object.entries(ex?.outcomes || {}).sort(([a], [b]) => a.localeCompare(b));
+  const total = outcomes.filter(([k]) => k !== 'rejected').reduce((a, [, v]) => a + v, 0);
+
+  return html`<div class="view">
+    <${Card} title="Executor" actions=${html`<${Pill} status=${h.status} />`}>
+      <p class="muted">${h.reason}</p>
+      ${ex ? html`<div class="stats" data-testid="executor-stats">
+        <${Stat} label="Isolates" value=${pool.pool_size ?? '–'} hint=${STATES.map((s) => `${num(ex.isolates?.[s] ?? 0, 0)} ${s}`).join(' · ')} />
+        <${Stat} label="Executions" value=${html`<span data-testid="executor-total">${num(total, 0)}</span>`} hint=${`${num(ex.rps)}/s now`} />
+        <${Stat} label="Queue" value=${num(ex.queue_depth, 0)} hint=${`${num(pool.running ?? 0, 0)} running · max ${pool.max_concurrent ?? '–'}`} />
+        <${Stat} label="p50 / p99" value=${`${dur(ex.p50_seconds)} / ${dur(ex.p99_seconds)}`} hint="last second" />
+        <${Stat} label="Heap used" value=${bytes(ex.heap_used_bytes)} hint=${pool.heap_limit_bytes ? `limit ${bytes(pool.heap_limit_bytes)} (pool)` : null} />
+        <${Stat} label="Recycled" value=${num(pool.isolates_recycled ?? 0, 0)} hint="isolates replaced" />
+        <${Stat} label="Fresh context" value=${pool.context_ms == null ? '–' : `${num(pool.context_ms, 2)} ms`} hint=${pool.context_with_libraries_ms == null ? null : `${num(pool.context_with_libraries_ms, 2)} ms with ${pool.modules ?? '–'} libraries`} />
+      </div>` : html`<${Empty}>No executor figures reported yet.<//>`}
+    <//>
+    <div class="grid-2">
+      <${Card} title="Pool isolates by state">
+        <ul class="components" data-testid="executor-isolates">
+          ${STATES.map((s) => html`<li key=${s}><span class="comp-name">${s}</span><strong data-state=${s}>${num(ex?.isolates?.[s] ?? 0, 0)}</strong></li>`)}
+        </ul>
+      <//>
+      <${Card} title="Executions by outcome">
+        ${outcomes.length
+          ? html`<ul class="components" data-testid="executor-outcomes">
+              ${outcomes.map(([k, v]) => html`<li key=${k} data-outcome=${k}><span class="comp-name">${k}</span><strong class=${BAD.has(k) && v > 0 ? 'tone-bad' : ''}>${num(v, 0)}</strong></li>`)}
+            </ul>`
+          : html`<${Empty}>No code block has run yet.<//>`}
+      <//>
+    </div>
+    <div class="charts">
+      <${Chart} title="Executions per second" series=${[{ label: 'exec/s' }]} data=${rps} format=${(v) => num(v)} />
+      <${Chart} title="Execution time" series=${[{ label: 'p50', color: '#17c964' }, { label: 'p99', color: '#f5a524' }]} data=${lat} format=${dur} />
+      <${Chart} title="Queue and busy isolates" series=${[{ label: 'queued', color: '#f31260' }, { label: 'busy', color: '#4f8cff' }]} data=${queue} format=${(v) => num(v, 0)} />
+      <${Chart} title="Heap used" series=${[{ label: 'heap', color: '#9353d3' }]} data=${heap} format=${bytes} />
+    </div>
+  </div>`;
 }
