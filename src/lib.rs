@@ -5,6 +5,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod proxy;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;

@@ -10,6 +10,7 @@ mod control;
 mod executor;
 mod gpu;
 mod ledger;
+mod llm;
 mod load;
 mod log;
 mod proxy;
@@ -20,6 +21,10 @@ pub use control::ControlConfig;
 pub use executor::ExecutorConfig;
 pub use gpu::{GpuConfig, GpuMode};
 pub use ledger::LedgerConfig;
+pub use llm::{
+    default_fallback_for, validate_fallback_for, validate_llm_timeouts, DedupConfig, ErrorClass,
+    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
+};
 pub use load::{load, resolve_path, LoadError};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::ProxyConfig;
