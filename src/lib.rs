@@ -2,6 +2,7 @@
 //! operations surface. `main.rs` is only the CLI; [`start`] runs everything in-process so
 //! tests and the binary share one code path.
 
+pub mod alerts;
 pub mod api;
 pub mod clock;
 pub mod config;
@@ -99,11 +100,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         );
     }
 
-    let admin = api::auth::AdminAuth::new(
+    let admin = api::auth::AdminAuth::with_sessions(
         config
             .control
             .resolve_admin_token()
             .map_err(StartError::AdminToken)?,
+        api::session::SessionStore::persistent(&config.dashboard, store.clone())?,
     );
     if admin.matches("change-me") {
         tracing::warn!("control.admin_token is the example value \"change-me\"; set a real token");
@@ -114,7 +116,28 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         readiness: readiness.clone(),
         started,
     };
-    let domains = axum::Router::new();
+    let snapshots = telemetry::snapshot::Snapshots::new(telemetry.clone());
+    let alert_engine =
+        alerts::AlertEngine::new(config.alerts.clone(), telemetry.clone(), snapshots.clone());
+    {
+        let engine = alert_engine.clone();
+        telemetry
+            .sections
+            .add("alerts", move || serde_json::json!(engine.firing()));
+    }
+    let dashboard = api::dashboard::DashboardState {
+        telemetry: telemetry.clone(),
+        snapshots: snapshots.clone(),
+        alerts: alert_engine.clone(),
+        instance: uuid::Uuid::new_v4().to_string().into(),
+        started,
+        stop: stop_rx.clone(),
+    };
+    let domains = axum::Router::new().merge(api::dashboard::router(
+        dashboard,
+        admin.clone(),
+        config.dashboard.enabled,
+    ));
     let app = api::router(core, config.control.max_body_bytes, domains);
 
     let addr = config.control.listen.addr();
@@ -138,7 +161,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .await
     });
 
-    let background = vec![spawn_process_sampler(telemetry.clone())];
+    let mut background = vec![spawn_process_sampler(telemetry.clone()), snapshots.spawn()];
+    if config.alerts.enabled {
+        background.push(alert_engine.spawn());
+    }
 
     readiness.set_ready();
     tracing::info!(

@@ -4,10 +4,16 @@
 //! state), then wraps everything in the shared layers: request ids in and out, gzip for
 //! bodies of 1 KiB or more, a body-size limit, per-route metrics, JSON 404/405 answers.
 
+pub mod alerts;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod overview;
+pub mod session;
+pub mod web;
 
 use crate::telemetry::Telemetry;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};

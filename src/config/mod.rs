@@ -6,7 +6,9 @@
 //! problem (unknown keys, wrong types); [`Config::validate`] then collects every semantic one
 //! (ranges, zero durations, unwritable paths). Both report `ConfigError { path, message }`.
 
+mod alerts;
 mod control;
+mod dashboard;
 mod executor;
 mod gpu;
 mod ledger;
@@ -17,7 +19,9 @@ mod proxy;
 mod types;
 mod validate;
 
+pub use alerts::AlertsConfig;
 pub use control::ControlConfig;
+pub use dashboard::DashboardConfig;
 pub use executor::ExecutorConfig;
 pub use gpu::{GpuConfig, GpuMode};
 pub use ledger::LedgerConfig;
@@ -50,6 +54,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub gpu: GpuConfig,
     pub executor: ExecutorConfig,
+    pub alerts: AlertsConfig,
+    pub dashboard: DashboardConfig,
 }
 
 impl Default for Config {
@@ -63,6 +69,8 @@ impl Default for Config {
             ledger: LedgerConfig::default(),
             gpu: GpuConfig::default(),
             executor: ExecutorConfig::default(),
+            alerts: AlertsConfig::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -79,6 +87,8 @@ impl Config {
         self.ledger.validate(&mut v.at("ledger"));
         self.gpu.validate(&mut v.at("gpu"));
         self.executor.validate(&mut v.at("executor"));
+        self.alerts.validate(&mut v.at("alerts"));
+        self.dashboard.validate(&mut v.at("dashboard"));
         v.into_errors()
     }
 

@@ -1,12 +1,15 @@
 //! Everything keel reports about itself: the Prometheus registry and metric names, the typed
 //! event bus, component health, process statistics and logging setup.
 
+pub mod catalog;
 pub mod events;
 pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod process;
+pub mod sample;
 pub mod sections;
+pub mod snapshot;
 
 use std::sync::Arc;
 

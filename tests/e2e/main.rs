@@ -1,5 +1,6 @@
 //! keel's one integration test binary: every test starts the real `keel` binary on free
 //! loopback ports (see `harness`) and talks to it over real sockets.
 
+mod dashboard;
 mod foundation;
 mod harness;

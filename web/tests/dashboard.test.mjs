@@ -1,0 +1,176 @@
+// Browser tests of the dashboard against a real keel: Debian's chromium (CHROMIUM, default
+// /usr/bin/chromium) driven by playwright-core. Screenshots of each view go to
+// tests/artifacts/ (ARTIFACTS overrides). Scenarios that need the gateway or the ledger
+// skip themselves while keel reports that component `disabled`.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { Keel, ROOT, TOKEN, fakeUpstream } from './harness.mjs';
+
+const ARTIFACTS = process.env.ARTIFACTS || join(ROOT, 'tests/artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+let keel; let browser; let page; let up; let components;
+
+const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+const view = async (id) => { await page.goto(`${keel.url}/#/${id}`); await page.waitForSelector(`main[data-view="${id}"] .view`); };
+const until = async (fn, ms = 20000, what = 'condition') => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => false);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((ok) => setTimeout(ok, 200));
+  }
+};
+
+before(async () => {
+  up = [await fakeUpstream(), await fakeUpstream()];
+  keel = new Keel({ upstreams: up });
+  await keel.start();
+  components = await keel.components();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+    headless: true,
+  });
+  page = await browser.newPage({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
+  page.on('pageerror', (e) => console.error('page error:', e));
+});
+
+after(async () => {
+  await browser?.close();
+  await keel?.stop();
+  for (const u of up || []) await u.close();
+});
+
+test('login: a wrong token is refused, the right one opens the overview', async () => {
+  await page.goto(keel.url);
+  await page.fill('[data-testid=token]', 'wrong');
+  await page.click('[data-testid=login]');
+  await page.waitForSelector('text=That is not the admin token.');
+  await page.fill('[data-testid=token]', TOKEN);
+  const started = Date.now();
+  await page.click('[data-testid=login]');
+  await page.waitForSelector('[data-testid=components] li');
+  assert.ok(Date.now() - started < 5000, 'overview paints quickly');
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === 'keel_session');
+  assert.ok(session?.httpOnly, 'session cookie is HttpOnly');
+  assert.equal(session.sameSite, 'Strict');
+  assert.ok(!page.url().includes(TOKEN), 'token never in the URL');
+  await page.waitForSelector('.conn-live');
+  await shot('overview');
+});
+
+test('a cookie-authenticated write without the CSRF header is refused', async () => {
+  const status = await page.evaluate(async () => (await fetch('/api/v1/session', { method: 'GET' })).status);
+  assert.equal(status, 200);
+  // Any admin POST with only the cookie: 403 csrf (the route need not exist behind auth).
+  const r = await page.evaluate(async () => {
+    const resp = await fetch('/admin/api/nodes', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    return { status: resp.status, body: await resp.text() };
+  });
+  if (components.proxy !== 'disabled') {
+    assert.equal(r.status, 403, r.body);
+    assert.match(r.body, /csrf/);
+  }
+});
+
+test('every view renders; executor says "not enabled" when it is', async () => {
+  for (const id of ['gateway', 'gpus', 'executor', 'events']) {
+    await view(id);
+    await shot(id);
+  }
+  await view('executor');
+  if (components.executor === 'disabled') await page.waitForSelector('[data-testid=executor-disabled]');
+  await view('events');
+  await page.fill('[data-testid=event-filter]', 'no-such-event-kind-xyz');
+  await page.waitForSelector('text=No events match the filter.');
+});
+
+test('keyboard: number keys switch views, dialogs close with Escape', async () => {
+  await view('overview');
+  await page.keyboard.press('5');
+  await page.waitForSelector('main[data-view="events"]');
+  await page.keyboard.press('1');
+  await page.waitForSelector('main[data-view="overview"]');
+  await page.keyboard.press('Tab');
+  const focused = await page.evaluate(() => document.activeElement?.textContent || '');
+  assert.ok(focused.length > 0, 'something is focusable');
+});
+
+test('light theme renders', async () => {
+  await page.emulateMedia({ colorScheme: 'light' });
+  await view('overview');
+  await shot('overview-light');
+  await page.emulateMedia({ colorScheme: 'dark' });
+});
+
+test('gateway: nodes, breaker opens in the UI, weight change through the UI', async (t) => {
+  if (components.proxy === 'disabled' || !keel.nodesConfigured) return t.skip('the gateway is not built into this keel yet');
+  await view('gateway');
+  await page.waitForSelector('[data-node="node-a"]');
+  await page.waitForSelector('[data-node="node-b"]');
+  // Traffic through the proxy while node-a fails: its breaker opens.
+  up[0].state.failing = true;
+  const send = () => fetch(`${keel.proxyUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"fake","messages":[{"role":"user","content":"hi"}]}' }).then((r) => r.text(), () => '');
+  await until(async () => {
+    await Promise.all(Array.from({ length: 10 }, send));
+    return (await page.textContent('[data-node="node-a"] [data-testid=breaker]')) === 'open';
+  }, 30000, 'node-a breaker open in the UI');
+  await shot('gateway-breaker-open');
+  // The breaker alert fires and is shown; healing the upstream resolves it.
+  await view('overview');
+  await page.waitForSelector('[data-alert="breaker_open"]', { timeout: 20000 });
+  await shot('overview-alert');
+  up[0].state.failing = false;
+  await until(async () => {
+    await Promise.all(Array.from({ length: 5 }, send));
+    return page.isVisible('[data-testid=no-alerts]');
+  }, 120000, 'breaker alert resolved');
+
+  await view('gateway');
+  await page.click('[data-node="node-b"] button:has-text("Weight")');
+  await page.fill('dialog input[name=confirm-input]', '7');
+  await page.click('dialog button[type=submit]');
+  await page.waitForSelector('.notice-ok');
+  const nodes = await keel.admin('GET', '/admin/api/nodes');
+  const list = Array.isArray(nodes.body) ? nodes.body : nodes.body.nodes;
+  assert.equal(list.find((n) => n.name === 'node-b').weight, 7);
+});
+
+test('GPUs & locks: a held lock shows its holder and is force-released from the UI', async (t) => {
+  if (components.ledger === 'disabled') return t.skip('the ledger is not built into this keel yet');
+  const acq = await keel.admin('POST', '/api/v1/locks/gpu_lock:0/acquire', { holder: 'browser-test', ttl_seconds: 300 });
+  assert.equal(acq.status, 200, JSON.stringify(acq.body));
+  await view('gpus');
+  await page.waitForSelector('[data-lock="gpu_lock:0"] [data-testid=holder]:has-text("browser-test")');
+  await shot('gpus-held');
+  await page.click('[data-lock="gpu_lock:0"] [data-testid=force-release]');
+  await page.click('dialog button[type=submit]');
+  await page.waitForSelector('[data-lock="gpu_lock:0"] [data-testid=lock-state]:has-text("free")');
+  const status = await keel.admin('GET', '/api/v1/monitoring/gpu-lock/status?lock_key=gpu_lock:0');
+  assert.equal(status.body.is_locked, false);
+});
+
+test('a lost connection shows a banner and the page reconnects after keel restarts', async () => {
+  await view('overview');
+  await page.waitForSelector('.conn-live');
+  await keel.stop();
+  await page.waitForSelector('[data-testid=conn-lost]', { timeout: 15000 });
+  await shot('connection-lost');
+  await keel.start();
+  await page.waitForSelector('[data-testid=conn-lost]', { state: 'detached', timeout: 30000 });
+  await page.waitForSelector('.conn-live');
+  assert.equal(await page.isVisible('[data-testid=token]'), false, 'still logged in after the restart');
+});
+
+test('logout ends the session', async () => {
+  await page.click('text=Sign out');
+  await page.waitForSelector('[data-testid=token]');
+  const status = await page.evaluate(async () => (await fetch('/api/v1/overview')).status);
+  assert.equal(status, 401);
+});

@@ -1,0 +1,133 @@
+// Starts the real keel binary (DASHBOARD_KEEL_BIN, default target/debug/keel; not KEEL_*, which keel reads as config) on free ports with a
+// generated config, plus fake OpenAI-compatible upstreams that can be switched to failing.
+// Stops and restarts keel on the same data dir, as an operator's `systemctl restart` would.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, openSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const TOKEN = 'browser-test-token';
+
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => ok(port)); });
+    s.on('error', fail);
+  });
+}
+
+/** A fake LLM upstream: answers chat completions with token usage, or 500 when failing. */
+export async function fakeUpstream() {
+  const state = { failing: false, requests: 0 };
+  const server = createServer((req, res) => {
+    state.requests++;
+    req.resume();
+    req.on('end', () => {
+      if (state.failing) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end('{"error":{"message":"upstream failing on purpose"}}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({
+        id: 'cmpl-1', object: 'chat.completion', model: 'fake',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 },
+      }));
+    });
+  });
+  const port = await freePort();
+  await new Promise((ok) => server.listen(port, '127.0.0.1', ok));
+  return { url: `http://127.0.0.1:${port}`, state, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+export class Keel {
+  constructor({ upstreams = [] } = {}) {
+    this.bin = process.env.DASHBOARD_KEEL_BIN || join(ROOT, 'target/debug/keel');
+    this.dir = mkdtempSync(join(tmpdir(), 'keel-browser-'));
+    this.upstreams = upstreams;
+    this.child = null;
+  }
+
+  async prepare() {
+    this.controlPort = await freePort();
+    this.proxyPort = await freePort();
+    const base = `data_dir = ${JSON.stringify(join(this.dir, 'data'))}
+shutdown_grace = "5s"
+[control]
+listen = "127.0.0.1:${this.controlPort}"
+admin_token = "${TOKEN}"
+[proxy]
+listen = "127.0.0.1:${this.proxyPort}"
+[log]
+format = "json"
+level = "info"
+[alerts]
+interval = "1s"
+rate_window = "10s"
+`;
+    const nodes = this.upstreams.map((u, i) => `[[proxy.nodes]]
+name = "node-${String.fromCharCode(97 + i)}"
+base_url = "${u.url}"
+weight = 50
+`).join('\n');
+    // A keel built without the gateway has no `proxy.nodes`; fall back to no nodes there.
+    this.config = join(this.dir, 'keel.toml');
+    writeFileSync(this.config, `${base}\n${nodes}`);
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEEL_')));
+    const v = spawnSync(this.bin, ['validate', '--config', this.config], { encoding: 'utf8', env });
+    if (v.status !== 0) {
+      writeFileSync(this.config, base);
+      this.nodesConfigured = false;
+    } else {
+      this.nodesConfigured = this.upstreams.length > 0;
+    }
+  }
+
+  get url() { return `http://127.0.0.1:${this.controlPort}`; }
+  get proxyUrl() { return `http://127.0.0.1:${this.proxyPort}`; }
+
+  async start() {
+    if (!this.config) await this.prepare();
+    const log = openSync(join(this.dir, 'keel.log'), 'a');
+    // KEEL_* variables are config overrides: keep the test's own environment out of keel.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEEL_')));
+    this.child = spawn(this.bin, ['run', '--config', this.config], { stdio: ['ignore', log, log], env });
+    const deadline = Date.now() + 30000;
+    while (Date.now() < deadline) {
+      try {
+        const r = await fetch(`${this.url}/health/ready`);
+        if (r.status === 200) return;
+      } catch { /* not listening yet */ }
+      if (this.child.exitCode !== null) throw new Error(`keel exited with ${this.child.exitCode}; see ${this.dir}/keel.log`);
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+    throw new Error('keel not ready in 30 s');
+  }
+
+  async stop() {
+    if (!this.child || this.child.exitCode !== null) return;
+    const exited = new Promise((ok) => this.child.once('exit', ok));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+
+  /** An admin API call with the bearer token (what scripts do). */
+  async admin(method, path, body) {
+    const r = await fetch(`${this.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : null };
+  }
+
+  async components() {
+    const d = await (await fetch(`${this.url}/health/detailed`)).json();
+    return Object.fromEntries(Object.entries(d.components).map(([k, v]) => [k, v.status]));
+  }
+}
