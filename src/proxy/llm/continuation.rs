@@ -39,7 +39,7 @@ pub enum Ending {
     Broken,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClientStream {
     dialect: Dialect,
     client_wants_usage: bool,

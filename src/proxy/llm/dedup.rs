@@ -14,6 +14,7 @@
 //! but not kept, so a later retry gets a fresh try. Keys are scoped by the caller (client
 //! key and path), so two tenants cannot read each other's answers.
 
+use super::exchange::{ClientGone, ClientSink};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -295,6 +296,59 @@ impl Drop for Ticket {
     }
 }
 
+/// A [`ClientSink`] that also records what it forwards, so the leader's answer can be
+/// published to waiters and kept for replay. Bodies beyond [`MAX_STORED_BODY`] are
+/// forwarded but not recorded (the status then says 5xx-or-oversized: not kept).
+pub struct Capture<'a, C: ClientSink> {
+    inner: &'a mut C,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: bytes::BytesMut,
+    overflow: bool,
+}
+
+impl<'a, C: ClientSink> Capture<'a, C> {
+    pub fn new(inner: &'a mut C) -> Self {
+        Capture {
+            inner,
+            status: 0,
+            headers: Vec::new(),
+            body: bytes::BytesMut::new(),
+            overflow: false,
+        }
+    }
+
+    /// The recorded response; `None` when nothing complete was recorded.
+    pub fn into_response(self) -> Option<StoredResponse> {
+        (self.status != 0 && !self.overflow).then(|| StoredResponse {
+            status: self.status,
+            headers: self.headers,
+            body: self.body.freeze(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: ClientSink> ClientSink for Capture<'_, C> {
+    async fn head(&mut self, status: u16, headers: &http::HeaderMap) -> Result<(), ClientGone> {
+        self.status = status;
+        self.headers = headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        self.inner.head(status, headers).await
+    }
+
+    async fn body(&mut self, data: Bytes, end: bool) -> Result<(), ClientGone> {
+        if self.body.len() + data.len() > MAX_STORED_BODY {
+            self.overflow = true;
+        } else {
+            self.body.extend_from_slice(&data);
+        }
+        self.inner.body(data, end).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +432,38 @@ mod tests {
         let z = leader(d.claim("z", b"1", t0));
         assert!(z.dedup.is_none());
         assert_eq!(d.len(), 2);
+    }
+
+    #[derive(Default)]
+    struct Sink(Vec<u8>);
+
+    #[async_trait::async_trait]
+    impl ClientSink for Sink {
+        async fn head(&mut self, _: u16, _: &http::HeaderMap) -> Result<(), ClientGone> {
+            Ok(())
+        }
+        async fn body(&mut self, data: Bytes, _: bool) -> Result<(), ClientGone> {
+            self.0.extend_from_slice(&data);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn capture_forwards_and_records() {
+        let mut sink = Sink::default();
+        let mut c = Capture::new(&mut sink);
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", "application/json".parse().unwrap());
+        c.head(200, &h).await.unwrap();
+        c.body(Bytes::from_static(b"{}"), true).await.unwrap();
+        let r = c.into_response().unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.headers,
+            vec![("content-type".to_string(), "application/json".to_string())]
+        );
+        assert_eq!(r.body, "{}");
+        assert_eq!(sink.0, b"{}");
     }
 
     #[test]

@@ -44,6 +44,22 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// A complete error answer in this API's JSON shape. Both shapes carry
+    /// `error.type` and `error.message`, so keel's usual `{"error":{...}}` readers work too.
+    pub fn error_body(self, kind: &str, message: &str) -> bytes::Bytes {
+        let v = match self {
+            Dialect::OpenAi => {
+                serde_json::json!({"error": {"message": message, "type": kind, "code": kind}})
+            }
+            Dialect::Anthropic => {
+                serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
+            }
+        };
+        bytes::Bytes::from(v.to_string())
+    }
+}
+
 /// Why a body on an LLM route cannot take the LLM path; the request then goes through as
 /// it is and the upstream answers it (keel does not second-guess the provider's 400).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -12,7 +12,8 @@
 //! - [`continuation`]: the client's stream across nodes — splicing, termination, in-band
 //!   errors;
 //! - [`budget`]: when to retry the same node, fail over, or give up;
-//! - [`dedup`]: idempotency-key sharing and replay.
+//! - [`dedup`]: idempotency-key sharing and replay;
+//! - [`exchange`]: the driver that runs the attempts of one request and answers the client.
 
 pub mod budget;
 pub mod classify;
@@ -20,5 +21,6 @@ pub mod continuation;
 pub mod dedup;
 pub mod dialect;
 pub mod event;
+pub mod exchange;
 pub mod sse;
 pub mod usage;
