@@ -2,5 +2,7 @@
 //! loopback ports (see `harness`) and talks to it over real sockets.
 
 mod dashboard;
+mod fake_llm;
 mod foundation;
 mod harness;
+mod llm;
