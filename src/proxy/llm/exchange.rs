@@ -82,6 +82,9 @@ pub enum Report {
     /// in the client's usage too).
     Failed {
         class: ErrorClass,
+        /// In the gateway's retry vocabulary: `connect`, `upstream` (closed before the
+        /// header), `timeout`, `status`, or `stream` (broken or failing stream).
+        reason: &'static str,
         detail: String,
         usage: Option<Usage>,
     },
@@ -237,27 +240,34 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         loop {
             tokio::time::sleep_until(at.into()).await;
             self.budget.record_attempt(node.name(), Instant::now());
-            let failure = match self.attempt(&node, taking_over).await {
+            let (failure, detail) = match self.attempt(&node, taking_over).await {
                 Attempt::Done(served) => return served,
                 Attempt::Broken(stream, detail) => {
                     return self.continue_stream(node, *stream, detail).await
                 }
                 Attempt::Failed(failure, detail) => {
-                    tracing::warn!(
-                        node = node.name(),
-                        class = %failure.class,
-                        attempt = self.budget.attempts(),
-                        error = %detail,
-                        "LLM attempt failed"
-                    );
                     self.failures
                         .push((format!("{}: {detail}", node.name()), failure.class));
-                    failure
+                    (failure, detail)
                 }
             };
             let plan =
                 self.budget
                     .after_failure(node.name(), &failure, Instant::now(), &mut rand::rng());
+            let next_step = match plan {
+                Plan::Same { .. } => "upstream try failed; retrying on the same node",
+                Plan::Fallback { .. } => {
+                    "upstream try failed; retrying on another node if one is left"
+                }
+                Plan::GiveUp => "upstream try failed; attempts exhausted",
+            };
+            tracing::warn!(
+                node = node.name(),
+                class = %failure.class,
+                attempt = self.budget.attempts(),
+                error = %detail,
+                "{next_step}"
+            );
             match plan {
                 Plan::Same { at: when } => at = when,
                 Plan::Fallback { class, at: when } => {
@@ -297,7 +307,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
 
     /// Sends with the `first_byte` limit; a failure is already reported.
     async fn send(&self, node: &U::Node, body: Bytes) -> Result<UpstreamResponse, Attempt> {
-        let (failure, detail) =
+        let (failure, reason, detail) =
             match tokio::time::timeout(self.settings.first_byte, self.up.send(node, body)).await {
                 Ok(Ok(r)) => return Ok(r),
                 Err(_) => (
@@ -306,6 +316,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                         retry_after: None,
                         same_node: false,
                     },
+                    "timeout",
                     format!(
                         "no response header within first_byte ({:?})",
                         self.settings.first_byte
@@ -317,6 +328,10 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                         retry_after: None,
                         same_node: matches!(e, SendError::Reset(_)),
                     },
+                    match e {
+                        SendError::Connect(_) => "connect",
+                        SendError::Reset(_) => "upstream",
+                    },
                     e.to_string(),
                 ),
             };
@@ -324,6 +339,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             node,
             Report::Failed {
                 class: failure.class,
+                reason,
                 detail: detail.clone(),
                 usage: None,
             },
@@ -361,6 +377,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                     node,
                     Report::Failed {
                         class,
+                        reason: "status",
                         detail: detail.clone(),
                         usage: None,
                     },
@@ -420,6 +437,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                     node,
                     Report::Failed {
                         class: ErrorClass::StreamBroken,
+                        reason: "stream",
                         detail: detail.clone(),
                         usage: None,
                     },
@@ -656,6 +674,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                     &node,
                     Report::Failed {
                         class: ErrorClass::StreamBroken,
+                        reason: "status",
                         detail: d.clone(),
                         usage: None,
                     },
@@ -678,10 +697,16 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
     }
 
     fn failed_part(&self, node: &U::Node, class: ErrorClass, detail: String) -> Attempt {
+        let reason = if class == ErrorClass::Timeout {
+            "timeout"
+        } else {
+            "stream"
+        };
         self.up.report(
             node,
             Report::Failed {
                 class,
+                reason,
                 detail: detail.clone(),
                 usage: None,
             },
@@ -701,6 +726,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             node,
             Report::Failed {
                 class: ErrorClass::StreamBroken,
+                reason: "stream",
                 detail: detail.clone(),
                 usage: stream.part_usage(),
             },
