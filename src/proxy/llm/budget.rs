@@ -84,6 +84,13 @@ impl Budget {
         self.started + self.config.total
     }
 
+    /// Gives the attempts after a mid-stream break a fresh time window from `now`: an answer
+    /// that streamed for longer than `total` must still be continuable. The attempt count
+    /// is not reset, so the request stays bounded.
+    pub fn restart_clock(&mut self, now: Instant) {
+        self.started = self.started.max(now);
+    }
+
     pub fn attempts(&self) -> u32 {
         self.total_attempts
     }
@@ -342,5 +349,17 @@ mod tests {
         let late = t0 + Duration::from_secs(29);
         let f = failure(ErrorClass::RateLimited, Some(3), true);
         assert_eq!(b.after_failure("a", &f, late, &mut rng), Plan::GiveUp);
+
+        // A stream that broke after a minute can still be continued.
+        let mut b = Budget::new(config(), t0);
+        b.record_attempt("a", t0);
+        let broke = t0 + Duration::from_secs(60);
+        let f = failure(ErrorClass::StreamBroken, None, false);
+        assert_eq!(b.after_failure("a", &f, broke, &mut rng), Plan::GiveUp);
+        b.restart_clock(broke);
+        assert!(matches!(
+            b.after_failure("a", &f, broke, &mut rng),
+            Plan::Fallback { .. }
+        ));
     }
 }

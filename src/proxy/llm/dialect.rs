@@ -135,7 +135,7 @@ impl LlmRequest {
             Dialect::Anthropic => delivered.trim_end(),
         };
         if let Some(Value::Array(messages)) = body.get_mut("messages") {
-            messages.push(serde_json::json!({"role": "assistant", "content": prefill}));
+            extend_prefill(messages, prefill);
         }
         self.render(body, mapping)
     }
@@ -159,6 +159,28 @@ impl LlmRequest {
         // Serializing a map of JSON values cannot fail.
         bytes::Bytes::from(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
     }
+}
+
+/// Appends `text` as the assistant's prefill: to the client's own trailing assistant
+/// message when there is one (the delivered text continues it), else as a new message.
+fn extend_prefill(messages: &mut Vec<Value>, text: &str) {
+    if let Some(last) = messages
+        .last_mut()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+    {
+        match last.get_mut("content") {
+            Some(Value::String(s)) => {
+                s.push_str(text);
+                return;
+            }
+            Some(Value::Array(blocks)) => {
+                blocks.push(serde_json::json!({"type": "text", "text": text}));
+                return;
+            }
+            _ => {}
+        }
+    }
+    messages.push(serde_json::json!({"role": "assistant", "content": text}));
 }
 
 /// The node's name for a requested model: an exact entry, else the `"*"` wildcard, else
@@ -249,6 +271,18 @@ mod tests {
         assert_eq!(msgs.len(), 2);
         assert_eq!(msgs[1]["role"], "assistant");
         assert_eq!(msgs[1]["content"], "Hello, wor");
+    }
+
+    #[test]
+    fn a_client_prefill_is_extended_not_duplicated() {
+        let r = LlmRequest::parse(
+            Dialect::Anthropic,
+            br#"{"model":"c","max_tokens":9,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"{"}]}"#,
+        )
+        .unwrap();
+        let b = json(&r.continuation_body("\"a\": 1", &BTreeMap::new()));
+        assert_eq!(b["messages"].as_array().unwrap().len(), 2);
+        assert_eq!(b["messages"][1]["content"], "{\"a\": 1");
     }
 
     #[test]

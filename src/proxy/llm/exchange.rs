@@ -613,6 +613,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             stream.delivered().chars().count()
         );
         tracing::warn!(node = node.name(), error = %detail, "LLM stream broke mid-answer");
+        self.budget.restart_clock(Instant::now());
         let mut last = detail;
         loop {
             if !stream.can_continue() {
