@@ -77,15 +77,17 @@ fn inspect_openai(json: &Value) -> Inspected {
         let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
         let delta = choice.get("delta");
         let content = delta.and_then(|d| d.get("content")).and_then(Value::as_str);
-        let tools = delta.is_some_and(|d| {
-            ["tool_calls", "function_call"]
-                .iter()
-                .any(|k| d.get(*k).is_some_and(|v| !v.is_null()))
+        // Anything besides role and text — tool calls, reasoning, refusals, audio — is
+        // content too (it must not be held back as if nothing had arrived), but no text
+        // prefill can reproduce it.
+        let other = delta.and_then(Value::as_object).is_some_and(|d| {
+            d.iter()
+                .any(|(k, v)| k != "role" && k != "content" && !is_empty_value(v))
         });
         if index != 0 {
-            out.non_text |= content.is_some_and(|c| !c.is_empty()) || tools;
+            out.non_text |= content.is_some_and(|c| !c.is_empty()) || other;
         } else {
-            out.non_text |= tools;
+            out.non_text |= other;
             if let Some(c) = content {
                 out.text.get_or_insert_with(String::new).push_str(c);
             }
@@ -98,6 +100,17 @@ fn inspect_openai(json: &Value) -> Inspected {
         }
     }
     out
+}
+
+/// `null`, `""`, `[]` and `{}`: a field present but saying nothing.
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
 }
 
 fn inspect_anthropic(name: Option<&str>, json: &Value) -> Inspected {
@@ -165,6 +178,12 @@ mod tests {
         let tool = oa(r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0}]}}]}"#);
         assert!(tool.non_text && tool.is_content());
         assert!(oa(r#"{"choices":[{"index":1,"delta":{"content":"x"}}]}"#).non_text);
+        let reasoning = oa(r#"{"choices":[{"index":0,"delta":{"reasoning_content":"hmm"}}]}"#);
+        assert!(reasoning.is_content() && reasoning.non_text);
+        let nulls = oa(
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"","tool_calls":null,"refusal":null,"audio":{}}}]}"#,
+        );
+        assert!(!nulls.is_content());
     }
 
     #[test]
