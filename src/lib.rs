@@ -6,6 +6,9 @@ pub mod alerts;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod executor;
+pub mod gpu;
+pub mod ledger;
 pub mod proxy;
 pub mod store;
 pub mod systemd;
@@ -34,6 +37,12 @@ pub enum StartError {
     },
     #[error("cannot read the admin token: {0}")]
     AdminToken(#[source] std::io::Error),
+    #[error(transparent)]
+    Executor(#[from] executor::StartError),
+    #[error(transparent)]
+    Gpu(#[from] gpu::GpuStartError),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
 }
 
 /// A started keel: bound addresses and the handle to stop it.
@@ -41,10 +50,12 @@ pub struct Running {
     pub control_addr: SocketAddr,
     pub telemetry: Telemetry,
     pub store: Store,
+    pub ledger: ledger::Ledger,
     readiness: Arc<Readiness>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
+    executor: Option<Arc<executor::Executor>>,
 }
 
 impl Running {
@@ -53,6 +64,8 @@ impl Running {
     pub async fn shutdown(self, grace: Duration) {
         self.readiness.set_draining();
         let _ = self.stop.send(true);
+        // Queued lock waiters get their 409 now instead of holding the drain open.
+        self.ledger.begin_shutdown();
         match tokio::time::timeout(grace, self.server).await {
             Ok(Ok(Ok(()))) => tracing::info!("control listener drained"),
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "control listener failed"),
@@ -64,6 +77,12 @@ impl Running {
         for task in self.background {
             task.abort();
         }
+        if let Some(ex) = self.executor {
+            // Workers finish their current block and exit; V8 runs off the async runtime.
+            let _ = tokio::task::spawn_blocking(move || ex.shutdown()).await;
+        }
+        // Commits batched heartbeats and statistics, then stops the journal thread.
+        self.ledger.close().await;
         drop(self.store);
         tracing::info!("store closed; keel stopped");
     }
@@ -92,7 +111,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             store::SCHEMA_VERSION
         ),
     );
-    for component in ["proxy", "ledger", "gpu", "executor"] {
+    for component in ["proxy", "executor"] {
         telemetry.health.set(
             component,
             ComponentStatus::Disabled,
@@ -116,6 +135,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         readiness: readiness.clone(),
         started,
     };
+    let gpu_config = config.gpu.clone();
+    let detected = tokio::task::spawn_blocking(move || gpu::detect(&gpu_config))
+        .await
+        .map_err(|e| StartError::Store(e.into()))??;
+    let ledger = ledger::Ledger::open(
+        &config.ledger,
+        &detected.lock_keys(),
+        store.clone(),
+        telemetry.clone(),
+    )
+    .await?;
+    let gpus = gpu::Gpus::start(detected, &config.gpu, ledger.clone(), telemetry.clone());
+    let ledger_api = api::locks::LedgerApi {
+        ledger: ledger.clone(),
+        gpus: gpus.clone(),
+        admin: admin.clone(),
+        worker_token: config.ledger.worker_token.clone().map(Arc::new),
+    };
     let snapshots = telemetry::snapshot::Snapshots::new(telemetry.clone());
     let alert_engine =
         alerts::AlertEngine::new(config.alerts.clone(), telemetry.clone(), snapshots.clone());
@@ -133,11 +170,34 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         started,
         stop: stop_rx.clone(),
     };
-    let domains = axum::Router::new().merge(api::dashboard::router(
-        dashboard,
-        admin.clone(),
-        config.dashboard.enabled,
-    ));
+    let mut domains = axum::Router::new()
+        .merge(api::dashboard::router(
+            dashboard,
+            admin.clone(),
+            config.dashboard.enabled,
+        ))
+        .merge(api::ledger_router(ledger_api));
+    let mut executor_handle = None;
+    if config.executor.enabled {
+        let ex = start_executor(&config, &telemetry).await?;
+        let fixed: Vec<String> = config
+            .executor
+            .access_tokens
+            .iter()
+            .map(|t| t.expose().to_string())
+            .collect();
+        let tokens = Arc::new(executor::tokens::TokenStore::open(store.clone(), &fixed)?);
+        domains = domains.merge(api::flow::router(
+            api::flow::FlowState {
+                executor: ex.clone(),
+                tokens,
+                limiter: Arc::new(api::ratelimit::RateLimiter::default()),
+                started,
+            },
+            admin.clone(),
+        ));
+        executor_handle = Some(ex);
+    }
     let app = api::router(core, config.control.max_body_bytes, domains);
 
     let addr = config.control.listen.addr();
@@ -161,7 +221,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .await
     });
 
-    let mut background = vec![spawn_process_sampler(telemetry.clone()), snapshots.spawn()];
+    let mut background = vec![
+        spawn_process_sampler(telemetry.clone()),
+        snapshots.spawn(),
+        ledger.spawn_monitor(),
+    ];
+    if let gpu::Gpus::Enabled(monitor) = &gpus {
+        background.push(monitor.spawn());
+    }
     if config.alerts.enabled {
         background.push(alert_engine.spawn());
     }
@@ -176,11 +243,51 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         control_addr,
         telemetry,
         store,
+        ledger,
         readiness,
         stop,
         server,
         background,
+        executor: executor_handle,
     })
+}
+
+/// Makes the snapshot (fail fast, naming the module) and starts the isolate pool, off the
+/// async runtime; returns once every isolate has its first context ready.
+async fn start_executor(
+    config: &Config,
+    telemetry: &Telemetry,
+) -> Result<Arc<executor::Executor>, StartError> {
+    let cfg = config.executor.clone();
+    let handle = tokio::runtime::Handle::current();
+    let registry = telemetry.metrics.registry.clone();
+    let ex = tokio::task::spawn_blocking(move || {
+        let ex = executor::Executor::start(&cfg, handle, Some(&registry))?;
+        ex.wait_warm(Duration::from_secs(120));
+        Ok::<_, executor::StartError>(ex)
+    })
+    .await
+    .map_err(|e| executor::StartError::Runtime(format!("executor start task: {e}")))??;
+    let w = ex.warmup();
+    telemetry.health.set(
+        "executor",
+        ComponentStatus::Healthy,
+        format!(
+            "{} isolates; warmup {} ({}/{} modules, {} ms)",
+            config.executor.pool_size,
+            w.status,
+            w.modules.len(),
+            w.total_modules,
+            w.elapsed.as_millis()
+        ),
+    );
+    tracing::info!(
+        pool_size = config.executor.pool_size,
+        warmup_ms = w.elapsed.as_millis() as u64,
+        snapshot_bytes = w.snapshot_bytes,
+        "executor warm"
+    );
+    Ok(Arc::new(ex))
 }
 
 /// Samples RSS/CPU every second and logs a statistics line once a minute (never per request).

@@ -9,9 +9,14 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod flow;
+pub mod gpus;
 pub mod health;
+pub mod locks;
 pub mod metrics;
+pub mod monitoring;
 pub mod overview;
+pub mod ratelimit;
 pub mod session;
 pub mod web;
 
@@ -99,6 +104,14 @@ pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router
             }),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The ledger's routes: worker API, reference monitoring API, GPUs.
+pub fn ledger_router(state: locks::LedgerApi) -> Router {
+    Router::new()
+        .merge(locks::router(state.clone()))
+        .merge(monitoring::router(state.clone()))
+        .merge(gpus::router(state))
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -46,6 +46,9 @@ pub struct GpuConfig {
     /// How often NVML is sampled.
     #[serde(with = "humantime_serde")]
     pub sample_interval: Duration,
+    /// A lock held this long on a GPU that stayed at 0 % utilization is an "idle lock".
+    #[serde(with = "humantime_serde")]
+    pub idle_lock_after: Duration,
 }
 
 impl Default for GpuConfig {
@@ -53,6 +56,7 @@ impl Default for GpuConfig {
         GpuConfig {
             enabled: GpuMode::Auto,
             sample_interval: Duration::from_secs(5),
+            idle_lock_after: Duration::from_secs(600),
         }
     }
 }
@@ -60,5 +64,6 @@ impl Default for GpuConfig {
 impl GpuConfig {
     pub(super) fn validate(&self, v: &mut Scope<'_>) {
         v.positive_duration("sample_interval", self.sample_interval);
+        v.positive_duration("idle_lock_after", self.idle_lock_after);
     }
 }

@@ -55,8 +55,10 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
         .extract()
         .map_err(|e| single(format!("{}: {e}", path.display())))?;
     let doc = serde_json::to_value(&merged).map_err(|e| single(e.to_string()))?;
-    let (config, mut errors) = deserialize_collecting(doc);
-    if let Some(config) = &config {
+    let (mut config, mut errors) = deserialize_collecting(doc);
+    if let Some(config) = &mut config {
+        // The reference service's variable names (EXECUTION_TIMEOUT_MS, ...) still work.
+        errors.extend(config.executor.apply_env_aliases(|k| std::env::var(k).ok()));
         errors.extend(config.validate());
     }
     match config {

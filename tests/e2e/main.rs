@@ -2,7 +2,9 @@
 //! loopback ports (see `harness`) and talks to it over real sockets.
 
 mod dashboard;
+mod executor;
 mod fake_llm;
 mod foundation;
 mod harness;
+mod ledger;
 mod llm;

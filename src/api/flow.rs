@@ -1,0 +1,420 @@
+//! `/flow/*`: the reference code-block service's API, served by the V8 executor.
+//!
+//! Shapes follow `shared/spec/code-executor.md`: `POST /flow/codeblock` answers
+//! `{"success", "result" | "error":{"type","message"}, "timing", "timestamp", "request_id"}`
+//! for *every* outcome (bad input included, never a panic), `GET /flow/health` carries the
+//! `warmup` block that monitoring and probes read. Admin-issued access tokens are managed
+//! under `/flow/admin/tokens` (admin bearer token).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::auth::{require_admin, AdminAuth};
+use super::error::ApiError;
+use super::ratelimit::RateLimiter;
+use crate::config::{
+    ENV_EXECUTION_TIMEOUT_MS, ENV_MAX_CODE_LENGTH, ENV_MAX_CONCURRENT, ENV_MAX_INPUT_SIZE,
+    ENV_MAX_RESULT_SIZE,
+};
+use crate::executor::tokens::TokenStore;
+use crate::executor::{ErrorKind, ExecError, ExecRequest, Executor};
+
+/// State of the `/flow` routes.
+#[derive(Clone)]
+pub struct FlowState {
+    pub executor: Arc<Executor>,
+    pub tokens: Arc<TokenStore>,
+    pub limiter: Arc<RateLimiter>,
+    pub started: Instant,
+}
+
+pub fn router(state: FlowState, admin: AdminAuth) -> Router {
+    let admin_routes = Router::new()
+        .route("/flow/admin/tokens", post(issue_token).get(list_tokens))
+        .route("/flow/admin/tokens/{id}", delete(revoke_token))
+        .route_layer(middleware::from_fn_with_state(admin, require_admin))
+        .with_state(state.clone());
+    Router::new()
+        .route("/flow", get(service_info))
+        .route("/flow/", get(service_info))
+        .route("/flow/health", get(health))
+        .route("/flow/status", get(status))
+        .route("/flow/limits", get(limits))
+        .route("/flow/codeblock", post(codeblock))
+        .with_state(state)
+        .merge(admin_routes)
+}
+
+const SERVICE: &str = "keel-executor";
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// `2025-10-05 16:30:00` (UTC), the reference's codeblock timestamp format.
+fn plain_timestamp() -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    OffsetDateTime::now_utc().format(&f).unwrap_or_default()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+async fn service_info(State(s): State<FlowState>) -> Json<Value> {
+    Json(json!({
+        "service": SERVICE,
+        "version": env!("CARGO_PKG_VERSION"),
+        "engine": format!("V8 {}", crate::executor::platform::version()),
+        "description": "JavaScript code-block executor (V8 isolates from a snapshot)",
+        "uptime": s.started.elapsed().as_secs(),
+        "endpoints": {
+            "execute": "POST /flow/codeblock",
+            "health": "GET /flow/health",
+            "status": "GET /flow/status",
+            "limits": "GET /flow/limits"
+        },
+        "modules": crate::executor::snapshot::MODULES,
+    }))
+}
+
+fn runtime_block(ex: &Executor) -> Value {
+    let st = ex.status();
+    json!({
+        "poolSize": st.pool_size,
+        "maxConcurrent": st.max_concurrent,
+        "currentExecutions": st.current_executions,
+        "totalExecutions": st.total_executions,
+        "successRate": st.success_rate,
+    })
+}
+
+fn memory_block(ex: &Executor) -> Value {
+    let h = ex.heap();
+    json!({
+        "alloc": mib(h.used),
+        "totalAlloc": mib(h.total),
+        "sys": mib(h.limit),
+        "heapUsedBytes": h.used,
+        "heapTotalBytes": h.total,
+        "heapLimitBytes": h.limit,
+        "isolates": ex.status().pool_size,
+        "lastContextCreationMs": h.last_context_creation.as_secs_f64() * 1000.0,
+    })
+}
+
+async fn health(State(s): State<FlowState>) -> Json<Value> {
+    let ex = &s.executor;
+    let w = ex.warmup();
+    Json(json!({
+        "status": "healthy",
+        "timestamp": rfc3339(OffsetDateTime::now_utc()),
+        "service": SERVICE,
+        "version": env!("CARGO_PKG_VERSION"),
+        "runtime": runtime_block(ex),
+        "memory": memory_block(ex),
+        "warmup": {
+            "status": w.status,
+            "modules": w.modules,
+            "totalModules": w.total_modules,
+            "successCount": w.modules.len(),
+            "elapsed": format!("{:?}", w.elapsed),
+            "elapsedMs": w.elapsed.as_millis() as u64,
+            "timestamp": rfc3339(w.finished_at),
+            "details": w.module_times.iter().map(|(n, t)| json!({
+                "name": n, "status": "ok", "elapsedMs": t.as_secs_f64() * 1000.0
+            })).collect::<Vec<_>>(),
+            "snapshotBytes": w.snapshot_bytes,
+        }
+    }))
+}
+
+async fn status(State(s): State<FlowState>) -> Json<Value> {
+    let st = s.executor.status();
+    Json(json!({
+        "status": "running",
+        "timestamp": rfc3339(OffsetDateTime::now_utc()),
+        "uptime": s.started.elapsed().as_secs(),
+        "memory": memory_block(&s.executor),
+        "executor": {
+            "currentExecutions": st.current_executions,
+            "maxConcurrent": st.max_concurrent,
+            "queueLength": st.queue_length,
+            "total": st.total_executions,
+            "successful": st.successful,
+            "failed": st.failed,
+            "successRate": st.success_rate,
+            "poolSize": st.pool_size,
+            "isolatesIdle": st.isolates_idle,
+            "isolatesBusy": st.isolates_busy,
+            "isolatesStarting": st.isolates_starting,
+            "isolatesRecycled": st.isolates_recycled,
+        }
+    }))
+}
+
+async fn limits(State(s): State<FlowState>) -> Json<Value> {
+    let c = s.executor.config();
+    Json(json!({
+        "executionTimeout": c.execution_timeout.as_millis() as u64,
+        "maxCodeLength": c.max_code_length,
+        "maxInputSize": c.max_input_size,
+        "maxConcurrent": c.max_concurrent,
+        "maxResultSize": c.max_result_size,
+        "heapLimitMb": c.heap_limit_mb,
+        "env": {
+            "executionTimeout": ENV_EXECUTION_TIMEOUT_MS,
+            "maxCodeLength": ENV_MAX_CODE_LENGTH,
+            "maxInputSize": ENV_MAX_INPUT_SIZE,
+            "maxConcurrent": ENV_MAX_CONCURRENT,
+            "maxResultSize": ENV_MAX_RESULT_SIZE,
+        }
+    }))
+}
+
+/// The reference's failure envelope with a status.
+fn failure(
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+    exec: Duration,
+    started: Instant,
+    rid: &str,
+) -> Response {
+    let body = json!({
+        "success": false,
+        "error": {"type": kind, "message": message},
+        "timing": {"executionTime": exec.as_millis() as u64, "totalTime": started.elapsed().as_millis() as u64},
+        "timestamp": plain_timestamp(),
+        "request_id": rid,
+    });
+    with_rid((status, Json(body)).into_response(), rid)
+}
+
+fn with_rid(mut resp: Response, rid: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+fn status_of(kind: &ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Overloaded | ErrorKind::QueueTimeout | ErrorKind::Unavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Parses the request body into an [`ExecRequest`]; every problem is a ValidationError.
+fn parse_body(body: &[u8]) -> Result<ExecRequest, ExecError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ExecError::validation(format!("body is not valid JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ExecError::validation("body must be a JSON object"))?;
+    let input = obj
+        .get("input")
+        .cloned()
+        .ok_or_else(|| ExecError::validation("missing required field: input"))?;
+    let code_b64 = match (obj.get("codebase64"), obj.get("codeBase64")) {
+        (Some(Value::String(s)), _) | (None, Some(Value::String(s))) => s,
+        (Some(_), _) | (None, Some(_)) => {
+            return Err(ExecError::validation("codebase64 must be a string"))
+        }
+        (None, None) => return Err(ExecError::validation("missing required field: codebase64")),
+    };
+    let cleaned: String = code_b64.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&cleaned)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&cleaned))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&cleaned))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&cleaned))
+        .map_err(|e| ExecError::validation(format!("codebase64 is not valid Base64: {e}")))?;
+    let code = String::from_utf8(bytes)
+        .map_err(|_| ExecError::validation("decoded code is not valid UTF-8"))?;
+    let timeout = match obj.get("timeout") {
+        None | Some(Value::Null) => None,
+        Some(t) => match t.as_f64() {
+            Some(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
+            _ => {
+                return Err(ExecError::validation(
+                    "timeout must be a non-negative number of milliseconds",
+                ))
+            }
+        },
+    };
+    Ok(ExecRequest {
+        code,
+        input,
+        timeout,
+    })
+}
+
+async fn codeblock(
+    State(s): State<FlowState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let rid = request_id(&headers);
+    let cfg = &s.executor.config().rate_limit;
+    let ip = peer.ip().to_string();
+    let token = headers
+        .get("accesstoken")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let owner = s.tokens.check(token);
+    if cfg.enabled {
+        let allowed = match &owner {
+            None => s.limiter.allow(
+                &format!("ip-anon:{ip}"),
+                cfg.ip_unauthenticated_qps,
+                cfg.ip_unauthenticated_burst,
+            ),
+            Some(o) => {
+                s.limiter.allow(
+                    &format!("ip-auth:{ip}"),
+                    cfg.ip_authenticated_qps,
+                    cfg.ip_authenticated_burst,
+                ) && s.limiter.allow(
+                    &format!("token:{}", o.key),
+                    cfg.token_per_minute / 60.0,
+                    cfg.token_burst,
+                )
+            }
+        };
+        if !allowed {
+            return failure(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RateLimitError",
+                "rate limit exceeded",
+                Duration::ZERO,
+                started,
+                &rid,
+            );
+        }
+    }
+    if owner.is_none() {
+        let msg = if token.is_empty() {
+            "missing accessToken header"
+        } else {
+            "invalid accessToken"
+        };
+        return failure(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            msg,
+            Duration::ZERO,
+            started,
+            &rid,
+        );
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                &format!("cannot read body: {e}"),
+                Duration::ZERO,
+                started,
+                &rid,
+            )
+        }
+    };
+    let req = match parse_body(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return failure(
+                status_of(&e.kind),
+                e.kind.type_name(),
+                &e.message,
+                Duration::ZERO,
+                started,
+                &rid,
+            )
+        }
+    };
+    match s.executor.execute(req).await {
+        Ok(out) => {
+            if !out.logs.is_empty() {
+                tracing::debug!(request_id = %rid, lines = out.logs.len(), dropped = out.logs_dropped, logs = ?out.logs, "code block console output");
+            }
+            let body = json!({
+                "success": true,
+                "result": out.result,
+                "timing": {
+                    "executionTime": out.execution_time.as_millis() as u64,
+                    "totalTime": started.elapsed().as_millis() as u64,
+                },
+                "timestamp": plain_timestamp(),
+                "request_id": rid,
+            });
+            with_rid((StatusCode::OK, Json(body)).into_response(), &rid)
+        }
+        Err(e) => failure(
+            status_of(&e.kind),
+            e.kind.type_name(),
+            &e.message,
+            e.execution_time,
+            started,
+            &rid,
+        ),
+    }
+}
+
+async fn issue_token(
+    State(s): State<FlowState>,
+    body: Option<Json<Value>>,
+) -> Result<Response, ApiError> {
+    let name = body
+        .as_ref()
+        .and_then(|b| b.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("unnamed")
+        .chars()
+        .take(100)
+        .collect::<String>();
+    let issued = s.tokens.issue(name).await?;
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
+}
+
+async fn list_tokens(State(s): State<FlowState>) -> Json<Value> {
+    Json(json!({"tokens": s.tokens.list()}))
+}
+
+async fn revoke_token(
+    State(s): State<FlowState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if s.tokens.revoke(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no access token with id {id}")))
+    }
+}

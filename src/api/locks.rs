@@ -1,0 +1,260 @@
+//! The worker API (keel's addition to the reference): acquire / renew / release a lock with
+//! fencing tokens, list locks, and the periodic heartbeat. Also the ledger's shared HTTP
+//! plumbing: its router state, token checks, error mapping, optional JSON bodies.
+
+use super::auth::{bearer_token, AdminAuth};
+use super::error::{ApiError, ApiJson};
+use crate::config::Secret;
+use crate::gpu::Gpus;
+use crate::ledger::{
+    AcquireRequest, Acquired, BusyReason, HeartbeatUpdate, Ledger, LedgerError, LockView,
+    TokenResult,
+};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// State of the ledger's routes (worker API, reference monitoring API, GPUs).
+#[derive(Clone)]
+pub struct LedgerApi {
+    pub ledger: Ledger,
+    pub gpus: Gpus,
+    pub admin: AdminAuth,
+    /// `[ledger] worker_token`: when set, worker calls need it (or the admin token).
+    pub worker_token: Option<Arc<Secret>>,
+}
+
+impl LedgerApi {
+    pub fn require_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        self.admin.check(headers)
+    }
+
+    /// Worker calls: open when no worker token is configured.
+    pub fn require_worker(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.worker_token else {
+            return Ok(());
+        };
+        match bearer_token(headers) {
+            Some(t)
+                if bool::from(expected.expose().as_bytes().ct_eq(t.as_bytes()))
+                    || self.admin.matches(t) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(ApiError::unauthorized("invalid worker token")),
+            None => Err(ApiError::unauthorized(
+                "missing worker token (Authorization: Bearer <[ledger] worker_token>)",
+            )),
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::InvalidKey(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_lock_key", m)
+            }
+            LedgerError::UnknownLock(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_lock", e.to_string())
+            }
+            LedgerError::InvalidRequest(m) => ApiError::bad_request(m),
+            LedgerError::Capacity(m) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_tasks", m)
+            }
+            LedgerError::Store(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_error",
+                e.to_string(),
+            ),
+            LedgerError::Open(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+/// A path parameter, with axum's rejection in our error shape.
+pub fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// A JSON body that may be absent (an empty body means all defaults); unknown fields and
+/// wrong types are 400s as with [`ApiJson`].
+pub fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let kind = if e.is_data() {
+            "invalid_request"
+        } else {
+            "invalid_json"
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, kind, e.to_string())
+    })
+}
+
+pub fn router(state: LedgerApi) -> Router {
+    Router::new()
+        .route("/api/v1/locks", get(list))
+        .route("/api/v1/locks/{lock_key}/acquire", post(acquire))
+        .route("/api/v1/locks/{lock_key}/renew", post(renew))
+        .route("/api/v1/locks/{lock_key}/release", post(release))
+        .route("/api/v1/heartbeats/{task_id}", post(heartbeat))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcquireBody {
+    holder: String,
+    task_id: Option<String>,
+    ttl_seconds: Option<f64>,
+    wait_seconds: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewBody {
+    fencing_token: u64,
+    ttl_seconds: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    fencing_token: u64,
+}
+
+/// A 409 body: the outcome's fields plus the usual `error` object.
+fn conflict(mut body: Value, kind: &str, message: String) -> Response {
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("error".into(), json!({"type": kind, "message": message}));
+    }
+    (StatusCode::CONFLICT, Json(body)).into_response()
+}
+
+fn stale(flag: &str, token: u64, view: LockView) -> Response {
+    let message = match view.fencing_token {
+        Some(current) => format!(
+            "fencing token {token} is not the holder's: {} holds {} with token {current}",
+            view.lock_holder.as_deref().unwrap_or(""),
+            view.lock_key
+        ),
+        None => format!(
+            "fencing token {token} is not the holder's: {} is free (expired or released)",
+            view.lock_key
+        ),
+    };
+    let mut body = serde_json::to_value(&view).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert(flag.into(), json!(false));
+    }
+    conflict(body, "stale_token", message)
+}
+
+/// `GET /api/v1/locks`: every lock with holder, token and expiry.
+async fn list(State(s): State<LedgerApi>) -> Json<Value> {
+    Json(json!({"locks": s.ledger.locks(), "timestamp": crate::clock::unix_now()}))
+}
+
+/// `POST /api/v1/locks/{lock_key}/acquire`: 200 with a fencing token, or 409.
+async fn acquire(
+    State(s): State<LedgerApi>,
+    headers: HeaderMap,
+    key: Result<Path<String>, PathRejection>,
+    ApiJson(body): ApiJson<AcquireBody>,
+) -> Result<Response, ApiError> {
+    s.require_worker(&headers)?;
+    let lock_key = path_param(key)?;
+    let outcome = s
+        .ledger
+        .acquire(AcquireRequest {
+            lock_key,
+            holder: body.holder,
+            task_id: body.task_id,
+            ttl_seconds: body.ttl_seconds,
+            wait_seconds: body.wait_seconds,
+        })
+        .await?;
+    Ok(match outcome {
+        Acquired::Held(h) => Json(h).into_response(),
+        Acquired::Busy(b) => {
+            let holder = b.lock_holder.as_deref().unwrap_or("another holder");
+            let message = match b.reason {
+                BusyReason::Held => format!("{} is held by {holder}", b.lock_key),
+                BusyReason::WaitTimeout => {
+                    format!("{} is still held by {holder} after the wait", b.lock_key)
+                }
+                BusyReason::ShuttingDown => {
+                    format!("keel is shutting down; {} was not granted", b.lock_key)
+                }
+            };
+            conflict(
+                serde_json::to_value(&b).unwrap_or_else(|_| json!({})),
+                "lock_held",
+                message,
+            )
+        }
+    })
+}
+
+/// `POST /api/v1/locks/{lock_key}/renew`: only the holder's token, before expiry.
+async fn renew(
+    State(s): State<LedgerApi>,
+    headers: HeaderMap,
+    key: Result<Path<String>, PathRejection>,
+    ApiJson(body): ApiJson<RenewBody>,
+) -> Result<Response, ApiError> {
+    s.require_worker(&headers)?;
+    let lock_key = path_param(key)?;
+    Ok(
+        match s
+            .ledger
+            .renew(&lock_key, body.fencing_token, body.ttl_seconds)
+            .await?
+        {
+            TokenResult::Done(r) => Json(r).into_response(),
+            TokenResult::Stale(view) => stale("renewed", body.fencing_token, view),
+        },
+    )
+}
+
+/// `POST /api/v1/locks/{lock_key}/release`: only the holder's token.
+async fn release(
+    State(s): State<LedgerApi>,
+    headers: HeaderMap,
+    key: Result<Path<String>, PathRejection>,
+    ApiJson(body): ApiJson<ReleaseBody>,
+) -> Result<Response, ApiError> {
+    s.require_worker(&headers)?;
+    let lock_key = path_param(key)?;
+    Ok(
+        match s.ledger.release(&lock_key, body.fencing_token).await? {
+            TokenResult::Done(r) => Json(r).into_response(),
+            TokenResult::Stale(view) => stale("released", body.fencing_token, view),
+        },
+    )
+}
+
+/// `POST /api/v1/heartbeats/{task_id}`: the periodic update (starts an unknown task).
+async fn heartbeat(
+    State(s): State<LedgerApi>,
+    headers: HeaderMap,
+    task: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    s.require_worker(&headers)?;
+    let task_id = path_param(task)?;
+    let update: HeartbeatUpdate = optional_body(&body)?;
+    Ok(Json(s.ledger.heartbeat(&task_id, update)?))
+}

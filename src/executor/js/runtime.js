@@ -1,0 +1,329 @@
+// keel executor runtime: evaluated once, after libs.bundle.js, into the context that becomes
+// the snapshot. Everything here is therefore already instantiated in every fresh context.
+//
+// Rust-implemented functions cannot live in the snapshot (they would need external
+// references), so the few natives (log, fetch, sleep, random) are handed in per context by
+// `__keel_boot(natives)`, which Rust calls right after creating the context and which then
+// removes itself. User code sees only the web-like globals defined here: require, console,
+// fetch, Headers, Response, setTimeout/clearTimeout/setInterval/clearInterval, crypto, btoa,
+// atob, TextEncoder, TextDecoder.
+(function (global) {
+  'use strict';
+
+  const factories = global.__keel_library_factories;
+  delete global.__keel_library_factories;
+
+  /** Natives from Rust, set per context by __keel_boot. */
+  let native = null;
+  /** name -> exports, filled at snapshot time by __keel_load_module. */
+  const modules = new Map();
+  const moduleNames = factories.map((f) => f[0]);
+
+  function hidden(name, value) {
+    Object.defineProperty(global, name, { value, writable: true, configurable: true, enumerable: false });
+  }
+  function defineGlobal(name, value) {
+    Object.defineProperty(global, name, { value, writable: true, configurable: true, enumerable: false });
+  }
+
+  // ---- snapshot-time helpers (removed before the snapshot is taken) -------------------------
+  hidden('__keel_module_names', moduleNames.slice());
+  hidden('__keel_load_module', function (index) {
+    const [name, factory] = factories[index];
+    const exports = factory();
+    if (exports === undefined || exports === null) {
+      throw new Error(`module ${name} produced no exports`);
+    }
+    modules.set(name, exports);
+    return name;
+  });
+  hidden('__keel_seal', function () {
+    delete global.__keel_module_names;
+    delete global.__keel_load_module;
+    delete global.__keel_seal;
+  });
+
+  // ---- per-context boot ------------------------------------------------------------------
+  hidden('__keel_boot', function (natives) {
+    native = natives;
+    delete global.__keel_boot;
+  });
+
+  // ---- require ---------------------------------------------------------------------------
+  defineGlobal('require', function require(name) {
+    if (typeof name !== 'string') {
+      throw new TypeError('require() expects a module name string');
+    }
+    const exports = modules.get(name);
+    if (exports === undefined) {
+      throw new Error(`Cannot find module '${name}' (available: ${moduleNames.join(', ')})`);
+    }
+    return exports;
+  });
+
+  // ---- console -----------------------------------------------------------------------------
+  function format(value) {
+    if (typeof value === 'string') return value;
+    if (value instanceof Error) return String(value.stack || value);
+    if (typeof value === 'function') return `[Function ${value.name || 'anonymous'}]`;
+    try {
+      const json = JSON.stringify(value);
+      return json === undefined ? String(value) : json;
+    } catch (_) {
+      return String(value);
+    }
+  }
+  const consoleObject = {};
+  for (const level of ['log', 'info', 'warn', 'error', 'debug', 'trace']) {
+    consoleObject[level] = function (...args) {
+      if (native) native.log(level, args.map(format).join(' '));
+    };
+  }
+  defineGlobal('console', consoleObject);
+
+  // ---- timers (resolved by the Rust event loop) --------------------------------------------
+  let nextTimerId = 1;
+  const liveTimers = new Set();
+  function delayOf(ms) {
+    const n = Number(ms);
+    return Number.isFinite(n) && n > 0 ? n : 0;
+  }
+  defineGlobal('setTimeout', function setTimeout(callback, ms, ...args) {
+    if (typeof callback !== 'function') throw new TypeError('setTimeout: callback is not a function');
+    const id = nextTimerId++;
+    liveTimers.add(id);
+    native.sleep(delayOf(ms)).then(() => {
+      if (liveTimers.delete(id)) callback(...args);
+    });
+    return id;
+  });
+  defineGlobal('setInterval', function setInterval(callback, ms, ...args) {
+    if (typeof callback !== 'function') throw new TypeError('setInterval: callback is not a function');
+    const id = nextTimerId++;
+    const delay = Math.max(delayOf(ms), 1);
+    liveTimers.add(id);
+    const tick = () => {
+      if (!liveTimers.has(id)) return;
+      callback(...args);
+      if (liveTimers.has(id)) native.sleep(delay).then(tick);
+    };
+    native.sleep(delay).then(tick);
+    return id;
+  });
+  const clearTimer = function (id) {
+    liveTimers.delete(id);
+  };
+  defineGlobal('clearTimeout', clearTimer);
+  defineGlobal('clearInterval', clearTimer);
+  defineGlobal('queueMicrotask', function queueMicrotask(callback) {
+    Promise.resolve().then(callback);
+  });
+
+  // ---- crypto (getRandomValues from the OS RNG; crypto-js and uuid need it) -----------------
+  defineGlobal('crypto', {
+    getRandomValues(array) {
+      if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array) {
+        throw new TypeError('crypto.getRandomValues: argument must be an integer TypedArray');
+      }
+      if (array.byteLength > 65536) {
+        throw new RangeError('crypto.getRandomValues: at most 65536 bytes per call');
+      }
+      native.random(array);
+      return array;
+    },
+    randomUUID() {
+      const b = this.getRandomValues(new Uint8Array(16));
+      b[6] = (b[6] & 0x0f) | 0x40;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    },
+  });
+
+  // ---- base64 and text encoding --------------------------------------------------------------
+  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  defineGlobal('btoa', function btoa(input) {
+    const s = String(input);
+    let out = '';
+    for (let i = 0; i < s.length; i += 3) {
+      const a = s.charCodeAt(i);
+      const b = s.charCodeAt(i + 1);
+      const c = s.charCodeAt(i + 2);
+      if (a > 255 || b > 255 || c > 255) {
+        throw new Error('btoa: string contains characters outside of the Latin1 range');
+      }
+      const n = (a << 16) | ((b || 0) << 8) | (c || 0);
+      out += B64[(n >> 18) & 63] + B64[(n >> 12) & 63];
+      out += i + 1 < s.length ? B64[(n >> 6) & 63] : '=';
+      out += i + 2 < s.length ? B64[n & 63] : '=';
+    }
+    return out;
+  });
+  defineGlobal('atob', function atob(input) {
+    const s = String(input).replace(/[\t\n\f\r ]/g, '').replace(/=+$/, '');
+    if (/[^A-Za-z0-9+/]/.test(s) || s.length % 4 === 1) {
+      throw new Error('atob: invalid base64 input');
+    }
+    let out = '';
+    let bits = 0;
+    let acc = 0;
+    for (let i = 0; i < s.length; i++) {
+      acc = (acc << 6) | B64.indexOf(s[i]);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        out += String.fromCharCode((acc >> bits) & 255);
+      }
+    }
+    return out;
+  });
+  class TextEncoder {
+    get encoding() {
+      return 'utf-8';
+    }
+    encode(input = '') {
+      const bin = unescape(encodeURIComponent(String(input)));
+      const out = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+      return out;
+    }
+  }
+  class TextDecoder {
+    get encoding() {
+      return 'utf-8';
+    }
+    decode(input) {
+      if (input === undefined) return '';
+      const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+      let bin = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) {
+        bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+      }
+      try {
+        return decodeURIComponent(escape(bin));
+      } catch (_) {
+        return bin;
+      }
+    }
+  }
+  defineGlobal('TextEncoder', TextEncoder);
+  defineGlobal('TextDecoder', TextDecoder);
+
+  // ---- fetch ---------------------------------------------------------------------------------
+  class Headers {
+    constructor(init) {
+      this._map = new Map();
+      if (init == null) return;
+      if (init instanceof Headers) {
+        init.forEach((v, k) => this.append(k, v));
+      } else if (Array.isArray(init)) {
+        for (const pair of init) this.append(pair[0], pair[1]);
+      } else if (typeof init === 'object') {
+        for (const k of Object.keys(init)) {
+          if (init[k] !== undefined && init[k] !== null) this.append(k, init[k]);
+        }
+      }
+    }
+    append(name, value) {
+      const k = String(name).toLowerCase();
+      const v = String(value);
+      this._map.set(k, this._map.has(k) ? `${this._map.get(k)}, ${v}` : v);
+    }
+    set(name, value) {
+      this._map.set(String(name).toLowerCase(), String(value));
+    }
+    get(name) {
+      const v = this._map.get(String(name).toLowerCase());
+      return v === undefined ? null : v;
+    }
+    has(name) {
+      return this._map.has(String(name).toLowerCase());
+    }
+    delete(name) {
+      this._map.delete(String(name).toLowerCase());
+    }
+    forEach(callback, thisArg) {
+      for (const [k, v] of this._map) callback.call(thisArg, v, k, this);
+    }
+    entries() {
+      return this._map.entries();
+    }
+    keys() {
+      return this._map.keys();
+    }
+    values() {
+      return this._map.values();
+    }
+    [Symbol.iterator]() {
+      return this._map.entries();
+    }
+    toJSON() {
+      return Object.fromEntries(this._map);
+    }
+  }
+
+  class Response {
+    constructor(body, init = {}) {
+      this._body = body == null ? '' : String(body);
+      this.status = init.status === undefined ? 200 : init.status;
+      this.statusText = init.statusText || '';
+      this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
+      this.url = init.url || '';
+      this.redirected = !!init.redirected;
+      this.type = 'basic';
+      this.bodyUsed = false;
+    }
+    get ok() {
+      return this.status >= 200 && this.status < 300;
+    }
+    _consume() {
+      if (this.bodyUsed) return Promise.reject(new TypeError('Body has already been consumed'));
+      this.bodyUsed = true;
+      return Promise.resolve(this._body);
+    }
+    text() {
+      return this._consume();
+    }
+    json() {
+      return this._consume().then((t) => JSON.parse(t));
+    }
+    arrayBuffer() {
+      return this._consume().then((t) => new TextEncoder().encode(t).buffer);
+    }
+    clone() {
+      return new Response(this._body, this);
+    }
+  }
+  defineGlobal('Headers', Headers);
+  defineGlobal('Response', Response);
+
+  defineGlobal('fetch', function fetch(input, init) {
+    return new Promise((resolve, reject) => {
+      const options = init || {};
+      const url = typeof input === 'string' ? input : input && input.url ? String(input.url) : String(input);
+      const method = String(options.method || 'GET').toUpperCase();
+      const headers = [];
+      new Headers(options.headers).forEach((v, k) => headers.push(k, v));
+      let body = options.body;
+      if (body !== undefined && body !== null) {
+        if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
+          body = new TextDecoder().decode(body);
+        } else {
+          body = String(body);
+        }
+      } else {
+        body = null;
+      }
+      const timeout = Number(options.timeout) > 0 ? Number(options.timeout) : 0;
+      const manual = options.redirect === 'manual' || options.redirect === 'error';
+      native.fetch(method, url, headers, body, timeout, manual).then((r) => {
+        const h = new Headers();
+        for (let i = 0; i + 1 < r.headers.length; i += 2) h.append(r.headers[i], r.headers[i + 1]);
+        if (options.redirect === 'error' && r.status >= 300 && r.status < 400) {
+          throw new TypeError('fetch failed: redirect mode is "error"');
+        }
+        resolve(new Response(r.body, { status: r.status, statusText: r.statusText, headers: h, url: r.url, redirected: r.redirected }));
+      }).catch(reject);
+    });
+  });
+})(globalThis);

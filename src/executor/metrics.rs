@@ -1,0 +1,96 @@
+//! Executor metrics (prometheus) and the plain counters behind `/flow/status` and
+//! `/flow/health`.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+pub const EXECUTIONS_TOTAL: &str = "keel_executor_executions_total";
+pub const EXECUTION_DURATION: &str = "keel_executor_execution_duration_seconds";
+pub const QUEUE_DEPTH: &str = "keel_executor_queue_depth";
+pub const POOL_ISOLATES: &str = "keel_executor_pool_isolates";
+pub const HEAP_USED: &str = "keel_executor_heap_used_bytes";
+pub const ISOLATE_RECYCLES: &str = "keel_executor_isolate_recycles_total";
+
+/// States of `keel_executor_pool_isolates{state}`.
+pub const STATES: [&str; 3] = ["starting", "idle", "busy"];
+
+/// Prometheus collectors, registered once on the process registry.
+#[derive(Clone)]
+pub struct ExecutorMetrics {
+    pub executions: IntCounterVec,
+    pub duration: Histogram,
+    pub queue_depth: IntGauge,
+    pub isolates: IntGaugeVec,
+    pub heap_used: IntGauge,
+    pub recycles: IntCounterVec,
+}
+
+impl ExecutorMetrics {
+    pub fn new(registry: Option<&Registry>) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            executions: IntCounterVec::new(
+                Opts::new(EXECUTIONS_TOTAL, "Code-block executions by outcome"),
+                &["outcome"],
+            )?,
+            duration: Histogram::with_opts(
+                HistogramOpts::new(EXECUTION_DURATION, "Time a code block spent on an isolate")
+                    .buckets(vec![
+                        0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                        1.0, 2.5, 5.0, 10.0, 30.0,
+                    ]),
+            )?,
+            queue_depth: IntGauge::new(QUEUE_DEPTH, "Executions waiting for an isolate")?,
+            isolates: IntGaugeVec::new(
+                Opts::new(POOL_ISOLATES, "Isolates in the executor pool by state"),
+                &["state"],
+            )?,
+            heap_used: IntGauge::new(HEAP_USED, "V8 heap used, summed over the pool's isolates")?,
+            recycles: IntCounterVec::new(
+                Opts::new(
+                    ISOLATE_RECYCLES,
+                    "Isolates replaced from the snapshot, by reason",
+                ),
+                &["reason"],
+            )?,
+        };
+        if let Some(r) = registry {
+            r.register(Box::new(m.executions.clone()))?;
+            r.register(Box::new(m.duration.clone()))?;
+            r.register(Box::new(m.queue_depth.clone()))?;
+            r.register(Box::new(m.isolates.clone()))?;
+            r.register(Box::new(m.heap_used.clone()))?;
+            r.register(Box::new(m.recycles.clone()))?;
+        }
+        for s in STATES {
+            m.isolates.with_label_values(&[s]).set(0);
+        }
+        Ok(m)
+    }
+}
+
+/// Counters for the reference's status/health blocks.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Admitted and not yet answered (running + queued).
+    pub current: AtomicUsize,
+    /// Waiting for an isolate.
+    pub queued: AtomicUsize,
+    pub total: AtomicU64,
+    pub successful: AtomicU64,
+    pub failed: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub recycled: AtomicU64,
+}
+
+impl Counters {
+    pub fn success_rate(&self) -> String {
+        let total = self.total.load(Ordering::Relaxed);
+        let ok = self.successful.load(Ordering::Relaxed);
+        if total == 0 {
+            "0.0%".to_string()
+        } else {
+            format!("{:.1}%", ok as f64 * 100.0 / total as f64)
+        }
+    }
+}

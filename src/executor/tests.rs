@@ -1,0 +1,252 @@
+//! Engine tests without HTTP: one executor per test on the shared process snapshot.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::config::ExecutorConfig;
+
+fn executor(f: impl FnOnce(&mut ExecutorConfig)) -> Executor {
+    let mut cfg = ExecutorConfig {
+        pool_size: 2,
+        execution_timeout: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    f(&mut cfg);
+    Executor::start(&cfg, tokio::runtime::Handle::current(), None).expect("executor starts")
+}
+
+async fn run(ex: &Executor, code: &str, input: serde_json::Value) -> Result<ExecOutput, ExecError> {
+    ex.execute(ExecRequest {
+        code: code.to_string(),
+        input,
+        timeout: None,
+    })
+    .await
+}
+
+fn err_type(r: Result<ExecOutput, ExecError>) -> String {
+    match r {
+        Ok(o) => panic!("expected an error, got {:?}", o.result),
+        Err(e) => e.kind.type_name().to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libraries_and_semantics() {
+    let ex = executor(|_| {});
+    let out = run(&ex, "return input.a + 1", json!({"a": 41}))
+        .await
+        .expect("ok");
+    assert_eq!(out.result, json!(42));
+
+    let out = run(
+        &ex,
+        r#"const _ = require('lodash'); const C = require('crypto-js');
+           const enc = C.AES.encrypt('hi', 'k').toString();
+           console.log('enc', enc);
+           return { sum: _.chain([1,2,3]).map(x => x * 2).sum().value(),
+                    dec: C.AES.decrypt(enc, 'k').toString(C.enc.Utf8),
+                    py: require('pinyin')('中文'),
+                    v4: require('uuid').validate(require('uuid').v4()),
+                    d: require('date-fns').format(new Date(2024, 0, 2), 'yyyy/MM/dd'),
+                    q: require('qs').stringify({a: {b: 1}}) };"#,
+        json!({}),
+    )
+    .await
+    .expect("libraries work");
+    assert_eq!(out.result["sum"], json!(12));
+    assert_eq!(out.result["dec"], json!("hi"));
+    assert_eq!(out.result["py"], json!([["zhōng"], ["wén"]]));
+    assert_eq!(out.result["v4"], json!(true));
+    assert_eq!(out.result["d"], json!("2024/01/02"));
+    assert_eq!(out.result["q"], json!("a%5Bb%5D=1"));
+    assert_eq!(out.logs.len(), 1);
+
+    let out = run(
+        &ex,
+        "async function main(){ await new Promise(r => setTimeout(r, 5)); return 'late'; } return main();",
+        json!({}),
+    )
+    .await
+    .expect("async");
+    assert_eq!(out.result, json!("late"));
+
+    assert_eq!(
+        err_type(run(&ex, "return (", json!({})).await),
+        "SyntaxError"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return nope", json!({})).await),
+        "ReferenceError"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return null.x", json!({})).await),
+        "TypeError"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return new Array(-1)", json!({})).await),
+        "RangeError"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return require('fs')", json!({})).await),
+        "Error"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return Promise.reject(new TypeError('x'))", json!({})).await),
+        "TypeError"
+    );
+    assert_eq!(
+        err_type(run(&ex, "return new Promise(() => {})", json!({})).await),
+        "Error"
+    );
+    assert_eq!(
+        err_type(
+            run(
+                &ex,
+                "return typeof process + typeof require('x')",
+                json!({})
+            )
+            .await
+        ),
+        "Error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_state_leaks_between_calls() {
+    let ex = executor(|c| c.pool_size = 1);
+    run(
+        &ex,
+        "Object.prototype.polluted = 1; globalThis.leak = 2; require('lodash').leak = 3; return 1",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    let out = run(
+        &ex,
+        "return [typeof ({}).polluted, typeof leak, typeof require('lodash').leak]",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(out.result, json!(["undefined", "undefined", "undefined"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_and_heap_bombs_recycle_the_isolate() {
+    let ex = executor(|c| {
+        c.pool_size = 1;
+        c.execution_timeout = Duration::from_millis(300);
+    });
+    assert_eq!(
+        err_type(run(&ex, "while(true){}", json!({})).await),
+        "TimeoutError"
+    );
+    assert_eq!(
+        run(&ex, "return 1", json!({}))
+            .await
+            .expect("after loop")
+            .result,
+        json!(1)
+    );
+    assert_eq!(
+        err_type(
+            run(
+                &ex,
+                "async function spin(){ for(;;) await null; } return spin()",
+                json!({})
+            )
+            .await
+        ),
+        "TimeoutError"
+    );
+    // A growing chain may hit the heap limit before the deadline: either is contained.
+    let t = err_type(
+        run(
+            &ex,
+            "function f(){ return Promise.resolve().then(f) } return f()",
+            json!({}),
+        )
+        .await,
+    );
+    assert!(t == "TimeoutError" || t == "RangeError", "{t}");
+    assert_eq!(
+        err_type(
+            run(
+                &ex,
+                "return new Promise(r => setTimeout(r, 60000))",
+                json!({})
+            )
+            .await
+        ),
+        "TimeoutError"
+    );
+    let r = run(
+        &ex,
+        "const a = []; while (true) a.push({x: new Array(1000).fill(1)});",
+        json!({}),
+    )
+    .await;
+    let e = r.expect_err("heap bomb fails");
+    assert!(
+        e.kind == ErrorKind::OutOfMemory || e.kind == ErrorKind::Timeout,
+        "got {e}"
+    );
+    assert_eq!(
+        run(&ex, "return 2", json!({}))
+            .await
+            .expect("after bomb")
+            .result,
+        json!(2)
+    );
+    assert!(ex.status().isolates_recycled >= 3);
+}
+
+/// Builds a snapshot from a bundle whose `qs` factory throws. V8 aborted when a snapshot
+/// creator ran while other tests' isolates were live (production makes the snapshot before
+/// any isolate exists), so the build runs in a child process: this same test binary, filtered
+/// to [`fail_fast_child`].
+#[test]
+fn a_failing_module_names_itself() {
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = std::process::Command::new(exe)
+        .args([
+            "executor::tests::fail_fast_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("KEEL_FAIL_FAST_CHILD", "1")
+        .output()
+        .expect("run child");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child failed: {text}");
+    assert!(
+        text.contains("FAILED-MODULE qs: ") && text.contains("boom in qs"),
+        "{text}"
+    );
+}
+
+#[test]
+fn fail_fast_child() {
+    if std::env::var_os("KEEL_FAIL_FAST_CHILD").is_none() {
+        return;
+    }
+    let mut factories = String::new();
+    for m in snapshot::MODULES {
+        if m == "qs" {
+            factories.push_str("['qs', () => { throw new Error('boom in qs') }],");
+        } else {
+            factories.push_str(&format!("['{m}', () => ({{}})],"));
+        }
+    }
+    let libs = format!("globalThis.__keel_library_factories = [{factories}];");
+    match snapshot::build_from(&libs, snapshot::RUNTIME_JS) {
+        Err(StartError::Module { module, error }) => println!("FAILED-MODULE {module}: {error}"),
+        other => panic!("expected a module error, got {:?}", other.map(|_| ())),
+    }
+}
