@@ -43,17 +43,21 @@ pub enum StartError {
     Gpu(#[from] gpu::GpuStartError),
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
+    #[error(transparent)]
+    Gateway(#[from] proxy::GatewayError),
 }
 
 /// A started keel: bound addresses and the handle to stop it.
 pub struct Running {
     pub control_addr: SocketAddr,
+    pub proxy_addr: SocketAddr,
     pub telemetry: Telemetry,
     pub store: Store,
     pub ledger: ledger::Ledger,
     readiness: Arc<Readiness>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    gateway: proxy::GatewayHandle,
     background: Vec<JoinHandle<()>>,
     executor: Option<Arc<executor::Executor>>,
 }
@@ -63,16 +67,27 @@ impl Running {
     /// up to `grace` to finish, background work stops and the store is closed.
     pub async fn shutdown(self, grace: Duration) {
         self.readiness.set_draining();
+        let deadline = tokio::time::Instant::now() + grace;
         let _ = self.stop.send(true);
         // Queued lock waiters get their 409 now instead of holding the drain open.
         self.ledger.begin_shutdown();
-        match tokio::time::timeout(grace, self.server).await {
+        // The proxy and the control listener drain side by side within the same grace.
+        let gateway = tokio::spawn(self.gateway.shutdown(deadline));
+        match tokio::time::timeout_at(deadline, self.server).await {
             Ok(Ok(Ok(()))) => tracing::info!("control listener drained"),
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "control listener failed"),
             Ok(Err(e)) => tracing::error!(error = %e, "control listener task failed"),
             Err(_) => {
                 tracing::warn!(grace = ?grace, "shutdown grace passed with requests in flight")
             }
+        }
+        match gateway.await {
+            Ok(0) => tracing::info!("proxy drained"),
+            Ok(left) => tracing::warn!(
+                in_flight = left,
+                "shutdown grace passed with proxy requests in flight"
+            ),
+            Err(e) => tracing::error!(error = %e, "proxy shutdown task failed"),
         }
         for task in self.background {
             task.abort();
@@ -111,11 +126,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             store::SCHEMA_VERSION
         ),
     );
-    for component in ["proxy", "executor"] {
+    if !config.executor.enabled {
         telemetry.health.set(
-            component,
+            "executor",
             ComponentStatus::Disabled,
-            "not built into this version yet",
+            "disabled by config ([executor] enabled = false)",
         );
     }
 
@@ -170,7 +185,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         started,
         stop: stop_rx.clone(),
     };
+    let gateway = proxy::start(&config.proxy, store.clone(), telemetry.clone()).await?;
     let mut domains = axum::Router::new()
+        .merge(api::nodes::router(gateway.gateway.clone(), admin.clone()))
         .merge(api::dashboard::router(
             dashboard,
             admin.clone(),
@@ -236,11 +253,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     readiness.set_ready();
     tracing::info!(
         control = %control_addr,
+        proxy = %gateway.addr,
         startup_ms = started.elapsed().as_millis() as u64,
         "keel ready"
     );
     Ok(Running {
         control_addr,
+        proxy_addr: gateway.addr,
+        gateway,
         telemetry,
         store,
         ledger,

@@ -15,6 +15,7 @@ pub mod health;
 pub mod locks;
 pub mod metrics;
 pub mod monitoring;
+pub mod nodes;
 pub mod overview;
 pub mod ratelimit;
 pub mod session;

@@ -34,9 +34,12 @@ pub use llm::{
 };
 pub use load::{load, resolve_path, LoadError};
 pub use log::{LogConfig, LogFormat};
-pub use proxy::ProxyConfig;
+pub use proxy::{
+    BreakerConfig, NodeConfig, PrewarmConfig, ProxyConfig, QueueConfig, RetryConfig, ShiftConfig,
+    TimeoutConfig, MAX_WEIGHT,
+};
 pub use types::{Secret, SocketAddrString};
-pub use validate::{ConfigError, Validator};
+pub use validate::{ConfigError, Scope, Validator};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

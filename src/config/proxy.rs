@@ -1,30 +1,499 @@
-//! `[proxy]`: the Pingora listener of the LLM gateway.
+//! `[proxy]`: the LLM gateway — listener, client keys, upstream nodes and the resilience
+//! layers (retry, breaker, prewarm, gradual shift, queue, timeouts).
+//!
+//! Defaults follow `spec/proxy-resilience.md` (the reference's environment defaults): retry
+//! 3 tries with 10–100 ms jittered backoff on 502/503/504, breaker at 50 % over 60 s with 20
+//! requests minimum or 5 consecutive failures and a 30 s cooldown with 3 half-open probes,
+//! prewarm on (2 probes, 5 s), shift and queue off. Timeouts follow
+//! `spec/ops-observability.md`: connect 5 s, read 10 s, total 30 s.
 
 use super::validate::Scope;
-use super::SocketAddrString;
+use super::{Secret, SocketAddrString};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyConfig {
     /// Where LLM clients connect.
     pub listen: SocketAddrString,
+    /// Keys clients must present (`x-api-key` or `Authorization: Bearer`); empty = no check.
+    pub client_keys: Vec<Secret>,
+    /// Upstream nodes from the file; runtime changes from the admin API are kept in the store.
+    pub nodes: Vec<NodeConfig>,
+    pub retry: RetryConfig,
+    pub breaker: BreakerConfig,
+    pub prewarm: PrewarmConfig,
+    pub shift: ShiftConfig,
+    pub queue: QueueConfig,
+    pub timeouts: TimeoutConfig,
 }
 
 impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             listen: SocketAddrString(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080))),
+            client_keys: Vec::new(),
+            nodes: Vec::new(),
+            retry: RetryConfig::default(),
+            breaker: BreakerConfig::default(),
+            prewarm: PrewarmConfig::default(),
+            shift: ShiftConfig::default(),
+            queue: QueueConfig::default(),
+            timeouts: TimeoutConfig::default(),
+        }
+    }
+}
+
+/// One upstream node (`[[proxy.nodes]]`, or a `POST /admin/api/nodes` body).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Unique name; used in metrics labels, logs and the admin API path.
+    pub name: String,
+    /// `http(s)://host[:port][/path-prefix]`; the client's path is appended to the prefix.
+    pub base_url: String,
+    /// Traffic weight 0..=100 (0 keeps the node configured but idle).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Lower is preferred; traffic goes to the best priority that has an available node.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    /// Replaces the client's key upstream, in the header style the client used.
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// Prewarm probe path (`GET`); `""` probes with `HEAD /`.
+    #[serde(default = "default_health_path")]
+    pub health_path: String,
+    /// Request `model` rewrites, e.g. `{ "claude-x" = "claude-x-2025" }`.
+    #[serde(default)]
+    pub model_mapping: BTreeMap<String, String>,
+    /// A disabled node takes no traffic; enabling it again prewarms it first.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_weight() -> u32 {
+    100
+}
+fn default_priority() -> u32 {
+    1
+}
+fn default_health_path() -> String {
+    "/health".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Longest node name: names are metric labels and URL path segments.
+pub const MAX_NODE_NAME: usize = 64;
+/// Highest node weight.
+pub const MAX_WEIGHT: u32 = 100;
+
+impl NodeConfig {
+    /// Checks one node; used for the file and for admin API input alike.
+    pub fn validate(&self, v: &mut Scope<'_>) {
+        if self.name.is_empty() {
+            v.error("name", "must not be empty");
+        } else if self.name.len() > MAX_NODE_NAME
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            v.error(
+                "name",
+                format!(
+                    "{:?} must be 1..={MAX_NODE_NAME} characters of A-Z a-z 0-9 - _ .",
+                    self.name
+                ),
+            );
+        }
+        if let Err(message) = check_base_url(&self.base_url) {
+            v.error("base_url", message);
+        }
+        v.range("weight", self.weight, 0, MAX_WEIGHT);
+        if !self.health_path.is_empty() && !self.health_path.starts_with('/') {
+            v.error(
+                "health_path",
+                format!("{:?} must start with '/' (or be empty)", self.health_path),
+            );
+        }
+        if let Some(key) = &self.api_key {
+            if key.expose().trim().is_empty() || key.expose().contains(['\r', '\n']) {
+                v.error("api_key", "must be a non-empty single-line value");
+            }
+        }
+        for (from, to) in &self.model_mapping {
+            if from.is_empty() || to.is_empty() {
+                v.error("model_mapping", "model names must not be empty");
+            }
+        }
+    }
+}
+
+/// A base URL keel can forward to: http or https, a host, no query or fragment.
+fn check_base_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?}: scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{text:?} must not carry credentials (use api_key)"));
+    }
+    Ok(())
+}
+
+/// `[proxy.retry]`: retries happen before any response byte reaches the client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Tries per request, the first included (1 = no retry).
+    pub max_attempts: u32,
+    /// Backoff before retry n: `min * 2^n` capped at `max`, plus jitter in `[0, base/2)`.
+    #[serde(with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Upstream statuses that are retried on another node.
+    pub on_status: Vec<u16>,
+    /// Limit for one try until the upstream's response header arrives.
+    #[serde(with = "humantime_serde")]
+    pub per_try_timeout: Duration,
+    /// Largest request body kept for replay (and accepted at all), in bytes.
+    pub max_body: usize,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 3,
+            backoff_min: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(100),
+            on_status: vec![502, 503, 504],
+            per_try_timeout: Duration::from_secs(30),
+            max_body: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[proxy.breaker]`: per-node circuit breaker (Closed → Open → HalfOpen).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Sliding window of the failure-rate statistics (a ring of 10 time buckets).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Requests in the window before the failure rate can trip the breaker.
+    pub min_requests: u32,
+    /// Failure rate (0..=1) that trips the breaker.
+    pub failure_rate: f64,
+    /// Consecutive failures that trip the breaker regardless of the rate.
+    pub consecutive_failures: u32,
+    /// First open period; it doubles for each further ejection in a row, up to `max_cooldown`.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// Cap of the growing open period.
+    #[serde(with = "humantime_serde")]
+    pub max_cooldown: Duration,
+    /// Requests admitted while half-open; that many successes close the breaker.
+    pub half_open_probes: u32,
+    /// At most this share of nodes is ejected at once (at least one always may be); a node
+    /// that would exceed it stays in rotation ("panic": traffic spreads over all nodes).
+    pub max_ejected_percent: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            window: Duration::from_secs(60),
+            min_requests: 20,
+            failure_rate: 0.5,
+            consecutive_failures: 5,
+            cooldown: Duration::from_secs(30),
+            max_cooldown: Duration::from_secs(300),
+            half_open_probes: 3,
+            max_ejected_percent: 50,
+        }
+    }
+}
+
+/// `[proxy.prewarm]`: probes before a node takes traffic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrewarmConfig {
+    pub enabled: bool,
+    /// Probes sent; at least one success activates the node.
+    pub attempts: u32,
+    /// Limit for one probe.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Wait before a failed prewarm is tried again.
+    #[serde(with = "humantime_serde")]
+    pub retry_interval: Duration,
+}
+
+impl Default for PrewarmConfig {
+    fn default() -> Self {
+        PrewarmConfig {
+            enabled: true,
+            attempts: 2,
+            timeout: Duration::from_secs(5),
+            retry_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[proxy.shift]`: a joining or recovering node gets its weight in stages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShiftConfig {
+    pub enabled: bool,
+    /// Percent of the node's weight per stage, ascending, ending at 100.
+    pub stages: Vec<u32>,
+    /// Time at each stage before its health gate is checked.
+    #[serde(with = "humantime_serde")]
+    pub stage_hold: Duration,
+    /// A stage whose failure rate reaches this (0..=1) rolls the node back out.
+    pub rollback_on_failure_rate: f64,
+    /// Requests in a stage before its failure rate counts.
+    pub min_requests: u32,
+}
+
+impl Default for ShiftConfig {
+    fn default() -> Self {
+        ShiftConfig {
+            enabled: false,
+            stages: vec![10, 50, 100],
+            stage_hold: Duration::from_secs(30),
+            rollback_on_failure_rate: 0.2,
+            min_requests: 10,
+        }
+    }
+}
+
+/// `[proxy.queue]`: requests wait here while no node can take them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    pub enabled: bool,
+    /// Requests waiting at once; more are answered 503 at once.
+    pub size: usize,
+    /// Longest wait for a node; then 503.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            enabled: false,
+            size: 1000,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[proxy.timeouts]`: outbound limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutConfig {
+    /// TCP (and TLS) connect to a node.
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+    /// Longest silence between two response body reads (idle, not total).
+    #[serde(with = "humantime_serde")]
+    pub read: Duration,
+    /// Whole request: queue wait, every try and the response body.
+    #[serde(with = "humantime_serde")]
+    pub total: Duration,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(10),
+            total: Duration::from_secs(30),
         }
     }
 }
 
 impl ProxyConfig {
-    pub(super) fn validate(&self, _v: &mut Scope<'_>) {}
+    pub(super) fn validate(&self, v: &mut Scope<'_>) {
+        for (i, key) in self.client_keys.iter().enumerate() {
+            if key.expose().trim().is_empty() {
+                v.error(&format!("client_keys[{i}]"), "must not be empty");
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let mut scope = v.at(&format!("nodes[{i}]"));
+            node.validate(&mut scope);
+            if !names.insert(node.name.as_str()) {
+                scope.error("name", format!("duplicate node name {:?}", node.name));
+            }
+        }
+
+        let r = &self.retry;
+        let mut rv = v.at("retry");
+        rv.range("max_attempts", r.max_attempts, 1, 10);
+        rv.positive_duration("backoff_min", r.backoff_min);
+        rv.positive_duration("backoff_max", r.backoff_max);
+        if r.backoff_max < r.backoff_min {
+            rv.error("backoff_max", "must not be less than backoff_min");
+        }
+        for (i, s) in r.on_status.iter().enumerate() {
+            rv.range(&format!("on_status[{i}]"), *s, 500, 599);
+        }
+        rv.positive_duration("per_try_timeout", r.per_try_timeout);
+        rv.range("max_body", r.max_body, 1024, 1 << 30);
+
+        let b = &self.breaker;
+        let mut bv = v.at("breaker");
+        bv.positive_duration("window", b.window);
+        bv.range("min_requests", b.min_requests, 1, 1_000_000);
+        bv.range("failure_rate", b.failure_rate, 0.01, 1.0);
+        bv.range("consecutive_failures", b.consecutive_failures, 1, 1_000_000);
+        bv.positive_duration("cooldown", b.cooldown);
+        if b.max_cooldown < b.cooldown {
+            bv.error("max_cooldown", "must not be less than cooldown");
+        }
+        bv.range("half_open_probes", b.half_open_probes, 1, 1000);
+        bv.range("max_ejected_percent", b.max_ejected_percent, 0, 100);
+
+        let p = &self.prewarm;
+        let mut pv = v.at("prewarm");
+        pv.range("attempts", p.attempts, 1, 100);
+        pv.positive_duration("timeout", p.timeout);
+        pv.positive_duration("retry_interval", p.retry_interval);
+
+        let s = &self.shift;
+        let mut sv = v.at("shift");
+        if s.stages.is_empty() {
+            sv.error("stages", "needs at least one stage");
+        } else {
+            if s.stages.windows(2).any(|w| w[0] >= w[1]) {
+                sv.error("stages", "must be strictly ascending");
+            }
+            if s.stages.iter().any(|p| *p == 0 || *p > 100) {
+                sv.error("stages", "each stage is a percent in 1..=100");
+            }
+            if s.stages.last() != Some(&100) {
+                sv.error("stages", "the last stage must be 100");
+            }
+        }
+        sv.positive_duration("stage_hold", s.stage_hold);
+        sv.range(
+            "rollback_on_failure_rate",
+            s.rollback_on_failure_rate,
+            0.01,
+            1.0,
+        );
+        sv.range("min_requests", s.min_requests, 1, 1_000_000);
+
+        let q = &self.queue;
+        let mut qv = v.at("queue");
+        qv.range("size", q.size, 1, 1_000_000);
+        qv.positive_duration("timeout", q.timeout);
+
+        let t = &self.timeouts;
+        let mut tv = v.at("timeouts");
+        tv.positive_duration("connect", t.connect);
+        tv.positive_duration("read", t.read);
+        tv.positive_duration("total", t.total);
+    }
 
     /// Number of configured upstream nodes (for the startup summary).
     pub fn node_count(&self) -> usize {
-        0
+        self.nodes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Validator;
+
+    fn node(name: &str, url: &str) -> NodeConfig {
+        NodeConfig {
+            name: name.into(),
+            base_url: url.into(),
+            weight: 100,
+            priority: 1,
+            api_key: None,
+            health_path: "/health".into(),
+            model_mapping: BTreeMap::new(),
+            enabled: true,
+        }
+    }
+
+    fn errors(c: &ProxyConfig) -> Vec<String> {
+        let mut v = Validator::default();
+        c.validate(&mut v.at("proxy"));
+        v.into_errors().iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(errors(&ProxyConfig::default()).is_empty());
+    }
+
+    #[test]
+    fn every_node_and_section_problem_is_reported_with_its_path() {
+        let mut c = ProxyConfig::default();
+        let mut bad = node("a", "ftp://x");
+        bad.weight = 101;
+        bad.health_path = "health".into();
+        c.nodes = vec![
+            node("a", "http://127.0.0.1:1"),
+            bad,
+            node("b c", "http://"),
+            node("d", "https://h/p?q=1"),
+        ];
+        c.retry.per_try_timeout = Duration::ZERO;
+        c.retry.on_status = vec![404];
+        c.breaker.failure_rate = 1.5;
+        c.shift.stages = vec![50, 10];
+        c.timeouts.read = Duration::ZERO;
+        let errs = errors(&c);
+        let has = |prefix: &str| errs.iter().any(|e| e.starts_with(prefix));
+        assert!(
+            has("proxy.nodes[1].base_url: \"ftp://x\": scheme"),
+            "{errs:#?}"
+        );
+        assert!(
+            has("proxy.nodes[1].weight: 101 is out of range"),
+            "{errs:#?}"
+        );
+        assert!(has("proxy.nodes[1].health_path"), "{errs:#?}");
+        assert!(has("proxy.nodes[1].name: duplicate node name"), "{errs:#?}");
+        assert!(has("proxy.nodes[2].name"), "{errs:#?}");
+        assert!(has("proxy.nodes[2].base_url"), "{errs:#?}");
+        assert!(has("proxy.nodes[3].base_url"), "{errs:#?}");
+        assert!(
+            has("proxy.retry.per_try_timeout: duration must be"),
+            "{errs:#?}"
+        );
+        assert!(has("proxy.retry.on_status[0]"), "{errs:#?}");
+        assert!(has("proxy.breaker.failure_rate"), "{errs:#?}");
+        assert!(
+            has("proxy.shift.stages: must be strictly ascending"),
+            "{errs:#?}"
+        );
+        assert!(
+            has("proxy.shift.stages: the last stage must be 100"),
+            "{errs:#?}"
+        );
+        assert!(has("proxy.timeouts.read"), "{errs:#?}");
     }
 }

@@ -1,1 +1,301 @@
+//! The LLM gateway: Pingora's HTTP server and upstream connector with keel's resilience
+//! layers — retry before any byte reaches the client, per-node circuit breakers, prewarm,
+//! gradual weight shift, a bounded wait queue — plus LLM awareness (model mapping, token
+//! usage) and the node admin operations behind `/admin/api/nodes`.
+//!
+//! keel owns the process: Pingora's `Server` (which installs its own signal handlers and
+//! exits the process) is not used. [`start`] binds the listener itself, hands the socket to
+//! a Pingora listening service through its fd table, and runs that service on keel's Tokio
+//! runtime with a shutdown watch keel controls; [`GatewayHandle::shutdown`] stops accepting
+//! and waits for in-flight requests up to the grace period.
+
+pub mod admin;
+pub mod breaker;
+pub mod events;
 pub mod llm;
+pub mod metrics;
+pub mod node;
+pub mod persist;
+pub mod pool;
+pub mod prewarm;
+pub mod queue;
+pub mod retry;
+pub mod service;
+pub mod shift;
+pub mod swrr;
+pub mod usage;
+
+use crate::config::{ProxyConfig, Secret};
+use crate::store::{Store, StoreError};
+use crate::telemetry::Telemetry;
+use metrics::GatewayMetrics;
+use node::{Node, Source};
+use pingora::connectors::http::Connector;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Fds;
+use pingora::services::Service as _;
+use pool::Pool;
+use queue::WaitQueue;
+use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+/// How often the supervisor advances shifts, schedules prewarms and updates health.
+const TICK: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot bind the proxy listener on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("node {name}: {message}")]
+    Node { name: String, message: String },
+}
+
+/// Everything the proxy service, the supervisor and the admin API share.
+pub struct Gateway {
+    pub pool: Pool,
+    pub connector: Connector,
+    pub store: Store,
+    pub queue: WaitQueue,
+    client_keys: Vec<Secret>,
+    /// Serializes admin changes (read-modify-write of the node list and the store).
+    admin: tokio::sync::Mutex<()>,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+/// Counts one client request as in flight until dropped (shutdown drains on it).
+pub struct InFlight {
+    gw: Arc<Gateway>,
+}
+
+impl InFlight {
+    pub fn new(gw: &Arc<Gateway>) -> Self {
+        gw.in_flight.fetch_add(1, Ordering::AcqRel);
+        gw.pool
+            .telemetry
+            .metrics
+            .http_in_flight
+            .with_label_values(&["proxy"])
+            .inc();
+        InFlight { gw: gw.clone() }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gw
+            .pool
+            .telemetry
+            .metrics
+            .http_in_flight
+            .with_label_values(&["proxy"])
+            .dec();
+        if self.gw.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.gw.idle.notify_waiters();
+        }
+    }
+}
+
+impl Gateway {
+    pub fn config(&self) -> &ProxyConfig {
+        &self.pool.config
+    }
+
+    /// Client requests being served.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Whether a client key is acceptable (constant-time per key); no keys = open.
+    pub fn client_key_ok(&self, presented: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        if self.client_keys.is_empty() {
+            return true;
+        }
+        let Some(p) = presented else {
+            return false;
+        };
+        self.client_keys.iter().fold(false, |ok, k| {
+            ok | bool::from(k.expose().as_bytes().ct_eq(p.as_bytes()))
+        })
+    }
+
+    /// A summary for `/api/metrics` (`performance.gateway`).
+    fn summary(&self) -> serde_json::Value {
+        let nodes = self.pool.nodes();
+        let sum = |f: fn(&Node) -> u64| nodes.iter().map(|n| f(n)).sum::<u64>();
+        serde_json::json!({
+            "nodes": nodes.len(),
+            "nodes_available": self.pool.metrics.nodes_available.get(),
+            "in_flight": self.in_flight(),
+            "queue_depth": self.queue.depth(),
+            "upstream_requests_total": sum(|n| n.requests_total.load(Ordering::Relaxed)),
+            "upstream_failures_total": sum(|n| n.failures_total.load(Ordering::Relaxed)),
+            "tokens": {
+                "input": sum(|n| n.tokens_input.load(Ordering::Relaxed)),
+                "output": sum(|n| n.tokens_output.load(Ordering::Relaxed)),
+            },
+            "panic": self.pool.panic(),
+        })
+    }
+}
+
+/// The running gateway: its address, shared state and the tasks to stop.
+pub struct GatewayHandle {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    shutdown: watch::Sender<bool>,
+    service: JoinHandle<()>,
+    supervisor: JoinHandle<()>,
+}
+
+impl GatewayHandle {
+    /// Stops accepting, lets idle keep-alive connections close, and waits until in-flight
+    /// requests are done or `deadline` passes. Returns the requests still in flight.
+    pub async fn shutdown(self, deadline: tokio::time::Instant) -> usize {
+        let _ = self.shutdown.send(true);
+        // The accept loops end at once; Pingora then wakes idle keep-alive readers.
+        let _ = tokio::time::timeout_at(deadline, self.service).await;
+        let gw = &self.gateway;
+        loop {
+            let idle = gw.idle.notified();
+            if gw.in_flight() == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                break;
+            }
+        }
+        self.supervisor.abort();
+        gw.in_flight()
+    }
+}
+
+/// Builds the node set (file + stored runtime changes), binds the listener and starts the
+/// Pingora service and the supervisor.
+pub async fn start(
+    config: &ProxyConfig,
+    store: Store,
+    telemetry: Telemetry,
+) -> Result<GatewayHandle, GatewayError> {
+    let config = Arc::new(config.clone());
+    let metrics = GatewayMetrics::register(&telemetry.metrics);
+    let pool = Pool::new(config.clone(), telemetry.clone(), metrics);
+    let records = persist::load(&store).await?;
+    let now = Instant::now();
+    let mut nodes = Vec::new();
+    for (node_config, source) in persist::merge(&config.nodes, records) {
+        // Nodes present at startup take traffic at once; only later arrivals prewarm.
+        let name = node_config.name.clone();
+        let node = Node::new(node_config, source, &config, true, now)
+            .map_err(|message| GatewayError::Node { name, message })?;
+        nodes.push(Arc::new(node));
+    }
+    pool.replace(nodes);
+
+    let gw = Arc::new(Gateway {
+        pool,
+        connector: Connector::new(None),
+        store,
+        queue: WaitQueue::new(&config.queue),
+        client_keys: config.client_keys.clone(),
+        admin: tokio::sync::Mutex::new(()),
+        in_flight: AtomicUsize::new(0),
+        idle: Notify::new(),
+    });
+    gw.pool.tick(Instant::now());
+    {
+        let gw = Arc::downgrade(&gw);
+        telemetry.sections.add("gateway", move || {
+            gw.upgrade()
+                .map(|g| g.summary())
+                .unwrap_or(serde_json::Value::Null)
+        });
+    }
+
+    // Bind here so a busy port is a clean startup error, then give Pingora the socket.
+    let addr = config.listen.addr();
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| GatewayError::Bind { addr, source })?;
+    // Pingora wraps the fd in a Tokio listener, which needs it non-blocking: a blocking
+    // accept would stall a runtime worker.
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| GatewayError::Bind { addr, source })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let key = bound.to_string();
+    let mut fds = Fds::new();
+    fds.add(key.clone(), listener.into_raw_fd());
+    let fds = Arc::new(parking_lot::Mutex::new(fds));
+
+    let server_conf = Arc::new(ServerConf::default());
+    let mut service = pingora::proxy::http_proxy_service_with_name(
+        &server_conf,
+        service::GatewayService::new(gw.clone()),
+        "keel-gateway",
+    );
+    service.add_tcp(&key);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let service = tokio::spawn(async move {
+        service.start_service(Some(fds), shutdown_rx, 1).await;
+    });
+    let supervisor = tokio::spawn(supervise(Arc::downgrade(&gw)));
+    tracing::info!(listen = %bound, nodes = gw.pool.nodes().len(), "gateway listening");
+    Ok(GatewayHandle {
+        addr: bound,
+        gateway: gw,
+        shutdown,
+        service,
+        supervisor,
+    })
+}
+
+/// Background duties: prewarm nodes that wait for it, advance shift stages, keep health.
+async fn supervise(gw: std::sync::Weak<Gateway>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(gw) = gw.upgrade() else { return };
+        let now = Instant::now();
+        gw.pool.tick(now);
+        for node in gw.pool.nodes().iter() {
+            if !node.enabled() || node.draining() || node.ready() || node.prewarming() {
+                continue;
+            }
+            if now < node.next_prewarm() {
+                continue;
+            }
+            if let Some(until) = node.control().breaker.open_until() {
+                if now < until {
+                    continue;
+                }
+            }
+            let reason = prewarm::reason_for(node);
+            if gw.config().prewarm.enabled {
+                prewarm::spawn(&gw, node, reason);
+            } else {
+                prewarm::activate_unprobed(&gw, node, reason);
+            }
+        }
+    }
+}
+
+/// The source of a node, for the admin API.
+pub fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Config => "config",
+        Source::Runtime => "runtime",
+    }
+}

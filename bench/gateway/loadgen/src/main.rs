@@ -1,0 +1,259 @@
+//! Load generator and fake LLM upstream for the gateway benchmark.
+//!
+//! - `serve PORT NAME`: a keep-alive HTTP/1 server answering every request with a small
+//!   JSON body naming the node (like an LLM API answer with usage).
+//! - `closed URL CONCURRENCY SECONDS`: closed loop, one keep-alive connection per worker,
+//!   as fast as possible (maximum throughput at fixed concurrency).
+//! - `open URL RATE SECONDS [TIMELINE.csv]`: open loop at a fixed rate; latency is measured
+//!   from each request's scheduled time (no coordinated omission). Writes a per-second
+//!   timeline (ok, errors, answers per node) when asked.
+//!
+//! Every mode prints one JSON line of results.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1 as server_http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BODY: &str = r#"{"model":"bench","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match args.get(1).map(String::as_str) {
+        Some("serve") => rt.block_on(serve(arg(&args, 2), args[3].clone())),
+        Some("closed") => rt.block_on(closed(args[2].clone(), arg(&args, 3), arg(&args, 4))),
+        Some("open") => rt.block_on(open(
+            args[2].clone(),
+            arg(&args, 3),
+            arg(&args, 4),
+            args.get(5).cloned(),
+        )),
+        _ => {
+            eprintln!("usage: loadgen serve PORT NAME | closed URL CONC SECS | open URL RATE SECS [CSV]");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> T {
+    args.get(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("argument {i} missing or invalid"))
+}
+
+async fn serve(port: u16, name: String) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    let answer = Bytes::from(format!(
+        r#"{{"id":"msg_bench","type":"message","node":"{name}","content":[{{"type":"text","text":"ok"}}],"usage":{{"input_tokens":10,"output_tokens":20}}}}"#
+    ));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let answer = answer.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let answer = answer.clone();
+                async move {
+                    let _ = req.into_body().collect().await;
+                    Ok::<_, hyper::Error>(
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(answer))
+                            .expect("response"),
+                    )
+                }
+            });
+            let _ = server_http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn request(url: &str) -> Request<Full<Bytes>> {
+    Request::post(url)
+        .header("content-type", "application/json")
+        .header("x-api-key", "bench")
+        .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+        .expect("request")
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn node_of(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.split("\"node\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or("?")
+        .to_string()
+}
+
+async fn closed(url: String, concurrency: usize, seconds: u64) {
+    let uri: hyper::Uri = url.parse().expect("url");
+    let host = uri.host().expect("host").to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (url, host) = (url.clone(), host.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            'outer: while Instant::now() < end {
+                let Ok(stream) = tokio::net::TcpStream::connect((host.as_str(), port)).await else {
+                    errors += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let Ok((mut send, conn)) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+                else {
+                    errors += 1;
+                    continue;
+                };
+                tokio::spawn(conn);
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    match send.send_request(request(&url)).await {
+                        Ok(resp) => {
+                            let ok = resp.status().is_success();
+                            let _ = resp.into_body().collect().await;
+                            if ok {
+                                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                            } else {
+                                errors += 1;
+                            }
+                        }
+                        Err(_) => {
+                            errors += 1;
+                            continue 'outer;
+                        }
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("worker");
+        all.extend(l);
+        errors += e;
+    }
+    let secs = seconds as f64;
+    let _ = started;
+    all.sort_by(f64::total_cmp);
+    println!(
+        r#"{{"mode":"closed","concurrency":{concurrency},"requests":{},"errors":{errors},"rps":{:.0},"p50_ms":{:.3},"p99_ms":{:.3}}}"#,
+        all.len(),
+        all.len() as f64 / secs,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99)
+    );
+}
+
+#[derive(Default, Clone)]
+struct Second {
+    ok: u64,
+    errors: u64,
+    nodes: BTreeMap<String, u64>,
+}
+
+async fn open(url: String, rate: u64, seconds: u64, timeline: Option<String>) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build_http();
+    let start = Instant::now();
+    let total = rate * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
+    let secs = Arc::new(Mutex::new(vec![Second::default(); seconds as usize + 1]));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut handles = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let scheduled = start + interval * i as u32;
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (client, url) = (client.clone(), url.clone());
+        let (lat, secs, errors) = (lat.clone(), secs.clone(), errors.clone());
+        handles.push(tokio::spawn(async move {
+            let sec = (scheduled - start).as_secs() as usize;
+            let result = tokio::time::timeout(Duration::from_secs(10), async {
+                let resp = client.request(request(&url)).await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                if status.is_success() {
+                    Ok(node_of(&body))
+                } else {
+                    Err(format!("status {status}: {}", String::from_utf8_lossy(&body)))
+                }
+            })
+            .await
+            .unwrap_or_else(|_| Err("client timeout".into()));
+            let ms = scheduled.elapsed().as_secs_f64() * 1000.0;
+            let mut s = secs.lock().expect("lock");
+            match result {
+                Ok(node) => {
+                    lat.lock().expect("lock").push(ms);
+                    s[sec].ok += 1;
+                    *s[sec].nodes.entry(node).or_default() += 1;
+                }
+                Err(e) => {
+                    s[sec].errors += 1;
+                    errors.lock().expect("lock").push(e);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+    let mut all = lat.lock().expect("lock").clone();
+    all.sort_by(f64::total_cmp);
+    let errs = errors.lock().expect("lock").clone();
+    let ok = all.len() as u64;
+    if let Some(path) = timeline {
+        let mut out = String::from("second,ok,errors,nodes\n");
+        for (i, s) in secs.lock().expect("lock").iter().enumerate() {
+            let nodes: Vec<String> = s.nodes.iter().map(|(n, c)| format!("{n}={c}")).collect();
+            out.push_str(&format!("{i},{},{},{}\n", s.ok, s.errors, nodes.join(" ")));
+        }
+        std::fs::write(path, out).expect("timeline");
+    }
+    let first_error = errs.first().cloned().unwrap_or_default().replace('"', "'");
+    println!(
+        r#"{{"mode":"open","rate":{rate},"seconds":{seconds},"requests":{total},"ok":{ok},"errors":{},"success_pct":{:.3},"p50_ms":{:.3},"p99_ms":{:.3},"max_ms":{:.3},"first_error":"{}"}}"#,
+        errs.len(),
+        ok as f64 * 100.0 / total as f64,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        all.last().copied().unwrap_or(0.0),
+        first_error.chars().take(200).collect::<String>()
+    );
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Turns the files bench/gateway/run.sh wrote into one Markdown report."""
+import csv
+import datetime
+import json
+import pathlib
+import re
+import sys
+
+out = pathlib.Path(sys.argv[1])
+clk_tck = int(sys.argv[2])
+
+
+def load(name):
+    p = out / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def num(name, default=0.0):
+    p = out / name
+    return float(p.read_text().strip()) if p.exists() else default
+
+
+lines = ["# Gateway benchmark (loopback, two upstream nodes)", ""]
+
+# Throughput
+lines += ["## Maximum throughput (closed loop)", "",
+          "| target | concurrency | rps | p50 ms | p99 ms | errors | proxy CPU µs/request |",
+          "|---|---|---|---|---|---|---|"]
+tput = {}
+for t in ["direct", "keel", "nginx"]:
+    r = load(f"tput-{t}.json")
+    if not r:
+        continue
+    tput[t] = r
+    cpu_s = num(f"tput-{t}.cpu") / clk_tck
+    per_req = cpu_s * 1e6 / max(r["requests"], 1)
+    tput[t]["cpu_us"] = per_req
+    label = "direct (upstream a, no proxy)" if t == "direct" else t
+    cpu = "—" if t == "direct" else f"{per_req:.1f}"
+    lines.append(f"| {label} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
+                 f"{r['p99_ms']:.3f} | {r['errors']} | {cpu} |")
+if "keel" in tput and "nginx" in tput:
+    lines += ["", f"keel/nginx throughput ratio: **{tput['keel']['rps'] / tput['nginx']['rps']:.2f}**; "
+              f"CPU per request ratio (keel/nginx): **{tput['keel']['cpu_us'] / tput['nginx']['cpu_us']:.2f}**"]
+
+# Latency
+lines += ["", "## Latency at a fixed rate (open loop)", "",
+          "| target | rate | p50 ms | p99 ms | max ms | success % | added p99 ms | peak RSS MiB |",
+          "|---|---|---|---|---|---|---|---|"]
+direct = load("lat-direct.json")
+for t in ["direct", "keel", "nginx"]:
+    r = load(f"lat-{t}.json")
+    if not r:
+        continue
+    added = "—" if t == "direct" or not direct else f"{r['p99_ms'] - direct['p99_ms']:.3f}"
+    rss = num(f"rss-{t}.kib") / 1024
+    label = "direct (upstream a)" if t == "direct" else t
+    lines.append(f"| {label} | {r['rate']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['max_ms']:.3f} | "
+                 f"{r['success_pct']:.2f} | {added} | {rss:.1f} |")
+
+
+def keel_dead_node_attempts():
+    killed = num("failover-keel.killed")
+    restarted = num("failover-keel.restarted")
+    rows = []
+    for line in (out / "failover-keel.metrics").read_text().split("\n"):
+        parts = line.split()
+        if len(parts) == 2:
+            rows.append((float(parts[0]), float(parts[1])))
+    base = next((n for ts, n in rows if ts >= killed), 0.0)
+    prev, last_change, count = base, None, 0
+    for ts, n in rows:
+        if killed <= ts <= restarted and n > prev:
+            count += n - prev
+            last_change = ts
+        if ts >= killed:
+            prev = max(prev, n)
+    # base may already include failures seen before the first sample after the kill
+    first_sample_before = [n for ts, n in rows if ts < killed]
+    if first_sample_before and base > first_sample_before[-1]:
+        count += base - first_sample_before[-1]
+        last_change = last_change or killed
+    return count, (last_change - killed) if last_change else 0.0
+
+
+def nginx_dead_node_attempts(port):
+    killed = num("failover-nginx.killed")
+    restarted = num("failover-nginx.restarted")
+    times = []
+    for line in (out / "nginx" / "error.log").read_text(errors="replace").split("\n"):
+        if f":{port}" not in line or "failed" not in line:
+            continue
+        m = re.match(r"(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d)", line)
+        if not m:
+            continue
+        ts = datetime.datetime.strptime(m.group(1), "%Y/%m/%d %H:%M:%S").timestamp()
+        if killed - 1 <= ts <= restarted:
+            times.append(ts)
+    return len(times), (max(times) - killed) if times else 0.0, sorted(set(int(t - killed) for t in times))
+
+
+lines += ["", "## Failover (node b killed at 1/3 of the run, restarted at 2/3)", "",
+          "| target | requests | success % | client-visible errors | p99 ms | tries sent to the dead node | last one after the kill |",
+          "|---|---|---|---|---|---|---|"]
+for t in ["keel", "nginx"]:
+    r = load(f"failover-{t}.json")
+    if not r:
+        continue
+    if t == "keel":
+        n, last = keel_dead_node_attempts()
+        detail = f"{last * 1000:.0f} ms"
+    else:
+        n, last, secs = nginx_dead_node_attempts(19002)
+        detail = f"{last:.0f} s (seconds after the kill with tries: {secs})"
+    lines.append(f"| {t} | {r['requests']} | {r['success_pct']:.3f} | {r['errors']} | {r['p99_ms']:.3f} | "
+                 f"{n:.0f} | {detail} |")
+    # Back on the restarted node?
+    rows = list(csv.DictReader((out / f"failover-{t}.csv").open()))
+    back = [int(x["second"]) for x in rows if "b=" in x["nodes"] and int(x["second"]) > len(rows) * 2 // 3]
+    if back:
+        lines.append(f"|  | node b serves again from second {back[0]} of the run | | | | | |")
+    if r.get("first_error"):
+        lines.append(f"|  | first error: {r['first_error']} | | | | | |")
+
+lines += ["", "Per-second timelines: `failover-keel.csv`, `failover-nginx.csv`; raw results: `*.json`."]
+print("\n".join(lines))

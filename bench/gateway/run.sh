@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Gateway benchmark: keel vs nginx (Debian package, proxy_pass + proxy_next_upstream) in front
+# of the same two loopback upstreams serving a small JSON body. Prints a Markdown table and
+# writes everything to bench/out/gateway/.
+#
+#   bench/gateway/run.sh                 # full run (failover 60 s per proxy)
+#   FAILOVER_SECS=30 bench/gateway/run.sh
+#
+# Needs: cargo, nginx (apt-get install nginx), python3 (result parsing). Loopback only; every
+# process it starts is stopped on exit. Runs take about 4 minutes in total by default.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CONC=${CONC:-64}              # closed-loop concurrency
+TPUT_SECS=${TPUT_SECS:-10}    # closed-loop run length
+RATE=${RATE:-500}             # open-loop rate
+LAT_SECS=${LAT_SECS:-20}      # latency run length
+FAILOVER_SECS=${FAILOVER_SECS:-60}
+UP_A=19001 UP_B=19002 KEEL=18080 KEEL_CTL=18081 NGINX=18090
+OUT=bench/out/gateway
+rm -rf "$OUT"; mkdir -p "$OUT/keel" "$OUT/nginx"
+
+command -v nginx >/dev/null || { echo "nginx missing: apt-get install -y nginx" >&2; exit 1; }
+echo "building keel and the load generator (release)..." >&2
+cargo build --release --quiet
+cargo build --release --quiet --manifest-path bench/gateway/loadgen/Cargo.toml \
+  --target-dir bench/out/loadgen-target
+LG=bench/out/loadgen-target/release/keel-loadgen
+KEEL_BIN=target/release/keel
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$OUT/nginx/nginx.pid" ] && kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+start_upstream() { # port name -> pid
+  "$LG" serve "$1" "$2" & echo $!
+}
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 not up" >&2; exit 1; }
+
+PID_A=$(start_upstream $UP_A a); pids+=("$PID_A")
+PID_B=$(start_upstream $UP_B b); pids+=("$PID_B")
+wait_port $UP_A; wait_port $UP_B
+
+cat > "$OUT/keel/keel.toml" <<EOF
+data_dir = "$OUT/keel/data"
+shutdown_grace = "5s"
+[control]
+listen = "127.0.0.1:$KEEL_CTL"
+admin_token = "bench-token"
+[proxy]
+listen = "127.0.0.1:$KEEL"
+[[proxy.nodes]]
+name = "a"
+base_url = "http://127.0.0.1:$UP_A"
+[[proxy.nodes]]
+name = "b"
+base_url = "http://127.0.0.1:$UP_B"
+[log]
+format = "json"
+level = "warn"
+EOF
+"$KEEL_BIN" run --config "$OUT/keel/keel.toml" 2> "$OUT/keel/keel.log" & KEEL_PID=$!; pids+=("$KEEL_PID")
+
+cat > "$OUT/nginx/nginx.conf" <<EOF
+worker_processes auto;
+pid $PWD/$OUT/nginx/nginx.pid;
+error_log $PWD/$OUT/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream llm {
+    server 127.0.0.1:$UP_A max_fails=1 fail_timeout=10s;
+    server 127.0.0.1:$UP_B max_fails=1 fail_timeout=10s;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$NGINX;
+    location / {
+      proxy_pass http://llm;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;
+      proxy_next_upstream_tries 3;
+      proxy_connect_timeout 5s;
+      proxy_read_timeout 10s;
+    }
+  }
+}
+EOF
+nginx -p "$PWD/$OUT/nginx" -c "$PWD/$OUT/nginx/nginx.conf"
+wait_port $KEEL; wait_port $NGINX
+sleep 0.5
+NGINX_MASTER=$(cat "$OUT/nginx/nginx.pid")
+
+cpu_ticks() { # pids... -> utime+stime clock ticks summed
+  local t=0
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    t=$((t + $(awk '{sub(/.*\) /,""); print $12 + $13}' "/proc/$p/stat")))
+  done
+  echo $t
+}
+nginx_pids() { echo "$NGINX_MASTER $(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')"; }
+rss_kib() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
+
+declare -A URL=([direct]="http://127.0.0.1:$UP_A/v1/messages" [keel]="http://127.0.0.1:$KEEL/v1/messages" [nginx]="http://127.0.0.1:$NGINX/v1/messages")
+
+echo "warm-up..." >&2
+for t in direct keel nginx; do "$LG" closed "${URL[$t]}" 8 2 >/dev/null; done
+
+echo "throughput: closed loop, concurrency $CONC, ${TPUT_SECS}s each..." >&2
+for t in direct keel nginx; do
+  case $t in keel) P="$KEEL_PID";; nginx) P=$(nginx_pids);; *) P="$PID_A";; esac
+  before=$(cpu_ticks $P)
+  "$LG" closed "${URL[$t]}" "$CONC" "$TPUT_SECS" > "$OUT/tput-$t.json"
+  after=$(cpu_ticks $P)
+  echo "$((after - before))" > "$OUT/tput-$t.cpu"
+done
+
+echo "latency: open loop, $RATE rps, ${LAT_SECS}s each..." >&2
+for t in direct keel nginx; do
+  case $t in keel) P="$KEEL_PID";; nginx) P=$(nginx_pids);; *) P="$PID_A";; esac
+  ( max=0; while sleep 0.5; do r=$(rss_kib $P); [ "$r" -gt "$max" ] && max=$r && echo $max > "$OUT/rss-$t.kib"; done ) & SAMPLER=$!
+  "$LG" open "${URL[$t]}" "$RATE" "$LAT_SECS" > "$OUT/lat-$t.json"
+  kill $SAMPLER 2>/dev/null || true; wait $SAMPLER 2>/dev/null || true
+done
+
+failover() { # target
+  local t=$1 kill_at=$((FAILOVER_SECS / 3)) back_at=$((2 * FAILOVER_SECS / 3))
+  : > "$OUT/failover-$t.metrics"
+  if [ "$t" = keel ]; then
+    ( while sleep 0.1; do
+        n=$(curl -s "http://127.0.0.1:$KEEL_CTL/metrics" | awk -F' ' '/^keel_upstream_requests_total\{node="b",status="error"\}/{print $2}')
+        echo "$(date +%s.%N) ${n:-0}" >> "$OUT/failover-$t.metrics"
+      done ) & POLL=$!
+  fi
+  "$LG" open "${URL[$t]}" "$RATE" "$FAILOVER_SECS" "$OUT/failover-$t.csv" > "$OUT/failover-$t.json" &
+  local LOAD=$!
+  local t0; t0=$(date +%s.%N)
+  sleep "$kill_at"; kill "$PID_B"; wait "$PID_B" 2>/dev/null || true
+  date +%s.%N > "$OUT/failover-$t.killed"
+  sleep $((back_at - kill_at))
+  PID_B=$(start_upstream $UP_B b); pids+=("$PID_B")
+  date +%s.%N > "$OUT/failover-$t.restarted"
+  wait $LOAD
+  echo "$t0" > "$OUT/failover-$t.start"
+  [ "$t" = keel ] && { kill $POLL 2>/dev/null || true; wait $POLL 2>/dev/null || true; }
+  return 0
+}
+echo "failover: $RATE rps for ${FAILOVER_SECS}s, node b killed at 1/3 and restarted at 2/3..." >&2
+: > "$OUT/nginx/error.log"
+failover keel
+sleep 3
+failover nginx
+cp "$OUT/keel/keel.log" "$OUT/keel-events.log"
+
+python3 bench/gateway/report.py "$OUT" "$(getconf CLK_TCK)" | tee "$OUT/results.md"

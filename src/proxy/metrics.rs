@@ -1,0 +1,153 @@
+//! The gateway's Prometheus metrics. Labels stay bounded: node names (configured by an
+//! operator), status classes, fixed reason and kind sets — never request ids or paths.
+
+use super::breaker::BreakerState;
+use crate::telemetry::metrics::LATENCY_BUCKETS;
+use crate::telemetry::Metrics;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+
+pub const UPSTREAM_REQUESTS_TOTAL: &str = "keel_upstream_requests_total";
+pub const UPSTREAM_REQUEST_DURATION_SECONDS: &str = "keel_upstream_request_duration_seconds";
+pub const UPSTREAM_TTFB_SECONDS: &str = "keel_upstream_time_to_first_byte_seconds";
+pub const UPSTREAM_RETRIES_TOTAL: &str = "keel_upstream_retries_total";
+pub const BREAKER_STATE: &str = "keel_breaker_state";
+pub const BREAKER_EJECTIONS_TOTAL: &str = "keel_breaker_ejections_total";
+pub const PROXY_REQUESTS_TOTAL: &str = "keel_proxy_requests_total";
+pub const PROXY_REQUEST_DURATION_SECONDS: &str = "keel_proxy_request_duration_seconds";
+pub const QUEUE_DEPTH: &str = "keel_proxy_queue_depth";
+pub const QUEUE_WAIT_SECONDS: &str = "keel_proxy_queue_wait_seconds";
+pub const PREWARM_DURATION_SECONDS: &str = "keel_prewarm_probe_duration_seconds";
+pub const SHIFT_STAGE_PERCENT: &str = "keel_shift_stage_percent";
+pub const NODES_AVAILABLE: &str = "keel_proxy_nodes_available";
+pub const LLM_TOKENS_TOTAL: &str = "keel_llm_tokens_total";
+
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    /// Tries per node by outcome: status class, or `error` when no response came.
+    pub upstream_requests: IntCounterVec,
+    pub upstream_duration: HistogramVec,
+    pub upstream_ttfb: HistogramVec,
+    /// Retries by the node that failed and why (`connect`, `timeout`, `status`, `upstream`).
+    pub retries: IntCounterVec,
+    pub breaker_state: IntGaugeVec,
+    pub ejections: IntCounterVec,
+    /// Client-facing answers by status class.
+    pub proxy_requests: IntCounterVec,
+    pub proxy_duration: HistogramVec,
+    pub queue_depth: IntGauge,
+    pub queue_wait: HistogramVec,
+    pub prewarm: HistogramVec,
+    pub shift_percent: IntGaugeVec,
+    pub nodes_available: IntGauge,
+    pub tokens: IntCounterVec,
+}
+
+impl GatewayMetrics {
+    pub fn register(m: &Metrics) -> Self {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            m.register(c.clone());
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                labels,
+            )
+            .expect("valid metric");
+            m.register(h.clone());
+            h
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            m.register(g.clone());
+            g
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            m.register(g.clone());
+            g
+        };
+        GatewayMetrics {
+            upstream_requests: counter(
+                UPSTREAM_REQUESTS_TOTAL,
+                "Tries sent to upstream nodes, by node and status class",
+                &["node", "status"],
+            ),
+            upstream_duration: histogram(
+                UPSTREAM_REQUEST_DURATION_SECONDS,
+                "Upstream tries from connect to the last response byte",
+                &["node"],
+            ),
+            upstream_ttfb: histogram(
+                UPSTREAM_TTFB_SECONDS,
+                "Upstream tries from connect to the response header",
+                &["node"],
+            ),
+            retries: counter(
+                UPSTREAM_RETRIES_TOTAL,
+                "Tries retried on another node, by the failed node and reason",
+                &["node", "reason"],
+            ),
+            breaker_state: gauge_vec(
+                BREAKER_STATE,
+                "Circuit breaker state per node (1 for the current state)",
+                &["node", "state"],
+            ),
+            ejections: counter(
+                BREAKER_EJECTIONS_TOTAL,
+                "Times a node's breaker opened",
+                &["node"],
+            ),
+            proxy_requests: counter(
+                PROXY_REQUESTS_TOTAL,
+                "Client requests answered by the gateway, by status class",
+                &["status"],
+            ),
+            proxy_duration: histogram(
+                PROXY_REQUEST_DURATION_SECONDS,
+                "Client requests from arrival to the last response byte",
+                &["status"],
+            ),
+            queue_depth: gauge(QUEUE_DEPTH, "Requests waiting for an available node"),
+            queue_wait: histogram(
+                QUEUE_WAIT_SECONDS,
+                "Time requests waited in the queue, by outcome",
+                &["outcome"],
+            ),
+            prewarm: histogram(
+                PREWARM_DURATION_SECONDS,
+                "Prewarm probe latency, by node",
+                &["node"],
+            ),
+            shift_percent: gauge_vec(
+                SHIFT_STAGE_PERCENT,
+                "Percent of its weight a node gets in the gradual shift",
+                &["node"],
+            ),
+            nodes_available: gauge(NODES_AVAILABLE, "Nodes that can take traffic now"),
+            tokens: counter(
+                LLM_TOKENS_TOTAL,
+                "LLM tokens by node and kind (input, output)",
+                &["node", "kind"],
+            ),
+        }
+    }
+
+    /// Sets the breaker gauges of `node` so exactly `state` is 1.
+    pub fn set_breaker(&self, node: &str, state: BreakerState) {
+        for s in BreakerState::ALL {
+            self.breaker_state
+                .with_label_values(&[node, s.as_str()])
+                .set(i64::from(s == state));
+        }
+    }
+
+    /// Drops a removed node's labelled series.
+    pub fn forget_node(&self, node: &str) {
+        for s in BreakerState::ALL {
+            let _ = self.breaker_state.remove_label_values(&[node, s.as_str()]);
+        }
+        let _ = self.shift_percent.remove_label_values(&[node]);
+    }
+}

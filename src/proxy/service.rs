@@ -1,0 +1,743 @@
+//! keel's [`ProxyHttp`] implementation: the hooks Pingora calls for each client request.
+//!
+//! # Why the attempt loop runs inside `request_filter`
+//!
+//! Pingora's own proxy loop (`upstream_peer` → connect → duplex streaming, retried through
+//! `fail_to_connect`/`error_while_proxy`) cannot give keel two things it needs:
+//! 1. **status-based retry** — there is no hook that turns an upstream 503 into a retry
+//!    (cloudflare/pingora#873); returning an error from `upstream_response_filter` does
+//!    abort before the header goes downstream, but then
+//! 2. **body replay** — a retry resends the body only from Pingora's retry buffer, which is
+//!    fixed at 64 KiB (`BODY_BUF_LIMIT`) and dropped when exceeded; a body read ahead of the
+//!    loop (needed anyway to rewrite `model`) is not forwarded at all if it is larger
+//!    (praxis-proxy/praxis#75). LLM prompts are routinely larger than 64 KiB.
+//!
+//! So keel reads the whole request body once (up to `retry.max_body`) in
+//! [`ProxyHttp::request_filter`] and drives the tries itself with Pingora's upstream
+//! [`Connector`](pingora::connectors::http::Connector) (the same pooled, TLS-capable HTTP/1
+//! client the proxy loop uses): per try it sends the header and the (re-mapped) body, reads
+//! the response header, and only then decides — a connect error, a timeout or a status in
+//! `on_status` means "try another node" and nothing has been written to the client yet.
+//! The first header written downstream is the commitment point: from then on bytes are
+//! relayed as they arrive, and an upstream failure ends the client's response instead of
+//! retrying. `request_filter` then returns `Ok(true)` ("response sent"), so Pingora's
+//! `upstream_peer` is never reached, while Pingora still owns the downstream side: parsing,
+//! keep-alive, graceful shutdown, error answers and the `logging` hook.
+
+use super::pool::Picked;
+use super::retry::{Next, RetryState, TryFailure};
+use super::usage::UsageMeter;
+use super::{Gateway, InFlight};
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::protocols::http::client::HttpSession as UpstreamSession;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::time::Instant as TokioInstant;
+
+/// Hop-by-hop and per-connection headers that are never forwarded as they are.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "expect",
+];
+/// Idle time an upstream connection may spend in the pool.
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Longest `x-request-id` taken from a client.
+const MAX_REQUEST_ID: usize = 128;
+/// Fresh connections tried on one node when pooled ones turn out to be closed.
+const STALE_POOL_RETRIES: usize = 3;
+
+pub struct GatewayService {
+    gw: Arc<Gateway>,
+}
+
+impl GatewayService {
+    pub fn new(gw: Arc<Gateway>) -> Self {
+        GatewayService { gw }
+    }
+}
+
+/// Per-request state Pingora carries between hooks.
+pub struct RequestCtx {
+    started: Instant,
+    request_id: String,
+    _in_flight: Option<InFlight>,
+    /// Status sent to the client (0 until a header went out).
+    status: u16,
+    /// A response header reached the client: no retry, no error answer any more.
+    committed: bool,
+    /// The response broke after it was committed (the client got it cut short).
+    cut_short: bool,
+}
+
+/// How one try ended.
+enum TryOutcome {
+    /// The response (or a client-facing part of it) was relayed.
+    Relayed,
+    /// Nothing reached the client; another node may be tried.
+    Failed(TryFailure),
+    /// The exchange broke after the commitment point (or the client went away).
+    Aborted(Box<Error>),
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayService {
+    type CTX = RequestCtx;
+
+    /// Called once per request before anything else, to create its context.
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            _in_flight: None,
+            status: 0,
+            committed: false,
+            cut_short: false,
+        }
+    }
+
+    /// Runs first for every request, before Pingora's downstream modules.
+    ///
+    /// Counts the request as in flight (graceful shutdown waits for it) and fixes its request
+    /// id: the client's `x-request-id` when it is short printable ASCII, else a new UUID.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.started = Instant::now();
+        ctx._in_flight = Some(InFlight::new(&self.gw));
+        ctx.request_id = session
+            .req_header()
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Ok(())
+    }
+
+    /// Answers the request completely; returning `Ok(true)` tells Pingora a response was
+    /// sent, so its own upstream phases never run (see the module docs for why).
+    ///
+    /// Order: client key check (401), body read up to `retry.max_body` (413), node
+    /// selection (with the wait queue when enabled), tries with retry, relay. An `Err` is
+    /// returned only when the response can no longer be completed (client gone, upstream
+    /// broke mid-body); Pingora then closes the connection without writing anything.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        self.serve(session, ctx).await?;
+        Ok(true)
+    }
+
+    /// Never reached: `request_filter` always answers. Kept as an explicit internal error so
+    /// a future change that lets a request through fails loudly instead of proxying nowhere.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        Error::e_explain(
+            InternalError,
+            "keel answers every request in request_filter",
+        )
+    }
+
+    /// Called when a hook returned an error. Writes a JSON error answer unless a response
+    /// header already went to the client (then the connection is simply closed, which tells
+    /// the client its response is incomplete), and never lets the connection be reused.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        if ctx.committed {
+            ctx.cut_short = true;
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let (status, kind) = match e.esource() {
+            ErrorSource::Downstream => (400, "invalid_request"),
+            _ => (502, "upstream_error"),
+        };
+        session.set_keepalive(None);
+        let code = match respond_json(session, ctx, status, kind, &e.to_string(), None).await {
+            Ok(()) => status,
+            Err(_) => 0,
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Called when the request is done (answered or failed): the client-facing metrics.
+    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let class = if ctx.status == 0 || ctx.cut_short {
+            "aborted"
+        } else {
+            crate::telemetry::metrics::status_class(ctx.status)
+        };
+        let m = &self.gw.pool.metrics;
+        m.proxy_requests.with_label_values(&[class]).inc();
+        m.proxy_duration
+            .with_label_values(&[class])
+            .observe(ctx.started.elapsed().as_secs_f64());
+    }
+}
+
+impl GatewayService {
+    async fn serve(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let gw = &self.gw;
+        let cfg = gw.config();
+        if !gw.client_key_ok(client_key(session.req_header())) {
+            session.set_keepalive(None);
+            return respond_json(
+                session,
+                ctx,
+                401,
+                "authentication_error",
+                "invalid or missing API key (x-api-key or Authorization: Bearer)",
+                None,
+            )
+            .await;
+        }
+        let body = match read_body(session, cfg.retry.max_body).await? {
+            Some(b) => b,
+            None => {
+                session.set_keepalive(None);
+                let message = format!(
+                    "request body is larger than proxy.retry.max_body ({} bytes)",
+                    cfg.retry.max_body
+                );
+                return respond_json(session, ctx, 413, "request_too_large", &message, None).await;
+            }
+        };
+        let deadline = TokioInstant::from_std(ctx.started) + cfg.timeouts.total;
+        let mut retry = RetryState::new(&cfg.retry);
+        loop {
+            let picked = match gw.pool.pick(|n| retry.has_tried(n), Instant::now()) {
+                Some(p) => p,
+                None if retry.attempts() == 0 => match self.wait_in_queue(deadline).await {
+                    Some(p) => p,
+                    None => {
+                        let after = gw.pool.retry_after(Instant::now()).as_secs().max(1);
+                        return respond_json(
+                            session,
+                            ctx,
+                            503,
+                            "no_available_nodes",
+                            "no available nodes: every node is disabled, ejected or warming up",
+                            Some(after),
+                        )
+                        .await;
+                    }
+                },
+                None => return self.all_failed(session, ctx, &retry).await,
+            };
+            let name = picked.node.name.clone();
+            match self.try_node(session, ctx, &picked, &body, deadline).await {
+                TryOutcome::Relayed => return Ok(()),
+                TryOutcome::Aborted(e) => return Err(e),
+                TryOutcome::Failed(failure) => {
+                    tracing::warn!(
+                        node = %name,
+                        request_id = %ctx.request_id,
+                        attempt = retry.attempts() + 1,
+                        error = %failure,
+                        "upstream try failed; retrying on another node if one is left"
+                    );
+                    gw.pool
+                        .metrics
+                        .retries
+                        .with_label_values(&[&name, failure.kind()])
+                        .inc();
+                    match retry.failed(&name, failure) {
+                        Next::RetryAfter(wait) => {
+                            let until = (TokioInstant::now() + wait).min(deadline);
+                            tokio::time::sleep_until(until).await;
+                            if TokioInstant::now() >= deadline {
+                                return self.all_failed(session, ctx, &retry).await;
+                            }
+                        }
+                        Next::GiveUp => return self.all_failed(session, ctx, &retry).await,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits in the bounded queue for a node when the queue is enabled.
+    async fn wait_in_queue(&self, deadline: TokioInstant) -> Option<Picked> {
+        let gw = &self.gw;
+        if !gw.config().queue.enabled {
+            return None;
+        }
+        gw.queue
+            .wait(&gw.pool.metrics, &gw.pool.available, deadline, || {
+                gw.pool.pick(|_| false, Instant::now())
+            })
+            .await
+            .ok()
+    }
+
+    async fn all_failed(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        retry: &RetryState,
+    ) -> Result<()> {
+        let message = format!(
+            "all nodes failed ({} tried): {}",
+            retry.nodes().join(", "),
+            retry.describe()
+        );
+        respond_json(session, ctx, 502, "all_nodes_failed", &message, None).await
+    }
+
+    /// One try on one node: send, read the response header, decide, then relay.
+    async fn try_node(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        picked: &Picked,
+        body: &Bytes,
+        deadline: TokioInstant,
+    ) -> TryOutcome {
+        let gw = &self.gw;
+        let cfg = gw.config();
+        let node = &picked.node;
+        node.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = NodeInFlight(node);
+        let started = Instant::now();
+        let try_deadline = deadline.min(TokioInstant::now() + cfg.retry.per_try_timeout);
+        let body = node_body(node, body);
+        let request =
+            match upstream_request(session.req_header(), node, &ctx.request_id, body.len()) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The request never reached the node: no outcome to record.
+                    if picked.probe {
+                        node.control().breaker.release_probe();
+                    }
+                    return TryOutcome::Aborted(e);
+                }
+            };
+        let sent = tokio::time::timeout_at(try_deadline, self.send(node, request, body)).await;
+        let (mut upstream, peer) = match sent {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(failure)) => return self.failed(picked, started, failure),
+            Err(_) => return self.failed(picked, started, TryFailure::Timeout),
+        };
+        let Some(header) = upstream.response_header().cloned() else {
+            return self.failed(
+                picked,
+                started,
+                TryFailure::Upstream("no response header".into()),
+            );
+        };
+        let status = header.status.as_u16();
+        let m = &gw.pool.metrics;
+        m.upstream_ttfb
+            .with_label_values(&[&node.name])
+            .observe(started.elapsed().as_secs_f64());
+        if cfg.retry.on_status.contains(&status) {
+            // Not committed: the client has seen nothing. Drop this connection (its body is
+            // unread) and let the loop try another node.
+            return self.failed(picked, started, TryFailure::Status(status));
+        }
+
+        // Commitment point: from here on, no retry.
+        let meter = UsageMeter::for_response(
+            header
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            header
+                .headers
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let head_request = session.req_header().method == http::Method::HEAD;
+        let downstream = downstream_header(&header, &ctx.request_id, head_request);
+        let done_at_header = upstream.response_done() || head_request;
+        ctx.status = status;
+        ctx.committed = true;
+        if let Err(e) = session
+            .write_response_header(Box::new(downstream), done_at_header)
+            .await
+        {
+            // The client went away before anything reached it; the node did its job.
+            self.finish(picked, started, status, true);
+            return TryOutcome::Aborted(e);
+        }
+        if done_at_header {
+            if let Err(e) = session.write_response_body(None, true).await {
+                return TryOutcome::Aborted(e);
+            }
+            self.finish(picked, started, status, true);
+            gw.connector
+                .release_http_session(upstream, &*peer, Some(POOL_IDLE))
+                .await;
+            return TryOutcome::Relayed;
+        }
+        self.relay(
+            session, picked, started, status, upstream, peer, meter, deadline,
+        )
+        .await
+    }
+
+    /// Streams the response body to the client chunk by chunk as it arrives.
+    #[allow(clippy::too_many_arguments)]
+    async fn relay(
+        &self,
+        session: &mut Session,
+        picked: &Picked,
+        started: Instant,
+        status: u16,
+        mut upstream: UpstreamSession,
+        peer: Arc<HttpPeer>,
+        mut meter: UsageMeter,
+        deadline: TokioInstant,
+    ) -> TryOutcome {
+        let cfg = self.gw.config();
+        upstream.set_read_timeout(Some(cfg.timeouts.read));
+        loop {
+            let read = match tokio::time::timeout_at(deadline, upstream.read_response_body()).await
+            {
+                Ok(r) => r,
+                Err(_) => Error::e_explain(
+                    ReadTimedout,
+                    format!(
+                        "total request time ({:?}) exceeded mid-response",
+                        cfg.timeouts.total
+                    ),
+                ),
+            };
+            match read {
+                Ok(Some(chunk)) => {
+                    // Forward first; usage accounting only looks at what already went out.
+                    if let Err(e) = session
+                        .write_response_body(Some(chunk.clone()), false)
+                        .await
+                    {
+                        self.finish(picked, started, status, true);
+                        return TryOutcome::Aborted(e);
+                    }
+                    meter.feed(&chunk);
+                }
+                Ok(None) => {
+                    let client = session.write_response_body(None, true).await;
+                    self.finish(picked, started, status, true);
+                    self.count_tokens(picked, meter);
+                    self.gw
+                        .connector
+                        .release_http_session(upstream, &*peer, Some(POOL_IDLE))
+                        .await;
+                    return match client {
+                        Ok(()) => TryOutcome::Relayed,
+                        Err(e) => TryOutcome::Aborted(e),
+                    };
+                }
+                Err(e) => {
+                    // The node broke mid-response: a node failure, and the client's response
+                    // ends here (the connection closes without a clean end).
+                    tracing::warn!(node = %picked.node.name, error = %e, "upstream failed mid-response");
+                    self.finish(picked, started, status, false);
+                    return TryOutcome::Aborted(e.into_up());
+                }
+            }
+        }
+    }
+
+    /// Connects (a pooled connection when one is idle), sends the request and reads the
+    /// response header. A pooled connection the node has closed meanwhile is replaced by a
+    /// fresh one without counting as a failure.
+    async fn send(
+        &self,
+        node: &super::node::Node,
+        request: RequestHeader,
+        body: Bytes,
+    ) -> std::result::Result<(UpstreamSession, Arc<HttpPeer>), TryFailure> {
+        let peer = node.peer().await?;
+        for _ in 0..STALE_POOL_RETRIES {
+            let (mut upstream, reused) = self
+                .gw
+                .connector
+                .get_http_session(&*peer)
+                .await
+                .map_err(|e| TryFailure::Connect(e.to_string()))?;
+            match exchange_header(&mut upstream, request.clone(), body.clone()).await {
+                Ok(()) => return Ok((upstream, peer)),
+                Err(_) if reused => continue,
+                Err(e) => return Err(TryFailure::Upstream(e.to_string())),
+            }
+        }
+        Err(TryFailure::Upstream(
+            "pooled connections kept failing".into(),
+        ))
+    }
+
+    fn failed(&self, picked: &Picked, started: Instant, failure: TryFailure) -> TryOutcome {
+        let class = match &failure {
+            TryFailure::Status(s) => crate::telemetry::metrics::status_class(*s),
+            _ => "error",
+        };
+        let m = &self.gw.pool.metrics;
+        m.upstream_requests
+            .with_label_values(&[&picked.node.name, class])
+            .inc();
+        m.upstream_duration
+            .with_label_values(&[&picked.node.name])
+            .observe(started.elapsed().as_secs_f64());
+        self.gw
+            .pool
+            .record(&picked.node, false, picked.probe, Instant::now());
+        TryOutcome::Failed(failure)
+    }
+
+    /// Records a committed try: a 5xx answer or a broken body counts against the node.
+    fn finish(&self, picked: &Picked, started: Instant, status: u16, body_ok: bool) {
+        let m = &self.gw.pool.metrics;
+        let class = if body_ok {
+            crate::telemetry::metrics::status_class(status)
+        } else {
+            "error"
+        };
+        m.upstream_requests
+            .with_label_values(&[&picked.node.name, class])
+            .inc();
+        m.upstream_duration
+            .with_label_values(&[&picked.node.name])
+            .observe(started.elapsed().as_secs_f64());
+        let success = body_ok && status < 500;
+        self.gw
+            .pool
+            .record(&picked.node, success, picked.probe, Instant::now());
+    }
+
+    fn count_tokens(&self, picked: &Picked, meter: UsageMeter) {
+        let Some(usage) = meter.finish() else { return };
+        let node = &picked.node;
+        let m = &self.gw.pool.metrics;
+        m.tokens
+            .with_label_values(&[&node.name, "input"])
+            .inc_by(usage.input);
+        m.tokens
+            .with_label_values(&[&node.name, "output"])
+            .inc_by(usage.output);
+        node.tokens_input.fetch_add(usage.input, Ordering::Relaxed);
+        node.tokens_output
+            .fetch_add(usage.output, Ordering::Relaxed);
+    }
+}
+
+/// Decrements a node's in-flight count however the try ends (DELETE drains on it).
+struct NodeInFlight<'a>(&'a super::node::Node);
+
+impl Drop for NodeInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The key a client presented: `x-api-key`, else `Authorization: Bearer`.
+fn client_key(req: &RequestHeader) -> Option<&str> {
+    if let Some(k) = req.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k.trim());
+    }
+    let auth = req.headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// Reads the whole request body; `None` when it exceeds `max`.
+async fn read_body(session: &mut Session, max: usize) -> Result<Option<Bytes>> {
+    let declared = session
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Ok(None);
+    }
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get("expect")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if expects_continue {
+        session.write_continue_response().await?;
+    }
+    let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// The upstream request: the client's method, path under the node's prefix, headers minus
+/// hop-by-hop ones, the node's key in the client's header style, identity encoding (so
+/// usage can be read), and the request id.
+fn upstream_request(
+    client: &RequestHeader,
+    node: &super::node::Node,
+    request_id: &str,
+    body_len: usize,
+) -> Result<RequestHeader> {
+    let path = node.target.path_for(
+        client
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+    );
+    let mut req = RequestHeader::build(
+        client.method.clone(),
+        path.as_bytes(),
+        Some(client.headers.len() + 4),
+    )?;
+    let key = node.config.api_key.as_ref();
+    let client_used_x_api_key = client.headers.contains_key("x-api-key");
+    for (name, value) in client.headers.iter() {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n)
+            || n == "content-length"
+            || n == "accept-encoding"
+            || n == "x-request-id"
+            || (key.is_some() && (n == "x-api-key" || n == "authorization"))
+        {
+            continue;
+        }
+        req.append_header(name.clone(), value.clone())?;
+    }
+    if let Some(key) = key {
+        if client_used_x_api_key {
+            req.insert_header("x-api-key", key.expose())?;
+        } else {
+            req.insert_header("authorization", format!("Bearer {}", key.expose()))?;
+        }
+    }
+    req.insert_header("host", node.target.authority.as_str())?;
+    req.insert_header("accept-encoding", "identity")?;
+    req.insert_header("x-request-id", request_id)?;
+    if body_len > 0 || client.headers.contains_key("content-length") {
+        req.insert_header("content-length", body_len.to_string())?;
+    }
+    Ok(req)
+}
+
+/// The body for this node: `model` rewritten by its `model_mapping` when it applies.
+fn node_body(node: &super::node::Node, body: &Bytes) -> Bytes {
+    let mapping = &node.config.model_mapping;
+    if mapping.is_empty() || body.first() != Some(&b'{') {
+        return body.clone();
+    }
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    let Some(to) = doc
+        .get("model")
+        .and_then(|m| m.as_str())
+        .and_then(|m| mapping.get(m))
+        .cloned()
+    else {
+        return body.clone();
+    };
+    doc["model"] = serde_json::Value::String(to);
+    serde_json::to_vec(&doc)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| body.clone())
+}
+
+/// Sends header and body and reads the final (non-1xx) response header.
+async fn exchange_header(
+    upstream: &mut UpstreamSession,
+    request: RequestHeader,
+    body: Bytes,
+) -> Result<()> {
+    upstream.write_request_header(Box::new(request)).await?;
+    if !body.is_empty() {
+        upstream.write_request_body(body, true).await?;
+    }
+    upstream.finish_request_body().await?;
+    loop {
+        upstream.read_response_header().await?;
+        let informational = upstream
+            .response_header()
+            .is_some_and(|h| h.status.is_informational());
+        if !informational {
+            return Ok(());
+        }
+    }
+}
+
+/// The client's response header: the upstream's status and headers minus hop-by-hop ones,
+/// chunked when the upstream framed by closing, and the request id.
+fn downstream_header(
+    upstream: &ResponseHeader,
+    request_id: &str,
+    head_request: bool,
+) -> ResponseHeader {
+    let mut resp = upstream.clone();
+    for h in ["connection", "keep-alive", "proxy-connection", "upgrade"] {
+        resp.remove_header(h);
+    }
+    resp.set_version(http::Version::HTTP_11);
+    let status = resp.status.as_u16();
+    let bodiless = head_request || matches!(status, 204 | 304);
+    if !bodiless
+        && resp.headers.get("content-length").is_none()
+        && resp.headers.get("transfer-encoding").is_none()
+    {
+        let _ = resp.insert_header("transfer-encoding", "chunked");
+    }
+    let _ = resp.insert_header("x-request-id", request_id);
+    resp
+}
+
+/// A complete JSON error answer in keel's shape, `{"error":{"type","message"}}`.
+async fn respond_json(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    kind: &str,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Result<()> {
+    let body =
+        Bytes::from(serde_json::json!({"error": {"type": kind, "message": message}}).to_string());
+    let mut resp = ResponseHeader::build(status, Some(5))?;
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(secs) = retry_after {
+        resp.insert_header("retry-after", secs.to_string())?;
+    }
+    ctx.status = status;
+    ctx.committed = true;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}
