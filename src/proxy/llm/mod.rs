@@ -13,7 +13,9 @@
 //!   errors;
 //! - [`budget`]: when to retry the same node, fail over, or give up;
 //! - [`dedup`]: idempotency-key sharing and replay;
-//! - [`exchange`]: the driver that runs the attempts of one request and answers the client.
+//! - [`exchange`]: the driver that runs the attempts of one request and answers the client;
+//! - [`gateway`]: the driver inside the gateway's Pingora service (nodes, transport,
+//!   client session, dedup, metrics).
 
 pub mod budget;
 pub mod classify;
@@ -22,5 +24,6 @@ pub mod dedup;
 pub mod dialect;
 pub mod event;
 pub mod exchange;
+pub mod gateway;
 pub mod sse;
 pub mod usage;
