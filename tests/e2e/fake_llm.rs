@@ -200,7 +200,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
         .unwrap_or(false);
     let answer = continuation_of(&text, prefill_of(&request).as_deref());
     let words = split_words(&answer);
-    let input_tokens = request.to_string().len() as u64 / 16 + 1;
+    let input_tokens = input_tokens(&request);
 
     match fault {
         Fault::Reset => {
@@ -399,6 +399,12 @@ fn error_body(api: Api, kind: &str, message: &str, code: Option<&str>) -> Vec<u8
         Api::Anthropic => json!({"type": "error", "error": {"type": kind, "message": message}}),
     };
     v.to_string().into_bytes()
+}
+
+/// The prompt token count this provider reports for a request (a stand-in: the size of the
+/// request), so tests can compute what a client should be told.
+pub fn input_tokens(request: &Value) -> u64 {
+    request.to_string().len() as u64 / 16 + 1
 }
 
 /// The trailing assistant message's text (string or text blocks).

@@ -3,7 +3,8 @@
 //! Python SDKs (`tests/e2e/clients/llm_client.py`): the client's final text or error, the
 //! attempts and their spacing seen by the provider.
 
-use super::fake_llm::{FakeLlm, Fault, ANSWER};
+use crate::fake_llm::{input_tokens, timeline, FakeLlm, Fault, ANSWER};
+use crate::harness::{client, Keel, Spec};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -127,9 +128,6 @@ async fn fake_provider_faults_are_what_they_claim() {
 
 // ---------------------------------------------------------------------------------------
 // Through keel: the real binary (Pingora listener) in front of fake providers.
-
-use crate::fake_llm::timeline;
-use crate::harness::{client, Keel, Spec};
 
 /// Test-speed LLM settings: short timeouts, tiny backoff.
 const FAST: &str = r#"
@@ -303,6 +301,25 @@ async fn status_503_fails_over_at_once() {
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["model"], "fallback-model");
     assert_eq!(order(&[&p, &f]), [0, 1]);
+    // The failed attempt is an attempt and a node failure, never a completion or tokens.
+    let metrics = client()
+        .get(k.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "keel_llm_attempts_total{node=\"primary\",outcome=\"unavailable\"} 1",
+        "keel_llm_attempts_total{node=\"fallback\",outcome=\"answered\"} 1",
+        "keel_llm_requests_total{outcome=\"complete\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+    assert!(metrics.contains("keel_llm_tokens_total{kind=\"output\",node=\"fallback\"}"));
+    assert!(!metrics.contains("keel_llm_tokens_total{kind=\"input\",node=\"primary\"}"));
+    assert!(!metrics.contains("keel_llm_attempts_total{node=\"primary\",outcome=\"answered\"}"));
     healthy(&k).await;
 }
 
@@ -371,10 +388,16 @@ async fn stream_cut_mid_answer_is_continued_on_a_prefill_fallback() {
             Some("The quick brown"),
             "{sdk_name}"
         );
-        assert!(
-            r["usage"]["output"].as_u64().unwrap_or(0) > 0,
-            "{sdk_name}: {r}"
-        );
+        // Usage is the sum of both parts: the cut OpenAI part reported none, the Anthropic
+        // one its message_start (input, 1 output token); the continuation its 6 words.
+        let cont_input = input_tokens(&cont.body);
+        let (input, output) = if sdk_name == "openai" {
+            (cont_input, 6)
+        } else {
+            (input_tokens(&p.attempts()[0].body) + cont_input, 1 + 6)
+        };
+        assert_eq!(r["usage"]["input"], input, "{sdk_name}: {r}");
+        assert_eq!(r["usage"]["output"], output, "{sdk_name}: {r}");
         healthy(&k).await;
     }
 }
