@@ -592,3 +592,53 @@ async fn flapping_primary_is_ejected_then_probed_back_within_a_cooldown() {
     assert_eq!(f.attempt_count(), 4);
     healthy(&k).await;
 }
+
+#[tokio::test]
+async fn llm_node_settings_through_the_admin_api_survive_a_restart() {
+    let p = FakeLlm::start("primary-model").await;
+    let big = FakeLlm::start("big").await;
+    let mut k = keel(&[node("primary", &p, 1, "")]).await;
+    let added = k
+        .admin(client().post(k.url("/admin/api/nodes")))
+        .json(&json!({"name": "big", "base_url": big.url(), "priority": 2,
+                      "fallback_for": ["context_length"], "supports_prefill": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        added.status().is_success(),
+        "{}",
+        added.text().await.unwrap()
+    );
+    let bad = k
+        .admin(client().post(k.url("/admin/api/nodes")))
+        .json(&json!({"name": "x", "base_url": big.url(), "fallback_for": ["sometimes"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(bad.status().is_client_error(), "{}", bad.status());
+    k.stop().await;
+    k.spawn();
+    k.wait_ready().await;
+    let nodes: Value = k
+        .admin(client().get(k.url("/admin/api/nodes")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "big")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(listed["fallback_for"], json!(["context_length"]), "{nodes}");
+    assert_eq!(listed["supports_prefill"], true, "{nodes}");
+    assert_eq!(
+        nodes["nodes"][0]["fallback_for"],
+        json!(["unavailable", "rate_limited", "timeout", "stream_broken"])
+    );
+}
