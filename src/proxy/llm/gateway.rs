@@ -139,7 +139,8 @@ impl LlmRoute {
                     .req_header()
                     .headers
                     .get(cfg.dedup.header.as_str())
-                    .map(|v| v.to_str().unwrap_or("\u{0}").to_string())
+                    // Non-ASCII bytes survive as U+FFFD and fail validation below.
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             })
             .flatten();
         let client_req = session.req_header().clone();
