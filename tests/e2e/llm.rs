@@ -664,3 +664,23 @@ async fn llm_node_settings_through_the_admin_api_survive_a_restart() {
         json!(["unavailable", "rate_limited", "timeout", "stream_broken"])
     );
 }
+
+#[tokio::test]
+async fn non_streaming_answer_cut_mid_body_is_retried_before_the_client_sees_it() {
+    let (p, f, k) = pair("").await;
+    p.script([Fault::CutAfter(0)]);
+    let r = raw(
+        &k,
+        "/v1/messages",
+        &json!({"model": "claude-test", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Say it."}]}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["content"][0]["text"], ANSWER);
+    assert_eq!(body["model"], "fallback-model");
+    assert_eq!(order(&[&p, &f]), [0, 1]);
+    healthy(&k).await;
+}
