@@ -12,6 +12,7 @@ mod dashboard;
 mod executor;
 mod gpu;
 mod ledger;
+mod llm;
 mod load;
 mod log;
 mod proxy;
@@ -27,6 +28,10 @@ pub use executor::{
 };
 pub use gpu::{GpuConfig, GpuMode};
 pub use ledger::LedgerConfig;
+pub use llm::{
+    default_fallback_for, validate_fallback_for, validate_llm_timeouts, DedupConfig, ErrorClass,
+    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
+};
 pub use load::{load, resolve_path, LoadError};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{

@@ -7,6 +7,10 @@
 //! prewarm on (2 probes, 5 s), shift and queue off. Timeouts follow
 //! `spec/ops-observability.md`: connect 5 s, read 10 s, total 30 s.
 
+use super::llm::{
+    default_fallback_for, validate_fallback_for, validate_llm_timeouts, DedupConfig, ErrorClass,
+    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
+};
 use super::validate::Scope;
 use super::{Secret, SocketAddrString};
 use serde::{Deserialize, Serialize};
@@ -29,6 +33,8 @@ pub struct ProxyConfig {
     pub shift: ShiftConfig,
     pub queue: QueueConfig,
     pub timeouts: TimeoutConfig,
+    /// Duplicate suppression by idempotency key (LLM routes, non-streaming).
+    pub dedup: DedupConfig,
 }
 
 impl Default for ProxyConfig {
@@ -43,6 +49,7 @@ impl Default for ProxyConfig {
             shift: ShiftConfig::default(),
             queue: QueueConfig::default(),
             timeouts: TimeoutConfig::default(),
+            dedup: DedupConfig::default(),
         }
     }
 }
@@ -73,6 +80,14 @@ pub struct NodeConfig {
     /// A disabled node takes no traffic; enabling it again prewarms it first.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// LLM routes: the failure classes of another node this node may take over. The default
+    /// takes every transient class; `context_length` must be listed explicitly.
+    #[serde(default = "default_fallback_for")]
+    pub fallback_for: Vec<ErrorClass>,
+    /// LLM routes: the node accepts a trailing assistant message and continues it, so a
+    /// stream broken elsewhere can be finished here.
+    #[serde(default)]
+    pub supports_prefill: bool,
 }
 
 fn default_weight() -> u32 {
@@ -132,6 +147,7 @@ impl NodeConfig {
                 v.error("model_mapping", "model names must not be empty");
             }
         }
+        validate_fallback_for(v, &self.fallback_for);
     }
 }
 
@@ -171,6 +187,10 @@ pub struct RetryConfig {
     pub per_try_timeout: Duration,
     /// Largest request body kept for replay (and accepted at all), in bytes.
     pub max_body: usize,
+    /// LLM routes: the longest `Retry-After` of a 429 that keel honours by waiting and
+    /// retrying the same node; longer waits move to a fallback node instead.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryConfig {
@@ -182,6 +202,7 @@ impl Default for RetryConfig {
             on_status: vec![502, 503, 504],
             per_try_timeout: Duration::from_secs(30),
             max_body: 8 * 1024 * 1024,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         }
     }
 }
@@ -313,9 +334,21 @@ pub struct TimeoutConfig {
     /// Longest silence between two response body reads (idle, not total).
     #[serde(with = "humantime_serde")]
     pub read: Duration,
-    /// Whole request: queue wait, every try and the response body.
+    /// Whole request: queue wait, every try and the response body. On LLM routes it bounds
+    /// when attempts may start; a streaming answer then runs as long as events keep coming.
     #[serde(with = "humantime_serde")]
     pub total: Duration,
+    /// LLM routes: response header of one attempt. A non-streaming answer's header comes
+    /// only when the whole answer is ready, so this also bounds generation time.
+    #[serde(with = "humantime_serde")]
+    pub first_byte: Duration,
+    /// LLM routes: first content event of a stream, from the attempt's start; until then
+    /// keel holds the response header and can still fail over invisibly.
+    #[serde(with = "humantime_serde")]
+    pub first_token: Duration,
+    /// LLM routes: longest silence between two stream events once content flows.
+    #[serde(with = "humantime_serde")]
+    pub stream_idle: Duration,
 }
 
 impl Default for TimeoutConfig {
@@ -324,6 +357,9 @@ impl Default for TimeoutConfig {
             connect: Duration::from_secs(5),
             read: Duration::from_secs(10),
             total: Duration::from_secs(30),
+            first_byte: DEFAULT_FIRST_BYTE,
+            first_token: DEFAULT_FIRST_TOKEN,
+            stream_idle: DEFAULT_STREAM_IDLE,
         }
     }
 }
@@ -357,6 +393,7 @@ impl ProxyConfig {
         }
         rv.positive_duration("per_try_timeout", r.per_try_timeout);
         rv.range("max_body", r.max_body, 1024, 1 << 30);
+        rv.positive_duration("max_retry_after", r.max_retry_after);
 
         let b = &self.breaker;
         let mut bv = v.at("breaker");
@@ -411,6 +448,9 @@ impl ProxyConfig {
         tv.positive_duration("connect", t.connect);
         tv.positive_duration("read", t.read);
         tv.positive_duration("total", t.total);
+        validate_llm_timeouts(&mut tv, t.first_byte, t.first_token, t.stream_idle);
+
+        self.dedup.validate(&mut v.at("dedup"));
     }
 
     /// Number of configured upstream nodes (for the startup summary).
@@ -434,6 +474,8 @@ mod tests {
             health_path: "/health".into(),
             model_mapping: BTreeMap::new(),
             enabled: true,
+            fallback_for: default_fallback_for(),
+            supports_prefill: false,
         }
     }
 

@@ -98,6 +98,8 @@ impl Gateway {
             "enabled": n.enabled(),
             "health_path": n.config.health_path,
             "model_mapping": n.config.model_mapping,
+            "fallback_for": n.config.fallback_for,
+            "supports_prefill": n.config.supports_prefill,
             "api_key": n.config.api_key.as_ref().map(|_| "***"),
             "source": super::source_name(n.source),
             "state": n.state_name(state),

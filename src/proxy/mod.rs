@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod breaker;
 pub mod events;
+pub mod llm;
 pub mod metrics;
 pub mod node;
 pub mod persist;

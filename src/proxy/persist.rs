@@ -6,7 +6,7 @@
 //! given (the store lives in keel's private state directory); it never leaves through the
 //! admin API, which shows `"***"`.
 
-use crate::config::{NodeConfig, Secret};
+use crate::config::{default_fallback_for, ErrorClass, NodeConfig, Secret};
 use crate::store::{Store, StoreError};
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,11 @@ pub struct PlainNode {
     pub health_path: String,
     pub model_mapping: BTreeMap<String, String>,
     pub enabled: bool,
+    /// Absent in records written before LLM failover existed.
+    #[serde(default = "default_fallback_for")]
+    pub fallback_for: Vec<ErrorClass>,
+    #[serde(default)]
+    pub supports_prefill: bool,
 }
 
 impl From<&NodeConfig> for PlainNode {
@@ -47,6 +52,8 @@ impl From<&NodeConfig> for PlainNode {
             health_path: c.health_path.clone(),
             model_mapping: c.model_mapping.clone(),
             enabled: c.enabled,
+            fallback_for: c.fallback_for.clone(),
+            supports_prefill: c.supports_prefill,
         }
     }
 }
@@ -62,6 +69,8 @@ impl From<PlainNode> for NodeConfig {
             health_path: p.health_path,
             model_mapping: p.model_mapping,
             enabled: p.enabled,
+            fallback_for: p.fallback_for,
+            supports_prefill: p.supports_prefill,
         }
     }
 }
@@ -169,6 +178,8 @@ mod tests {
             health_path: "/health".into(),
             model_mapping: BTreeMap::new(),
             enabled: true,
+            fallback_for: default_fallback_for(),
+            supports_prefill: false,
         }
     }
 

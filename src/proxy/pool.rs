@@ -410,6 +410,8 @@ mod tests {
                     health_path: "/health".into(),
                     model_mapping: Default::default(),
                     enabled: true,
+                    fallback_for: crate::config::default_fallback_for(),
+                    supports_prefill: false,
                 };
                 Arc::new(Node::new(c, Source::Config, &config, true, now).unwrap())
             })

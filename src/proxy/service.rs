@@ -53,7 +53,7 @@ const HOP_BY_HOP: [&str; 9] = [
     "expect",
 ];
 /// Idle time an upstream connection may spend in the pool.
-const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+pub(super) const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Longest `x-request-id` taken from a client.
 const MAX_REQUEST_ID: usize = 128;
 /// Fresh connections tried on one node when pooled ones turn out to be closed.
@@ -61,23 +61,26 @@ const STALE_POOL_RETRIES: usize = 3;
 
 pub struct GatewayService {
     gw: Arc<Gateway>,
+    /// The LLM route (issue 7): generation requests take [`super::llm`]'s driver.
+    llm: super::llm::gateway::LlmRoute,
 }
 
 impl GatewayService {
     pub fn new(gw: Arc<Gateway>) -> Self {
-        GatewayService { gw }
+        let llm = super::llm::gateway::LlmRoute::new(&gw);
+        GatewayService { gw, llm }
     }
 }
 
 /// Per-request state Pingora carries between hooks.
 pub struct RequestCtx {
-    started: Instant,
-    request_id: String,
+    pub(super) started: Instant,
+    pub(super) request_id: String,
     _in_flight: Option<InFlight>,
     /// Status sent to the client (0 until a header went out).
-    status: u16,
+    pub(super) status: u16,
     /// A response header reached the client: no retry, no error answer any more.
-    committed: bool,
+    pub(super) committed: bool,
     /// The response broke after it was committed (the client got it cut short).
     cut_short: bool,
 }
@@ -202,6 +205,10 @@ impl ProxyHttp for GatewayService {
 }
 
 impl GatewayService {
+    pub(super) fn gateway(&self) -> &Arc<Gateway> {
+        &self.gw
+    }
+
     async fn serve(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         let gw = &self.gw;
         let cfg = gw.config();
@@ -228,6 +235,11 @@ impl GatewayService {
                 return respond_json(session, ctx, 413, "request_too_large", &message, None).await;
             }
         };
+        // Generation requests (chat completions, messages) take the LLM route: held headers,
+        // stream continuation, error classes, dedup. Anything else stays on the generic path.
+        if let Some(request) = super::llm::gateway::llm_request(session.req_header(), &body) {
+            return self.llm.serve(self, session, ctx, request, body).await;
+        }
         let deadline = TokioInstant::from_std(ctx.started) + cfg.timeouts.total;
         let mut retry = RetryState::new(&cfg.retry);
         loop {
@@ -283,7 +295,7 @@ impl GatewayService {
     }
 
     /// Waits in the bounded queue for a node when the queue is enabled.
-    async fn wait_in_queue(&self, deadline: TokioInstant) -> Option<Picked> {
+    pub(super) async fn wait_in_queue(&self, deadline: TokioInstant) -> Option<Picked> {
         let gw = &self.gw;
         if !gw.config().queue.enabled {
             return None;
@@ -468,7 +480,7 @@ impl GatewayService {
     /// Connects (a pooled connection when one is idle), sends the request and reads the
     /// response header. A pooled connection the node has closed meanwhile is replaced by a
     /// fresh one without counting as a failure.
-    async fn send(
+    pub(super) async fn send(
         &self,
         node: &super::node::Node,
         request: RequestHeader,
@@ -548,7 +560,7 @@ impl GatewayService {
 }
 
 /// Decrements a node's in-flight count however the try ends (DELETE drains on it).
-struct NodeInFlight<'a>(&'a super::node::Node);
+pub(super) struct NodeInFlight<'a>(pub(super) &'a super::node::Node);
 
 impl Drop for NodeInFlight<'_> {
     fn drop(&mut self) {
@@ -557,7 +569,7 @@ impl Drop for NodeInFlight<'_> {
 }
 
 /// The key a client presented: `x-api-key`, else `Authorization: Bearer`.
-fn client_key(req: &RequestHeader) -> Option<&str> {
+pub(super) fn client_key(req: &RequestHeader) -> Option<&str> {
     if let Some(k) = req.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(k.trim());
     }
@@ -601,7 +613,7 @@ async fn read_body(session: &mut Session, max: usize) -> Result<Option<Bytes>> {
 /// The upstream request: the client's method, path under the node's prefix, headers minus
 /// hop-by-hop ones, the node's key in the client's header style, identity encoding (so
 /// usage can be read), and the request id.
-fn upstream_request(
+pub(super) fn upstream_request(
     client: &RequestHeader,
     node: &super::node::Node,
     request_id: &str,
@@ -661,8 +673,8 @@ fn node_body(node: &super::node::Node, body: &Bytes) -> Bytes {
     let Some(to) = doc
         .get("model")
         .and_then(|m| m.as_str())
-        .and_then(|m| mapping.get(m))
-        .cloned()
+        .and_then(|m| super::llm::dialect::map_model(mapping, m))
+        .map(str::to_string)
     else {
         return body.clone();
     };
@@ -719,7 +731,7 @@ fn downstream_header(
 }
 
 /// A complete JSON error answer in keel's shape, `{"error":{"type","message"}}`.
-async fn respond_json(
+pub(super) async fn respond_json(
     session: &mut Session,
     ctx: &mut RequestCtx,
     status: u16,

@@ -3,8 +3,10 @@
 
 mod dashboard;
 mod executor;
+mod fake_llm;
 mod foundation;
 mod gateway;
 mod harness;
 mod ledger;
+mod llm;
 mod upstream;
