@@ -28,8 +28,7 @@ pub async fn sdk(sdk: &str, base_url: &str, stream: bool, extra: &[&str]) -> Opt
     let out = match cmd.output().await {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("SKIP: cannot run python3 for the {sdk} SDK client: {e}");
-            return None;
+            return skip(&format!("cannot run python3 for the {sdk} SDK client: {e}"));
         }
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -41,10 +40,19 @@ pub async fn sdk(sdk: &str, base_url: &str, stream: bool, extra: &[&str]) -> Opt
         )
     });
     if let Some(why) = v.get("skip") {
-        eprintln!("SKIP: {why} (pip install openai anthropic)");
-        return None;
+        return skip(&format!("{why} (pip install openai anthropic)"));
     }
     Some(v)
+}
+
+/// A missing SDK skips the SDK half of a test, except where `LLM_SDK_TESTS` is set (CI
+/// installs the SDKs, so there a missing one is a failure, not a silent pass).
+fn skip(why: &str) -> Option<Value> {
+    if std::env::var_os("LLM_SDK_TESTS").is_some() {
+        panic!("LLM_SDK_TESTS is set but the SDK client cannot run: {why}");
+    }
+    eprintln!("SKIP: {why}");
+    None
 }
 
 fn chat(stream: bool) -> Value {
