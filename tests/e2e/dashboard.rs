@@ -192,14 +192,7 @@ async fn event_stream_snapshots_alerts_resume_and_shutdown() {
         "{alerts}"
     );
     assert_eq!(alerts["rules"].as_array().unwrap().len(), 8);
-    let metrics = c
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = k.metrics().await;
     assert!(metrics.contains("keel_alert_firing{alert=\"memory_rss\"} 1"));
 
     // Resume: the event after Last-Event-ID comes first, replayed from the ring.
@@ -333,14 +326,7 @@ async fn ops_files_are_valid_and_use_live_metric_names() {
     used.remove("keel_build_info");
     let k = Keel::start_default().await;
     let c = client();
-    let exposition = c
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exposition = k.metrics().await;
     let health: serde_json::Value = c
         .get(k.url("/health/detailed"))
         .send()

@@ -170,14 +170,7 @@ async fn every_library_works_through_codeblock() {
         .await
         .unwrap();
     assert_eq!(info["service"], json!("keel-executor"));
-    let metrics = client()
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = k.metrics().await;
     assert!(metrics.contains("keel_executor_executions_total{outcome=\"success\"}"));
     assert!(metrics.contains("keel_executor_pool_isolates{state=\"idle\"}"));
 }

@@ -221,14 +221,7 @@ async fn metrics_and_perf_json() {
     for _ in 0..3 {
         c.get(k.url("/health")).send().await.unwrap();
     }
-    let text = c
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = k.metrics().await;
     assert!(text.contains("keel_build_info{version=\""), "{text}");
     assert!(text.contains("keel_process_resident_memory_bytes"));
     assert!(text.contains("keel_process_open_fds"));

@@ -114,14 +114,7 @@ async fn scenario1_unreachable_node_is_retried_on_the_healthy_one() {
         log.contains("upstream try failed; retrying on another node") && log.contains("node1"),
         "the retry is logged:\n{log}"
     );
-    let metrics = client()
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = k.metrics().await;
     assert!(
         metrics.contains("keel_upstream_retries_total{node=\"node1\",reason=\"connect\"}"),
         "{metrics}"
@@ -460,14 +453,7 @@ async fn token_usage_is_counted_for_both_api_styles() {
         r.json::<Value>().await.unwrap()["usage"]["prompt_tokens"],
         5
     );
-    let metrics = client()
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = k.metrics().await;
     for line in [
         "keel_llm_tokens_total{kind=\"input\",node=\"anthropic\"} 11",
         "keel_llm_tokens_total{kind=\"output\",node=\"anthropic\"} 22",
@@ -831,14 +817,7 @@ async fn queued_request_waits_for_a_node_that_joins() {
     let url = k.proxy_url("/v1/messages");
     let waiting = tokio::spawn(async move { client().post(url).json(&msg()).send().await });
     eventually("the request waits in the queue", &k, async || {
-        let m = client()
-            .get(k.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = k.metrics().await;
         m.contains("keel_proxy_queue_depth 1")
     })
     .await;

@@ -181,6 +181,15 @@ impl Keel {
         let _ = self.wait_exit(Duration::from_secs(10)).await;
     }
 
+    /// The Prometheus exposition of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = client().get(self.url("/metrics")).send().await;
+        resp.expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     pub fn admin(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         rb.bearer_auth(ADMIN_TOKEN)
     }

@@ -495,14 +495,7 @@ async fn reference_api_shapes_and_values_after_worker_sequence() {
     assert_eq!(l0["last_fencing_token"], t2);
 
     // Metrics.
-    let text = client()
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = k.metrics().await;
     for needle in [
         "keel_gpu_lock_held{lock=\"gpu_lock:0\"} 0",
         &format!("keel_gpu_lock_fencing_token{{lock=\"gpu_lock:0\"}} {t2}"),
@@ -629,14 +622,7 @@ async fn lease_expires_without_the_monitor_and_stale_token_is_refused() {
     assert_eq!(d["fencing_token"].as_u64().unwrap(), c_token + 1);
     let (_, ts) = get(&k, &format!("{M}/timeout/status")).await;
     assert_eq!(ts["timeout_stats"]["total_timeouts_detected"], 2);
-    let text = client()
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = k.metrics().await;
     assert!(
         text.contains("keel_ledger_timeouts_total{kind=\"lease_expired\"} 2"),
         "{text}"

@@ -310,14 +310,7 @@ async fn status_503_fails_over_at_once() {
     assert_eq!(r["model"], "fallback-model");
     assert_eq!(order(&[&p, &f]), [0, 1]);
     // The failed attempt is an attempt and a node failure, never a completion or tokens.
-    let metrics = client()
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = k.metrics().await;
     for line in [
         "keel_llm_attempts_total{node=\"primary\",outcome=\"unavailable\"} 1",
         "keel_llm_attempts_total{node=\"fallback\",outcome=\"answered\"} 1",
@@ -442,14 +435,7 @@ async fn malformed_events_are_dropped_and_the_stream_goes_on() {
     };
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["text"], ANSWER);
-    let metrics = client()
-        .get(k.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = k.metrics().await;
     assert!(
         metrics.contains("keel_llm_malformed_events_total{node=\"primary\"} 1"),
         "{metrics}"
