@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Startup time (process start -> /health/ready 200) and idle RSS of keel, side by side with
+"""Startup time (process start -> /health/ready 200) and idle RSS of keel (default config:
+every component on, the executor's 4 V8 isolates warm; and with the executor off), side by side with
 the peers a GPU box already runs (nginx, redis-server) measured in the same run.
 
 Usage: cargo build --release && python3 bench/startup/run.py [--runs 5]
@@ -62,14 +63,16 @@ def wait_tcp(port, limit=30):
     raise RuntimeError(f"port {port} not open")
 
 
-def keel_once(tmp):
+def keel_once(tmp, extra_env=None):
     control, proxy = free_port(), free_port()
     cfg = os.path.join(tmp, "keel.toml")
     with open(cfg, "w") as f:
         f.write(f'data_dir = "{tmp}/data"\n[control]\nlisten = "127.0.0.1:{control}"\n'
                 f'admin_token = "bench"\n[proxy]\nlisten = "127.0.0.1:{proxy}"\n[log]\nlevel = "warn"\n')
     t0 = time.perf_counter()
-    p = subprocess.Popen([KEEL, "run", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, **(extra_env or {}))
+    p = subprocess.Popen([KEEL, "run", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env=env)
     t1 = wait_http(f"http://127.0.0.1:{control}/health/ready")
     time.sleep(3)
     rss = rss_mib(p.pid)
@@ -120,7 +123,9 @@ def main():
     if not os.path.exists(KEEL):
         raise SystemExit("build first: cargo build --release")
     rows = []
-    for name, fn, tool in [("keel", keel_once, None), ("nginx 1 worker", nginx_once, "nginx"),
+    no_executor = lambda tmp: keel_once(tmp, {"KEEL_EXECUTOR__ENABLED": "false"})
+    for name, fn, tool in [("keel", keel_once, None), ("keel, no executor", no_executor, None),
+                           ("nginx 1 worker", nginx_once, "nginx"),
                            ("redis-server", redis_once, "redis-server")]:
         if tool and not shutil.which(tool):
             rows.append((name, None, None))
@@ -132,12 +137,12 @@ def main():
                 starts.append(s)
                 rsss.append(r)
         rows.append((name, median(starts), median(rsss)))
-    print(f"{'process':<16} {'start->ready ms (median of %d)' % args.runs:>32} {'idle RSS MiB':>14}")
+    print(f"{'process':<18} {'start->ready ms (median of %d)' % args.runs:>32} {'idle RSS MiB':>14}")
     for name, s, r in rows:
         if s is None:
-            print(f"{name:<16} {'not installed':>32}")
+            print(f"{name:<18} {'not installed':>32}")
         else:
-            print(f"{name:<16} {s:>32.1f} {r:>14.1f}")
+            print(f"{name:<18} {s:>32.1f} {r:>14.1f}")
 
 
 if __name__ == "__main__":
