@@ -196,11 +196,10 @@ impl ProxyHttp for GatewayService {
         } else {
             crate::telemetry::metrics::status_class(ctx.status)
         };
-        let m = &self.gw.pool.metrics;
-        m.proxy_requests.with_label_values(&[class]).inc();
-        m.proxy_duration
-            .with_label_values(&[class])
-            .observe(ctx.started.elapsed().as_secs_f64());
+        self.gw
+            .pool
+            .metrics
+            .observe_proxy(class, ctx.started.elapsed().as_secs_f64());
     }
 }
 
@@ -365,9 +364,7 @@ impl GatewayService {
         };
         let status = header.status.as_u16();
         let m = &gw.pool.metrics;
-        m.upstream_ttfb
-            .with_label_values(&[&node.name])
-            .observe(started.elapsed().as_secs_f64());
+        m.observe_ttfb(node, started.elapsed().as_secs_f64());
         if cfg.retry.on_status.contains(&status) {
             // Not committed: the client has seen nothing. Drop this connection (its body is
             // unread) and let the loop try another node.
@@ -511,12 +508,8 @@ impl GatewayService {
             _ => "error",
         };
         let m = &self.gw.pool.metrics;
-        m.upstream_requests
-            .with_label_values(&[&picked.node.name, class])
-            .inc();
-        m.upstream_duration
-            .with_label_values(&[&picked.node.name])
-            .observe(started.elapsed().as_secs_f64());
+        m.count_upstream(&picked.node, class);
+        m.observe_upstream_duration(&picked.node, started.elapsed().as_secs_f64());
         self.gw
             .pool
             .record(&picked.node, false, picked.probe, Instant::now());
@@ -531,12 +524,8 @@ impl GatewayService {
         } else {
             "error"
         };
-        m.upstream_requests
-            .with_label_values(&[&picked.node.name, class])
-            .inc();
-        m.upstream_duration
-            .with_label_values(&[&picked.node.name])
-            .observe(started.elapsed().as_secs_f64());
+        m.count_upstream(&picked.node, class);
+        m.observe_upstream_duration(&picked.node, started.elapsed().as_secs_f64());
         let success = body_ok && status < 500;
         self.gw
             .pool
