@@ -129,7 +129,7 @@ impl ProxyHttp for GatewayService {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
             .map(str::to_string)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(new_request_id);
         Ok(())
     }
 
@@ -557,6 +557,14 @@ impl Drop for NodeInFlight<'_> {
     }
 }
 
+/// A fresh UUIDv4 request id from the thread-local RNG (`Uuid::new_v4` without the
+/// `fast-rng` feature makes one `getrandom` syscall per request).
+fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 /// The key a client presented: `x-api-key`, else `Authorization: Bearer`.
 pub(super) fn client_key(req: &RequestHeader) -> Option<&str> {
     if let Some(k) = req.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
@@ -741,4 +749,18 @@ pub(super) async fn respond_json(
     ctx.committed = true;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn generated_request_ids_are_distinct_v4_uuids() {
+        let a = super::new_request_id();
+        let b = super::new_request_id();
+        assert_ne!(a, b);
+        let u = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(u.get_version_num(), 4);
+        assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(a.len(), 36);
+    }
 }
