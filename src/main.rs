@@ -36,6 +36,11 @@ struct ConfigArg {
     config: Option<PathBuf>,
 }
 
+/// mimalloc instead of glibc malloc: the gateway's per-request buffers made glibc's
+/// malloc/free/consolidate ~15 % of proxy CPU under load (docs/gateway.md, Benchmark).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (arg, command) = match &cli.command {

@@ -5,6 +5,7 @@
 #
 #   bench/gateway/run.sh                 # full run (failover 60 s per proxy)
 #   FAILOVER_SECS=30 bench/gateway/run.sh
+#   TPUT_SECS=3 LAT_SECS=3 FAILOVER_SECS=9 BENCH_KEEL_BIN=/tmp/keel-old bench/gateway/run.sh  # short, another build
 #
 # Needs: cargo, nginx (apt-get install nginx), python3 (result parsing). Loopback only; every
 # process it starts is stopped on exit. Runs take about 4 minutes in total by default.
@@ -26,7 +27,7 @@ cargo build --release --quiet
 cargo build --release --quiet --manifest-path bench/gateway/loadgen/Cargo.toml \
   --target-dir bench/out/loadgen-target
 LG=bench/out/loadgen-target/release/keel-loadgen
-KEEL_BIN=target/release/keel
+KEEL_BIN=${BENCH_KEEL_BIN:-target/release/keel}  # another build to compare (not KEEL_*: keel reads those as config)
 
 pids=()
 cleanup() {

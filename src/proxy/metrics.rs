@@ -2,9 +2,13 @@
 //! operator), status classes, fixed reason and kind sets — never request ids or paths.
 
 use super::breaker::BreakerState;
+use super::node::Node;
 use crate::telemetry::metrics::LATENCY_BUCKETS;
 use crate::telemetry::Metrics;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+};
+use std::sync::{Arc, OnceLock};
 
 pub const UPSTREAM_REQUESTS_TOTAL: &str = "keel_upstream_requests_total";
 pub const UPSTREAM_REQUEST_DURATION_SECONDS: &str = "keel_upstream_request_duration_seconds";
@@ -40,6 +44,33 @@ pub struct GatewayMetrics {
     pub shift_percent: IntGaugeVec,
     pub nodes_available: IntGauge,
     pub tokens: IntCounterVec,
+    /// Client-facing series by class, looked up once instead of once per request.
+    proxy_by_class: Arc<[ClassSeries; CLASSES.len()]>,
+}
+
+/// The outcome classes a status label takes; index = position.
+const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error", "aborted"];
+
+fn class_index(class: &str) -> Option<usize> {
+    CLASSES.iter().position(|c| *c == class)
+}
+
+#[derive(Default)]
+struct ClassSeries {
+    requests: OnceLock<IntCounter>,
+    duration: OnceLock<Histogram>,
+}
+
+/// One node's labelled series, resolved on first use and then reused: the hot path does no
+/// per-request label hashing or registry locking. Series are created lazily, exactly when the
+/// uncached code would have created them.
+#[derive(Debug, Default)]
+pub struct NodeSeries {
+    requests: [OnceLock<IntCounter>; CLASSES.len()],
+    duration: OnceLock<Histogram>,
+    ttfb: OnceLock<Histogram>,
+    /// `keel_llm_attempts_total{node, outcome="answered"}` (the LLM route's counter).
+    pub(super) llm_answered: OnceLock<IntCounter>,
 }
 
 impl GatewayMetrics {
@@ -131,6 +162,55 @@ impl GatewayMetrics {
                 "LLM tokens by node and kind (input, output)",
                 &["node", "kind"],
             ),
+            proxy_by_class: Arc::new(Default::default()),
+        }
+    }
+
+    /// Counts one try on `node` by outcome class (`2xx`…, `error`).
+    pub fn count_upstream(&self, node: &Node, class: &str) {
+        let vec = &self.upstream_requests;
+        match class_index(class) {
+            Some(i) => node.series.requests[i]
+                .get_or_init(|| vec.with_label_values(&[&node.name, class]))
+                .inc(),
+            None => vec.with_label_values(&[&node.name, class]).inc(),
+        }
+    }
+
+    /// Observes a try's duration on `node`.
+    pub fn observe_upstream_duration(&self, node: &Node, secs: f64) {
+        node.series
+            .duration
+            .get_or_init(|| self.upstream_duration.with_label_values(&[&node.name]))
+            .observe(secs);
+    }
+
+    /// Observes a try's time to the response header on `node`.
+    pub fn observe_ttfb(&self, node: &Node, secs: f64) {
+        node.series
+            .ttfb
+            .get_or_init(|| self.upstream_ttfb.with_label_values(&[&node.name]))
+            .observe(secs);
+    }
+
+    /// Counts one client-facing answer and its duration by class.
+    pub fn observe_proxy(&self, class: &str, secs: f64) {
+        match class_index(class) {
+            Some(i) => {
+                let c = &self.proxy_by_class[i];
+                c.requests
+                    .get_or_init(|| self.proxy_requests.with_label_values(&[class]))
+                    .inc();
+                c.duration
+                    .get_or_init(|| self.proxy_duration.with_label_values(&[class]))
+                    .observe(secs);
+            }
+            None => {
+                self.proxy_requests.with_label_values(&[class]).inc();
+                self.proxy_duration
+                    .with_label_values(&[class])
+                    .observe(secs);
+            }
         }
     }
 

@@ -71,6 +71,8 @@ pub struct Gateway {
     /// Serializes admin changes (read-modify-write of the node list and the store).
     admin: tokio::sync::Mutex<()>,
     in_flight: AtomicUsize,
+    /// `keel_http_in_flight{listener="proxy"}`, resolved once.
+    in_flight_gauge: std::sync::OnceLock<prometheus::IntGauge>,
     idle: Notify,
 }
 
@@ -82,25 +84,14 @@ pub struct InFlight {
 impl InFlight {
     pub fn new(gw: &Arc<Gateway>) -> Self {
         gw.in_flight.fetch_add(1, Ordering::AcqRel);
-        gw.pool
-            .telemetry
-            .metrics
-            .http_in_flight
-            .with_label_values(&["proxy"])
-            .inc();
+        gw.in_flight_gauge().inc();
         InFlight { gw: gw.clone() }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.gw
-            .pool
-            .telemetry
-            .metrics
-            .http_in_flight
-            .with_label_values(&["proxy"])
-            .dec();
+        self.gw.in_flight_gauge().dec();
         if self.gw.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.gw.idle.notify_waiters();
         }
@@ -110,6 +101,16 @@ impl Drop for InFlight {
 impl Gateway {
     pub fn config(&self) -> &ProxyConfig {
         &self.pool.config
+    }
+
+    fn in_flight_gauge(&self) -> &prometheus::IntGauge {
+        self.in_flight_gauge.get_or_init(|| {
+            self.pool
+                .telemetry
+                .metrics
+                .http_in_flight
+                .with_label_values(&["proxy"])
+        })
     }
 
     /// Client requests being served.
@@ -212,6 +213,7 @@ pub async fn start(
         client_keys: config.client_keys.clone(),
         admin: tokio::sync::Mutex::new(()),
         in_flight: AtomicUsize::new(0),
+        in_flight_gauge: std::sync::OnceLock::new(),
         idle: Notify::new(),
     });
     gw.pool.tick(Instant::now());

@@ -110,6 +110,8 @@ pub struct Node {
     pub tokens_output: AtomicU64,
     peer: Mutex<Option<(Arc<HttpPeer>, Instant)>>,
     connect_timeout: Duration,
+    /// This node's metric series, resolved once (see [`super::metrics::NodeSeries`]).
+    pub series: super::metrics::NodeSeries,
 }
 
 impl Node {
@@ -146,6 +148,7 @@ impl Node {
             tokens_output: AtomicU64::new(0),
             peer: Mutex::new(None),
             connect_timeout: proxy.timeouts.connect,
+            series: Default::default(),
             config,
             source,
             target,

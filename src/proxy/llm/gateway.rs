@@ -79,6 +79,8 @@ pub struct LlmRoute {
     requests: IntCounterVec,
     malformed: IntCounterVec,
     dedup_outcomes: IntCounterVec,
+    /// `requests` by outcome, resolved once (index as in [`LlmRoute::finish`]).
+    outcomes: [std::sync::OnceLock<prometheus::IntCounter>; 5],
 }
 
 impl LlmRoute {
@@ -113,6 +115,7 @@ impl LlmRoute {
                 "Idempotency-key outcomes (replayed, shared, mismatch)",
                 &["outcome"],
             ),
+            outcomes: Default::default(),
         }
     }
 
@@ -223,14 +226,16 @@ impl LlmRoute {
     }
 
     fn finish(&self, served: Served) -> pingora::Result<()> {
-        let outcome = match served {
-            Served::Complete { .. } => "complete",
-            Served::Relayed { .. } => "relayed",
-            Served::Failed { .. } => "failed",
-            Served::StreamError => "stream_error",
-            Served::ClientGone => "client_gone",
+        let (i, outcome) = match served {
+            Served::Complete { .. } => (0, "complete"),
+            Served::Relayed { .. } => (1, "relayed"),
+            Served::Failed { .. } => (2, "failed"),
+            Served::StreamError => (3, "stream_error"),
+            Served::ClientGone => (4, "client_gone"),
         };
-        self.requests.with_label_values(&[outcome]).inc();
+        self.outcomes[i]
+            .get_or_init(|| self.requests.with_label_values(&[outcome]))
+            .inc();
         if served == Served::ClientGone {
             return pingora::Error::e_explain(
                 pingora::ErrorType::WriteError,
@@ -379,9 +384,7 @@ impl Upstream for GatewayUpstream<'_> {
         self.gw
             .pool
             .metrics
-            .upstream_ttfb
-            .with_label_values(&[&node.node.name])
-            .observe(self.started.elapsed().as_secs_f64());
+            .observe_ttfb(&node.node, self.started.elapsed().as_secs_f64());
         Ok(UpstreamResponse {
             status,
             headers,
@@ -400,13 +403,12 @@ impl Upstream for GatewayUpstream<'_> {
         let now = Instant::now();
         match report {
             Report::Answered { status, usage } => {
-                self.route
-                    .attempts
-                    .with_label_values(&[name, "answered"])
+                node.node
+                    .series
+                    .llm_answered
+                    .get_or_init(|| self.route.attempts.with_label_values(&[name, "answered"]))
                     .inc();
-                m.upstream_requests
-                    .with_label_values(&[name, crate::telemetry::metrics::status_class(status)])
-                    .inc();
+                m.count_upstream(&node.node, crate::telemetry::metrics::status_class(status));
                 pool.record(&node.node, true, node.probe, now);
                 if let Some(u) = usage {
                     count_tokens(&self.gw, &node.node, u);
@@ -422,9 +424,7 @@ impl Upstream for GatewayUpstream<'_> {
                     .attempts
                     .with_label_values(&[name, class.name()])
                     .inc();
-                m.upstream_requests
-                    .with_label_values(&[name, "error"])
-                    .inc();
+                m.count_upstream(&node.node, "error");
                 m.retries.with_label_values(&[name, reason]).inc();
                 // A prompt too long for this node says nothing about the node's health.
                 let healthy = class == ErrorClass::ContextLength;
@@ -438,9 +438,7 @@ impl Upstream for GatewayUpstream<'_> {
                     .attempts
                     .with_label_values(&[name, "refused"])
                     .inc();
-                m.upstream_requests
-                    .with_label_values(&[name, crate::telemetry::metrics::status_class(status)])
-                    .inc();
+                m.count_upstream(&node.node, crate::telemetry::metrics::status_class(status));
                 pool.record(&node.node, true, node.probe, now);
             }
             Report::MalformedEvent => self.route.malformed.with_label_values(&[name]).inc(),
