@@ -36,7 +36,7 @@ pub use load::{load, resolve_path, LoadError};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{
     BreakerConfig, NodeConfig, PrewarmConfig, ProxyConfig, QueueConfig, RetryConfig, ShiftConfig,
-    TimeoutConfig, MAX_WEIGHT,
+    TimeoutConfig, MAX_PROXY_THREADS, MAX_WEIGHT,
 };
 pub use types::{Secret, SocketAddrString};
 pub use validate::{ConfigError, Scope, Validator};

@@ -23,6 +23,9 @@ use std::time::Duration;
 pub struct ProxyConfig {
     /// Where LLM clients connect.
     pub listen: SocketAddrString,
+    /// Threads serving the listener, each with its own single-threaded runtime (a
+    /// connection stays on one thread, like an nginx worker); 0 = one per CPU core.
+    pub threads: usize,
     /// Keys clients must present (`x-api-key` or `Authorization: Bearer`); empty = no check.
     pub client_keys: Vec<Secret>,
     /// Upstream nodes from the file; runtime changes from the admin API are kept in the store.
@@ -41,6 +44,7 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             listen: SocketAddrString(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080))),
+            threads: 0,
             client_keys: Vec::new(),
             nodes: Vec::new(),
             retry: RetryConfig::default(),
@@ -364,8 +368,20 @@ impl Default for TimeoutConfig {
     }
 }
 
+/// Most proxy threads (`threads`); keel keeps a connection pool slot per thread.
+pub const MAX_PROXY_THREADS: usize = 64;
+
 impl ProxyConfig {
+    /// The number of proxy threads to start: `threads`, or one per CPU core when 0.
+    pub fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_PROXY_THREADS)),
+            n => n,
+        }
+    }
+
     pub(super) fn validate(&self, v: &mut Scope<'_>) {
+        v.range("threads", self.threads, 0, MAX_PROXY_THREADS);
         for (i, key) in self.client_keys.iter().enumerate() {
             if key.expose().trim().is_empty() {
                 v.error(&format!("client_keys[{i}]"), "must not be empty");

@@ -4,13 +4,22 @@
 //! usage) and the node admin operations behind `/admin/api/nodes`.
 //!
 //! keel owns the process: Pingora's `Server` (which installs its own signal handlers and
-//! exits the process) is not used. [`start`] binds the listener itself, hands the socket to
-//! a Pingora listening service through its fd table, and runs that service on keel's Tokio
-//! runtime with a shutdown watch keel controls; [`GatewayHandle::shutdown`] stops accepting
-//! and waits for in-flight requests up to the grace period.
+//! exits the process) is not used. [`start`] binds the listener itself and starts
+//! `[proxy] threads` proxy threads, each running a Pingora listening service on its own
+//! single-threaded Tokio runtime over a duplicate of the listening socket, with a shutdown
+//! watch keel controls; [`GatewayHandle::shutdown`] stops accepting and waits for in-flight
+//! requests up to the grace period.
+//!
+//! Why threads of their own: a connection then lives on one thread from accept to close,
+//! with its upstream connections ([`conns`]) opened on the same runtime — the nginx worker
+//! model. On keel's shared work-stealing runtime every I/O event could wake another worker
+//! to steal the task; on a 2-core box those wake-ups cost more CPU than the proxying
+//! itself. The control plane (admin API, dashboard, ledger) stays on the main runtime, so a
+//! burst there does not delay proxied requests.
 
 pub mod admin;
 pub mod breaker;
+pub mod conns;
 pub mod events;
 pub mod llm;
 pub mod metrics;
@@ -30,7 +39,7 @@ use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
 use metrics::GatewayMetrics;
 use node::{Node, Source};
-use pingora::connectors::http::Connector;
+use pingora::connectors::TransportConnector;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
 use pingora::services::Service as _;
@@ -43,6 +52,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::Instant as TokioInstant;
 
 /// How often the supervisor advances shifts, schedules prewarms and updates health.
 const TICK: Duration = Duration::from_millis(50);
@@ -57,6 +67,8 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start a proxy thread: {0}")]
+    Thread(#[source] std::io::Error),
     #[error("node {name}: {message}")]
     Node { name: String, message: String },
 }
@@ -64,7 +76,8 @@ pub enum GatewayError {
 /// Everything the proxy service, the supervisor and the admin API share.
 pub struct Gateway {
     pub pool: Pool,
-    pub connector: Connector,
+    /// Opens new upstream connections (TCP or TLS); idle ones live in each node's pool.
+    pub transport: TransportConnector,
     pub store: Store,
     pub queue: WaitQueue,
     client_keys: Vec<Secret>,
@@ -74,6 +87,9 @@ pub struct Gateway {
     /// `keel_http_in_flight{listener="proxy"}`, resolved once.
     in_flight_gauge: std::sync::OnceLock<prometheus::IntGauge>,
     idle: Notify,
+    /// Set by [`GatewayHandle::shutdown`]: how long proxy threads keep serving what is in
+    /// flight after they stopped accepting.
+    drain_until: std::sync::OnceLock<Instant>,
 }
 
 /// Counts one client request as in flight until dropped (shutdown drains on it).
@@ -118,6 +134,19 @@ impl Gateway {
         self.in_flight.load(Ordering::Acquire)
     }
 
+    /// Waits until no client request is in flight or `deadline` passes.
+    async fn drained(&self, deadline: TokioInstant) {
+        loop {
+            let idle = self.idle.notified();
+            if self.in_flight() == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Whether a client key is acceptable (constant-time per key); no keys = open.
     pub fn client_key_ok(&self, presented: Option<&str>) -> bool {
         use subtle::ConstantTimeEq;
@@ -157,30 +186,71 @@ pub struct GatewayHandle {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
     shutdown: watch::Sender<bool>,
-    service: JoinHandle<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     supervisor: JoinHandle<()>,
 }
 
 impl GatewayHandle {
     /// Stops accepting, lets idle keep-alive connections close, and waits until in-flight
     /// requests are done or `deadline` passes. Returns the requests still in flight.
-    pub async fn shutdown(self, deadline: tokio::time::Instant) -> usize {
-        let _ = self.shutdown.send(true);
-        // The accept loops end at once; Pingora then wakes idle keep-alive readers.
-        let _ = tokio::time::timeout_at(deadline, self.service).await;
+    pub async fn shutdown(self, deadline: TokioInstant) -> usize {
         let gw = &self.gateway;
-        loop {
-            let idle = gw.idle.notified();
-            if gw.in_flight() == 0 {
-                break;
+        let _ = gw.drain_until.set(deadline.into_std());
+        // The accept loops end at once; Pingora then wakes idle keep-alive readers, and
+        // each proxy thread ends when nothing is in flight (or at the deadline).
+        let _ = self.shutdown.send(true);
+        let threads = self.threads;
+        let joined = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
             }
-            if tokio::time::timeout_at(deadline, idle).await.is_err() {
-                break;
-            }
-        }
+        });
+        let _ = tokio::time::timeout_at(deadline, joined).await;
+        gw.drained(deadline).await;
         self.supervisor.abort();
         gw.in_flight()
     }
+}
+
+/// Starts proxy thread `index`: a single-threaded runtime running a Pingora listening
+/// service on `listener` (its own duplicate of the socket) until shutdown, then serving
+/// what is in flight until the drain deadline.
+fn spawn_proxy_thread(
+    index: usize,
+    gw: &Arc<Gateway>,
+    llm: &Arc<llm::gateway::LlmRoute>,
+    listener: std::net::TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<std::thread::JoinHandle<()>, GatewayError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(GatewayError::Thread)?;
+    let key = format!("proxy-{index}");
+    let mut fds = Fds::new();
+    fds.add(key.clone(), listener.into_raw_fd());
+    let server_conf = Arc::new(ServerConf::default());
+    let mut service = pingora::proxy::http_proxy_service_with_name(
+        &server_conf,
+        service::GatewayService::new(gw.clone(), llm.clone()),
+        "keel-gateway",
+    );
+    service.add_tcp(&key);
+    let gw = gw.clone();
+    std::thread::Builder::new()
+        .name(format!("keel-proxy-{index}"))
+        .spawn(move || {
+            conns::bind_thread(index);
+            let fds = Arc::new(parking_lot::Mutex::new(fds));
+            runtime.block_on(async move {
+                service.start_service(Some(fds), shutdown, 1).await;
+                // Connections of this thread are tasks of this runtime: keep it running
+                // while requests are in flight.
+                let until = gw.drain_until.get().copied().unwrap_or_else(Instant::now);
+                gw.drained(until.into()).await;
+            });
+        })
+        .map_err(GatewayError::Thread)
 }
 
 /// Builds the node set (file + stored runtime changes), binds the listener and starts the
@@ -207,7 +277,7 @@ pub async fn start(
 
     let gw = Arc::new(Gateway {
         pool,
-        connector: Connector::new(None),
+        transport: TransportConnector::new(None),
         store,
         queue: WaitQueue::new(&config.queue),
         client_keys: config.client_keys.clone(),
@@ -215,6 +285,7 @@ pub async fn start(
         in_flight: AtomicUsize::new(0),
         in_flight_gauge: std::sync::OnceLock::new(),
         idle: Notify::new(),
+        drain_until: std::sync::OnceLock::new(),
     });
     gw.pool.tick(Instant::now());
     {
@@ -236,29 +307,34 @@ pub async fn start(
         .set_nonblocking(true)
         .map_err(|source| GatewayError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
-    let key = bound.to_string();
-    let mut fds = Fds::new();
-    fds.add(key.clone(), listener.into_raw_fd());
-    let fds = Arc::new(parking_lot::Mutex::new(fds));
-
-    let server_conf = Arc::new(ServerConf::default());
-    let mut service = pingora::proxy::http_proxy_service_with_name(
-        &server_conf,
-        service::GatewayService::new(gw.clone()),
-        "keel-gateway",
-    );
-    service.add_tcp(&key);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let service = tokio::spawn(async move {
-        service.start_service(Some(fds), shutdown_rx, 1).await;
-    });
+    let llm = Arc::new(llm::gateway::LlmRoute::new(&gw));
+    let count = config.thread_count();
+    let mut threads = Vec::with_capacity(count);
+    for index in 0..count {
+        // Every thread accepts on its own descriptor of the one socket: the kernel hands
+        // each new connection to one of them.
+        let copy = listener
+            .try_clone()
+            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let started = spawn_proxy_thread(index, &gw, &llm, copy, shutdown_rx.clone());
+        match started {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                let _ = shutdown.send(true);
+                return Err(e);
+            }
+        }
+    }
+    // The threads hold their own descriptors; this one is not needed any more.
+    drop(listener);
     let supervisor = tokio::spawn(supervise(Arc::downgrade(&gw)));
-    tracing::info!(listen = %bound, nodes = gw.pool.nodes().len(), "gateway listening");
+    tracing::info!(listen = %bound, threads = count, nodes = gw.pool.nodes().len(), "gateway listening");
     Ok(GatewayHandle {
         addr: bound,
         gateway: gw,
         shutdown,
-        service,
+        threads,
         supervisor,
     })
 }
@@ -273,6 +349,7 @@ async fn supervise(gw: std::sync::Weak<Gateway>) {
         let now = Instant::now();
         gw.pool.tick(now);
         for node in gw.pool.nodes().iter() {
+            node.conns.expire(now);
             if !node.enabled() || node.draining() || node.ready() || node.prewarming() {
                 continue;
             }

@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 /// How long a resolved address is used before it is looked up again (the ops spec's DNS
 /// cache TTL).
 const DNS_TTL: Duration = Duration::from_secs(300);
-/// Idle upstream connections stay in Pingora's pool this long.
-const POOL_IDLE: Duration = Duration::from_secs(60);
 
 /// Where a node came from; runtime nodes are persisted in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -112,6 +110,8 @@ pub struct Node {
     connect_timeout: Duration,
     /// This node's metric series, resolved once (see [`super::metrics::NodeSeries`]).
     pub series: super::metrics::NodeSeries,
+    /// Idle keep-alive connections to this node.
+    pub conns: super::conns::IdleConns,
 }
 
 impl Node {
@@ -149,6 +149,7 @@ impl Node {
             peer: Mutex::new(None),
             connect_timeout: proxy.timeouts.connect,
             series: Default::default(),
+            conns: Default::default(),
             config,
             source,
             target,
@@ -273,7 +274,6 @@ impl Node {
         let mut peer = HttpPeer::new(addr, self.target.tls, self.target.host.clone());
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.total_connection_timeout = Some(self.connect_timeout);
-        peer.options.idle_timeout = Some(POOL_IDLE);
         peer.options.alpn = pingora::protocols::ALPN::H1;
         let peer = Arc::new(peer);
         *self.peer.lock().unwrap_or_else(|p| p.into_inner()) = Some((peer.clone(), now));

@@ -1,8 +1,8 @@
 //! Prewarm: before a node takes traffic (added at runtime, enabled again, leaving the open
 //! breaker state, re-entering after a shift rollback) keel sends `[proxy.prewarm] attempts`
-//! probes — `GET health_path`, or `HEAD /` when the path is empty — through the same Pingora
-//! connector the proxy uses, so the node's first requests find a warm connection in the
-//! pool. One probe with a status below 500 activates the node; otherwise it stays out and
+//! probes — `GET health_path`, or `HEAD /` when the path is empty — over the node's own
+//! keep-alive pool ([`super::conns`]), so the node's first requests find a warm connection
+//! there. One probe with a status below 500 activates the node; otherwise it stays out and
 //! is tried again after `retry_interval` (or after its breaker's next cooldown).
 
 use super::events::{NodePrewarmed, NodePrewarming, NodeSwitched, PrewarmFailed, PrewarmProbe};
@@ -11,7 +11,7 @@ use super::Gateway;
 use bytes::Bytes;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Longest body read from a probe answer before the connection is dropped instead of reused.
 const MAX_PROBE_BODY: usize = 64 * 1024;
@@ -142,9 +142,7 @@ pub fn activate_unprobed(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
 /// One probe: its status, or why there was none.
 async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
     let peer = node.peer().await.map_err(|e| e.to_string())?;
-    let (mut session, _reused) = gw
-        .connector
-        .get_http_session(&*peer)
+    let (stream, _reused) = super::conns::checkout(&gw.transport, &node.conns, &peer)
         .await
         .map_err(|e| format!("connect failed: {e}"))?;
     let (method, path) = if node.config.health_path.is_empty() {
@@ -157,12 +155,7 @@ async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
         .map_err(|e| e.to_string())?;
     req.insert_header("user-agent", concat!("keel/", env!("CARGO_PKG_VERSION")))
         .map_err(|e| e.to_string())?;
-    session
-        .write_request_header(Box::new(req))
-        .await
-        .map_err(|e| format!("sending probe: {e}"))?;
-    session
-        .finish_request_body()
+    let mut session = super::conns::send_request(stream, req, &Bytes::new())
         .await
         .map_err(|e| format!("sending probe: {e}"))?;
     session
@@ -192,9 +185,7 @@ async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
         }
     }
     if reusable {
-        gw.connector
-            .release_http_session(session, &*peer, Some(Duration::from_secs(60)))
-            .await;
+        super::conns::checkin(&node.conns, session, &peer).await;
     }
     Ok(status)
 }

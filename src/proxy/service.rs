@@ -52,8 +52,6 @@ const HOP_BY_HOP: [&str; 9] = [
     "host",
     "expect",
 ];
-/// Idle time an upstream connection may spend in the pool.
-pub(super) const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Longest `x-request-id` taken from a client.
 const MAX_REQUEST_ID: usize = 128;
 /// Fresh connections tried on one node when pooled ones turn out to be closed.
@@ -61,13 +59,13 @@ const STALE_POOL_RETRIES: usize = 3;
 
 pub struct GatewayService {
     gw: Arc<Gateway>,
-    /// The LLM route (issue 7): generation requests take [`super::llm`]'s driver.
-    llm: super::llm::gateway::LlmRoute,
+    /// The LLM route (issue 7): generation requests take [`super::llm`]'s driver. One for
+    /// all proxy threads (its dedup table and metrics are shared).
+    llm: Arc<super::llm::gateway::LlmRoute>,
 }
 
 impl GatewayService {
-    pub fn new(gw: Arc<Gateway>) -> Self {
-        let llm = super::llm::gateway::LlmRoute::new(&gw);
+    pub fn new(gw: Arc<Gateway>, llm: Arc<super::llm::gateway::LlmRoute>) -> Self {
         GatewayService { gw, llm }
     }
 }
@@ -400,9 +398,7 @@ impl GatewayService {
                 return TryOutcome::Aborted(e);
             }
             self.finish(picked, started, status, true);
-            gw.connector
-                .release_http_session(upstream, &*peer, Some(POOL_IDLE))
-                .await;
+            super::conns::checkin(&node.conns, upstream, &peer).await;
             return TryOutcome::Relayed;
         }
         self.relay(
@@ -454,10 +450,7 @@ impl GatewayService {
                     let client = session.write_response_body(None, true).await;
                     self.finish(picked, started, status, true);
                     self.count_tokens(picked, meter);
-                    self.gw
-                        .connector
-                        .release_http_session(upstream, &*peer, Some(POOL_IDLE))
-                        .await;
+                    super::conns::checkin(&picked.node.conns, upstream, &peer).await;
                     return match client {
                         Ok(()) => TryOutcome::Relayed,
                         Err(e) => TryOutcome::Aborted(e),
@@ -485,14 +478,11 @@ impl GatewayService {
     ) -> std::result::Result<(UpstreamSession, Arc<HttpPeer>), TryFailure> {
         let peer = node.peer().await?;
         for _ in 0..STALE_POOL_RETRIES {
-            let (mut upstream, reused) = self
-                .gw
-                .connector
-                .get_http_session(&*peer)
+            let (stream, reused) = super::conns::checkout(&self.gw.transport, &node.conns, &peer)
                 .await
                 .map_err(|e| TryFailure::Connect(e.to_string()))?;
-            match exchange_header(&mut upstream, request.clone(), body.clone()).await {
-                Ok(()) => return Ok((upstream, peer)),
+            match exchange_header(stream, request.clone(), &body).await {
+                Ok(upstream) => return Ok((upstream, peer)),
                 Err(_) if reused => continue,
                 Err(e) => return Err(TryFailure::Upstream(e.to_string())),
             }
@@ -683,22 +673,18 @@ fn node_body(node: &super::node::Node, body: &Bytes) -> Bytes {
 
 /// Sends header and body and reads the final (non-1xx) response header.
 async fn exchange_header(
-    upstream: &mut UpstreamSession,
+    stream: pingora::protocols::Stream,
     request: RequestHeader,
-    body: Bytes,
-) -> Result<()> {
-    upstream.write_request_header(Box::new(request)).await?;
-    if !body.is_empty() {
-        upstream.write_request_body(body, true).await?;
-    }
-    upstream.finish_request_body().await?;
+    body: &Bytes,
+) -> Result<UpstreamSession> {
+    let mut upstream = super::conns::send_request(stream, request, body).await?;
     loop {
         upstream.read_response_header().await?;
         let informational = upstream
             .response_header()
             .is_some_and(|h| h.status.is_informational());
         if !informational {
-            return Ok(());
+            return Ok(upstream);
         }
     }
 }

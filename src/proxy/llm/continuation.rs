@@ -434,7 +434,7 @@ mod tests {
             }
             _ => r#"{"model":"m","stream":true,"messages":[]}"#,
         };
-        LlmRequest::parse(dialect, body.as_bytes()).unwrap()
+        LlmRequest::parse(dialect, &bytes::Bytes::from_static(body.as_bytes())).unwrap()
     }
 
     fn feed(s: &mut ClientStream, events: &[SseEvent]) -> Vec<SseEvent> {

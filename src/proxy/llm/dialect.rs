@@ -5,6 +5,7 @@
 //! with a `messages` array. Everything else (model lists, embeddings, batches, token counting)
 //! stays on the generic proxy path, where the gateway's plain retry rules are right.
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -74,7 +75,8 @@ pub enum RequestError {
 #[derive(Debug, Clone)]
 pub struct LlmRequest {
     pub dialect: Dialect,
-    body: Map<String, Value>,
+    /// The client's body as it came; nodes get it byte for byte unless a rewrite applies.
+    raw: Bytes,
     /// `"stream": true`.
     pub stream: bool,
     /// The model the client asked for (`""` when absent).
@@ -84,38 +86,125 @@ pub struct LlmRequest {
     pub client_wants_usage: bool,
 }
 
+/// The members of a request body keel looks at. Deserializing into it skips over
+/// `messages` (often most of the bytes) without building a JSON tree of the prompt.
+#[derive(serde::Deserialize)]
+struct Probe {
+    #[serde(default)]
+    messages: Option<IsArray>,
+    #[serde(default)]
+    stream: Option<Value>,
+    #[serde(default)]
+    model: Option<Value>,
+    #[serde(default)]
+    stream_options: Option<Value>,
+}
+
+/// Whether a JSON value is an array; its contents are skipped, not kept.
+struct IsArray(bool);
+
+impl<'de> serde::Deserialize<'de> for IsArray {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess};
+        struct Kind;
+        impl<'de> serde::de::Visitor<'de> for Kind {
+            type Value = IsArray;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<IsArray, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IsArray(true))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IsArray, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(IsArray(false))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<IsArray, E> {
+                Ok(IsArray(false))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<IsArray, E> {
+                Ok(IsArray(false))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<IsArray, E> {
+                Ok(IsArray(false))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<IsArray, E> {
+                Ok(IsArray(false))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<IsArray, E> {
+                Ok(IsArray(false))
+            }
+            fn visit_unit<E>(self) -> Result<IsArray, E> {
+                Ok(IsArray(false))
+            }
+        }
+        d.deserialize_any(Kind)
+    }
+}
+
 impl LlmRequest {
-    pub fn parse(dialect: Dialect, body: &[u8]) -> Result<LlmRequest, RequestError> {
-        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(body) else {
-            return Err(RequestError::NotAnObject);
+    pub fn parse(dialect: Dialect, body: &Bytes) -> Result<LlmRequest, RequestError> {
+        // The probe reads a JSON object only (a struct would also accept an array), and
+        // refuses duplicate members: those bodies take the full parse, whose "last one
+        // wins" is what the node itself will see.
+        let object = body.trim_ascii_start().first() == Some(&b'{');
+        let probe = match serde_json::from_slice::<Probe>(body) {
+            Ok(p) if object => p,
+            _ => Self::probe_slowly(body)?,
         };
-        if !body.get("messages").is_some_and(Value::is_array) {
+        if !probe.messages.is_some_and(|m| m.0) {
             return Err(RequestError::NoMessages);
         }
-        let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
-        let model = body
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let client_wants_usage = body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
+        let stream = probe.stream.and_then(|v| v.as_bool()).unwrap_or(false);
+        let model = match probe.model {
+            Some(Value::String(m)) => m,
+            _ => String::new(),
+        };
+        let client_wants_usage = probe
+            .stream_options
+            .and_then(|o| o.get("include_usage").and_then(Value::as_bool))
             .unwrap_or(false);
         Ok(LlmRequest {
             dialect,
-            body,
+            raw: body.clone(),
             stream,
             model,
             client_wants_usage,
         })
     }
 
+    /// The probe from a full parse, for bodies the fast one does not take.
+    fn probe_slowly(body: &[u8]) -> Result<Probe, RequestError> {
+        let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(body) else {
+            return Err(RequestError::NotAnObject);
+        };
+        Ok(Probe {
+            messages: Some(IsArray(body.get("messages").is_some_and(Value::is_array))),
+            stream: body.remove("stream"),
+            model: body.remove("model"),
+            stream_options: body.remove("stream_options"),
+        })
+    }
+
+    /// The client's body as a JSON object (it parsed as one in [`LlmRequest::parse`]).
+    fn object(&self) -> Map<String, Value> {
+        match serde_json::from_slice(&self.raw) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
     /// The body for one node: `model` mapped for it, and for OpenAI streams
-    /// `stream_options.include_usage = true` so the final chunk carries usage.
-    pub fn body_for(&self, mapping: &BTreeMap<String, String>) -> bytes::Bytes {
-        self.render(self.body.clone(), mapping)
+    /// `stream_options.include_usage = true` so the final chunk carries usage. Without
+    /// either rewrite it is the client's body unchanged.
+    pub fn body_for(&self, mapping: &BTreeMap<String, String>) -> Bytes {
+        let remap = map_model(mapping, &self.model).is_some_and(|to| to != self.model);
+        let ask_usage = self.dialect == Dialect::OpenAi && self.stream && !self.client_wants_usage;
+        if !remap && !ask_usage {
+            return self.raw.clone();
+        }
+        self.render(self.object(), mapping)
     }
 
     /// The continuation body: the same request plus the text already delivered as a trailing
@@ -124,12 +213,8 @@ impl LlmRequest {
     /// Anthropic rejects a final assistant turn that ends in whitespace, so the prefill is
     /// trimmed at the end; the caller strips the same whitespace from the continuation's
     /// start (see [`super::continuation`]) so the client sees it once.
-    pub fn continuation_body(
-        &self,
-        delivered: &str,
-        mapping: &BTreeMap<String, String>,
-    ) -> bytes::Bytes {
-        let mut body = self.body.clone();
+    pub fn continuation_body(&self, delivered: &str, mapping: &BTreeMap<String, String>) -> Bytes {
+        let mut body = self.object();
         let prefill = match self.dialect {
             Dialect::OpenAi => delivered,
             Dialect::Anthropic => delivered.trim_end(),
@@ -140,11 +225,7 @@ impl LlmRequest {
         self.render(body, mapping)
     }
 
-    fn render(
-        &self,
-        mut body: Map<String, Value>,
-        mapping: &BTreeMap<String, String>,
-    ) -> bytes::Bytes {
+    fn render(&self, mut body: Map<String, Value>, mapping: &BTreeMap<String, String>) -> Bytes {
         if let Some(to) = map_model(mapping, &self.model) {
             body.insert("model".into(), Value::String(to.to_string()));
         }
@@ -227,12 +308,63 @@ mod tests {
     #[test]
     fn parse_rejects_non_generation_bodies() {
         assert_eq!(
-            LlmRequest::parse(Dialect::OpenAi, b"[1]").unwrap_err(),
+            LlmRequest::parse(Dialect::OpenAi, &Bytes::from_static(b"[1]")).unwrap_err(),
             RequestError::NotAnObject
         );
         assert_eq!(
-            LlmRequest::parse(Dialect::OpenAi, b"{\"model\":\"m\"}").unwrap_err(),
+            LlmRequest::parse(Dialect::OpenAi, &Bytes::from_static(b"{\"model\":\"m\"}"))
+                .unwrap_err(),
             RequestError::NoMessages
+        );
+    }
+
+    #[test]
+    fn bodies_without_a_rewrite_go_out_byte_for_byte() {
+        let raw = Bytes::from_static(
+            br#" { "messages" : [{"role":"user","content":"hi"}], "model":"m", "z":1, "a":2 } "#,
+        );
+        let r = LlmRequest::parse(Dialect::Anthropic, &raw).unwrap();
+        assert_eq!(r.body_for(&BTreeMap::new()), raw);
+        // OpenAI streams that already ask for usage need no rewrite either.
+        let raw = Bytes::from_static(
+            br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#,
+        );
+        let r = LlmRequest::parse(Dialect::OpenAi, &raw).unwrap();
+        assert_eq!(r.body_for(&BTreeMap::new()), raw);
+    }
+
+    #[test]
+    fn the_probe_reads_like_a_full_parse() {
+        let parse = |b: &'static [u8]| LlmRequest::parse(Dialect::OpenAi, &Bytes::from_static(b));
+        // Duplicate members: the last one counts, as in a full parse.
+        let r = parse(br#"{"model":"a","model":"b","stream":false,"stream":true,"messages":[]}"#)
+            .unwrap();
+        assert_eq!((r.model.as_str(), r.stream), ("b", true));
+        assert_eq!(
+            parse(br#"{"messages":[],"messages":{}}"#).unwrap_err(),
+            RequestError::NoMessages
+        );
+        // Wrong types are ignored as before, not refused.
+        let r = parse(br#"{"model":7,"stream":"yes","stream_options":3,"messages":[1,{"a":[]}]}"#)
+            .unwrap();
+        assert_eq!(
+            (r.model.as_str(), r.stream, r.client_wants_usage),
+            ("", false, false)
+        );
+        for not_messages in [
+            &br#"{"messages":{"a":1}}"#[..],
+            br#"{"messages":"x"}"#,
+            br#"{"messages":null}"#,
+        ] {
+            assert_eq!(parse(not_messages).unwrap_err(), RequestError::NoMessages);
+        }
+        assert_eq!(
+            parse(br#"[[], true]"#).unwrap_err(),
+            RequestError::NotAnObject
+        );
+        assert_eq!(
+            parse(br#"{"messages":[]"#).unwrap_err(),
+            RequestError::NotAnObject
         );
     }
 
@@ -240,7 +372,9 @@ mod tests {
     fn openai_stream_gets_include_usage_and_mapped_model() {
         let r = LlmRequest::parse(
             Dialect::OpenAi,
-            br#"{"model":"gpt-x","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+            &Bytes::from_static(
+                br#"{"model":"gpt-x","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+            ),
         )
         .unwrap();
         assert!(r.stream && !r.client_wants_usage);
@@ -260,7 +394,7 @@ mod tests {
     fn anthropic_body_is_left_alone_but_continuation_prefills_trimmed_text() {
         let r = LlmRequest::parse(
             Dialect::Anthropic,
-            br#"{"model":"claude","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+            &Bytes::from_static(br#"{"model":"claude","max_tokens":9,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#),
         )
         .unwrap();
         assert!(json(&r.body_for(&BTreeMap::new()))
@@ -277,7 +411,7 @@ mod tests {
     fn a_client_prefill_is_extended_not_duplicated() {
         let r = LlmRequest::parse(
             Dialect::Anthropic,
-            br#"{"model":"c","max_tokens":9,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"{"}]}"#,
+            &Bytes::from_static(br#"{"model":"c","max_tokens":9,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"{"}]}"#),
         )
         .unwrap();
         let b = json(&r.continuation_body("\"a\": 1", &BTreeMap::new()));
@@ -289,7 +423,7 @@ mod tests {
     fn openai_continuation_keeps_the_exact_prefix() {
         let r = LlmRequest::parse(
             Dialect::OpenAi,
-            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true},"stream":true}"#,
+            &Bytes::from_static(br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true},"stream":true}"#),
         )
         .unwrap();
         assert!(r.client_wants_usage);

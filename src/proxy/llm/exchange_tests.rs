@@ -270,12 +270,12 @@ fn settings() -> Settings {
 
 fn openai(stream: bool) -> LlmRequest {
     let body = json!({"model": "gpt-x", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
-    LlmRequest::parse(Dialect::OpenAi, body.to_string().as_bytes()).unwrap()
+    LlmRequest::parse(Dialect::OpenAi, &Bytes::from(body.to_string())).unwrap()
 }
 
 fn anthropic(stream: bool) -> LlmRequest {
     let body = json!({"model": "claude-x", "max_tokens": 50, "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
-    LlmRequest::parse(Dialect::Anthropic, body.to_string().as_bytes()).unwrap()
+    LlmRequest::parse(Dialect::Anthropic, &Bytes::from(body.to_string())).unwrap()
 }
 
 async fn run(fake: &Fake, req: &LlmRequest) -> (Served, Client) {
@@ -552,7 +552,7 @@ async fn cut_stream_is_continued_on_a_prefill_node_under_the_same_id() {
     );
     let req = LlmRequest::parse(
         Dialect::OpenAi,
-        br#"{"model":"gpt-x","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#,
+        &Bytes::from_static(br#"{"model":"gpt-x","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#),
     )
     .unwrap();
     let (served, client) = run(&fake, &req).await;

@@ -26,7 +26,7 @@ use crate::config::{ErrorClass, ProxyConfig};
 use crate::proxy::node::Node;
 use crate::proxy::retry::TryFailure;
 use crate::proxy::service::{
-    client_key, respond_json, upstream_request, GatewayService, NodeInFlight, RequestCtx, POOL_IDLE,
+    client_key, respond_json, upstream_request, GatewayService, NodeInFlight, RequestCtx,
 };
 use crate::proxy::Gateway;
 use async_trait::async_trait;
@@ -60,7 +60,7 @@ const HOP_BY_HOP: [&str; 6] = [
 ];
 
 /// The parsed generation request when this request takes the LLM route.
-pub fn llm_request(header: &RequestHeader, body: &[u8]) -> Option<LlmRequest> {
+pub fn llm_request(header: &RequestHeader, body: &Bytes) -> Option<LlmRequest> {
     let dialect = Dialect::from_route(&header.method, header.uri.path())?;
     match LlmRequest::parse(dialect, body) {
         Ok(r) => Some(r),
@@ -389,7 +389,7 @@ impl Upstream for GatewayUpstream<'_> {
             status,
             headers,
             body: Box::new(PingoraBody {
-                gw: self.gw.clone(),
+                node: node.node.clone(),
                 session: Some(session),
                 peer,
             }),
@@ -462,7 +462,7 @@ fn count_tokens(gw: &Gateway, node: &Node, usage: super::usage::Usage) {
 /// An upstream response body read through Pingora's client session; a fully read
 /// connection goes back to the pool.
 struct PingoraBody {
-    gw: Arc<Gateway>,
+    node: Arc<Node>,
     session: Option<UpstreamSession>,
     peer: Arc<HttpPeer>,
 }
@@ -477,10 +477,7 @@ impl ResponseBody for PingoraBody {
             Ok(Some(chunk)) => Ok(Some(chunk)),
             Ok(None) => {
                 if let Some(session) = self.session.take() {
-                    self.gw
-                        .connector
-                        .release_http_session(session, &*self.peer, Some(POOL_IDLE))
-                        .await;
+                    crate::proxy::conns::checkin(&self.node.conns, session, &self.peer).await;
                 }
                 Ok(None)
             }
@@ -547,10 +544,11 @@ mod tests {
 
     #[test]
     fn only_generation_bodies_take_the_llm_route() {
-        let messages = br#"{"model":"m","messages":[]}"#;
+        let messages = &Bytes::from_static(br#"{"model":"m","messages":[]}"#);
+        let no_messages = &Bytes::from_static(br#"{"model":"m"}"#);
         assert!(llm_request(&header("POST", "/v1/messages", None), messages).is_some());
         assert!(llm_request(&header("POST", "/v1/chat/completions", None), messages).is_some());
-        assert!(llm_request(&header("POST", "/v1/messages", None), b"{\"model\":\"m\"}").is_none());
+        assert!(llm_request(&header("POST", "/v1/messages", None), no_messages).is_none());
         assert!(llm_request(&header("POST", "/v1/embeddings", None), messages).is_none());
         assert!(llm_request(&header("GET", "/v1/messages", None), messages).is_none());
     }

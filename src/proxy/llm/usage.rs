@@ -44,9 +44,26 @@ impl Usage {
         })
     }
 
-    /// The usage of a complete JSON answer.
-    pub fn from_response(body: &Value) -> Option<Usage> {
-        body.get("usage").and_then(Usage::from_object)
+    /// The usage of a complete JSON answer. Only its `usage` member is built as JSON; the
+    /// rest (the generated text) is skipped. An answer with `usage` twice takes the full
+    /// parse, where the last one counts.
+    pub fn from_response(body: &[u8]) -> Option<Usage> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            usage: Option<Value>,
+        }
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
+        let usage = match serde_json::from_slice::<Answer>(body) {
+            Ok(a) => a.usage,
+            Err(_) => serde_json::from_slice::<Value>(body)
+                .ok()?
+                .get_mut("usage")
+                .map(Value::take),
+        };
+        usage.as_ref().and_then(Usage::from_object)
     }
 
     /// The usage object in `dialect`'s spelling.
@@ -122,24 +139,31 @@ mod tests {
 
     #[test]
     fn json_answers_of_both_apis() {
-        let openai =
-            json!({"usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46}});
+        let openai = br#"{"id":"x","choices":[{"message":{"content":"hi"}}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 34, "total_tokens": 46}}"#;
         assert_eq!(
-            Usage::from_response(&openai),
+            Usage::from_response(openai),
             Some(Usage {
                 input: 12,
                 output: 34
             })
         );
-        let anthropic = json!({"usage": {"input_tokens": 5, "output_tokens": 7}});
+        let anthropic = br#"{"usage": {"input_tokens": 5, "output_tokens": 7}}"#;
+        let five_seven = Some(Usage {
+            input: 5,
+            output: 7,
+        });
+        assert_eq!(Usage::from_response(anthropic), five_seven);
+        assert_eq!(Usage::from_response(br#"{"usage": null}"#), None);
         assert_eq!(
-            Usage::from_response(&anthropic),
-            Some(Usage {
-                input: 5,
-                output: 7
-            })
+            Usage::from_response(br#"[{"usage": {"input_tokens": 5}}]"#),
+            None
         );
-        assert_eq!(Usage::from_response(&json!({"usage": null})), None);
+        assert_eq!(Usage::from_response(b"not json"), None);
+        // Twice: the last one counts, as for any JSON reader.
+        let twice =
+            br#"{"usage": {"input_tokens": 1}, "usage": {"input_tokens": 5, "output_tokens": 7}}"#;
+        assert_eq!(Usage::from_response(twice), five_seven);
     }
 
     #[test]
