@@ -25,24 +25,41 @@ lines = ["# Gateway benchmark (loopback, two upstream nodes)", ""]
 
 # Throughput
 lines += ["## Maximum throughput (closed loop)", "",
-          "| target | concurrency | rps | p50 ms | p99 ms | errors | proxy CPU µs/request |",
-          "|---|---|---|---|---|---|---|"]
-tput = {}
-for t in ["direct", "keel", "nginx"]:
-    r = load(f"tput-{t}.json")
-    if not r:
-        continue
-    tput[t] = r
-    cpu_s = num(f"tput-{t}.cpu") / clk_tck
-    per_req = cpu_s * 1e6 / max(r["requests"], 1)
-    tput[t]["cpu_us"] = per_req
-    label = "direct (upstream a, no proxy)" if t == "direct" else t
-    cpu = "—" if t == "direct" else f"{per_req:.1f}"
-    lines.append(f"| {label} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
-                 f"{r['p99_ms']:.3f} | {r['errors']} | {cpu} |")
-if "keel" in tput and "nginx" in tput:
-    lines += ["", f"keel/nginx throughput ratio: **{tput['keel']['rps'] / tput['nginx']['rps']:.2f}**; "
-              f"CPU per request ratio (keel/nginx): **{tput['keel']['cpu_us'] / tput['nginx']['cpu_us']:.2f}**"]
+          "| target | round | concurrency | rps | p50 ms | p99 ms | errors | proxy CPU µs/request |",
+          "|---|---|---|---|---|---|---|---|"]
+
+
+def tput_row(stem):
+    r = load(f"{stem}.json")
+    if r:
+        cpu_s = num(f"{stem}.cpu") / clk_tck
+        r["cpu_us"] = cpu_s * 1e6 / max(r["requests"], 1)
+    return r
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+direct_tput = tput_row("tput-direct")
+if direct_tput:
+    r = direct_tput
+    lines.append(f"| direct (upstream a, no proxy) | — | {r['concurrency']} | {r['rps']:.0f} | "
+                 f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} | — |")
+medians = {}
+for t in ["keel", "nginx"]:
+    rounds = sorted(out.glob(f"tput-{t}-*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    rows = [tput_row(p.stem) for p in rounds]
+    for i, r in enumerate(rows, 1):
+        lines.append(f"| {t} | {i} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
+                     f"{r['p99_ms']:.3f} | {r['errors']} | {r['cpu_us']:.1f} |")
+    if rows:
+        medians[t] = (median([r["rps"] for r in rows]), median([r["cpu_us"] for r in rows]))
+        lines.append(f"| **{t}** | median | | **{medians[t][0]:.0f}** | | | | **{medians[t][1]:.1f}** |")
+if "keel" in medians and "nginx" in medians:
+    lines += ["", f"keel/nginx throughput ratio (medians): **{medians['keel'][0] / medians['nginx'][0]:.2f}**; "
+              f"CPU per request ratio (keel/nginx): **{medians['keel'][1] / medians['nginx'][1]:.2f}**"]
 
 # Latency
 lines += ["", "## Latency at a fixed rate (open loop)", "",

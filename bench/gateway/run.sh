@@ -8,12 +8,13 @@
 #   TPUT_SECS=3 LAT_SECS=3 FAILOVER_SECS=9 BENCH_KEEL_BIN=/tmp/keel-old bench/gateway/run.sh  # short, another build
 #
 # Needs: cargo, nginx (apt-get install nginx), python3 (result parsing). Loopback only; every
-# process it starts is stopped on exit. Runs take about 4 minutes in total by default.
+# process it starts is stopped on exit. Runs take about 5 minutes in total by default.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 CONC=${CONC:-64}              # closed-loop concurrency
 TPUT_SECS=${TPUT_SECS:-10}    # closed-loop run length
+ROUNDS=${ROUNDS:-3}           # closed-loop rounds per proxy (the report takes the median)
 RATE=${RATE:-500}             # open-loop rate
 LAT_SECS=${LAT_SECS:-20}      # latency run length
 FAILOVER_SECS=${FAILOVER_SECS:-60}
@@ -77,9 +78,11 @@ http {
     server 127.0.0.1:$UP_A max_fails=1 fail_timeout=10s;
     server 127.0.0.1:$UP_B max_fails=1 fail_timeout=10s;
     keepalive 64;
+    keepalive_requests 1000000;  # like keel: no cap on requests per upstream connection
   }
   server {
     listen 127.0.0.1:$NGINX;
+    keepalive_requests 1000000;  # like keel: the load generator's connections are never cut
     location / {
       proxy_pass http://llm;
       proxy_http_version 1.1;
@@ -113,13 +116,19 @@ declare -A URL=([direct]="http://127.0.0.1:$UP_A/v1/messages" [keel]="http://127
 echo "warm-up..." >&2
 for t in direct keel nginx; do "$LG" closed "${URL[$t]}" 8 2 >/dev/null; done
 
-echo "throughput: closed loop, concurrency $CONC, ${TPUT_SECS}s each..." >&2
-for t in direct keel nginx; do
+echo "throughput: closed loop, concurrency $CONC, ${TPUT_SECS}s each, $ROUNDS rounds of keel and nginx in turn..." >&2
+tput() { # target file-stem
+  local t=$1 P
   case $t in keel) P="$KEEL_PID";; nginx) P=$(nginx_pids);; *) P="$PID_A";; esac
-  before=$(cpu_ticks $P)
-  "$LG" closed "${URL[$t]}" "$CONC" "$TPUT_SECS" > "$OUT/tput-$t.json"
-  after=$(cpu_ticks $P)
-  echo "$((after - before))" > "$OUT/tput-$t.cpu"
+  local before; before=$(cpu_ticks $P)
+  "$LG" closed "${URL[$t]}" "$CONC" "$TPUT_SECS" > "$OUT/$2.json"
+  echo "$(( $(cpu_ticks $P) - before ))" > "$OUT/$2.cpu"
+}
+tput direct tput-direct
+# Alternating rounds: whatever the machine's neighbours do meanwhile falls on both proxies.
+for r in $(seq "$ROUNDS"); do
+  tput keel "tput-keel-$r"
+  tput nginx "tput-nginx-$r"
 done
 
 echo "latency: open loop, $RATE rps, ${LAT_SECS}s each..." >&2

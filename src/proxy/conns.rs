@@ -17,16 +17,15 @@
 //! any other thread (the prewarm probes on the main runtime) uses slot 0.
 //!
 //! The request header and a small body leave in one write: Pingora's client flushes the
-//! header on its own, which costs a second `send` and lets the node wake up for half a
+//! header on its own, which costs a second `send` and wakes the node up for half a
 //! request.
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use parking_lot::Mutex;
 use pingora::connectors::TransportConnector;
-use pingora::http::RequestHeader;
 use pingora::protocols::http::client::HttpSession;
-use pingora::protocols::http::v1::client::{http_req_header_to_wire, HttpSession as H1Session};
+use pingora::protocols::http::v1::client::HttpSession as H1Session;
 use pingora::protocols::Stream;
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use std::cell::Cell;
@@ -168,35 +167,28 @@ pub async fn checkin(conns: &IdleConns, session: HttpSession, peer: &HttpPeer) {
     }
 }
 
-/// Sends `req` with `body` on `stream` and returns the client session to read the answer.
+/// Sends a request — `head` is its complete header in wire form (see [`super::head`]) —
+/// with `body` on `stream`, and returns the client session to read the answer with.
 ///
-/// A body up to [`COALESCE_MAX`] bytes follows the header in the same write; larger ones
-/// (and `HEAD`, whose answer framing Pingora derives from the request it wrote) take
-/// Pingora's own header-then-body path.
+/// A body up to [`COALESCE_MAX`] bytes follows the header in the same write. Pingora's
+/// session never saw the request, so for `HEAD` it would expect the body the answer's
+/// `content-length` announces: callers read no body after a `HEAD` (and the connection is
+/// then not reused).
 pub async fn send_request(
-    stream: Stream,
-    req: RequestHeader,
+    mut stream: Stream,
+    head: &[u8],
     body: &Bytes,
 ) -> pingora::Result<HttpSession> {
-    if body.is_empty() || body.len() > COALESCE_MAX || req.method == http::Method::HEAD {
-        let mut session = HttpSession::H1(H1Session::new(stream));
-        session.write_request_header(Box::new(req)).await?;
-        if !body.is_empty() {
-            session.write_request_body(body.clone(), true).await?;
-        }
-        session.finish_request_body().await?;
-        return Ok(session);
-    }
-    let mut stream = stream;
-    let mut wire: BytesMut = http_req_header_to_wire(&req).ok_or_else(|| {
-        pingora::Error::explain(
-            pingora::ErrorType::InvalidHTTPHeader,
-            "request line contains forbidden bytes",
-        )
-    })?;
-    wire.extend_from_slice(body);
     let written = async {
-        stream.write_all(&wire).await?;
+        if body.len() <= COALESCE_MAX {
+            let mut wire = BytesMut::with_capacity(head.len() + body.len());
+            wire.extend_from_slice(head);
+            wire.extend_from_slice(body);
+            stream.write_all(&wire).await?;
+        } else {
+            stream.write_all(head).await?;
+            stream.write_all(body).await?;
+        }
         stream.flush().await
     };
     written.await.map_err(|e| {

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod breaker;
 pub mod conns;
 pub mod events;
+pub mod head;
 pub mod llm;
 pub mod metrics;
 pub mod node;

@@ -9,7 +9,6 @@ use super::events::{NodePrewarmed, NodePrewarming, NodeSwitched, PrewarmFailed, 
 use super::node::Node;
 use super::Gateway;
 use bytes::Bytes;
-use pingora::http::RequestHeader;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -150,12 +149,12 @@ async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
     } else {
         ("GET", node.target.path_for(&node.config.health_path))
     };
-    let mut req = RequestHeader::build(method, path.as_bytes(), None).map_err(|e| e.to_string())?;
-    req.insert_header("host", node.target.authority.as_str())
-        .map_err(|e| e.to_string())?;
-    req.insert_header("user-agent", concat!("keel/", env!("CARGO_PKG_VERSION")))
-        .map_err(|e| e.to_string())?;
-    let mut session = super::conns::send_request(stream, req, &Bytes::new())
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {}\r\nuser-agent: keel/{}\r\n\r\n",
+        node.target.authority,
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut session = super::conns::send_request(stream, head.as_bytes(), &Bytes::new())
         .await
         .map_err(|e| format!("sending probe: {e}"))?;
     session
@@ -166,6 +165,11 @@ async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
         .response_header()
         .map(|h| h.status.as_u16())
         .ok_or("no response header")?;
+    if method == "HEAD" {
+        // No body follows; the session would wait for the announced one, so the
+        // connection is closed instead of reused (see `conns::send_request`).
+        return Ok(status);
+    }
     let mut read = 0usize;
     let mut reusable = true;
     loop {

@@ -24,6 +24,7 @@
 //! `upstream_peer` is never reached, while Pingora still owns the downstream side: parsing,
 //! keep-alive, graceful shutdown, error answers and the `logging` hook.
 
+use super::head::ClientHead;
 use super::pool::Picked;
 use super::retry::{Next, RetryState, TryFailure};
 use super::usage::UsageMeter;
@@ -40,18 +41,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::time::Instant as TokioInstant;
 
-/// Hop-by-hop and per-connection headers that are never forwarded as they are.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "expect",
-];
 /// Longest `x-request-id` taken from a client.
 const MAX_REQUEST_ID: usize = 128;
 /// Fresh connections tried on one node when pooled ones turn out to be closed.
@@ -336,18 +325,8 @@ impl GatewayService {
         let started = Instant::now();
         let try_deadline = deadline.min(TokioInstant::now() + cfg.retry.per_try_timeout);
         let body = node_body(node, body);
-        let request =
-            match upstream_request(session.req_header(), node, &ctx.request_id, body.len()) {
-                Ok(r) => r,
-                Err(e) => {
-                    // The request never reached the node: no outcome to record.
-                    if picked.probe {
-                        node.control().breaker.release_probe();
-                    }
-                    return TryOutcome::Aborted(e);
-                }
-            };
-        let sent = tokio::time::timeout_at(try_deadline, self.send(node, request, body)).await;
+        let head = ClientHead::of(session.req_header()).for_node(node, &ctx.request_id, body.len());
+        let sent = tokio::time::timeout_at(try_deadline, self.send(node, &head, body)).await;
         let (mut upstream, peer) = match sent {
             Ok(Ok(pair)) => pair,
             Ok(Err(failure)) => return self.failed(picked, started, failure),
@@ -473,7 +452,7 @@ impl GatewayService {
     pub(super) async fn send(
         &self,
         node: &super::node::Node,
-        request: RequestHeader,
+        head: &[u8],
         body: Bytes,
     ) -> std::result::Result<(UpstreamSession, Arc<HttpPeer>), TryFailure> {
         let peer = node.peer().await?;
@@ -481,7 +460,7 @@ impl GatewayService {
             let (stream, reused) = super::conns::checkout(&self.gw.transport, &node.conns, &peer)
                 .await
                 .map_err(|e| TryFailure::Connect(e.to_string()))?;
-            match exchange_header(stream, request.clone(), &body).await {
+            match exchange_header(stream, head, &body).await {
                 Ok(upstream) => return Ok((upstream, peer)),
                 Err(_) if reused => continue,
                 Err(e) => return Err(TryFailure::Upstream(e.to_string())),
@@ -597,57 +576,6 @@ async fn read_body(session: &mut Session, max: usize) -> Result<Option<Bytes>> {
     Ok(Some(body.freeze()))
 }
 
-/// The upstream request: the client's method, path under the node's prefix, headers minus
-/// hop-by-hop ones, the node's key in the client's header style, identity encoding (so
-/// usage can be read), and the request id.
-pub(super) fn upstream_request(
-    client: &RequestHeader,
-    node: &super::node::Node,
-    request_id: &str,
-    body_len: usize,
-) -> Result<RequestHeader> {
-    let path = node.target.path_for(
-        client
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
-    );
-    let mut req = RequestHeader::build(
-        client.method.clone(),
-        path.as_bytes(),
-        Some(client.headers.len() + 4),
-    )?;
-    let key = node.config.api_key.as_ref();
-    let client_used_x_api_key = client.headers.contains_key("x-api-key");
-    for (name, value) in client.headers.iter() {
-        let n = name.as_str();
-        if HOP_BY_HOP.contains(&n)
-            || n == "content-length"
-            || n == "accept-encoding"
-            || n == "x-request-id"
-            || (key.is_some() && (n == "x-api-key" || n == "authorization"))
-        {
-            continue;
-        }
-        req.append_header(name.clone(), value.clone())?;
-    }
-    if let Some(key) = key {
-        if client_used_x_api_key {
-            req.insert_header("x-api-key", key.expose())?;
-        } else {
-            req.insert_header("authorization", format!("Bearer {}", key.expose()))?;
-        }
-    }
-    req.insert_header("host", node.target.authority.as_str())?;
-    req.insert_header("accept-encoding", "identity")?;
-    req.insert_header("x-request-id", request_id)?;
-    if body_len > 0 || client.headers.contains_key("content-length") {
-        req.insert_header("content-length", body_len.to_string())?;
-    }
-    Ok(req)
-}
-
 /// The body for this node: `model` rewritten by its `model_mapping` when it applies.
 fn node_body(node: &super::node::Node, body: &Bytes) -> Bytes {
     let mapping = &node.config.model_mapping;
@@ -674,10 +602,10 @@ fn node_body(node: &super::node::Node, body: &Bytes) -> Bytes {
 /// Sends header and body and reads the final (non-1xx) response header.
 async fn exchange_header(
     stream: pingora::protocols::Stream,
-    request: RequestHeader,
+    head: &[u8],
     body: &Bytes,
 ) -> Result<UpstreamSession> {
-    let mut upstream = super::conns::send_request(stream, request, body).await?;
+    let mut upstream = super::conns::send_request(stream, head, body).await?;
     loop {
         upstream.read_response_header().await?;
         let informational = upstream

@@ -860,3 +860,53 @@ async fn sigterm_lets_an_in_flight_proxy_request_finish() {
     assert_eq!(r.json::<Value>().await.unwrap()["node"], "slow");
     assert!(k.log().contains("proxy drained"), "{}", k.log());
 }
+
+/// keel writes requests to the nodes itself (one write for header and body), so Pingora's
+/// client never sees a `HEAD` go out: the answer's `content-length` must not make keel wait
+/// for a body — neither for a client's `HEAD` nor for a prewarm probe (`health_path = ""`).
+#[tokio::test]
+async fn head_requests_and_head_probes_do_not_wait_for_a_body() {
+    let node1 = Upstream::start("node1").await;
+    let node3 = Upstream::start("node3").await;
+    let k = start(&[node("node1", &node1.url(), "")], FAST).await;
+    let head = client()
+        .head(k.proxy_url("/v1/models"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("HEAD answered");
+    assert_eq!(head.status(), 200);
+    let announced: usize = head.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(announced > 0, "the node announced a body length");
+    // The node and keel's connection to it still serve the next request normally.
+    let body: Value = post(&k, &msg()).await.json().await.unwrap();
+    assert_eq!(body["node"], "node1");
+    let seen: Vec<_> = node1.requests().iter().map(|r| r.method.clone()).collect();
+    assert_eq!(seen, ["HEAD", "POST"]);
+
+    let r = k
+        .admin(client().post(k.url("/admin/api/nodes")))
+        .json(&json!({"name": "node3", "base_url": node3.url(), "health_path": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    eventually("node3 prewarmed with HEAD probes", &k, async || {
+        k.log()
+            .contains("[warmup] node node3 prewarmed successfully (2/2)")
+    })
+    .await;
+    let probes: Vec<_> = node3
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone()))
+        .collect();
+    assert_eq!(
+        probes,
+        [("HEAD".into(), "/".into()), ("HEAD".into(), "/".into())]
+    );
+}

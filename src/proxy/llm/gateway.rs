@@ -23,11 +23,10 @@ use super::exchange::{
     Upstream, UpstreamResponse,
 };
 use crate::config::{ErrorClass, ProxyConfig};
+use crate::proxy::head::ClientHead;
 use crate::proxy::node::Node;
 use crate::proxy::retry::TryFailure;
-use crate::proxy::service::{
-    client_key, respond_json, upstream_request, GatewayService, NodeInFlight, RequestCtx,
-};
+use crate::proxy::service::{client_key, respond_json, GatewayService, NodeInFlight, RequestCtx};
 use crate::proxy::Gateway;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -146,11 +145,11 @@ impl LlmRoute {
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             })
             .flatten();
-        let client_req = session.req_header().clone();
+        let head = ClientHead::of(session.req_header());
         let upstream = GatewayUpstream {
             service,
             gw: gw.clone(),
-            client_req: &client_req,
+            head: &head,
             request_id: ctx.request_id.clone(),
             started: ctx.started,
             route: self,
@@ -178,7 +177,7 @@ impl LlmRoute {
             );
             return respond_json(session, ctx, 400, "invalid_request_error", &message, None).await;
         }
-        let scoped = scoped_key(&client_req, &key);
+        let scoped = scoped_key(session.req_header(), &key);
         loop {
             match self.dedup.claim(&scoped, &body, Instant::now()) {
                 Claim::Replay(stored) => {
@@ -316,7 +315,7 @@ impl LlmNode for GatewayNode {
 struct GatewayUpstream<'a> {
     service: &'a GatewayService,
     gw: Arc<Gateway>,
-    client_req: &'a RequestHeader,
+    head: &'a ClientHead,
     request_id: String,
     started: Instant,
     route: &'a LlmRoute,
@@ -363,18 +362,17 @@ impl Upstream for GatewayUpstream<'_> {
     }
 
     async fn send(&self, node: &GatewayNode, body: Bytes) -> Result<UpstreamResponse, SendError> {
-        let request = upstream_request(self.client_req, &node.node, &self.request_id, body.len())
-            .map_err(|e| SendError::Connect(e.to_string()))?;
+        let head = self.head.for_node(&node.node, &self.request_id, body.len());
         node.node.in_flight.fetch_add(1, Ordering::AcqRel);
         let in_flight = NodeInFlight(&node.node);
-        let (session, peer) = self
-            .service
-            .send(&node.node, request, body)
-            .await
-            .map_err(|f| match f {
-                TryFailure::Connect(e) => SendError::Connect(e),
-                other => SendError::Reset(other.to_string()),
-            })?;
+        let (session, peer) =
+            self.service
+                .send(&node.node, &head, body)
+                .await
+                .map_err(|f| match f {
+                    TryFailure::Connect(e) => SendError::Connect(e),
+                    other => SendError::Reset(other.to_string()),
+                })?;
         drop(in_flight);
         let header = session
             .response_header()

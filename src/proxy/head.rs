@@ -1,0 +1,210 @@
+//! The request header keel sends to a node, built from the client's.
+//!
+//! What does not depend on the node (the client's headers minus hop-by-hop ones) is put in
+//! wire form once per request, in [`ClientHead::of`]; each attempt then only adds the
+//! request line and the node's own headers (`host`, its API key, `x-request-id`,
+//! `content-length`) around those bytes. No header map is built or cloned per attempt.
+
+use bytes::{BufMut, BytesMut};
+use pingora::http::RequestHeader;
+
+/// Hop-by-hop and per-connection headers that are never forwarded as they are, and the
+/// ones keel sets itself for every node.
+const NOT_FORWARDED: [&str; 12] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "expect",
+    "content-length",
+    "accept-encoding",
+    "x-request-id",
+];
+
+/// The client's request header, reduced to what every node gets.
+pub struct ClientHead {
+    method: http::Method,
+    /// Path and query as the client sent them.
+    path: String,
+    /// `name: value\r\n` lines forwarded to every node.
+    common: BytesMut,
+    /// The client's own credentials (`x-api-key`, `authorization`), forwarded only to a
+    /// node without an `api_key` of its own.
+    credentials: BytesMut,
+    /// The client used `x-api-key`: a node's key goes upstream in the same header.
+    used_x_api_key: bool,
+    /// The client framed its body with `content-length` (kept even when 0).
+    had_content_length: bool,
+}
+
+impl ClientHead {
+    pub fn of(client: &RequestHeader) -> ClientHead {
+        let mut common = BytesMut::with_capacity(512);
+        let mut credentials = BytesMut::new();
+        for (name, value) in client.headers.iter() {
+            let n = name.as_str();
+            if NOT_FORWARDED.contains(&n) {
+                continue;
+            }
+            let out = if n == "x-api-key" || n == "authorization" {
+                &mut credentials
+            } else {
+                &mut common
+            };
+            line(out, n.as_bytes(), value.as_bytes());
+        }
+        ClientHead {
+            method: client.method.clone(),
+            path: client
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+            common,
+            credentials,
+            used_x_api_key: client.headers.contains_key("x-api-key"),
+            had_content_length: client.headers.contains_key("content-length"),
+        }
+    }
+
+    /// The complete request header for `node`, ending with the blank line.
+    pub fn for_node(
+        &self,
+        node: &super::node::Node,
+        request_id: &str,
+        body_len: usize,
+    ) -> BytesMut {
+        let path = node.target.path_for(&self.path);
+        let mut wire = BytesMut::with_capacity(self.common.len() + self.credentials.len() + 256);
+        wire.put_slice(self.method.as_str().as_bytes());
+        wire.put_u8(b' ');
+        wire.put_slice(path.as_bytes());
+        wire.put_slice(b" HTTP/1.1\r\n");
+        wire.put_slice(&self.common);
+        match node.config.api_key.as_ref() {
+            Some(key) if self.used_x_api_key => {
+                line(&mut wire, b"x-api-key", key.expose().as_bytes())
+            }
+            Some(key) => {
+                wire.put_slice(b"authorization: Bearer ");
+                wire.put_slice(key.expose().as_bytes());
+                wire.put_slice(b"\r\n");
+            }
+            None => wire.put_slice(&self.credentials),
+        }
+        line(&mut wire, b"host", node.target.authority.as_bytes());
+        line(&mut wire, b"accept-encoding", b"identity");
+        line(&mut wire, b"x-request-id", request_id.as_bytes());
+        if body_len > 0 || self.had_content_length {
+            line(
+                &mut wire,
+                b"content-length",
+                body_len.to_string().as_bytes(),
+            );
+        }
+        wire.put_slice(b"\r\n");
+        wire
+    }
+}
+
+fn line(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{NodeConfig, ProxyConfig};
+    use crate::proxy::node::{Node, Source};
+
+    fn node(base_url: &str, api_key: Option<&str>) -> Node {
+        let config: NodeConfig = serde_json::from_value(serde_json::json!({
+            "name": "n", "base_url": base_url, "api_key": api_key,
+        }))
+        .unwrap();
+        let now = std::time::Instant::now();
+        Node::new(config, Source::Config, &ProxyConfig::default(), true, now).unwrap()
+    }
+
+    fn client(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut h = RequestHeader::build("POST", b"/v1/messages?beta=1", None).unwrap();
+        for (k, v) in headers {
+            h.append_header(k.to_string(), *v).unwrap();
+        }
+        h
+    }
+
+    /// The request line and the header lines, in order, without the closing blank line.
+    fn lines(wire: &[u8]) -> Vec<String> {
+        let text = std::str::from_utf8(wire).unwrap();
+        let head = text
+            .strip_suffix("\r\n\r\n")
+            .expect("ends with a blank line");
+        head.split("\r\n").map(str::to_string).collect()
+    }
+
+    #[test]
+    fn hop_by_hop_and_keel_owned_headers_are_replaced_the_rest_forwarded() {
+        let c = client(&[
+            ("Host", "keel.local"),
+            ("Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Content-Length", "2"),
+            ("Accept-Encoding", "gzip"),
+            ("X-Request-Id", "from-client"),
+            ("Anthropic-Version", "2023-06-01"),
+            ("X-Api-Key", "client-key"),
+        ]);
+        let wire =
+            ClientHead::of(&c).for_node(&node("http://10.0.0.1:8000/prefix", None), "rid", 7);
+        assert_eq!(
+            lines(&wire),
+            [
+                "POST /prefix/v1/messages?beta=1 HTTP/1.1",
+                "anthropic-version: 2023-06-01",
+                "x-api-key: client-key",
+                "host: 10.0.0.1:8000",
+                "accept-encoding: identity",
+                "x-request-id: rid",
+                "content-length: 7",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_key_replaces_the_client_key_in_the_clients_style() {
+        let by_x_api_key = client(&[("x-api-key", "client-key"), ("authorization", "Bearer c")]);
+        let keyed = node("https://api.example.com", Some("node-key"));
+        let wire = lines(&ClientHead::of(&by_x_api_key).for_node(&keyed, "r", 0));
+        assert!(
+            wire.contains(&"x-api-key: node-key".to_string()),
+            "{wire:?}"
+        );
+        assert!(!wire
+            .iter()
+            .any(|l| l.contains("client-key") || l.starts_with("authorization")));
+
+        let by_bearer = client(&[("Authorization", "Bearer client-key")]);
+        let wire = lines(&ClientHead::of(&by_bearer).for_node(&keyed, "r", 0));
+        assert!(
+            wire.contains(&"authorization: Bearer node-key".to_string()),
+            "{wire:?}"
+        );
+        assert!(!wire.iter().any(|l| l.contains("client-key")));
+        // No body and no content-length from the client: none upstream either.
+        assert!(!wire.iter().any(|l| l.starts_with("content-length")));
+    }
+
+    #[test]
+    fn an_empty_body_keeps_an_explicit_zero_length() {
+        let c = client(&[("content-length", "0")]);
+        let wire = lines(&ClientHead::of(&c).for_node(&node("http://h:1", None), "r", 0));
+        assert!(wire.contains(&"content-length: 0".to_string()), "{wire:?}");
+    }
+}
