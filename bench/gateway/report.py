@@ -66,13 +66,14 @@ lines += ["", "## Latency at a fixed rate (open loop)", "",
           "| target | rate | p50 ms | p99 ms | max ms | success % | added p99 ms | peak RSS MiB |",
           "|---|---|---|---|---|---|---|---|"]
 direct = load("lat-direct.json")
-for t in ["direct", "keel", "nginx"]:
+labels = {"direct": "direct (upstream a)", "keel-gw": "keel, `[executor] enabled = false`"}
+for t in ["direct", "keel", "keel-gw", "nginx"]:
     r = load(f"lat-{t}.json")
     if not r:
         continue
     added = "—" if t == "direct" or not direct else f"{r['p99_ms'] - direct['p99_ms']:.3f}"
     rss = num(f"rss-{t}.kib") / 1024
-    label = "direct (upstream a)" if t == "direct" else t
+    label = labels.get(t, t)
     lines.append(f"| {label} | {r['rate']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['max_ms']:.3f} | "
                  f"{r['success_pct']:.2f} | {added} | {rss:.1f} |")
 

@@ -18,9 +18,9 @@ ROUNDS=${ROUNDS:-3}           # closed-loop rounds per proxy (the report takes t
 RATE=${RATE:-500}             # open-loop rate
 LAT_SECS=${LAT_SECS:-20}      # latency run length
 FAILOVER_SECS=${FAILOVER_SECS:-60}
-UP_A=19001 UP_B=19002 KEEL=18080 KEEL_CTL=18081 NGINX=18090
+UP_A=19001 UP_B=19002 KEEL=18080 KEEL_CTL=18081 KEEL_GW=18082 KEEL_GW_CTL=18083 NGINX=18090
 OUT=bench/out/gateway
-rm -rf "$OUT"; mkdir -p "$OUT/keel" "$OUT/nginx"
+rm -rf "$OUT"; mkdir -p "$OUT/keel" "$OUT/keel-gw" "$OUT/nginx"
 
 command -v nginx >/dev/null || { echo "nginx missing: apt-get install -y nginx" >&2; exit 1; }
 echo "building keel and the load generator (release)..." >&2
@@ -66,6 +66,12 @@ format = "json"
 level = "warn"
 EOF
 "$KEEL_BIN" run --config "$OUT/keel/keel.toml" 2> "$OUT/keel/keel.log" & KEEL_PID=$!; pids+=("$KEEL_PID")
+# A second keel for the gateway's own memory: the same gateway, the executor (and its warm
+# V8 isolates) off — what a box that uses keel only as its gateway runs. Latency run only.
+sed -e "s#$OUT/keel/data#$OUT/keel-gw/data#" -e "s#:$KEEL_CTL\"#:$KEEL_GW_CTL\"#" -e "s#:$KEEL\"#:$KEEL_GW\"#" \
+  "$OUT/keel/keel.toml" > "$OUT/keel-gw/keel.toml"
+printf '[executor]\nenabled = false\n' >> "$OUT/keel-gw/keel.toml"
+"$KEEL_BIN" run --config "$OUT/keel-gw/keel.toml" 2> "$OUT/keel-gw/keel.log" & KEEL_GW_PID=$!; pids+=("$KEEL_GW_PID")
 
 cat > "$OUT/nginx/nginx.conf" <<EOF
 worker_processes auto;
@@ -96,7 +102,7 @@ http {
 }
 EOF
 nginx -p "$PWD/$OUT/nginx" -c "$PWD/$OUT/nginx/nginx.conf"
-wait_port $KEEL; wait_port $NGINX
+wait_port $KEEL; wait_port $KEEL_GW; wait_port $NGINX
 sleep 0.5
 NGINX_MASTER=$(cat "$OUT/nginx/nginx.pid")
 
@@ -111,10 +117,10 @@ cpu_ticks() { # pids... -> utime+stime clock ticks summed
 nginx_pids() { echo "$NGINX_MASTER $(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')"; }
 rss_kib() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 
-declare -A URL=([direct]="http://127.0.0.1:$UP_A/v1/messages" [keel]="http://127.0.0.1:$KEEL/v1/messages" [nginx]="http://127.0.0.1:$NGINX/v1/messages")
+declare -A URL=([direct]="http://127.0.0.1:$UP_A/v1/messages" [keel]="http://127.0.0.1:$KEEL/v1/messages" [keel-gw]="http://127.0.0.1:$KEEL_GW/v1/messages" [nginx]="http://127.0.0.1:$NGINX/v1/messages")
 
 echo "warm-up..." >&2
-for t in direct keel nginx; do "$LG" closed "${URL[$t]}" 8 2 >/dev/null; done
+for t in direct keel keel-gw nginx; do "$LG" closed "${URL[$t]}" 8 2 >/dev/null; done
 
 echo "throughput: closed loop, concurrency $CONC, ${TPUT_SECS}s each, $ROUNDS rounds of keel and nginx in turn..." >&2
 tput() { # target file-stem
@@ -132,8 +138,8 @@ for r in $(seq "$ROUNDS"); do
 done
 
 echo "latency: open loop, $RATE rps, ${LAT_SECS}s each..." >&2
-for t in direct keel nginx; do
-  case $t in keel) P="$KEEL_PID";; nginx) P=$(nginx_pids);; *) P="$PID_A";; esac
+for t in direct keel keel-gw nginx; do
+  case $t in keel) P="$KEEL_PID";; keel-gw) P="$KEEL_GW_PID";; nginx) P=$(nginx_pids);; *) P="$PID_A";; esac
   ( max=0; while sleep 0.5; do r=$(rss_kib $P); [ "$r" -gt "$max" ] && max=$r && echo $max > "$OUT/rss-$t.kib"; done ) & SAMPLER=$!
   "$LG" open "${URL[$t]}" "$RATE" "$LAT_SECS" > "$OUT/lat-$t.json"
   kill $SAMPLER 2>/dev/null || true; wait $SAMPLER 2>/dev/null || true
