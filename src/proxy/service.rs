@@ -652,7 +652,7 @@ pub(super) async fn respond_json(
 ) -> Result<()> {
     let body =
         Bytes::from(serde_json::json!({"error": {"type": kind, "message": message}}).to_string());
-    let mut resp = ResponseHeader::build(status, Some(5))?;
+    let mut resp = ResponseHeader::build_no_case(status, Some(5))?;
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", body.len().to_string())?;
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;

@@ -496,8 +496,10 @@ pub struct SessionSink<'a> {
 #[async_trait]
 impl ClientSink for SessionSink<'_> {
     async fn head(&mut self, status: u16, headers: &HeaderMap) -> Result<(), ClientGone> {
-        let mut resp =
-            ResponseHeader::build(status, Some(headers.len() + 2)).map_err(|_| ClientGone)?;
+        // No case map: the names come from a `HeaderMap` (lowercase already), and keeping
+        // one costs a second map insert per header.
+        let mut resp = ResponseHeader::build_no_case(status, Some(headers.len() + 2))
+            .map_err(|_| ClientGone)?;
         for (name, value) in headers {
             if HOP_BY_HOP.contains(&name.as_str()) {
                 continue;
