@@ -227,6 +227,7 @@ impl GatewayService {
             return self.llm.serve(self, session, ctx, request, body).await;
         }
         let deadline = TokioInstant::from_std(ctx.started) + cfg.timeouts.total;
+        let client_head = ClientHead::of(session.req_header());
         let mut retry = RetryState::new(&cfg.retry);
         loop {
             let picked = match gw.pool.pick(|n| retry.has_tried(n), Instant::now()) {
@@ -249,7 +250,10 @@ impl GatewayService {
                 None => return self.all_failed(session, ctx, &retry).await,
             };
             let name = picked.node.name.clone();
-            match self.try_node(session, ctx, &picked, &body, deadline).await {
+            match self
+                .try_node(session, ctx, &client_head, &picked, &body, deadline)
+                .await
+            {
                 TryOutcome::Relayed => return Ok(()),
                 TryOutcome::Aborted(e) => return Err(e),
                 TryOutcome::Failed(failure) => {
@@ -313,6 +317,7 @@ impl GatewayService {
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
+        client_head: &ClientHead,
         picked: &Picked,
         body: &Bytes,
         deadline: TokioInstant,
@@ -325,7 +330,7 @@ impl GatewayService {
         let started = Instant::now();
         let try_deadline = deadline.min(TokioInstant::now() + cfg.retry.per_try_timeout);
         let body = node_body(node, body);
-        let head = ClientHead::of(session.req_header()).for_node(node, &ctx.request_id, body.len());
+        let head = client_head.for_node(node, &ctx.request_id, body.len());
         let sent = tokio::time::timeout_at(try_deadline, self.send(node, &head, body)).await;
         let (mut upstream, peer) = match sent {
             Ok(Ok(pair)) => pair,
