@@ -3,7 +3,7 @@
 //! the breaker cycle, body replay, the no-retry-after-first-byte rule, SSE passthrough
 //! timing, token usage, the admin API and persistence, and shift rollback.
 
-use crate::harness::{client, free_port, Keel, Spec};
+use crate::harness::{client, Keel, Spec};
 use crate::upstream::{Script, Upstream};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -94,7 +94,11 @@ async fn eventually(what: &str, k: &Keel, mut cond: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn scenario1_unreachable_node_is_retried_on_the_healthy_one() {
     let healthy = Upstream::start("node2").await;
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    // Bound but never listening: connections to it are refused, and no other test's server
+    // can take the port meanwhile (a port that was merely free could be reused by one).
+    let hold = tokio::net::TcpSocket::new_v4().unwrap();
+    hold.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = format!("http://{}", hold.local_addr().unwrap());
     let k = start(
         &[
             node("node1", &dead, "priority = 1"),
