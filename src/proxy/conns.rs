@@ -35,7 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::config::MAX_PROXY_THREADS;
 
 /// Idle time a connection may spend in a node's pool.
-pub const POOL_IDLE: Duration = Duration::from_secs(60);
+const POOL_IDLE: Duration = Duration::from_secs(60);
 /// Idle connections kept per node; more are closed when handed back.
 const MAX_IDLE: usize = 256;
 /// Bodies up to this size are copied behind the header to leave in one write.
