@@ -41,7 +41,6 @@ use crate::telemetry::Telemetry;
 use metrics::GatewayMetrics;
 use node::{Node, Source};
 use pingora::connectors::TransportConnector;
-use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
 use pingora::services::Service as _;
 use pool::Pool;
@@ -231,11 +230,9 @@ fn spawn_proxy_thread(
     let key = format!("proxy-{index}");
     let mut fds = Fds::new();
     fds.add(key.clone(), listener.into_raw_fd());
-    let server_conf = Arc::new(ServerConf::default());
-    let mut service = pingora::proxy::http_proxy_service_with_name(
-        &server_conf,
+    let mut service = pingora::services::listening::Service::new(
+        "keel-gateway".to_string(),
         service::GatewayService::new(gw.clone(), llm.clone()),
-        "keel-gateway",
     );
     service.add_tcp(&key);
     let gw = gw.clone();

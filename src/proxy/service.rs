@@ -1,9 +1,9 @@
-//! keel's [`ProxyHttp`] implementation: the hooks Pingora calls for each client request.
+//! keel's Pingora HTTP application: what runs for each client request on a proxy thread.
 //!
-//! # Why the attempt loop runs inside `request_filter`
+//! # Why keel is an `HttpServerApp`, not a `ProxyHttp`
 //!
-//! Pingora's own proxy loop (`upstream_peer` → connect → duplex streaming, retried through
-//! `fail_to_connect`/`error_while_proxy`) cannot give keel two things it needs:
+//! Pingora's proxy loop (`ProxyHttp`: `upstream_peer` → connect → duplex streaming, retried
+//! through `fail_to_connect`/`error_while_proxy`) cannot give keel two things it needs:
 //! 1. **status-based retry** — there is no hook that turns an upstream 503 into a retry
 //!    (cloudflare/pingora#873); returning an error from `upstream_response_filter` does
 //!    abort before the header goes downstream, but then
@@ -12,17 +12,24 @@
 //!    loop (needed anyway to rewrite `model`) is not forwarded at all if it is larger
 //!    (praxis-proxy/praxis#75). LLM prompts are routinely larger than 64 KiB.
 //!
-//! So keel reads the whole request body once (up to `retry.max_body`) in
-//! [`ProxyHttp::request_filter`] and drives the tries itself with Pingora's upstream
-//! [`Connector`](pingora::connectors::http::Connector) (the same pooled, TLS-capable HTTP/1
-//! client the proxy loop uses): per try it sends the header and the (re-mapped) body, reads
-//! the response header, and only then decides — a connect error, a timeout or a status in
-//! `on_status` means "try another node" and nothing has been written to the client yet.
-//! The first header written downstream is the commitment point: from then on bytes are
+//! So keel reads the whole request body once (up to `retry.max_body`) and drives the tries
+//! itself: per try it sends the header and the (re-mapped) body over a pooled or new
+//! connection from Pingora's TLS-capable transport connector, reads the response header with
+//! Pingora's HTTP/1 client session, and only then decides — a connect error, a timeout or a
+//! status in `on_status` means "try another node" and nothing has been written to the client
+//! yet. The first header written downstream is the commitment point: from then on bytes are
 //! relayed as they arrive, and an upstream failure ends the client's response instead of
-//! retrying. `request_filter` then returns `Ok(true)` ("response sent"), so Pingora's
-//! `upstream_peer` is never reached, while Pingora still owns the downstream side: parsing,
-//! keep-alive, graceful shutdown, error answers and the `logging` hook.
+//! retrying.
+//!
+//! Since none of `ProxyHttp`'s later phases would ever run, keel implements Pingora's
+//! [`HttpServerApp`] directly (one level below `ProxyHttp`, the layer `pingora-proxy` itself
+//! is built on): Pingora's listener, HTTP/1 server session (parsing, framing, keep-alive,
+//! connection reuse) and graceful shutdown stay; the per-request state machine of the proxy
+//! framework (modules, cache phases, a boxed session per request) is skipped — it cost about
+//! a tenth of keel's CPU per request on the benchmark. What that layer did that keel needs is
+//! here: shutdown wakes idle keep-alive readers, malformed requests get a 400, `CONNECT` a
+//! 405, an error before the commitment point a JSON answer, and the connection is reused only
+//! after a complete exchange.
 
 use super::head::ClientHead;
 use super::pool::Picked;
@@ -31,12 +38,14 @@ use super::usage::UsageMeter;
 use super::{Gateway, InFlight};
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::protocols::http::client::HttpSession as UpstreamSession;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::protocols::http::ServerSession as Session;
+use pingora::server::ShutdownWatch;
 use pingora::upstreams::peer::HttpPeer;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::time::Instant as TokioInstant;
@@ -51,11 +60,21 @@ pub struct GatewayService {
     /// The LLM route (issue 7): generation requests take [`super::llm`]'s driver. One for
     /// all proxy threads (its dedup table and metrics are shared).
     llm: Arc<super::llm::gateway::LlmRoute>,
+    /// Set by Pingora's cleanup when this thread's listener stops: answers from now on close
+    /// their connection, and idle keep-alive connections are dropped.
+    stopping: AtomicBool,
+    /// Wakes the connections waiting for their next request when `stopping` is set.
+    stop: tokio::sync::Notify,
 }
 
 impl GatewayService {
     pub fn new(gw: Arc<Gateway>, llm: Arc<super::llm::gateway::LlmRoute>) -> Self {
-        GatewayService { gw, llm }
+        GatewayService {
+            gw,
+            llm,
+            stopping: AtomicBool::new(false),
+            stop: tokio::sync::Notify::new(),
+        }
     }
 }
 
@@ -82,102 +101,144 @@ enum TryOutcome {
     Aborted(Box<Error>),
 }
 
-#[async_trait]
-impl ProxyHttp for GatewayService {
-    type CTX = RequestCtx;
-
-    /// Called once per request before anything else, to create its context.
-    fn new_ctx(&self) -> RequestCtx {
+impl RequestCtx {
+    /// Counts the request as in flight (graceful shutdown waits for it).
+    fn new(gw: &Arc<Gateway>, request_id: String) -> Self {
         RequestCtx {
             started: Instant::now(),
-            request_id: String::new(),
-            _in_flight: None,
+            request_id,
+            _in_flight: Some(InFlight::new(gw)),
             status: 0,
             committed: false,
             cut_short: false,
         }
     }
+}
 
-    /// Runs first for every request, before Pingora's downstream modules.
+#[async_trait]
+impl HttpServerApp for GatewayService {
+    /// One request on a client connection; `Some` hands the connection back to Pingora for
+    /// the next request (keep-alive).
     ///
-    /// Counts the request as in flight (graceful shutdown waits for it) and fixes its request
-    /// id: the client's `x-request-id` when it is short printable ASCII, else a new UUID.
-    async fn early_request_filter(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        ctx.started = Instant::now();
-        ctx._in_flight = Some(InFlight::new(&self.gw));
-        ctx.request_id = session
-            .req_header()
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
-            .map(str::to_string)
-            .unwrap_or_else(new_request_id);
-        Ok(())
+    /// Order: wait for the request header (or shutdown), refuse what keel cannot proxy, then
+    /// [`GatewayService::serve`] answers completely. An `Err` from it means the response could
+    /// not be completed: a JSON error answer when nothing reached the client yet, else the
+    /// connection is closed (which tells the client its response is incomplete).
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: Session,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let read = tokio::select! {
+            // Biased: a request already buffered is served even when shutdown began.
+            biased;
+            read = session.read_request() => read,
+            () = self.stopped() => return None,
+        };
+        match read {
+            Ok(true) => {}
+            // The client closed an idle keep-alive connection: normal.
+            Ok(false) => return None,
+            Err(e) => {
+                if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
+                    let mut ctx = RequestCtx::new(&self.gw, new_request_id());
+                    session.set_keepalive(None);
+                    let message = e.to_string();
+                    let _ = respond_json(
+                        &mut session,
+                        &mut ctx,
+                        400,
+                        "invalid_request",
+                        &message,
+                        None,
+                    )
+                    .await;
+                } else {
+                    tracing::debug!(error = %e, "client connection ended before a request");
+                }
+                session.shutdown().await;
+                return None;
+            }
+        }
+        if self.stopping.load(Ordering::Acquire) {
+            session.set_keepalive(None);
+        }
+        let mut ctx = RequestCtx::new(&self.gw, request_id(session.req_header()));
+        let served = if session.req_header().method == http::Method::CONNECT {
+            session.set_keepalive(None);
+            respond_json(
+                &mut session,
+                &mut ctx,
+                405,
+                "invalid_request",
+                "CONNECT is not proxied",
+                None,
+            )
+            .await
+        } else {
+            self.serve(&mut session, &mut ctx).await
+        };
+        let reusable = match served {
+            Ok(()) => true,
+            Err(e) => {
+                self.answer_error(&mut session, &e, &mut ctx).await;
+                false
+            }
+        };
+        self.observe(&ctx);
+        if !reusable {
+            session.shutdown().await;
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        session
+            .finish()
+            .await
+            .ok()
+            .flatten()
+            .map(|stream| ReusedHttpStream::from_reusable_stream(stream, settings))
     }
 
-    /// Answers the request completely; returning `Ok(true)` tells Pingora a response was
-    /// sent, so its own upstream phases never run (see the module docs for why).
-    ///
-    /// Order: client key check (401), body read up to `retry.max_body` (413), node
-    /// selection (with the wait queue when enabled), tries with retry, relay. An `Err` is
-    /// returned only when the response can no longer be completed (client gone, upstream
-    /// broke mid-body); Pingora then closes the connection without writing anything.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        self.serve(session, ctx).await?;
-        Ok(true)
+    /// Called once this thread's listener stopped accepting (graceful shutdown).
+    async fn http_cleanup(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.stop.notify_waiters();
+    }
+}
+
+impl GatewayService {
+    /// Resolves once shutdown began (see [`HttpServerApp::http_cleanup`]).
+    async fn stopped(&self) {
+        let notified = self.stop.notified();
+        if self.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
     }
 
-    /// Never reached: `request_filter` always answers. Kept as an explicit internal error so
-    /// a future change that lets a request through fails loudly instead of proxying nowhere.
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        _ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
-        Error::e_explain(
-            InternalError,
-            "keel answers every request in request_filter",
-        )
-    }
-
-    /// Called when a hook returned an error. Writes a JSON error answer unless a response
-    /// header already went to the client (then the connection is simply closed, which tells
-    /// the client its response is incomplete), and never lets the connection be reused.
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
+    /// The answer to a request whose serving failed: a JSON error unless a response header
+    /// already went to the client (then the connection is simply closed).
+    async fn answer_error(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) {
         if ctx.committed {
             ctx.cut_short = true;
-            return FailToProxy {
-                error_code: 0,
-                can_reuse_downstream: false,
-            };
+            return;
         }
         let (status, kind) = match e.esource() {
             ErrorSource::Downstream => (400, "invalid_request"),
             _ => (502, "upstream_error"),
         };
+        tracing::debug!(request_id = %ctx.request_id, error = %e, status, "request failed before any answer");
         session.set_keepalive(None);
-        let code = match respond_json(session, ctx, status, kind, &e.to_string(), None).await {
-            Ok(()) => status,
-            Err(_) => 0,
-        };
-        FailToProxy {
-            error_code: code,
-            can_reuse_downstream: false,
+        if respond_json(session, ctx, status, kind, &e.to_string(), None)
+            .await
+            .is_err()
+        {
+            ctx.status = 0;
         }
     }
 
-    /// Called when the request is done (answered or failed): the client-facing metrics.
-    async fn logging(&self, _session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+    /// The client-facing metrics of a finished request (answered or failed).
+    fn observe(&self, ctx: &RequestCtx) {
         let class = if ctx.status == 0 || ctx.cut_short {
             "aborted"
         } else {
@@ -369,16 +430,13 @@ impl GatewayService {
         let done_at_header = upstream.response_done() || head_request;
         ctx.status = status;
         ctx.committed = true;
-        if let Err(e) = session
-            .write_response_header(Box::new(downstream), done_at_header)
-            .await
-        {
+        if let Err(e) = session.write_response_header(Box::new(downstream)).await {
             // The client went away before anything reached it; the node did its job.
             self.finish(picked, started, status, true);
             return TryOutcome::Aborted(e);
         }
         if done_at_header {
-            if let Err(e) = session.write_response_body(None, true).await {
+            if let Err(e) = session.write_response_body(Bytes::new(), true).await {
                 return TryOutcome::Aborted(e);
             }
             self.finish(picked, started, status, true);
@@ -421,17 +479,14 @@ impl GatewayService {
             match read {
                 Ok(Some(chunk)) => {
                     // Forward first; usage accounting only looks at what already went out.
-                    if let Err(e) = session
-                        .write_response_body(Some(chunk.clone()), false)
-                        .await
-                    {
+                    if let Err(e) = session.write_response_body(chunk.clone(), false).await {
                         self.finish(picked, started, status, true);
                         return TryOutcome::Aborted(e);
                     }
                     meter.feed(&chunk);
                 }
                 Ok(None) => {
-                    let client = session.write_response_body(None, true).await;
+                    let client = session.write_response_body(Bytes::new(), true).await;
                     self.finish(picked, started, status, true);
                     self.count_tokens(picked, meter);
                     super::conns::checkin(&picked.node.conns, upstream, &peer).await;
@@ -529,6 +584,16 @@ impl Drop for NodeInFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// The client's `x-request-id` when it is short printable ASCII, else a new UUID.
+fn request_id(req: &RequestHeader) -> String {
+    req.headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id)
 }
 
 /// A fresh UUIDv4 request id from the thread-local RNG (`Uuid::new_v4` without the
@@ -666,8 +731,8 @@ pub(super) async fn respond_json(
     }
     ctx.status = status;
     ctx.committed = true;
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await
+    session.write_response_header(Box::new(resp)).await?;
+    session.write_response_body(body, true).await
 }
 
 #[cfg(test)]

@@ -914,3 +914,77 @@ async fn head_requests_and_head_probes_do_not_wait_for_a_body() {
         [("HEAD".into(), "/".into()), ("HEAD".into(), "/".into())]
     );
 }
+
+/// Sends raw bytes on a new client connection and reads until keel closes it.
+async fn raw_exchange(k: &Keel, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(k.proxy).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer))
+        .await
+        .expect("keel closes the connection after an error answer")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The JSON body of a raw HTTP/1 answer.
+fn raw_json_body(answer: &str) -> Value {
+    let (_, body) = answer.split_once("\r\n\r\n").expect("header and body");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON body ({e}): {answer}"))
+}
+
+/// What the proxy framework used to do around keel's handler, now that keel is a Pingora
+/// `HttpServerApp`: a malformed request gets a 400 and `CONNECT` a 405 (keel's JSON error
+/// shape, connection closed, no node asked), and a client's idle keep-alive connection does
+/// not hold up shutdown: keel closes it and exits.
+#[tokio::test]
+async fn malformed_and_connect_requests_get_json_errors_and_idle_clients_do_not_block_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node1 = Upstream::start("node1").await;
+    let mut k = start(&[node("node1", &node1.url(), "")], FAST).await;
+
+    let answer = raw_exchange(
+        &k,
+        b"GET /v1/models HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(raw_json_body(&answer)["error"]["type"], "invalid_request");
+
+    let answer = raw_exchange(
+        &k,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert_eq!(raw_json_body(&answer)["error"]["type"], "invalid_request");
+    assert!(node1.requests().is_empty(), "no request reached the node");
+
+    // One complete exchange on a keep-alive connection, which then stays idle.
+    let mut idle = tokio::net::TcpStream::connect(k.proxy).await.unwrap();
+    idle.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\"node\"") {
+        let n = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(
+            n > 0,
+            "keel closed a keep-alive connection after one answer"
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+
+    k.stop().await; // SIGTERM, then exit code 0 — not held up by the idle connection
+    let n = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf))
+        .await
+        .expect("the idle connection is closed by the shutdown")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "nothing more arrives on the idle connection");
+}

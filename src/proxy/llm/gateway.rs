@@ -33,7 +33,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession as UpstreamSession;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession as Session;
 use pingora::upstreams::peer::HttpPeer;
 use prometheus::IntCounterVec;
 use sha2::{Digest, Sha256};
@@ -516,13 +516,12 @@ impl ClientSink for SessionSink<'_> {
         self.ctx.status = status;
         self.ctx.committed = true;
         self.session
-            .write_response_header(Box::new(resp), false)
+            .write_response_header(Box::new(resp))
             .await
             .map_err(|_| ClientGone)
     }
 
     async fn body(&mut self, data: Bytes, end: bool) -> Result<(), ClientGone> {
-        let data = (!data.is_empty()).then_some(data);
         self.session
             .write_response_body(data, end)
             .await
