@@ -330,7 +330,7 @@ impl<'a, C: ClientSink> Capture<'a, C> {
 
 #[async_trait::async_trait]
 impl<C: ClientSink> ClientSink for Capture<'_, C> {
-    async fn head(&mut self, status: u16, headers: &http::HeaderMap) -> Result<(), ClientGone> {
+    async fn head(&mut self, status: u16, headers: http::HeaderMap) -> Result<(), ClientGone> {
         self.status = status;
         self.headers = headers
             .iter()
@@ -439,7 +439,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ClientSink for Sink {
-        async fn head(&mut self, _: u16, _: &http::HeaderMap) -> Result<(), ClientGone> {
+        async fn head(&mut self, _: u16, _: http::HeaderMap) -> Result<(), ClientGone> {
             Ok(())
         }
         async fn body(&mut self, data: Bytes, _: bool) -> Result<(), ClientGone> {
@@ -454,7 +454,7 @@ mod tests {
         let mut c = Capture::new(&mut sink);
         let mut h = http::HeaderMap::new();
         h.insert("content-type", "application/json".parse().unwrap());
-        c.head(200, &h).await.unwrap();
+        c.head(200, h).await.unwrap();
         c.body(Bytes::from_static(b"{}"), true).await.unwrap();
         let r = c.into_response().unwrap();
         assert_eq!(r.status, 200);

@@ -14,8 +14,8 @@
 //!   says ([`super::classify`]).
 //!
 //! None of that fits Pingora's `ProxyHttp` hooks (which relay bytes once the upstream header
-//! is accepted), and the gateway already answers every request from `request_filter` with
-//! its own attempt loop over Pingora's connector. The LLM path plugs into that same place:
+//! is accepted), and the gateway already answers every request itself (a Pingora
+//! `HttpServerApp`, see `proxy::service`) with its own attempt loop over Pingora's connector. The LLM path plugs into that same place:
 //! the gateway implements [`Upstream`] (node choice, Pingora connector, breaker and metrics)
 //! and [`ClientSink`] (the Pingora downstream `Session`), and calls [`serve`]. Pingora stays
 //! the listener; non-LLM routes keep the generic path.
@@ -119,10 +119,11 @@ pub trait Upstream: Send + Sync {
 pub struct ClientGone;
 
 /// Where the answer goes — implemented over the Pingora downstream session. The driver sets
-/// the framing headers itself (`content-length` for whole bodies, none for streams).
+/// the framing headers itself (`content-length` for whole bodies, none for streams). The
+/// header map is handed over, so the session can send it without copying it header by header.
 #[async_trait]
 pub trait ClientSink: Send {
-    async fn head(&mut self, status: u16, headers: &HeaderMap) -> Result<(), ClientGone>;
+    async fn head(&mut self, status: u16, headers: HeaderMap) -> Result<(), ClientGone>;
     async fn body(&mut self, data: Bytes, end: bool) -> Result<(), ClientGone>;
 }
 
@@ -243,13 +244,17 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 )
                 .await;
         };
-        let mut at = Instant::now();
+        // When the next attempt may start (None: at once, without reading the clock again).
+        let mut at: Option<Instant> = None;
         // The class the current node is taking over (None for the first attempt).
         let mut taking_over: Option<ErrorClass> = None;
         loop {
-            wait_until(at).await;
-            self.budget.record_attempt(node.name(), Instant::now());
-            let (failure, detail) = match self.attempt(&node, taking_over).await {
+            if let Some(at) = at {
+                wait_until(at).await;
+            }
+            let started = Instant::now();
+            self.budget.record_attempt(node.name(), started);
+            let (failure, detail) = match self.attempt(&node, taking_over, started).await {
                 Attempt::Done(served) => return served,
                 Attempt::Broken(stream, detail) => {
                     return self.continue_stream(node, *stream, detail).await
@@ -278,14 +283,14 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 "{next_step}"
             );
             match plan {
-                Plan::Same { at: when } => at = when,
+                Plan::Same { at: when } => at = Some(when),
                 Plan::Fallback { class, at: when } => {
                     let budget = &self.budget;
                     let next = self.up.fallback(class, &|n| budget.tried(n), false);
                     let Some(next) = next else {
                         return self.give_up().await;
                     };
-                    at = self.budget.earliest(next.name(), when);
+                    at = Some(self.budget.earliest(next.name(), when));
                     node = next;
                     taking_over = Some(class);
                 }
@@ -294,9 +299,13 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         }
     }
 
-    /// One attempt before anything reached the client.
-    async fn attempt(&mut self, node: &U::Node, taking_over: Option<ErrorClass>) -> Attempt {
-        let started = Instant::now();
+    /// One attempt (begun at `started`) before anything reached the client.
+    async fn attempt(
+        &mut self,
+        node: &U::Node,
+        taking_over: Option<ErrorClass>,
+        started: Instant,
+    ) -> Attempt {
         let body = self.request.body_for(node.model_mapping());
         let response = match self.send(node, body).await {
             Ok(r) => r,
@@ -817,7 +826,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
     ) -> Result<(), ClientGone> {
         headers.remove(http::header::TRANSFER_ENCODING);
         headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        self.client.head(status, &headers).await?;
+        self.client.head(status, headers).await?;
         self.client.body(body, true).await
     }
 
@@ -829,7 +838,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         );
-        self.client.head(200, &headers).await
+        self.client.head(200, headers).await
     }
 
     async fn finish_stream(&mut self, tail: Bytes) -> Served {

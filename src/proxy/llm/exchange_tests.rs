@@ -208,10 +208,10 @@ struct Client {
 
 #[async_trait]
 impl ClientSink for Client {
-    async fn head(&mut self, status: u16, headers: &HeaderMap) -> Result<(), ClientGone> {
+    async fn head(&mut self, status: u16, headers: HeaderMap) -> Result<(), ClientGone> {
         assert_eq!(self.status, 0, "a second response header");
         self.status = status;
-        self.headers = headers.clone();
+        self.headers = headers;
         Ok(())
     }
     async fn body(&mut self, data: Bytes, end: bool) -> Result<(), ClientGone> {

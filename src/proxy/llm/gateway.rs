@@ -1,6 +1,6 @@
 //! The LLM route inside the gateway's Pingora service.
 //!
-//! The gateway answers every request from `ProxyHttp::request_filter` with its own attempt
+//! The gateway answers every request itself (a Pingora `HttpServerApp`) with its own attempt
 //! loop (see `proxy::service` for why Pingora's proxy loop cannot retry on status or replay
 //! large bodies). Generation requests — OpenAI chat completions and Anthropic messages with a
 //! JSON body — branch off there into [`LlmRoute::serve`], which runs the LLM driver
@@ -9,7 +9,7 @@
 //!   half-open probes, the wait queue) restricted by `fallback_for`/`supports_prefill`, and
 //!   transport by the gateway's Pingora connector (pooled, TLS-capable);
 //! - [`SessionSink`]: the client response written through the Pingora downstream `Session`
-//!   (so Pingora keeps owning keep-alive, graceful shutdown and the `logging` hook);
+//!   (so Pingora keeps owning framing, keep-alive and graceful shutdown);
 //! - duplicate suppression ([`super::dedup`]) for non-streaming requests with an
 //!   idempotency key.
 //!
@@ -280,7 +280,7 @@ async fn write_stored(
     headers.insert(dedup::REPLAYED_HEADER, HeaderValue::from_static("true"));
     let mut sink = SessionSink { session, ctx };
     let written = async {
-        sink.head(stored.status, &headers).await?;
+        sink.head(stored.status, headers).await?;
         sink.body(stored.body.clone(), true).await
     };
     written.await.map_err(|ClientGone| {
@@ -495,24 +495,24 @@ pub struct SessionSink<'a> {
 
 #[async_trait]
 impl ClientSink for SessionSink<'_> {
-    async fn head(&mut self, status: u16, headers: &HeaderMap) -> Result<(), ClientGone> {
-        // No case map: the names come from a `HeaderMap` (lowercase already), and keeping
-        // one costs a second map insert per header.
-        let mut resp = ResponseHeader::build_no_case(status, Some(headers.len() + 2))
-            .map_err(|_| ClientGone)?;
-        for (name, value) in headers {
-            if HOP_BY_HOP.contains(&name.as_str()) {
-                continue;
-            }
-            resp.append_header(name.clone(), value.clone())
-                .map_err(|_| ClientGone)?;
+    async fn head(&mut self, status: u16, mut headers: HeaderMap) -> Result<(), ClientGone> {
+        for name in HOP_BY_HOP {
+            headers.remove(name);
         }
         if !headers.contains_key(http::header::CONTENT_LENGTH) {
-            resp.insert_header("transfer-encoding", "chunked")
-                .map_err(|_| ClientGone)?;
+            headers.insert(
+                http::header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
         }
-        resp.insert_header("x-request-id", self.ctx.request_id.as_str())
-            .map_err(|_| ClientGone)?;
+        let id = HeaderValue::from_str(&self.ctx.request_id).map_err(|_| ClientGone)?;
+        headers.insert("x-request-id", id);
+        // The map becomes the response header as it is: no copy header by header, and no
+        // case map (the names come from a `HeaderMap`, lowercase already).
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.status = http::StatusCode::from_u16(status).map_err(|_| ClientGone)?;
+        parts.headers = headers;
+        let resp = ResponseHeader::from(parts);
         self.ctx.status = status;
         self.ctx.committed = true;
         self.session
