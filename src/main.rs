@@ -64,11 +64,28 @@ fn main() -> ExitCode {
         _ => match run(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("keel: {e:#}");
+                eprintln!("keel: {}", describe(&e));
                 ExitCode::FAILURE
             }
         },
     }
+}
+
+/// The error and its causes, each once: most of keel's errors already name their cause in
+/// their own message, which `{:#}` would print a second time.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Loads the config or prints every error (`<key path>: <message>`) and returns 78.

@@ -42,12 +42,28 @@ pub struct Keel {
 
 impl Keel {
     /// Starts keel with the given spec and waits until it is ready.
+    ///
+    /// The ports come from [`free_port`], so another process (a parallel test's server, an
+    /// outgoing connection's source port) can take one before keel binds it; keel then exits
+    /// with "address in use" and the start is tried again on new ports.
     pub async fn start(spec: Spec) -> Keel {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut k = Keel::prepare(spec, dir);
-        k.spawn();
-        k.wait_ready().await;
-        k
+        for _ in 0..3 {
+            k.spawn();
+            match k.ready().await {
+                Ok(()) => return k,
+                Err(log) if log.contains("in use") => {
+                    k.child = None;
+                    let _ = std::fs::remove_file(k.log_path());
+                    k.control = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+                    k.proxy = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+                    k.write_config();
+                }
+                Err(log) => panic!("keel exited early; log:\n{log}"),
+            }
+        }
+        panic!("keel found no free ports in 3 tries; log:\n{}", k.log());
     }
 
     pub async fn start_default() -> Keel {
@@ -110,17 +126,24 @@ impl Keel {
     }
 
     pub async fn wait_ready(&mut self) {
+        if let Err(log) = self.ready().await {
+            panic!("keel exited early; log:\n{log}");
+        }
+    }
+
+    /// Waits for `/health/ready`; `Err(log)` when the process exited first.
+    async fn ready(&mut self) -> Result<(), String> {
         let client = reqwest::Client::new();
         let url = self.url("/health/ready");
         for _ in 0..600 {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("keel exited early with {status}; log:\n{}", self.log());
+                    return Err(format!("(exit status {status})\n{}", self.log()));
                 }
             }
             if let Ok(r) = client.get(&url).send().await {
                 if r.status() == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
