@@ -18,6 +18,7 @@
 //! burst there does not delay proxied requests.
 
 pub mod admin;
+pub mod body;
 pub mod breaker;
 pub mod conns;
 pub mod events;

@@ -636,14 +636,14 @@ async fn read_body(session: &mut Session, max: usize) -> Result<Option<Bytes>> {
     if expects_continue {
         session.write_continue_response().await?;
     }
-    let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
+    let mut body = super::body::Collected::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > max {
+        if body.size() + chunk.len() > max {
             return Ok(None);
         }
-        body.extend_from_slice(&chunk);
+        body.push(chunk);
     }
-    Ok(Some(body.freeze()))
+    Ok(Some(body.finish()))
 }
 
 /// The body for this node: `model` rewritten by its `model_mapping` when it applies.

@@ -874,17 +874,17 @@ async fn read_all(
     max: usize,
     idle: Duration,
 ) -> Result<Bytes, String> {
-    let mut out = BytesMut::new();
+    let mut out = crate::proxy::body::Collected::default();
     loop {
         match tokio::time::timeout(idle, body.next()).await {
             Err(_) => return Err(format!("no data for {idle:?}")),
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(None)) => return Ok(out.freeze()),
+            Ok(Ok(None)) => return Ok(out.finish()),
             Ok(Ok(Some(chunk))) => {
-                if out.len() + chunk.len() > max {
+                if out.size() + chunk.len() > max {
                     return Err(format!("body larger than {max} bytes"));
                 }
-                out.extend_from_slice(&chunk);
+                out.push(chunk);
             }
         }
     }
