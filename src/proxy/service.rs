@@ -599,9 +599,10 @@ fn request_id(req: &RequestHeader) -> String {
 /// A fresh UUIDv4 request id from the thread-local RNG (`Uuid::new_v4` without the
 /// `fast-rng` feature makes one `getrandom` syscall per request).
 fn new_request_id() -> String {
-    uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .to_string()
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    // Encoded into a stack buffer: `to_string` goes through the formatting machinery.
+    let mut buf = uuid::Uuid::encode_buffer();
+    id.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 /// The key a client presented: `x-api-key`, else `Authorization: Bearer`.
