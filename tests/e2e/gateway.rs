@@ -944,21 +944,21 @@ async fn malformed_and_connect_requests_get_json_errors_and_idle_clients_do_not_
     let node1 = Upstream::start("node1").await;
     let mut k = start(&[node("node1", &node1.url(), "")], FAST).await;
 
-    let answer = raw_exchange(
-        &k,
-        b"GET /v1/models HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    assert_eq!(raw_json_body(&answer)["error"]["type"], "invalid_request");
-
-    let answer = raw_exchange(
-        &k,
-        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-    )
-    .await;
-    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
-    assert_eq!(raw_json_body(&answer)["error"]["type"], "invalid_request");
+    let refused: [(&[u8], &str); 2] = [
+        (
+            b"GET /v1/models HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+            "HTTP/1.1 400",
+        ),
+        (
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+            "HTTP/1.1 405",
+        ),
+    ];
+    for (request, status_line) in refused {
+        let answer = raw_exchange(&k, request).await;
+        assert!(answer.starts_with(status_line), "{answer}");
+        assert_eq!(raw_json_body(&answer)["error"]["type"], "invalid_request");
+    }
     assert!(node1.requests().is_empty(), "no request reached the node");
 
     // One complete exchange on a keep-alive connection, which then stays idle.
