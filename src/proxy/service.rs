@@ -143,7 +143,11 @@ impl HttpServerApp for GatewayService {
                 if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
                     let mut ctx = RequestCtx::new(&self.gw, new_request_id());
                     session.set_keepalive(None);
-                    let message = e.to_string();
+                    // Pingora's error text quotes the raw request; the cause says enough.
+                    let message = match &e.cause {
+                        Some(cause) => format!("malformed HTTP request: {cause}"),
+                        None => "malformed HTTP request".to_string(),
+                    };
                     let _ = respond_json(
                         &mut session,
                         &mut ctx,

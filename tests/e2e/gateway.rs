@@ -957,7 +957,9 @@ async fn malformed_and_connect_requests_get_json_errors_and_idle_clients_do_not_
     for (request, status_line) in refused {
         let answer = raw_exchange(&k, request).await;
         assert!(answer.starts_with(status_line), "{answer}");
-        assert_eq!(raw_json_body(&answer)["error"]["type"], "invalid_request");
+        let error = &raw_json_body(&answer)["error"];
+        assert_eq!(error["type"], "invalid_request");
+        assert!(!error["message"].as_str().unwrap().is_empty(), "{answer}");
     }
     assert!(node1.requests().is_empty(), "no request reached the node");
 
