@@ -194,13 +194,13 @@ pub struct GatewayHandle {
 impl GatewayHandle {
     /// Stops accepting, lets idle keep-alive connections close, and waits until in-flight
     /// requests are done or `deadline` passes. Returns the requests still in flight.
-    pub async fn shutdown(self, deadline: TokioInstant) -> usize {
+    pub async fn shutdown(mut self, deadline: TokioInstant) -> usize {
         let gw = &self.gateway;
         let _ = gw.drain_until.set(deadline.into_std());
         // The accept loops end at once; Pingora then wakes idle keep-alive readers, and
         // each proxy thread ends when nothing is in flight (or at the deadline).
         let _ = self.shutdown.send(true);
-        let threads = self.threads;
+        let threads = std::mem::take(&mut self.threads);
         let joined = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
@@ -211,6 +211,15 @@ impl GatewayHandle {
         let _ = tokio::time::timeout_at(deadline, joined).await;
         self.supervisor.abort();
         gw.in_flight()
+    }
+}
+
+/// A handle dropped without [`GatewayHandle::shutdown`] (keel's startup failed after the
+/// gateway started) still ends the accept loops the regular way: a closed shutdown channel
+/// is what Pingora would otherwise find, and it logs that as an error.
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
     }
 }
 
