@@ -25,15 +25,16 @@ lines = ["# Gateway benchmark (loopback, two upstream nodes)", ""]
 
 # Throughput
 lines += ["## Maximum throughput (closed loop)", "",
-          "| target | round | concurrency | rps | p50 ms | p99 ms | errors | proxy CPU µs/request |",
-          "|---|---|---|---|---|---|---|---|"]
+          "| target | round | concurrency | rps | p50 ms | p99 ms | errors | proxy CPU µs/request | of which user space |",
+          "|---|---|---|---|---|---|---|---|---|"]
 
 
 def tput_row(stem):
     r = load(f"{stem}.json")
     if r:
-        cpu_s = num(f"{stem}.cpu") / clk_tck
-        r["cpu_us"] = cpu_s * 1e6 / max(r["requests"], 1)
+        per_request = 1e6 / clk_tck / max(r["requests"], 1)
+        r["cpu_us"] = num(f"{stem}.cpu") * per_request
+        r["user_us"] = num(f"{stem}.cpu-user") * per_request
     return r
 
 
@@ -46,17 +47,19 @@ direct_tput = tput_row("tput-direct")
 if direct_tput:
     r = direct_tput
     lines.append(f"| direct (upstream a, no proxy) | — | {r['concurrency']} | {r['rps']:.0f} | "
-                 f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} | — |")
+                 f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} | — | — |")
 medians = {}
 for t in ["keel", "nginx"]:
     rounds = sorted(out.glob(f"tput-{t}-*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
     rows = [tput_row(p.stem) for p in rounds]
     for i, r in enumerate(rows, 1):
         lines.append(f"| {t} | {i} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
-                     f"{r['p99_ms']:.3f} | {r['errors']} | {r['cpu_us']:.1f} |")
+                     f"{r['p99_ms']:.3f} | {r['errors']} | {r['cpu_us']:.1f} | {r['user_us']:.1f} |")
     if rows:
-        medians[t] = (median([r["rps"] for r in rows]), median([r["cpu_us"] for r in rows]))
-        lines.append(f"| **{t}** | median | | **{medians[t][0]:.0f}** | | | | **{medians[t][1]:.1f}** |")
+        medians[t] = (median([r["rps"] for r in rows]), median([r["cpu_us"] for r in rows]),
+                      median([r["user_us"] for r in rows]))
+        lines.append(f"| **{t}** | median | | **{medians[t][0]:.0f}** | | | | **{medians[t][1]:.1f}** | "
+                     f"**{medians[t][2]:.1f}** |")
 if "keel" in medians and "nginx" in medians:
     lines += ["", f"keel/nginx throughput ratio (medians): **{medians['keel'][0] / medians['nginx'][0]:.2f}**; "
               f"CPU per request ratio (keel/nginx): **{medians['keel'][1] / medians['nginx'][1]:.2f}**"]

@@ -114,6 +114,14 @@ cpu_ticks() { # pids... -> utime+stime clock ticks summed
   done
   echo $t
 }
+user_ticks() { # pids... -> utime clock ticks summed (user space only: the proxy's own code)
+  local t=0
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    t=$((t + $(awk '{sub(/.*\) /,""); print $12}' "/proc/$p/stat")))
+  done
+  echo $t
+}
 nginx_pids() { echo "$NGINX_MASTER $(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')"; }
 rss_kib() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 
@@ -126,9 +134,10 @@ echo "throughput: closed loop, concurrency $CONC, ${TPUT_SECS}s each, $ROUNDS ro
 tput() { # target file-stem
   local t=$1 P
   case $t in keel) P="$KEEL_PID";; nginx) P=$(nginx_pids);; *) P="$PID_A";; esac
-  local before; before=$(cpu_ticks $P)
+  local before user; before=$(cpu_ticks $P); user=$(user_ticks $P)
   "$LG" closed "${URL[$t]}" "$CONC" "$TPUT_SECS" > "$OUT/$2.json"
   echo "$(( $(cpu_ticks $P) - before ))" > "$OUT/$2.cpu"
+  echo "$(( $(user_ticks $P) - user ))" > "$OUT/$2.cpu-user"
 }
 tput direct tput-direct
 # Alternating rounds: whatever the machine's neighbours do meanwhile falls on both proxies.
