@@ -44,26 +44,38 @@ impl Usage {
         })
     }
 
-    /// The usage of a complete JSON answer. Only its `usage` member is built as JSON; the
-    /// rest (the generated text) is skipped. An answer with `usage` twice takes the full
-    /// parse, where the last one counts.
+    /// The usage of a complete JSON answer. Only the four counters are read; the rest (the
+    /// generated text, other usage details) is skipped without building JSON values. Anything
+    /// unusual — `usage` or a counter twice, a counter that is not an unsigned integer —
+    /// takes the full parse, where the last duplicate counts and a bad counter is absent.
     pub fn from_response(body: &[u8]) -> Option<Usage> {
+        #[derive(serde::Deserialize)]
+        struct Counters {
+            input_tokens: Option<u64>,
+            prompt_tokens: Option<u64>,
+            output_tokens: Option<u64>,
+            completion_tokens: Option<u64>,
+        }
         #[derive(serde::Deserialize)]
         struct Answer {
             #[serde(default)]
-            usage: Option<Value>,
+            usage: Option<Counters>,
         }
         if body.trim_ascii_start().first() != Some(&b'{') {
             return None;
         }
-        let usage = match serde_json::from_slice::<Answer>(body) {
-            Ok(a) => a.usage,
-            Err(_) => serde_json::from_slice::<Value>(body)
-                .ok()?
-                .get_mut("usage")
-                .map(Value::take),
-        };
-        usage.as_ref().and_then(Usage::from_object)
+        match serde_json::from_slice::<Answer>(body) {
+            Ok(a) => {
+                let c = a.usage?;
+                let input = c.input_tokens.or(c.prompt_tokens);
+                let output = c.output_tokens.or(c.completion_tokens);
+                (input.is_some() || output.is_some()).then(|| Usage {
+                    input: input.unwrap_or(0),
+                    output: output.unwrap_or(0),
+                })
+            }
+            Err(_) => Usage::from_object(serde_json::from_slice::<Value>(body).ok()?.get("usage")?),
+        }
     }
 
     /// The usage object in `dialect`'s spelling.
@@ -164,6 +176,23 @@ mod tests {
         let twice =
             br#"{"usage": {"input_tokens": 1}, "usage": {"input_tokens": 5, "output_tokens": 7}}"#;
         assert_eq!(Usage::from_response(twice), five_seven);
+        // Other usage details are skipped; a counter twice: the last one.
+        let details = br#"{"usage": {"input_tokens": 5, "cache_read_input_tokens": 9,
+            "server_tool_use": {"web_search_requests": 1}, "output_tokens": 2, "output_tokens": 7}}"#;
+        assert_eq!(Usage::from_response(details), five_seven);
+        // A counter that is not an unsigned integer counts as absent, the other one stays.
+        let bad = br#"{"usage": {"input_tokens": "5", "output_tokens": 7}}"#;
+        assert_eq!(
+            Usage::from_response(bad),
+            Some(Usage {
+                input: 0,
+                output: 7
+            })
+        );
+        assert_eq!(
+            Usage::from_response(br#"{"usage": {"input_tokens": -1}}"#),
+            None
+        );
     }
 
     #[test]
