@@ -106,22 +106,16 @@ wait_port $KEEL; wait_port $KEEL_GW; wait_port $NGINX
 sleep 0.5
 NGINX_MASTER=$(cat "$OUT/nginx/nginx.pid")
 
-cpu_ticks() { # pids... -> utime+stime clock ticks summed
-  local t=0
+ticks() { # awk-expression pids... -> that expression of /proc/<pid>/stat fields, summed
+  local expr=$1 t=0; shift
   for p in "$@"; do
     [ -r "/proc/$p/stat" ] || continue
-    t=$((t + $(awk '{sub(/.*\) /,""); print $12 + $13}' "/proc/$p/stat")))
+    t=$((t + $(awk "{sub(/.*\\) /,\"\"); print $expr}" "/proc/$p/stat")))
   done
   echo $t
 }
-user_ticks() { # pids... -> utime clock ticks summed (user space only: the proxy's own code)
-  local t=0
-  for p in "$@"; do
-    [ -r "/proc/$p/stat" ] || continue
-    t=$((t + $(awk '{sub(/.*\) /,""); print $12}' "/proc/$p/stat")))
-  done
-  echo $t
-}
+cpu_ticks() { ticks '$12 + $13' "$@"; }  # utime + stime clock ticks
+user_ticks() { ticks '$12' "$@"; }       # utime only: the proxy's own code, not the kernel's
 nginx_pids() { echo "$NGINX_MASTER $(pgrep -P "$NGINX_MASTER" | tr '\n' ' ')"; }
 rss_kib() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo $t; }
 
