@@ -177,6 +177,20 @@ impl GatewayMetrics {
         }
     }
 
+    /// Counts the tokens of one answer of `node` (metrics and the node's own totals).
+    pub fn count_tokens(&self, node: &Node, usage: super::usage::Usage) {
+        self.tokens
+            .with_label_values(&[&node.name, "input"])
+            .inc_by(usage.input);
+        self.tokens
+            .with_label_values(&[&node.name, "output"])
+            .inc_by(usage.output);
+        node.tokens_input
+            .fetch_add(usage.input, std::sync::atomic::Ordering::Relaxed);
+        node.tokens_output
+            .fetch_add(usage.output, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Observes a try's duration on `node`.
     pub fn observe_upstream_duration(&self, node: &Node, secs: f64) {
         node.series

@@ -492,7 +492,9 @@ impl GatewayService {
                 Ok(None) => {
                     let client = session.write_response_body(Bytes::new(), true).await;
                     self.finish(picked, started, status, true);
-                    self.count_tokens(picked, meter);
+                    if let Some(usage) = meter.finish() {
+                        self.gw.pool.metrics.count_tokens(&picked.node, usage);
+                    }
                     super::conns::checkin(&picked.node.conns, upstream, &peer).await;
                     return match client {
                         Ok(()) => TryOutcome::Relayed,
@@ -563,21 +565,6 @@ impl GatewayService {
         self.gw
             .pool
             .record(&picked.node, success, picked.probe, Instant::now());
-    }
-
-    fn count_tokens(&self, picked: &Picked, meter: UsageMeter) {
-        let Some(usage) = meter.finish() else { return };
-        let node = &picked.node;
-        let m = &self.gw.pool.metrics;
-        m.tokens
-            .with_label_values(&[&node.name, "input"])
-            .inc_by(usage.input);
-        m.tokens
-            .with_label_values(&[&node.name, "output"])
-            .inc_by(usage.output);
-        node.tokens_input.fetch_add(usage.input, Ordering::Relaxed);
-        node.tokens_output
-            .fetch_add(usage.output, Ordering::Relaxed);
     }
 }
 

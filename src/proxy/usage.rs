@@ -8,19 +8,13 @@
 //!   `message_start` (`message.usage.input_tokens`) and `message_delta` (`usage.output_tokens`,
 //!   cumulative); OpenAI sends a final chunk with `usage` when the client asked for it.
 
+pub use super::llm::usage::Usage;
 use serde_json::Value;
 
 /// Largest JSON answer buffered for usage parsing.
 pub const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
 /// Longest SSE line kept while waiting for its end.
 const MAX_SSE_LINE: usize = 1024 * 1024;
-
-/// Tokens of one answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-}
 
 #[derive(Debug)]
 enum Mode {
@@ -86,10 +80,7 @@ impl UsageMeter {
     /// The usage found, once the answer is complete.
     pub fn finish(mut self) -> Option<Usage> {
         match &mut self.mode {
-            Mode::Json(buf) => {
-                let v: Value = serde_json::from_slice(buf).ok()?;
-                usage_of(v.get("usage")?)
-            }
+            Mode::Json(buf) => Usage::from_response(buf),
             Mode::Sse { line, usage } => {
                 if !line.is_empty() {
                     sse_line(line, usage);
@@ -114,14 +105,14 @@ fn sse_line(line: &[u8], usage: &mut Usage) {
     };
     match v.get("type").and_then(Value::as_str) {
         Some("message_start") => {
-            if let Some(u) = v.pointer("/message/usage").and_then(usage_of) {
+            if let Some(u) = v.pointer("/message/usage").and_then(Usage::from_object) {
                 usage.input = u.input;
                 usage.output = usage.output.max(u.output);
             }
         }
         // Anthropic's message_delta carries the cumulative output count.
         Some("message_delta") => {
-            if let Some(u) = v.get("usage").and_then(usage_of) {
+            if let Some(u) = v.get("usage").and_then(Usage::from_object) {
                 usage.output = u.output;
                 if u.input > 0 {
                     usage.input = u.input;
@@ -129,7 +120,7 @@ fn sse_line(line: &[u8], usage: &mut Usage) {
             }
         }
         _ => {
-            if let Some(u) = v.get("usage").and_then(usage_of) {
+            if let Some(u) = v.get("usage").and_then(Usage::from_object) {
                 *usage = u;
             }
         }
@@ -146,17 +137,6 @@ fn trim(b: &[u8]) -> &[u8] {
         .rposition(|c| !c.is_ascii_whitespace())
         .map_or(start, |i| i + 1);
     &b[start..end.max(start)]
-}
-
-/// Either API's usage object.
-fn usage_of(u: &Value) -> Option<Usage> {
-    let n = |k: &str| u.get(k).and_then(Value::as_u64);
-    let input = n("input_tokens").or_else(|| n("prompt_tokens"));
-    let output = n("output_tokens").or_else(|| n("completion_tokens"));
-    (input.is_some() || output.is_some()).then(|| Usage {
-        input: input.unwrap_or(0),
-        output: output.unwrap_or(0),
-    })
 }
 
 #[cfg(test)]

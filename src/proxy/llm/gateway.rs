@@ -409,7 +409,7 @@ impl Upstream for GatewayUpstream<'_> {
                 m.count_upstream(&node.node, crate::telemetry::metrics::status_class(status));
                 pool.record(&node.node, true, node.probe, now);
                 if let Some(u) = usage {
-                    count_tokens(&self.gw, &node.node, u);
+                    m.count_tokens(&node.node, u);
                 }
             }
             Report::Failed {
@@ -428,7 +428,7 @@ impl Upstream for GatewayUpstream<'_> {
                 let healthy = class == ErrorClass::ContextLength;
                 pool.record(&node.node, healthy, node.probe, now);
                 if let Some(u) = usage {
-                    count_tokens(&self.gw, &node.node, u);
+                    m.count_tokens(&node.node, u);
                 }
             }
             Report::Refused { status } => {
@@ -442,19 +442,6 @@ impl Upstream for GatewayUpstream<'_> {
             Report::MalformedEvent => self.route.malformed.with_label_values(&[name]).inc(),
         }
     }
-}
-
-fn count_tokens(gw: &Gateway, node: &Node, usage: super::usage::Usage) {
-    let m = &gw.pool.metrics;
-    m.tokens
-        .with_label_values(&[&node.name, "input"])
-        .inc_by(usage.input);
-    m.tokens
-        .with_label_values(&[&node.name, "output"])
-        .inc_by(usage.output);
-    node.tokens_input.fetch_add(usage.input, Ordering::Relaxed);
-    node.tokens_output
-        .fetch_add(usage.output, Ordering::Relaxed);
 }
 
 /// An upstream response body read through Pingora's client session; a fully read
