@@ -32,7 +32,10 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::node::Node;
+use super::retry::TryFailure;
 use crate::config::MAX_PROXY_THREADS;
+use std::sync::Arc;
 
 /// Idle time a connection may spend in a node's pool.
 const POOL_IDLE: Duration = Duration::from_secs(60);
@@ -40,6 +43,8 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 const MAX_IDLE: usize = 256;
 /// Bodies up to this size are copied behind the header to leave in one write.
 const COALESCE_MAX: usize = 64 * 1024;
+/// Fresh connections tried on one node when pooled ones turn out to be closed.
+const STALE_POOL_RETRIES: usize = 3;
 
 /// Pool slots: one per proxy thread plus slot 0 for every other thread.
 const SLOTS: usize = MAX_PROXY_THREADS + 1;
@@ -143,8 +148,57 @@ fn quiet(stream: &mut Stream) -> bool {
         .is_none()
 }
 
+/// Sends a request to `node` — `head` is its complete header in wire form (see
+/// [`super::head`]) — over an idle connection when there is one, else a new one, and reads
+/// the final (non-1xx) response header. A pooled connection the node has closed meanwhile
+/// is replaced by a fresh one without counting as a failure.
+///
+/// The caller reads the body from the returned session and hands it back with [`checkin`].
+/// Pingora's session never saw the request, so for `HEAD` it would expect the body the
+/// answer's `content-length` announces: callers read no body after a `HEAD` (and the
+/// connection is then not reused).
+pub async fn exchange(
+    transport: &TransportConnector,
+    node: &Node,
+    head: &[u8],
+    body: &Bytes,
+) -> Result<(HttpSession, Arc<HttpPeer>), TryFailure> {
+    let peer = node.peer().await?;
+    for _ in 0..STALE_POOL_RETRIES {
+        let (stream, reused) = checkout(transport, &node.conns, &peer)
+            .await
+            .map_err(|e| TryFailure::Connect(e.to_string()))?;
+        match send_and_read_header(stream, head, body).await {
+            Ok(session) => return Ok((session, peer)),
+            Err(_) if reused => continue,
+            Err(e) => return Err(TryFailure::Upstream(e.to_string())),
+        }
+    }
+    Err(TryFailure::Upstream(
+        "pooled connections kept failing".into(),
+    ))
+}
+
+/// Sends header and body and reads the final (non-1xx) response header.
+async fn send_and_read_header(
+    stream: Stream,
+    head: &[u8],
+    body: &Bytes,
+) -> pingora::Result<HttpSession> {
+    let mut session = send_request(stream, head, body).await?;
+    loop {
+        session.read_response_header().await?;
+        let informational = session
+            .response_header()
+            .is_some_and(|h| h.status.is_informational());
+        if !informational {
+            return Ok(session);
+        }
+    }
+}
+
 /// A connection to `peer`: an idle one from `conns` when there is one (`true`), else new.
-pub async fn checkout(
+async fn checkout(
     transport: &TransportConnector,
     conns: &IdleConns,
     peer: &HttpPeer,
@@ -167,14 +221,10 @@ pub async fn checkin(conns: &IdleConns, session: HttpSession, peer: &HttpPeer) {
     }
 }
 
-/// Sends a request — `head` is its complete header in wire form (see [`super::head`]) —
-/// with `body` on `stream`, and returns the client session to read the answer with.
-///
-/// A body up to [`COALESCE_MAX`] bytes follows the header in the same write. Pingora's
-/// session never saw the request, so for `HEAD` it would expect the body the answer's
-/// `content-length` announces: callers read no body after a `HEAD` (and the connection is
-/// then not reused).
-pub async fn send_request(
+/// Writes a request (`head` in wire form) with `body` on `stream` and returns the client
+/// session to read the answer with. A body up to [`COALESCE_MAX`] bytes follows the header
+/// in the same write.
+async fn send_request(
     mut stream: Stream,
     head: &[u8],
     body: &Bytes,

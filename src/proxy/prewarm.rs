@@ -140,10 +140,6 @@ pub fn activate_unprobed(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
 
 /// One probe: its status, or why there was none.
 async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
-    let peer = node.peer().await.map_err(|e| e.to_string())?;
-    let (stream, _reused) = super::conns::checkout(&gw.transport, &node.conns, &peer)
-        .await
-        .map_err(|e| format!("connect failed: {e}"))?;
     let (method, path) = if node.config.health_path.is_empty() {
         ("HEAD", node.target.path_for("/"))
     } else {
@@ -154,20 +150,17 @@ async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
         node.target.authority,
         env!("CARGO_PKG_VERSION")
     );
-    let mut session = super::conns::send_request(stream, head.as_bytes(), &Bytes::new())
-        .await
-        .map_err(|e| format!("sending probe: {e}"))?;
-    session
-        .read_response_header()
-        .await
-        .map_err(|e| format!("reading probe answer: {e}"))?;
+    let (mut session, peer) =
+        super::conns::exchange(&gw.transport, node, head.as_bytes(), &Bytes::new())
+            .await
+            .map_err(|e| e.to_string())?;
     let status = session
         .response_header()
         .map(|h| h.status.as_u16())
         .ok_or("no response header")?;
     if method == "HEAD" {
         // No body follows; the session would wait for the announced one, so the
-        // connection is closed instead of reused (see `conns::send_request`).
+        // connection is closed instead of reused (see `conns::exchange`).
         return Ok(status);
     }
     let mut read = 0usize;

@@ -52,8 +52,6 @@ use tokio::time::Instant as TokioInstant;
 
 /// Longest `x-request-id` taken from a client.
 const MAX_REQUEST_ID: usize = 128;
-/// Fresh connections tried on one node when pooled ones turn out to be closed.
-const STALE_POOL_RETRIES: usize = 3;
 
 pub struct GatewayService {
     gw: Arc<Gateway>,
@@ -396,7 +394,11 @@ impl GatewayService {
         let try_deadline = deadline.min(TokioInstant::now() + cfg.retry.per_try_timeout);
         let body = node_body(node, body);
         let head = client_head.for_node(node, &ctx.request_id, body.len());
-        let sent = tokio::time::timeout_at(try_deadline, self.send(node, &head, body)).await;
+        let sent = tokio::time::timeout_at(
+            try_deadline,
+            super::conns::exchange(&gw.transport, node, &head, &body),
+        )
+        .await;
         let (mut upstream, peer) = match sent {
             Ok(Ok(pair)) => pair,
             Ok(Err(failure)) => return self.failed(picked, started, failure),
@@ -510,31 +512,6 @@ impl GatewayService {
                 }
             }
         }
-    }
-
-    /// Connects (a pooled connection when one is idle), sends the request and reads the
-    /// response header. A pooled connection the node has closed meanwhile is replaced by a
-    /// fresh one without counting as a failure.
-    pub(super) async fn send(
-        &self,
-        node: &super::node::Node,
-        head: &[u8],
-        body: Bytes,
-    ) -> std::result::Result<(UpstreamSession, Arc<HttpPeer>), TryFailure> {
-        let peer = node.peer().await?;
-        for _ in 0..STALE_POOL_RETRIES {
-            let (stream, reused) = super::conns::checkout(&self.gw.transport, &node.conns, &peer)
-                .await
-                .map_err(|e| TryFailure::Connect(e.to_string()))?;
-            match exchange_header(stream, head, &body).await {
-                Ok(upstream) => return Ok((upstream, peer)),
-                Err(_) if reused => continue,
-                Err(e) => return Err(TryFailure::Upstream(e.to_string())),
-            }
-        }
-        Err(TryFailure::Upstream(
-            "pooled connections kept failing".into(),
-        ))
     }
 
     fn failed(&self, picked: &Picked, started: Instant, failure: TryFailure) -> TryOutcome {
@@ -659,24 +636,6 @@ fn node_body(node: &super::node::Node, body: &Bytes) -> Bytes {
     serde_json::to_vec(&doc)
         .map(Bytes::from)
         .unwrap_or_else(|_| body.clone())
-}
-
-/// Sends header and body and reads the final (non-1xx) response header.
-async fn exchange_header(
-    stream: pingora::protocols::Stream,
-    head: &[u8],
-    body: &Bytes,
-) -> Result<UpstreamSession> {
-    let mut upstream = super::conns::send_request(stream, head, body).await?;
-    loop {
-        upstream.read_response_header().await?;
-        let informational = upstream
-            .response_header()
-            .is_some_and(|h| h.status.is_informational());
-        if !informational {
-            return Ok(upstream);
-        }
-    }
 }
 
 /// The client's response header: the upstream's status and headers minus hop-by-hop ones,

@@ -366,8 +366,7 @@ impl Upstream for GatewayUpstream<'_> {
         node.node.in_flight.fetch_add(1, Ordering::AcqRel);
         let in_flight = NodeInFlight(&node.node);
         let (session, peer) =
-            self.service
-                .send(&node.node, &head, body)
+            crate::proxy::conns::exchange(&self.gw.transport, &node.node, &head, &body)
                 .await
                 .map_err(|f| match f {
                     TryFailure::Connect(e) => SendError::Connect(e),
