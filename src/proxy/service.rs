@@ -76,11 +76,12 @@ impl GatewayService {
     }
 }
 
-/// Per-request state Pingora carries between hooks.
+/// The state of one client request while keel answers it.
 pub struct RequestCtx {
     pub(super) started: Instant,
     pub(super) request_id: String,
-    _in_flight: Option<InFlight>,
+    /// Counts the request as in flight until it is dropped (shutdown drains on it).
+    _in_flight: InFlight,
     /// Status sent to the client (0 until a header went out).
     pub(super) status: u16,
     /// A response header reached the client: no retry, no error answer any more.
@@ -105,7 +106,7 @@ impl RequestCtx {
         RequestCtx {
             started: Instant::now(),
             request_id,
-            _in_flight: Some(InFlight::new(gw)),
+            _in_flight: InFlight::new(gw),
             status: 0,
             committed: false,
             cut_short: false,
