@@ -6,7 +6,13 @@
 //! `content-length`) around those bytes. No header map is built or cloned per attempt.
 
 use bytes::{BufMut, BytesMut};
+use http::HeaderName;
 use pingora::http::RequestHeader;
+
+/// Header names keel looks up on every request. Constants, because a `&str` key is parsed
+/// into a header name again on each lookup.
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Hop-by-hop and per-connection headers that are never forwarded as they are, and the
 /// ones keel sets itself for every node.
@@ -45,11 +51,15 @@ impl ClientHead {
     pub fn of(client: &RequestHeader) -> ClientHead {
         let mut common = BytesMut::with_capacity(512);
         let mut credentials = BytesMut::new();
+        let mut used_x_api_key = false;
+        let mut had_content_length = false;
         for (name, value) in client.headers.iter() {
             let n = name.as_str();
+            had_content_length |= n == "content-length";
             if NOT_FORWARDED.contains(&n) {
                 continue;
             }
+            used_x_api_key |= n == "x-api-key";
             let out = if n == "x-api-key" || n == "authorization" {
                 &mut credentials
             } else {
@@ -65,8 +75,8 @@ impl ClientHead {
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
             common,
             credentials,
-            used_x_api_key: client.headers.contains_key("x-api-key"),
-            had_content_length: client.headers.contains_key("content-length"),
+            used_x_api_key,
+            had_content_length,
         }
     }
 

@@ -20,6 +20,7 @@ use super::swrr::SmoothWrr;
 use crate::config::ProxyConfig;
 use crate::telemetry::{ComponentStatus, Telemetry};
 use arc_swap::ArcSwap;
+use smallvec::SmallVec;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -95,18 +96,35 @@ impl Pool {
     }
 
     /// Chooses the node for the next try, skipping `tried`; `None` when no node can take it.
+    ///
+    /// One pass over the nodes, one lock of each: a node whose breaker admits a half-open
+    /// probe is returned at once (probes go first, so recovery needs no idle wait); closed
+    /// ones are collected on the stack for the weighted choice.
     pub fn pick<'a>(&self, tried: impl Fn(&str) -> bool + 'a, now: Instant) -> Option<Picked> {
         let nodes = self.nodes.load();
-        // 1. half-open probes first
-        for node in nodes.iter().filter(|n| n.in_rotation() && !tried(&n.name)) {
+        // (index in `nodes`, effective weight, priority) of each closed candidate
+        let mut candidates: SmallVec<[(usize, u64, u32); 8]> = SmallVec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            if !node.in_rotation() || tried(&node.name) {
+                continue;
+            }
             let mut control = node.control();
-            let b = &mut control.breaker;
-            let probing = b.state() == BreakerState::HalfOpen
-                || (b.state() == BreakerState::Open && b.cooldown_elapsed(now));
+            let probing = match control.breaker.state() {
+                BreakerState::Closed => {
+                    let percent = control.shift.percent(&self.config.shift);
+                    let w = u64::from(node.weight()) * u64::from(percent);
+                    if w > 0 {
+                        candidates.push((i, w, node.priority()));
+                    }
+                    false
+                }
+                BreakerState::HalfOpen => true,
+                BreakerState::Open => control.breaker.cooldown_elapsed(now),
+            };
             if !probing {
                 continue;
             }
-            let (admission, transition) = b.allow(now);
+            let (admission, transition) = control.breaker.allow(now);
             drop(control);
             if let Some(t) = transition {
                 self.on_breaker(node, t);
@@ -118,39 +136,22 @@ impl Pool {
                 });
             }
         }
-        // 2. best priority among closed breakers, then smooth WRR
-        let mut candidates: Vec<(&Arc<Node>, u64)> = nodes
+        // best (lowest) priority among closed breakers, then smooth WRR within it
+        let best = candidates.iter().map(|&(_, _, p)| p).min()?;
+        candidates.retain(|&mut (_, _, p)| p == best);
+        let named: SmallVec<[(&str, u64); 8]> = candidates
             .iter()
-            .filter(|n| n.in_rotation() && !tried(&n.name))
-            .filter_map(|n| {
-                let control = n.control();
-                if control.breaker.state() != BreakerState::Closed {
-                    return None;
-                }
-                let w =
-                    u64::from(n.weight()) * u64::from(control.shift.percent(&self.config.shift));
-                (w > 0).then_some((n, w))
-            })
-            .collect();
-        let best = candidates.iter().map(|(n, _)| n.priority()).min()?;
-        candidates.retain(|(n, _)| n.priority() == best);
-        let named: Vec<(&str, u64)> = candidates
-            .iter()
-            .map(|(n, w)| (n.name.as_str(), *w))
+            .map(|&(i, w, _)| (nodes[i].name.as_str(), w))
             .collect();
         let winner = self
             .swrr
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .pick(&named)?
-            .to_string();
-        candidates
-            .into_iter()
-            .find(|(n, _)| n.name == winner)
-            .map(|(n, _)| Picked {
-                node: n.clone(),
-                probe: false,
-            })
+            .pick(&named)?;
+        Some(Picked {
+            node: nodes[candidates[winner].0].clone(),
+            probe: false,
+        })
     }
 
     /// How long until some open node's cooldown ends (for `Retry-After`).

@@ -558,7 +558,7 @@ impl Drop for NodeInFlight<'_> {
 /// The client's `x-request-id` when it is short printable ASCII, else a new UUID.
 fn request_id(req: &RequestHeader) -> String {
     req.headers
-        .get("x-request-id")
+        .get(super::head::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID)
         .map(str::to_string)
@@ -576,10 +576,14 @@ fn new_request_id() -> String {
 
 /// The key a client presented: `x-api-key`, else `Authorization: Bearer`.
 pub(super) fn client_key(req: &RequestHeader) -> Option<&str> {
-    if let Some(k) = req.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+    let headers = &req.headers;
+    if let Some(k) = headers
+        .get(super::head::X_API_KEY)
+        .and_then(|v| v.to_str().ok())
+    {
         return Some(k.trim());
     }
-    let auth = req.headers.get("authorization")?.to_str().ok()?;
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = auth.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -591,7 +595,7 @@ async fn read_body(session: &mut Session, max: usize) -> Result<Option<Bytes>> {
     let declared = session
         .req_header()
         .headers
-        .get("content-length")
+        .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max) {

@@ -14,26 +14,26 @@ pub struct SmoothWrr {
 }
 
 impl SmoothWrr {
-    /// Picks among `(name, effective weight)`; `None` when no candidate has a weight above 0.
-    pub fn pick<'a>(&mut self, candidates: &[(&'a str, u64)]) -> Option<&'a str> {
+    /// Picks among `(name, effective weight)` and returns the winner's index; `None` when
+    /// no candidate has a weight above 0.
+    pub fn pick(&mut self, candidates: &[(&str, u64)]) -> Option<usize> {
         let total: i64 = candidates.iter().map(|(_, w)| *w as i64).sum();
         if total == 0 {
             return None;
         }
-        let mut best: Option<(&'a str, i64)> = None;
-        for (name, weight) in candidates.iter().filter(|(_, w)| *w > 0) {
-            if !self.current.contains_key(*name) {
-                self.current.insert((*name).to_string(), 0);
-            }
-            if let Some(current) = self.current.get_mut(*name) {
-                *current += *weight as i64;
-                if best.is_none_or(|(_, b)| *current > b) {
-                    best = Some((name, *current));
-                }
+        let mut best: Option<(usize, i64)> = None;
+        for (i, (name, weight)) in candidates.iter().enumerate().filter(|(_, (_, w))| *w > 0) {
+            let current = match self.current.get_mut(*name) {
+                Some(c) => c,
+                None => self.current.entry((*name).to_string()).or_insert(0),
+            };
+            *current += *weight as i64;
+            if best.is_none_or(|(_, b)| *current > b) {
+                best = Some((i, *current));
             }
         }
         let (winner, _) = best?;
-        if let Some(c) = self.current.get_mut(winner) {
+        if let Some(c) = self.current.get_mut(candidates[winner].0) {
             *c -= total;
         }
         Some(winner)
@@ -53,7 +53,7 @@ mod tests {
     fn picks_follow_weights_and_are_interleaved() {
         let mut s = SmoothWrr::default();
         let c = [("a", 5), ("b", 1), ("c", 1)];
-        let picks: Vec<&str> = (0..7).map(|_| s.pick(&c).unwrap()).collect();
+        let picks: Vec<&str> = (0..7).map(|_| c[s.pick(&c).unwrap()].0).collect();
         // nginx's documented sequence for weights 5,1,1
         assert_eq!(picks, vec!["a", "a", "b", "a", "c", "a", "a"]);
     }
@@ -63,7 +63,7 @@ mod tests {
         let mut s = SmoothWrr::default();
         assert_eq!(s.pick(&[("a", 0)]), None);
         for _ in 0..10 {
-            assert_eq!(s.pick(&[("a", 0), ("b", 3)]), Some("b"));
+            assert_eq!(s.pick(&[("a", 0), ("b", 3)]), Some(1));
         }
     }
 
@@ -71,7 +71,7 @@ mod tests {
     fn shares_hold_over_many_picks() {
         let mut s = SmoothWrr::default();
         let c = [("old", 900), ("new", 100)];
-        let new = (0..1000).filter(|_| s.pick(&c) == Some("new")).count();
+        let new = (0..1000).filter(|_| s.pick(&c) == Some(1)).count();
         assert_eq!(new, 100);
     }
 }

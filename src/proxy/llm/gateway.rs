@@ -30,7 +30,7 @@ use crate::proxy::service::{client_key, respond_json, GatewayService, NodeInFlig
 use crate::proxy::Gateway;
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::ServerSession as Session;
@@ -38,6 +38,8 @@ use pingora::upstreams::peer::HttpPeer;
 use prometheus::IntCounterVec;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,14 +50,15 @@ pub const LLM_REQUESTS_TOTAL: &str = "keel_llm_requests_total";
 pub const LLM_MALFORMED_EVENTS_TOTAL: &str = "keel_llm_malformed_events_total";
 pub const LLM_DEDUP_TOTAL: &str = "keel_llm_dedup_total";
 
-/// Headers never copied from an upstream answer to the client.
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
+/// Headers never copied from an upstream answer to the client. Names, not strings: a
+/// `&str` key is parsed into a header name again on every lookup.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
+    http::header::TE,
 ];
 
 /// The parsed generation request when this request takes the LLM route.
@@ -74,6 +77,9 @@ pub fn llm_request(header: &RequestHeader, body: &Bytes) -> Option<LlmRequest> {
 /// What the LLM route keeps for the service's lifetime: dedup table and its metrics.
 pub struct LlmRoute {
     dedup: Arc<Dedup>,
+    /// `[proxy.dedup] header` parsed once (validated with the config); `None` when dedup
+    /// is off.
+    dedup_header: Option<HeaderName>,
     attempts: IntCounterVec,
     requests: IntCounterVec,
     malformed: IntCounterVec,
@@ -94,6 +100,10 @@ impl LlmRoute {
         let cfg = &gw.config().dedup;
         LlmRoute {
             dedup: Dedup::new(cfg.window, cfg.max_entries),
+            dedup_header: cfg
+                .enabled
+                .then(|| HeaderName::try_from(cfg.header.as_str()).ok())
+                .flatten(),
             attempts: counter(
                 LLM_ATTEMPTS_TOTAL,
                 "LLM attempts by node and outcome (answered, refused, or the failure class)",
@@ -135,16 +145,13 @@ impl LlmRoute {
             first_token: cfg.timeouts.first_token,
             stream_idle: cfg.timeouts.stream_idle,
         };
-        let key = (cfg.dedup.enabled && !request.stream)
-            .then(|| {
-                session
-                    .req_header()
-                    .headers
-                    .get(cfg.dedup.header.as_str())
-                    // Non-ASCII bytes survive as U+FFFD and fail validation below.
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            })
-            .flatten();
+        let key = self
+            .dedup_header
+            .as_ref()
+            .filter(|_| !request.stream)
+            .and_then(|name| session.req_header().headers.get(name))
+            // Non-ASCII bytes survive as U+FFFD and fail validation below.
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let head = ClientHead::of(session.req_header());
         let upstream = GatewayUpstream {
             service,
@@ -451,24 +458,52 @@ struct PingoraBody {
     peer: Arc<HttpPeer>,
 }
 
-#[async_trait]
 impl ResponseBody for PingoraBody {
-    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+    /// Written out rather than as an `async fn`: the call that only reports the end (the
+    /// body was read with the chunk before) is answered without building and boxing
+    /// Pingora's body-read future, which is about 3 KB copied per call.
+    fn next<'life0, 'async_trait>(
+        &'life0 mut self,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<Bytes>, String>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        if self.session.is_none() {
+            return Box::pin(std::future::ready(Ok(None)));
+        }
+        Box::pin(self.read())
+    }
+}
+
+impl PingoraBody {
+    async fn read(&mut self) -> Result<Option<Bytes>, String> {
         let Some(session) = self.session.as_mut() else {
             return Ok(None);
         };
         match session.read_response_body().await {
-            Ok(Some(chunk)) => Ok(Some(chunk)),
-            Ok(None) => {
-                if let Some(session) = self.session.take() {
-                    crate::proxy::conns::checkin(&self.node.conns, session, &self.peer).await;
+            Ok(Some(chunk)) => {
+                // The last chunk: the connection can go back to the pool already.
+                if session.response_done() {
+                    self.check_in().await;
                 }
+                Ok(Some(chunk))
+            }
+            Ok(None) => {
+                self.check_in().await;
                 Ok(None)
             }
             Err(e) => {
                 self.session = None;
                 Err(e.to_string())
             }
+        }
+    }
+
+    /// Hands the fully read connection back to the node's pool.
+    async fn check_in(&mut self) {
+        if let Some(session) = self.session.take() {
+            crate::proxy::conns::checkin(&self.node.conns, session, &self.peer).await;
         }
     }
 }
@@ -482,8 +517,11 @@ pub struct SessionSink<'a> {
 #[async_trait]
 impl ClientSink for SessionSink<'_> {
     async fn head(&mut self, status: u16, mut headers: HeaderMap) -> Result<(), ClientGone> {
-        for name in HOP_BY_HOP {
-            headers.remove(name);
+        // One pass to see whether any is there (rarely): a removal costs a hash lookup each.
+        if headers.keys().any(|n| HOP_BY_HOP.contains(n)) {
+            for name in &HOP_BY_HOP {
+                headers.remove(name);
+            }
         }
         if !headers.contains_key(http::header::CONTENT_LENGTH) {
             headers.insert(
@@ -492,7 +530,7 @@ impl ClientSink for SessionSink<'_> {
             );
         }
         let id = HeaderValue::from_str(&self.ctx.request_id).map_err(|_| ClientGone)?;
-        headers.insert("x-request-id", id);
+        headers.insert(crate::proxy::head::X_REQUEST_ID, id);
         // The map becomes the response header as it is: no copy header by header, and no
         // case map (the names come from a `HeaderMap`, lowercase already).
         let (mut parts, ()) = http::Response::new(()).into_parts();
