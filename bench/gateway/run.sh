@@ -20,6 +20,7 @@ LAT_SECS=${LAT_SECS:-20}      # latency run length
 FAILOVER_SECS=${FAILOVER_SECS:-60}
 UP_A=19001 UP_B=19002 KEEL=18080 KEEL_CTL=18081 KEEL_GW=18082 KEEL_GW_CTL=18083 NGINX=18090
 OUT=bench/out/gateway
+source bench/gateway/common.sh
 rm -rf "$OUT"; mkdir -p "$OUT/keel" "$OUT/keel-gw" "$OUT/nginx"
 
 command -v nginx >/dev/null || { echo "nginx missing: apt-get install -y nginx" >&2; exit 1; }
@@ -41,30 +42,12 @@ trap cleanup EXIT
 start_upstream() { # port name -> pid
   "$LG" serve "$1" "$2" >/dev/null 2>&1 & echo $!
 }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 not up" >&2; exit 1; }
 
 PID_A=$(start_upstream $UP_A a); pids+=("$PID_A")
 PID_B=$(start_upstream $UP_B b); pids+=("$PID_B")
 wait_port $UP_A; wait_port $UP_B
 
-cat > "$OUT/keel/keel.toml" <<EOF
-data_dir = "$OUT/keel/data"
-shutdown_grace = "5s"
-[control]
-listen = "127.0.0.1:$KEEL_CTL"
-admin_token = "bench-token"
-[proxy]
-listen = "127.0.0.1:$KEEL"
-[[proxy.nodes]]
-name = "a"
-base_url = "http://127.0.0.1:$UP_A"
-[[proxy.nodes]]
-name = "b"
-base_url = "http://127.0.0.1:$UP_B"
-[log]
-format = "json"
-level = "warn"
-EOF
+keel_toml "$OUT/keel/data" $KEEL_CTL $KEEL > "$OUT/keel/keel.toml"
 "$KEEL_BIN" run --config "$OUT/keel/keel.toml" 2> "$OUT/keel/keel.log" & KEEL_PID=$!; pids+=("$KEEL_PID")
 # A second keel for the gateway's own memory: the same gateway, the executor (and its warm
 # V8 isolates) off — what a box that uses keel only as its gateway runs. Latency run only.
@@ -73,34 +56,7 @@ sed -e "s#$OUT/keel/data#$OUT/keel-gw/data#" -e "s#:$KEEL_CTL\"#:$KEEL_GW_CTL\"#
 printf '[executor]\nenabled = false\n' >> "$OUT/keel-gw/keel.toml"
 "$KEEL_BIN" run --config "$OUT/keel-gw/keel.toml" 2> "$OUT/keel-gw/keel.log" & KEEL_GW_PID=$!; pids+=("$KEEL_GW_PID")
 
-cat > "$OUT/nginx/nginx.conf" <<EOF
-worker_processes auto;
-pid $PWD/$OUT/nginx/nginx.pid;
-error_log $PWD/$OUT/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream llm {
-    server 127.0.0.1:$UP_A max_fails=1 fail_timeout=10s;
-    server 127.0.0.1:$UP_B max_fails=1 fail_timeout=10s;
-    keepalive 64;
-    keepalive_requests 1000000;  # like keel: no cap on requests per upstream connection
-  }
-  server {
-    listen 127.0.0.1:$NGINX;
-    keepalive_requests 1000000;  # like keel: the load generator's connections are never cut
-    location / {
-      proxy_pass http://llm;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;
-      proxy_next_upstream_tries 3;
-      proxy_connect_timeout 5s;
-      proxy_read_timeout 10s;
-    }
-  }
-}
-EOF
+nginx_conf "$PWD/$OUT/nginx" $NGINX "worker_processes auto;" > "$OUT/nginx/nginx.conf"
 nginx -p "$PWD/$OUT/nginx" -c "$PWD/$OUT/nginx/nginx.conf"
 wait_port $KEEL; wait_port $KEEL_GW; wait_port $NGINX
 sleep 0.5
