@@ -59,8 +59,9 @@ impl ClientHead {
             if NOT_FORWARDED.contains(&n) {
                 continue;
             }
-            used_x_api_key |= n == "x-api-key";
-            let out = if n == "x-api-key" || n == "authorization" {
+            let is_x_api_key = n == "x-api-key";
+            used_x_api_key |= is_x_api_key;
+            let out = if is_x_api_key || n == "authorization" {
                 &mut credentials
             } else {
                 &mut common
