@@ -286,33 +286,23 @@ async fn start_executor(
     telemetry: &Telemetry,
 ) -> Result<Arc<executor::Executor>, StartError> {
     let cfg = config.executor.clone();
+    let log = config.log.clone();
     let handle = tokio::runtime::Handle::current();
-    let registry = telemetry.metrics.registry.clone();
-    let events = telemetry.events.clone();
-    let ex = tokio::task::spawn_blocking(move || {
-        let ex = executor::Executor::start(&cfg, handle, Some(&registry), Some(events))?;
-        ex.wait_warm(Duration::from_secs(120));
-        Ok::<_, executor::StartError>(ex)
-    })
-    .await
-    .map_err(|e| executor::StartError::Runtime(format!("executor start task: {e}")))??;
+    let t = telemetry.clone();
+    // The executor process reports its own health (including its sandbox) once warm.
+    let ex =
+        tokio::task::spawn_blocking(move || executor::Executor::start(&cfg, &log, handle, Some(t)))
+            .await
+            .map_err(|e| executor::StartError::Runtime(format!("executor start task: {e}")))??;
     let w = ex.warmup();
-    telemetry.health.set(
-        "executor",
-        ComponentStatus::Healthy,
-        format!(
-            "{} isolates; warmup {} ({}/{} modules, {} ms)",
-            config.executor.pool_size,
-            w.status,
-            w.modules.len(),
-            w.total_modules,
-            w.elapsed.as_millis()
-        ),
-    );
+    let st = ex.status();
     tracing::info!(
         pool_size = config.executor.pool_size,
+        pid = st.process_pid,
         warmup_ms = w.elapsed.as_millis() as u64,
         snapshot_bytes = w.snapshot_bytes,
+        memory_limit_mb = config.executor.memory_limit_mib(),
+        sandbox = st.sandbox.as_deref().unwrap_or("-"),
         "executor warm"
     );
     Ok(Arc::new(ex))

@@ -27,6 +27,18 @@ enum Command {
     Validate(ConfigArg),
     /// Print the effective configuration (file + environment) with secrets hidden.
     PrintConfig(ConfigArg),
+    /// The executor process (started by `keel run`, never by hand): runs user code in a
+    /// sandbox, talking to its parent over fd 3.
+    #[command(name = "executor-child", hide = true)]
+    ExecutorChild,
+    /// Applies the executor's sandbox to itself, tries what it must refuse and prints one
+    /// JSON line per attempt (used by the tests; see README "Executor sandbox").
+    #[command(name = "executor-sandbox-probe", hide = true)]
+    ExecutorSandboxProbe {
+        /// Files that must be unreadable (and whose directories unwritable) in the sandbox.
+        #[arg(long = "deny-read")]
+        deny_read: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -47,6 +59,13 @@ fn main() -> ExitCode {
         Command::Run(a) => (a, "run"),
         Command::Validate(a) => (a, "validate"),
         Command::PrintConfig(a) => (a, "print-config"),
+        Command::ExecutorChild => return keel::executor::child::main(),
+        Command::ExecutorSandboxProbe { deny_read } => {
+            for line in keel::executor::sandbox::probe(deny_read) {
+                println!("{line}");
+            }
+            return ExitCode::SUCCESS;
+        }
     };
     let config = match load(arg.config.as_deref()) {
         Ok(c) => c,

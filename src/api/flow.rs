@@ -115,6 +115,9 @@ fn memory_block(ex: &Executor) -> Value {
     let h = ex.heap();
     json!({
         "alloc": mib(h.used),
+        "arrayBuffers": mib(h.array_buffers),
+        "arrayBufferBytes": h.array_buffers,
+        "processMemoryLimitBytes": ex.memory_ceiling(),
         "totalAlloc": mib(h.total),
         "sys": mib(h.limit),
         "heapUsedBytes": h.used,
@@ -129,8 +132,11 @@ fn memory_block(ex: &Executor) -> Value {
 async fn health(State(s): State<FlowState>) -> Json<Value> {
     let ex = &s.executor;
     let w = ex.warmup();
+    let down = ex.down_reason();
     Json(json!({
-        "status": "healthy",
+        // While the executor process restarts, calls get 503 at once: say so here too.
+        "status": if down.is_some() { "degraded" } else { "healthy" },
+        "reason": down,
         "timestamp": rfc3339(OffsetDateTime::now_utc()),
         "service": SERVICE,
         "version": env!("CARGO_PKG_VERSION"),
@@ -172,6 +178,9 @@ async fn status(State(s): State<FlowState>) -> Json<Value> {
             "isolatesBusy": st.isolates_busy,
             "isolatesStarting": st.isolates_starting,
             "isolatesRecycled": st.isolates_recycled,
+            "processRestarts": st.process_restarts,
+            "processPid": st.process_pid,
+            "sandbox": st.sandbox,
         }
     }))
 }
@@ -185,6 +194,8 @@ async fn limits(State(s): State<FlowState>) -> Json<Value> {
         "maxConcurrent": c.max_concurrent,
         "maxResultSize": c.max_result_size,
         "heapLimitMb": c.heap_limit_mb,
+        "arrayBufferLimitMb": c.array_buffer_limit_mb,
+        "memoryLimitMb": c.memory_limit_mib(),
         "env": {
             "executionTimeout": ENV_EXECUTION_TIMEOUT_MS,
             "maxCodeLength": ENV_MAX_CODE_LENGTH,
@@ -226,6 +237,7 @@ fn status_of(kind: &ErrorKind) -> StatusCode {
         ErrorKind::Overloaded | ErrorKind::QueueTimeout | ErrorKind::Unavailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }
+        ErrorKind::Crashed => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
 }

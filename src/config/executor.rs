@@ -36,6 +36,15 @@ pub struct ExecutorConfig {
     /// V8 heap limit per isolate, in MiB. Must leave room above the ~30 MiB that the
     /// preloaded libraries (mostly pinyin's dictionary) take.
     pub heap_limit_mb: usize,
+    /// Bytes of `ArrayBuffer`/typed-array/`Buffer` backing stores one isolate may hold at
+    /// once, in MiB (the heap limit does not cover them). Past it, the allocation throws a
+    /// `RangeError` and the call fails.
+    pub array_buffer_limit_mb: usize,
+    /// Memory ceiling of the executor process as a whole (its RSS), in MiB. Past it the
+    /// process is killed, the calls running in it fail with `MemoryLimitError`, and it is
+    /// restarted. Omitted: `pool_size × (heap_limit_mb + array_buffer_limit_mb) + 256`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit_mb: Option<usize>,
     /// `console.*` lines kept per execution; further lines are dropped and counted.
     pub max_console_lines: usize,
     /// Bytes of `console.*` output kept per execution.
@@ -61,6 +70,8 @@ impl Default for ExecutorConfig {
             max_input_size: 1_048_576,
             max_result_size: 5_242_880,
             heap_limit_mb: 128,
+            array_buffer_limit_mb: 128,
+            memory_limit_mb: None,
             max_console_lines: 200,
             max_console_bytes: 65_536,
             access_tokens: Vec::new(),
@@ -255,6 +266,23 @@ impl ExecutorConfig {
                 ),
             );
         }
+        if self.array_buffer_limit_mb == 0 || self.array_buffer_limit_mb > 1 << 20 {
+            v.error(
+                "array_buffer_limit_mb",
+                format!(
+                    "must be between 1 and 1048576, got {}",
+                    self.array_buffer_limit_mb
+                ),
+            );
+        }
+        if let Some(m) = self.memory_limit_mb {
+            if m < 256 {
+                v.error(
+                    "memory_limit_mb",
+                    format!("must be at least 256 (one warm isolate takes ~90 MiB), got {m}"),
+                );
+            }
+        }
         for (i, t) in self.access_tokens.iter().enumerate() {
             if t.expose().len() < 8 {
                 v.error(
@@ -307,6 +335,28 @@ impl ExecutorConfig {
     /// The heap limit in bytes.
     pub fn heap_limit_bytes(&self) -> usize {
         self.heap_limit_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// The per-isolate array-buffer budget in bytes.
+    pub fn array_buffer_limit_bytes(&self) -> usize {
+        self.array_buffer_limit_mb.saturating_mul(1024 * 1024)
+    }
+
+    /// The executor process's memory ceiling in MiB (configured, or derived from the pool).
+    pub fn memory_limit_mib(&self) -> usize {
+        self.memory_limit_mb.unwrap_or_else(|| {
+            self.pool_size
+                .saturating_mul(
+                    self.heap_limit_mb
+                        .saturating_add(self.array_buffer_limit_mb),
+                )
+                .saturating_add(256)
+        })
+    }
+
+    /// [`Self::memory_limit_mib`] in bytes.
+    pub fn memory_limit_bytes(&self) -> usize {
+        self.memory_limit_mib().saturating_mul(1024 * 1024)
     }
 }
 

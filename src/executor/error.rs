@@ -19,7 +19,7 @@ pub enum StartError {
 }
 
 /// How a call failed. `kind` is the reference's `error.type`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExecError {
     pub kind: ErrorKind,
     pub message: String,
@@ -28,7 +28,7 @@ pub struct ExecError {
 }
 
 /// The error types of the reference API plus keel's admission errors.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// A JavaScript exception: its `name` (SyntaxError, TypeError, RangeError, ...).
     Js(String),
@@ -44,8 +44,14 @@ pub enum ErrorKind {
     Overloaded,
     /// Admitted but no isolate became free within `queue_timeout`.
     QueueTimeout,
-    /// The executor is shutting down.
+    /// The executor is shutting down, or its process is restarting.
     Unavailable,
+    /// The executor process passed its memory ceiling and was stopped with every block
+    /// running in it.
+    MemoryLimit,
+    /// The executor process died (abort, V8 fatal error, a hang killed by the main
+    /// process) while the block ran; it is restarted.
+    Crashed,
 }
 
 impl ErrorKind {
@@ -60,6 +66,8 @@ impl ErrorKind {
             ErrorKind::Overloaded => "ServiceUnavailable",
             ErrorKind::QueueTimeout => "ServiceUnavailable",
             ErrorKind::Unavailable => "ServiceUnavailable",
+            ErrorKind::MemoryLimit => "MemoryLimitError",
+            ErrorKind::Crashed => "ExecutorCrashed",
         }
     }
 
@@ -72,6 +80,8 @@ impl ErrorKind {
             ErrorKind::Validation => "invalid",
             ErrorKind::ResultTooLarge => "error",
             ErrorKind::Overloaded | ErrorKind::QueueTimeout | ErrorKind::Unavailable => "rejected",
+            ErrorKind::MemoryLimit => "oom",
+            ErrorKind::Crashed => "crashed",
         }
     }
 }

@@ -150,6 +150,11 @@ impl Fetcher {
         self.default_timeout
     }
 
+    /// The largest request body sent (checked again before the request is built).
+    pub fn max_request_size(&self) -> usize {
+        self.max_request_size
+    }
+
     /// Performs the request, following redirects by hand, within `req.timeout`.
     pub async fn fetch(&self, req: FetchRequest) -> Result<FetchResponse, FetchError> {
         let limit = req.timeout;

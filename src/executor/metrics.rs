@@ -13,12 +13,16 @@ pub const EXECUTION_DURATION: &str = catalog::EXECUTOR_EXECUTION_DURATION_SECOND
 pub const QUEUE_DEPTH: &str = catalog::EXECUTOR_QUEUE_DEPTH;
 pub const POOL_ISOLATES: &str = catalog::EXECUTOR_POOL_ISOLATES;
 pub const HEAP_USED: &str = catalog::EXECUTOR_HEAP_USED_BYTES;
-pub const ISOLATE_RECYCLES: &str = "keel_executor_isolate_recycles_total";
+pub const ISOLATE_RECYCLES: &str = catalog::EXECUTOR_ISOLATE_RECYCLES_TOTAL;
+pub const RESTARTS: &str = catalog::EXECUTOR_RESTARTS_TOTAL;
+pub const PROCESS_RSS: &str = catalog::EXECUTOR_PROCESS_RESIDENT_MEMORY_BYTES;
+pub const ARRAY_BUFFERS: &str = catalog::EXECUTOR_ARRAY_BUFFER_BYTES;
 
 /// States of `keel_executor_pool_isolates{state}`.
 pub const STATES: [&str; 3] = ["starting", "idle", "busy"];
 
-/// Prometheus collectors, registered once on the process registry.
+/// Prometheus collectors, registered once on keel's registry (in the main process: the
+/// executor process reports its figures over its socket, see [`super::supervisor`]).
 #[derive(Clone)]
 pub struct ExecutorMetrics {
     pub executions: IntCounterVec,
@@ -26,7 +30,10 @@ pub struct ExecutorMetrics {
     pub queue_depth: IntGauge,
     pub isolates: IntGaugeVec,
     pub heap_used: IntGauge,
+    pub array_buffers: IntGauge,
     pub recycles: IntCounterVec,
+    pub restarts: IntCounterVec,
+    pub process_rss: IntGauge,
 }
 
 impl ExecutorMetrics {
@@ -49,6 +56,10 @@ impl ExecutorMetrics {
                 &["state"],
             )?,
             heap_used: IntGauge::new(HEAP_USED, "V8 heap used, summed over the pool's isolates")?,
+            array_buffers: IntGauge::new(
+                ARRAY_BUFFERS,
+                "Array-buffer backing stores held by the executor's isolates",
+            )?,
             recycles: IntCounterVec::new(
                 Opts::new(
                     ISOLATE_RECYCLES,
@@ -56,6 +67,11 @@ impl ExecutorMetrics {
                 ),
                 &["reason"],
             )?,
+            restarts: IntCounterVec::new(
+                Opts::new(RESTARTS, "Restarts of the executor process, by reason"),
+                &["reason"],
+            )?,
+            process_rss: IntGauge::new(PROCESS_RSS, "Resident memory of the executor process")?,
         };
         if let Some(r) = registry {
             r.register(Box::new(m.executions.clone()))?;
@@ -63,7 +79,10 @@ impl ExecutorMetrics {
             r.register(Box::new(m.queue_depth.clone()))?;
             r.register(Box::new(m.isolates.clone()))?;
             r.register(Box::new(m.heap_used.clone()))?;
+            r.register(Box::new(m.array_buffers.clone()))?;
             r.register(Box::new(m.recycles.clone()))?;
+            r.register(Box::new(m.restarts.clone()))?;
+            r.register(Box::new(m.process_rss.clone()))?;
         }
         for s in STATES {
             m.isolates.with_label_values(&[s]).set(0);
@@ -83,7 +102,6 @@ pub struct Counters {
     pub successful: AtomicU64,
     pub failed: AtomicU64,
     pub timeouts: AtomicU64,
-    pub recycled: AtomicU64,
 }
 
 impl Counters {

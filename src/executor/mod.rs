@@ -1,26 +1,41 @@
 //! The code-block executor: users' JavaScript on a pool of V8 isolates started from a
-//! snapshot that already holds the reference service's seven libraries.
+//! snapshot that already holds the reference service's seven libraries — in a process of
+//! its own, so that nothing user code does can stop the rest of keel.
 //!
+//! In keel's main process:
+//! - [`front`]: validation, admission (max concurrent), counters, the API's view;
+//! - [`supervisor`]: starts, watches (memory ceiling, liveness) and restarts the executor
+//!   process; [`ipc`] is the wire between the two.
+//!
+//! In the executor process (`keel executor-child`, [`child`]):
+//! - [`sandbox`]: Landlock and seccomp, applied before anything else runs;
 //! - [`snapshot`]: the V8 heap image: a lean context (runtime only) and one with the seven
 //!   libraries instantiated (fail fast per module);
-//! - [`pool`]: admission (max concurrent, bounded queue) and the isolate threads;
+//! - [`pool`]: the isolate threads and their queue;
 //! - [`worker`]: one isolate per OS thread, fresh context per call, event loop, natives;
+//! - [`alloc`]: the per-isolate array-buffer budget;
 //! - [`watchdog`]: terminates JavaScript that runs past its deadline;
 //! - [`fetch`] and [`policy`]: the `fetch` global and its network policy.
 
+pub mod alloc;
+pub mod child;
 pub mod error;
 pub mod fetch;
+pub mod front;
+pub mod ipc;
 pub mod metrics;
 pub mod platform;
 pub mod policy;
 pub mod pool;
+pub mod sandbox;
 pub mod snapshot;
+pub mod supervisor;
 pub mod tokens;
 mod watchdog;
 mod worker;
 
 pub use error::{ErrorKind, ExecError, StartError};
-pub use pool::{ExecRequest, Executor, ExecutorStatus, HeapFigures};
+pub use front::{ExecRequest, Executor, ExecutorStatus, HeapFigures};
 pub use snapshot::WarmupReport;
 pub use worker::ExecOutput;
 

@@ -1,9 +1,17 @@
 //! V8 process-wide initialisation. V8 allows exactly one platform per process and it can
 //! never be re-initialised after disposal, so it is set up once, lazily, and never torn down.
 
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 static INIT: Once = Once::new();
+static EXTRA_FLAGS: OnceLock<String> = OnceLock::new();
+
+/// Flags applied after keel's own at [`init`]: the executor process gets the operator's
+/// `EXECUTOR_V8_FLAGS` from the main process (it starts with an empty environment) plus
+/// the WebAssembly memory bound. Call before [`init`]; later calls are ignored.
+pub fn set_extra_flags(flags: String) {
+    let _ = EXTRA_FLAGS.set(flags);
+}
 
 /// Initialises the V8 platform (idempotent, thread-safe).
 pub fn init() {
@@ -23,8 +31,14 @@ pub fn init() {
         // for a few GCs, and the next block to call one would parse it again — a latency
         // spike in a long-lived isolate for a few MB of bytecode kept.
         v8::V8::set_flags_from_string("--no-osr-from-maglev --no-flush-bytecode");
+        // User code gets no WebAssembly (runtime.js removes the global at snapshot time):
+        // wasm memories are not array buffers from the embedder's allocator, so they would
+        // escape the per-isolate budget; `--wasm-max-mem-pages` (set by the executor process
+        // to that budget) still bounds each one.
         // Escape hatch for operators: extra V8 flags, e.g. "--no-maglev".
-        if let Ok(flags) = std::env::var("EXECUTOR_V8_FLAGS") {
+        if let Some(flags) = EXTRA_FLAGS.get() {
+            v8::V8::set_flags_from_string(flags);
+        } else if let Ok(flags) = std::env::var("EXECUTOR_V8_FLAGS") {
             v8::V8::set_flags_from_string(&flags);
         }
         // Isolates must not share the V8 "current isolate" assumptions of a single-threaded

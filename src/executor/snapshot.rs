@@ -43,11 +43,12 @@ pub const MODULES: [&str; 7] = [
     "uuid",
 ];
 
-/// Outcome of the warmup, as `/flow/health` reports it.
-#[derive(Debug, Clone)]
+/// Outcome of the warmup, as `/flow/health` reports it. Made in the executor process and
+/// sent to keel's main process with its readiness message, hence serde.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WarmupReport {
     /// `completed` or `failed`.
-    pub status: &'static str,
+    pub status: String,
     /// Modules that loaded, in order.
     pub modules: Vec<String>,
     pub total_modules: usize,
@@ -57,8 +58,25 @@ pub struct WarmupReport {
     pub failed: Option<(String, String)>,
     /// Whole warmup: evaluate bundle, load modules, serialise the snapshot.
     pub elapsed: Duration,
+    #[serde(with = "time::serde::rfc3339")]
     pub finished_at: OffsetDateTime,
     pub snapshot_bytes: usize,
+}
+
+impl WarmupReport {
+    /// Before any executor process reported its warmup.
+    pub fn not_started() -> WarmupReport {
+        WarmupReport {
+            status: "not_started".into(),
+            modules: Vec::new(),
+            total_modules: MODULES.len(),
+            module_times: Vec::new(),
+            failed: None,
+            elapsed: Duration::ZERO,
+            finished_at: OffsetDateTime::now_utc(),
+            snapshot_bytes: 0,
+        }
+    }
 }
 
 /// Snapshot index (for `v8::Context::from_snapshot`) of the context with every library
@@ -130,7 +148,7 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
     let blob = blob.ok_or(StartError::Snapshot)?;
     let bytes: &'static [u8] = Box::leak(blob.to_vec().into_boxed_slice());
     let report = WarmupReport {
-        status: "completed",
+        status: "completed".into(),
         modules: module_times.iter().map(|(n, _)| n.clone()).collect(),
         total_modules: MODULES.len(),
         module_times,

@@ -1,29 +1,70 @@
-//! Engine tests without HTTP: one executor per test on the shared process snapshot.
+//! Engine tests without HTTP or a second process: the isolate pool of the executor process,
+//! one per test on the shared process snapshot, fed through the main process's validation.
+//! (The process boundary itself is tested end to end: tests/e2e/executor_isolation.rs.)
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::sync::oneshot;
 
+use super::pool::IsolatePool;
+use super::worker::{IsolateRecycled, Job, RecycleReason};
 use super::*;
 use crate::config::ExecutorConfig;
 
-fn executor(f: impl FnOnce(&mut ExecutorConfig)) -> Executor {
+struct TestPool {
+    pool: IsolatePool,
+    config: ExecutorConfig,
+    recycled: Arc<Mutex<Vec<IsolateRecycled>>>,
+}
+
+fn start(cfg: ExecutorConfig) -> TestPool {
+    let recycled: Arc<Mutex<Vec<IsolateRecycled>>> = Arc::default();
+    let sink = recycled.clone();
+    let pool = IsolatePool::start(
+        &cfg,
+        tokio::runtime::Handle::current(),
+        Arc::new(move |e| sink.lock().unwrap().push(e.clone())),
+    )
+    .expect("pool starts");
+    TestPool {
+        pool,
+        config: cfg,
+        recycled,
+    }
+}
+
+fn executor(f: impl FnOnce(&mut ExecutorConfig)) -> TestPool {
     let mut cfg = ExecutorConfig {
         pool_size: 2,
         execution_timeout: Duration::from_millis(1500),
         ..Default::default()
     };
     f(&mut cfg);
-    Executor::start(&cfg, tokio::runtime::Handle::current(), None, None).expect("executor starts")
+    start(cfg)
 }
 
-async fn run(ex: &Executor, code: &str, input: serde_json::Value) -> Result<ExecOutput, ExecError> {
-    ex.execute(ExecRequest {
-        code: code.to_string(),
-        input,
-        timeout: None,
-    })
-    .await
+async fn run(ex: &TestPool, code: &str, input: serde_json::Value) -> Result<ExecOutput, ExecError> {
+    let (code, input, timeout) = front::validate(
+        &ex.config,
+        ExecRequest {
+            code: code.to_string(),
+            input,
+            timeout: None,
+        },
+    )?;
+    let (tx, rx) = oneshot::channel();
+    ex.pool.submit(Job {
+        code,
+        input_json: input.get().to_string(),
+        timeout,
+        enqueued: Instant::now(),
+        reply: Box::new(move |o| {
+            let _ = tx.send(o);
+        }),
+    });
+    rx.await.expect("the pool answers every job")
 }
 
 fn err_type(r: Result<ExecOutput, ExecError>) -> String {
@@ -219,7 +260,7 @@ async fn timeouts_and_heap_bombs_recycle_the_isolate() {
             .result,
         json!(2)
     );
-    assert!(ex.status().isolates_recycled >= 3);
+    assert!(ex.pool.figures().recycled >= 3);
 }
 
 /// OSR is on (synchronous, see platform.rs): hot loops that allocate on every turn must
@@ -229,10 +270,6 @@ async fn timeouts_and_heap_bombs_recycle_the_isolate() {
 /// run on, the bounded heap-limit headroom aborts this test binary instead of the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heap_bombs_in_osr_compiled_loops_are_contained() {
-    let bus = std::sync::Arc::new(crate::telemetry::EventBus::new(
-        64,
-        &prometheus::Registry::new(),
-    ));
     let mut cfg = ExecutorConfig {
         pool_size: 1,
         heap_limit_mb: 256,
@@ -240,13 +277,7 @@ async fn heap_bombs_in_osr_compiled_loops_are_contained() {
         ..Default::default()
     };
     cfg.max_concurrent = 4;
-    let ex = Executor::start(
-        &cfg,
-        tokio::runtime::Handle::current(),
-        None,
-        Some(bus.clone()),
-    )
-    .expect("executor starts");
+    let ex = start(cfg);
     let bombs = [
         "const a = []; while (true) a.push({x: new Array(1000)});",
         "const a = []; while (true) a.push({x: new Array(1000).fill(1)});",
@@ -264,17 +295,13 @@ async fn heap_bombs_in_osr_compiled_loops_are_contained() {
             json!(2)
         );
     }
-    let recycled: Vec<_> = bus
-        .recent(64)
-        .into_iter()
-        .filter(|e| e.kind == "executor.isolate_recycled")
-        .collect();
+    let recycled = ex.recycled.lock().unwrap().clone();
     assert_eq!(recycled.len(), bombs.len(), "{recycled:?}");
     assert!(recycled
         .iter()
-        .all(|e| e.data["reason"] == "heap" || e.data["reason"] == "timeout"));
-    assert!(recycled.iter().any(|e| e.data["reason"] == "heap"));
-    assert_eq!(ex.status().isolates_recycled, bombs.len() as u64);
+        .all(|e| e.reason == RecycleReason::Heap || e.reason == RecycleReason::Timeout));
+    assert!(recycled.iter().any(|e| e.reason == RecycleReason::Heap));
+    assert_eq!(ex.pool.figures().recycled, bombs.len() as u64);
 }
 
 /// Builds a snapshot from a bundle whose `qs` factory throws. V8 aborted when a snapshot

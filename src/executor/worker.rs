@@ -8,19 +8,22 @@
 
 use std::collections::{BinaryHeap, HashMap};
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
+use super::alloc::{self, Budget};
 use super::error::{ErrorKind, ExecError};
 use super::fetch::{FetchError, FetchRequest, FetchResponse, Fetcher};
-use super::metrics::{Counters, ExecutorMetrics, STATES};
+use super::pool::RecycleSink;
 use super::snapshot::{self, Snapshot, WITH_LIBRARIES};
 use super::watchdog::Watchdog;
-use crate::telemetry::{Event, EventBus, Level};
+use crate::telemetry::{Event, Level};
+
+/// Where a job's outcome goes; called exactly once, on the worker thread.
+pub type Reply = Box<dyn FnOnce(Result<ExecOutput, ExecError>) + Send>;
 
 /// A code block to run.
 pub struct Job {
@@ -28,11 +31,11 @@ pub struct Job {
     pub input_json: String,
     pub timeout: Duration,
     pub enqueued: Instant,
-    pub reply: oneshot::Sender<Result<ExecOutput, ExecError>>,
+    pub reply: Reply,
 }
 
 /// A successful run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ExecOutput {
     pub result: serde_json::Value,
     pub execution_time: Duration,
@@ -46,6 +49,8 @@ pub struct ExecOutput {
 #[derive(Debug, Clone)]
 pub struct WorkerLimits {
     pub heap_limit: usize,
+    /// Bytes of array-buffer backing stores one isolate may hold (see [`alloc`]).
+    pub array_buffer_limit: usize,
     pub max_result_size: usize,
     pub max_console_lines: usize,
     pub max_console_bytes: usize,
@@ -60,18 +65,25 @@ pub struct Shared {
     pub fetcher: Arc<Fetcher>,
     pub runtime: tokio::runtime::Handle,
     pub jobs: Mutex<mpsc::Receiver<Job>>,
-    pub counters: Counters,
-    pub metrics: ExecutorMetrics,
-    /// Per-worker state index into [`STATES`] and last heap figures.
+    /// Jobs submitted and not yet taken by a worker.
+    pub queued: AtomicUsize,
+    /// Isolates replaced so far.
+    pub recycled: AtomicU64,
+    /// Per-worker state index into [`super::metrics::STATES`] and last heap figures.
     pub states: Vec<AtomicU8>,
     pub heap_used: Vec<AtomicU64>,
     pub heap_total: Vec<AtomicU64>,
     pub heap_limit: Vec<AtomicU64>,
+    pub array_buffers: Vec<AtomicU64>,
+    /// Per worker: the running job's deadline in ms after `epoch` (0 while idle), for the
+    /// hang check of the executor process's monitor thread.
+    pub deadlines: Vec<AtomicU64>,
+    pub epoch: Instant,
     /// Creation time of the last context of each [`ContextKind`] each worker prepared (ns),
     /// for health and the bench: `[worker][kind]`.
     pub last_context_ns: Vec<[AtomicU64; 2]>,
-    /// Where `executor.isolate_recycled` goes (absent in unit tests).
-    pub events: Option<Arc<EventBus>>,
+    /// Where `executor.isolate_recycled` goes.
+    pub on_recycle: RecycleSink,
 }
 
 /// Which of the snapshot's two contexts a job starts from.
@@ -99,7 +111,7 @@ impl ContextKind {
 }
 
 /// Why a worker threw its isolate away and built a new one from the snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecycleReason {
     /// Execution was terminated at its deadline (watchdog or event loop).
@@ -123,7 +135,7 @@ impl RecycleReason {
 
 /// `executor.isolate_recycled`: an isolate was replaced. Operators see timeouts and heap
 /// bombs here without reading request logs; a run of `crash` means a broken snapshot.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IsolateRecycled {
     pub worker: usize,
     pub reason: RecycleReason,
@@ -158,38 +170,19 @@ const IDLE: u8 = 1;
 const BUSY: u8 = 2;
 
 impl Shared {
-    /// Counts a replaced isolate once: status counter, metric and typed event.
+    /// Counts a replaced isolate once and reports it (keel's main process turns the report
+    /// into the metric and the typed event).
     fn recycled(&self, worker: usize, reason: RecycleReason) {
-        let total = self.counters.recycled.fetch_add(1, Ordering::Relaxed) + 1;
-        self.metrics
-            .recycles
-            .with_label_values(&[reason.as_str()])
-            .inc();
-        let event = IsolateRecycled {
+        let total = self.recycled.fetch_add(1, Ordering::Relaxed) + 1;
+        (self.on_recycle)(&IsolateRecycled {
             worker,
             reason,
             total,
-        };
-        match &self.events {
-            Some(bus) => {
-                bus.emit(&event);
-            }
-            None => tracing::info!(worker, reason = reason.as_str(), "{}", event.message()),
-        }
+        });
     }
 
     fn set_state(&self, worker: usize, new: u8) {
-        let old = self.states[worker].swap(new, Ordering::Relaxed);
-        if old != new {
-            self.metrics
-                .isolates
-                .with_label_values(&[STATES[old as usize]])
-                .dec();
-            self.metrics
-                .isolates
-                .with_label_values(&[STATES[new as usize]])
-                .inc();
-        }
+        self.states[worker].store(new, Ordering::Relaxed);
     }
 }
 
@@ -236,16 +229,19 @@ extern "C" fn near_heap_limit(data: *mut c_void, current: usize, _initial: usize
     current.saturating_mul(2).min(guard.ceiling).max(current)
 }
 
-/// An isolate plus the guard its callback points at. Field order matters: the isolate is
-/// dropped before the guard.
+/// An isolate plus the guard its callback points at and its array-buffer budget. Field
+/// order matters: the isolate is dropped before the guard.
 struct LiveIsolate {
     isolate: v8::OwnedIsolate,
     guard: Box<HeapGuard>,
+    budget: Arc<Budget>,
 }
 
 fn new_isolate(shared: &Shared) -> LiveIsolate {
+    let budget = Budget::new(shared.limits.array_buffer_limit);
     let params = v8::CreateParams::default()
         .snapshot_blob(v8::StartupData::from(shared.snapshot.blob))
+        .array_buffer_allocator(alloc::allocator(&budget))
         .heap_limits(0, shared.limits.heap_limit);
     let mut isolate = v8::Isolate::new(params);
     isolate.set_microtasks_policy(v8::MicrotasksPolicy::Explicit);
@@ -258,7 +254,11 @@ fn new_isolate(shared: &Shared) -> LiveIsolate {
     let data = &*guard as *const HeapGuard as *mut c_void;
     isolate.add_near_heap_limit_callback(near_heap_limit, data);
     isolate.add_gc_epilogue_callback(gc_epilogue, data, v8::GCType::kGCTypeAll);
-    LiveIsolate { isolate, guard }
+    LiveIsolate {
+        isolate,
+        guard,
+        budget,
+    }
 }
 
 /// The completion of an asynchronous operation started by a native.
@@ -340,13 +340,9 @@ pub fn run(shared: Arc<Shared>, index: usize) {
                 drop(live);
                 return;
             };
-            shared.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            shared.metrics.queue_depth.dec();
-            if job.reply.is_closed() {
-                continue;
-            }
+            shared.queued.fetch_sub(1, Ordering::Relaxed);
             if job.enqueued.elapsed() > shared.limits.queue_timeout {
-                let _ = job.reply.send(Err(ExecError::new(
+                (job.reply)(Err(ExecError::new(
                     ErrorKind::QueueTimeout,
                     format!(
                         "no isolate became free within {:?} (executor.queue_timeout)",
@@ -358,18 +354,21 @@ pub fn run(shared: Arc<Shared>, index: usize) {
             shared.set_state(index, BUSY);
             seq += 1;
             let Some(ctx) = ready[ContextKind::for_code(&job.code) as usize].take() else {
+                (job.reply)(Err(ExecError::new(
+                    ErrorKind::Unavailable,
+                    "the isolate had no context ready",
+                )));
                 continue;
             };
             let (outcome, recycle) = execute(
-                &shared, &mut live, &watchdog, &op_tx, &op_rx, ctx, &job, seq,
+                index, &shared, &mut live, &watchdog, &op_tx, &op_rx, ctx, &job, seq,
             );
             let heap = live.isolate.get_heap_statistics();
-            let used = heap.used_heap_size() as u64;
-            let old = shared.heap_used[index].swap(used, Ordering::Relaxed);
-            shared.metrics.heap_used.add(used as i64 - old as i64);
+            shared.heap_used[index].store(heap.used_heap_size() as u64, Ordering::Relaxed);
             shared.heap_total[index].store(heap.total_heap_size() as u64, Ordering::Relaxed);
             shared.heap_limit[index].store(heap.heap_size_limit() as u64, Ordering::Relaxed);
-            let _ = job.reply.send(outcome);
+            shared.array_buffers[index].store(live.budget.used() as u64, Ordering::Relaxed);
+            (job.reply)(outcome);
             if let Some(reason) = recycle {
                 shared.recycled(index, reason);
                 break;
@@ -395,11 +394,16 @@ fn prepare_context(
     };
     let scope = &mut v8::ContextScope::new(scope, context);
     let natives = v8::Object::new(scope);
-    set_fn(scope, natives, "log", native_log)?;
-    set_fn(scope, natives, "fetch", native_fetch)?;
-    set_fn(scope, natives, "sleep", native_sleep)?;
-    set_fn(scope, natives, "random", native_random)?;
-    set_fn(scope, natives, "loadLibraries", native_load_libraries)?;
+    set_fn(scope, natives, "log", guarded!(native_log))?;
+    set_fn(scope, natives, "fetch", guarded!(native_fetch))?;
+    set_fn(scope, natives, "sleep", guarded!(native_sleep))?;
+    set_fn(scope, natives, "random", guarded!(native_random))?;
+    set_fn(
+        scope,
+        natives,
+        "loadLibraries",
+        guarded!(native_load_libraries),
+    )?;
     let global = context.global(scope);
     let key = v8::String::new(scope, "__keel_boot").ok_or("string")?;
     let boot = global
@@ -426,6 +430,7 @@ fn set_fn(
 
 #[allow(clippy::too_many_arguments)]
 fn execute(
+    worker: usize,
     shared: &Shared,
     live: &mut LiveIsolate,
     watchdog: &Watchdog,
@@ -456,6 +461,8 @@ fn execute(
         max_console_bytes: shared.limits.max_console_bytes,
     });
     watchdog.arm(seq, deadline);
+    let deadline_ms = deadline.saturating_duration_since(shared.epoch).as_millis() as u64 + 1;
+    shared.deadlines[worker].store(deadline_ms, Ordering::Relaxed);
     let result = {
         v8::scope!(let scope, isolate);
         let context = v8::Local::new(scope, &ctx);
@@ -470,7 +477,9 @@ fn execute(
         )
     };
     let fired = watchdog.disarm(seq);
+    shared.deadlines[worker].store(0, Ordering::Relaxed);
     let oom = live.guard.hit.swap(false, Ordering::SeqCst);
+    let buffers_refused = live.budget.take_refused();
     let terminating = isolate.is_execution_terminating();
     isolate.cancel_terminate_execution();
     let state = isolate.remove_slot::<ExecState>();
@@ -481,7 +490,17 @@ fn execute(
     while op_rx.try_recv().is_ok() {}
 
     let timeout_ms = job.timeout.as_millis();
-    let outcome = if oom {
+    let outcome = if buffers_refused && result.is_err() {
+        // The block failed after an array buffer was refused: name the limit, whatever the
+        // block made of V8's RangeError (caught and rethrown, or left uncaught).
+        Err(ExecError::new(
+            ErrorKind::OutOfMemory,
+            format!(
+                "Array buffer allocation failed: the block's ArrayBuffers, typed arrays and Buffers exceeded executor.array_buffer_limit_mb ({} MiB)",
+                shared.limits.array_buffer_limit / (1024 * 1024)
+            ),
+        ))
+    } else if oom {
         Err(ExecError::new(
             ErrorKind::OutOfMemory,
             format!(
@@ -811,6 +830,57 @@ fn throw(scope: &mut v8::PinScope<'_, '_>, name: &str, message: &str) {
 }
 
 // ---- natives -------------------------------------------------------------------------------
+//
+// A native runs inside a V8 callback: a Rust panic there cannot unwind through V8's C++
+// frames and would abort the executor process. Every native therefore validates what user
+// code hands it (NaN, ±Infinity, 1e300, huge strings, wrong types all become a JS
+// exception or a clamped value), and [`guarded!`] still catches a panic that slips through
+// and throws it as an `Error` into the calling block.
+
+/// Wraps a native so that a panic inside it becomes a JS exception for that call only.
+macro_rules! guarded {
+    ($native:ident) => {
+        |scope: &mut v8::PinScope<'_, '_>,
+         args: v8::FunctionCallbackArguments<'_>,
+         rv: v8::ReturnValue<'_, v8::Value>| {
+            catch_native_panic(scope, stringify!($native), move |scope| {
+                $native(scope, args, rv)
+            })
+        }
+    };
+}
+use guarded;
+
+fn catch_native_panic(
+    scope: &mut v8::PinScope<'_, '_>,
+    name: &str,
+    f: impl FnOnce(&mut v8::PinScope<'_, '_>),
+) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| f(scope))).is_err() {
+        tracing::error!(
+            native = name,
+            "a native binding panicked; the call gets an Error"
+        );
+        if !scope.is_execution_terminating() {
+            throw(scope, "Error", &format!("internal error in {name}"));
+        }
+    }
+}
+
+/// Milliseconds from a JS number as a duration: NaN, negative and non-finite values are
+/// `None`; anything past `cap` is `cap`.
+pub(crate) fn millis(value: Option<f64>, cap: Duration) -> Option<Duration> {
+    let ms = value.filter(|n| n.is_finite() && *n > 0.0)?;
+    Some(Duration::try_from_secs_f64(ms / 1000.0).map_or(cap, |d| d.min(cap)))
+}
+
+/// Most header pairs and bytes of header text a `fetch` may send.
+const MAX_FETCH_HEADERS: u32 = 256;
+const MAX_FETCH_HEADER_BYTES: usize = 64 * 1024;
+/// Longest URL a `fetch` may name.
+const MAX_URL_LENGTH: usize = 16 * 1024;
+/// The Web Crypto limit of one `getRandomValues` call.
+const MAX_RANDOM_BYTES: usize = 65_536;
 
 fn native_log(
     scope: &mut v8::PinScope<'_, '_>,
@@ -871,6 +941,14 @@ fn native_random(
     if len == 0 {
         return;
     }
+    if len > MAX_RANDOM_BYTES {
+        throw(
+            scope,
+            "QuotaExceededError",
+            &format!("getRandomValues: {len} bytes requested, at most {MAX_RANDOM_BYTES}"),
+        );
+        return;
+    }
     let ptr = view.data() as *mut u8;
     if ptr.is_null() {
         return;
@@ -879,6 +957,23 @@ fn native_random(
     // while we hold the slice.
     let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
     rand::fill(bytes);
+}
+
+/// A value as a string when it is a string (or a primitive) of at most `max` UTF-16 units;
+/// `None` for objects (no user `toString` runs inside a native) and longer strings.
+fn bounded_string(
+    scope: &mut v8::PinScope<'_, '_>,
+    value: v8::Local<'_, v8::Value>,
+    max: usize,
+) -> Option<String> {
+    if value.is_object() {
+        return None;
+    }
+    let s = value.to_string(scope)?;
+    if s.length() > max {
+        return None;
+    }
+    Some(s.to_rust_string_lossy(scope))
 }
 
 fn promise_pair<'s>(
@@ -896,12 +991,8 @@ fn native_sleep(
     args: v8::FunctionCallbackArguments<'_>,
     mut rv: v8::ReturnValue<'_, v8::Value>,
 ) {
-    let ms = args
-        .get(0)
-        .number_value(scope)
-        .filter(|n| n.is_finite() && *n > 0.0)
-        .unwrap_or(0.0)
-        .min(86_400_000.0);
+    let number = args.get(0).number_value(scope);
+    let delay = millis(number, Duration::from_secs(86_400)).unwrap_or_default();
     let Some(resolver) = promise_pair(scope, &mut rv) else {
         return;
     };
@@ -909,7 +1000,7 @@ fn native_sleep(
     if let Some(st) = scope.get_slot_mut::<ExecState>() {
         let op = st.next_op;
         st.next_op += 1;
-        let at = Instant::now() + Duration::from_secs_f64(ms / 1000.0);
+        let at = Instant::now() + delay;
         st.pending.insert(op, global);
         st.timers.push(std::cmp::Reverse((at, op)));
     }
@@ -923,22 +1014,55 @@ fn native_fetch(
     let Some(resolver) = promise_pair(scope, &mut rv) else {
         return;
     };
-    let method = args.get(0).to_rust_string_lossy(scope);
-    let url = args.get(1).to_rust_string_lossy(scope);
+    let reject = |scope: &mut v8::PinScope<'_, '_>, msg: &str| {
+        let e = make_error(scope, "TypeError", msg);
+        resolver.reject(scope, e);
+    };
+    let Some(method) = bounded_string(scope, args.get(0), 32) else {
+        return reject(scope, "fetch: the method must be a short string");
+    };
+    let Some(url) = bounded_string(scope, args.get(1), MAX_URL_LENGTH) else {
+        return reject(
+            scope,
+            &format!("fetch: the URL must be a string of at most {MAX_URL_LENGTH} characters"),
+        );
+    };
     let mut headers = Vec::new();
     if let Ok(arr) = v8::Local::<v8::Array>::try_from(args.get(2)) {
         let n = arr.length();
+        if n > MAX_FETCH_HEADERS * 2 {
+            return reject(
+                scope,
+                &format!("fetch: more than {MAX_FETCH_HEADERS} request headers"),
+            );
+        }
+        let mut bytes = 0usize;
         let mut i = 0;
         while i + 1 < n {
-            let k = arr
-                .get_index(scope, i)
-                .map(|v| v.to_rust_string_lossy(scope));
-            let v = arr
-                .get_index(scope, i + 1)
-                .map(|v| v.to_rust_string_lossy(scope));
-            if let (Some(k), Some(v)) = (k, v) {
-                headers.push((k, v));
+            let k = arr.get_index(scope, i);
+            let v = arr.get_index(scope, i + 1);
+            let (Some(k), Some(v)) = (k, v) else {
+                // A throwing getter or proxy trap: its exception is pending in the caller.
+                return;
+            };
+            let room = MAX_FETCH_HEADER_BYTES.saturating_sub(bytes);
+            let (Some(k), Some(v)) = (
+                bounded_string(scope, k, room),
+                bounded_string(scope, v, room),
+            ) else {
+                return reject(
+                    scope,
+                    &format!("fetch: request headers larger than {MAX_FETCH_HEADER_BYTES} bytes"),
+                );
+            };
+            bytes += k.len() + v.len();
+            if bytes > MAX_FETCH_HEADER_BYTES {
+                return reject(
+                    scope,
+                    &format!("fetch: request headers larger than {MAX_FETCH_HEADER_BYTES} bytes"),
+                );
             }
+            headers.push((k, v));
             i += 2;
         }
     }
@@ -946,12 +1070,20 @@ fn native_fetch(
     let body = if body_arg.is_null_or_undefined() {
         None
     } else {
-        Some(body_arg.to_rust_string_lossy(scope))
+        let max = scope
+            .get_slot::<ExecState>()
+            .map_or(0, |st| st.fetcher.max_request_size());
+        match bounded_string(scope, body_arg, max) {
+            Some(b) if b.len() <= max => Some(b),
+            _ => {
+                return reject(
+                    scope,
+                    &format!("fetch: the request body is larger than {max} bytes (executor.fetch.max_request_size)"),
+                )
+            }
+        }
     };
-    let timeout_ms = args
-        .get(4)
-        .number_value(scope)
-        .filter(|n| n.is_finite() && *n > 0.0);
+    let timeout_ms = args.get(4).number_value(scope);
     let manual = args.get(5).is_true();
     let global = v8::Global::new(scope, resolver);
 
@@ -967,10 +1099,8 @@ fn native_fetch(
         } else {
             st.fetches += 1;
             let remaining = st.deadline.saturating_duration_since(Instant::now());
-            let mut timeout = st.fetcher.default_timeout().min(remaining);
-            if let Some(ms) = timeout_ms {
-                timeout = timeout.min(Duration::from_secs_f64(ms / 1000.0));
-            }
+            let cap = st.fetcher.default_timeout().min(remaining);
+            let timeout = millis(timeout_ms, cap).unwrap_or(cap);
             let op = st.next_op;
             st.next_op += 1;
             st.pending.insert(op, global);

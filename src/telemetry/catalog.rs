@@ -43,6 +43,15 @@ pub const EXECUTOR_QUEUE_DEPTH: &str = "keel_executor_queue_depth";
 pub const EXECUTOR_POOL_ISOLATES: &str = "keel_executor_pool_isolates";
 /// V8 heap used, summed over the pool.
 pub const EXECUTOR_HEAP_USED_BYTES: &str = "keel_executor_heap_used_bytes";
+/// Isolates replaced from the snapshot, by reason (`timeout`, `heap`, `crash`).
+pub const EXECUTOR_ISOLATE_RECYCLES_TOTAL: &str = "keel_executor_isolate_recycles_total";
+/// Restarts of the executor process, by reason (`crashed`, `memory_limit`, `hung`, ...).
+pub const EXECUTOR_RESTARTS_TOTAL: &str = "keel_executor_restarts_total";
+/// Resident memory of the executor process (user code runs there, not in keel's own).
+pub const EXECUTOR_PROCESS_RESIDENT_MEMORY_BYTES: &str =
+    "keel_executor_process_resident_memory_bytes";
+/// Array-buffer backing stores held by the pool's isolates.
+pub const EXECUTOR_ARRAY_BUFFER_BYTES: &str = "keel_executor_array_buffer_bytes";
 
 /// Every name above with the component whose health gates its presence (`core` = always).
 pub const REFERENCED: &[(&str, &str)] = &[

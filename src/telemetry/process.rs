@@ -66,7 +66,12 @@ fn clock_ticks() -> f64 {
 }
 
 fn read_rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    rss_bytes_of("self")
+}
+
+/// Resident memory of a process (`"self"` or a pid), from `/proc/<pid>/statm`.
+pub fn rss_bytes_of(pid: &str) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * page_size())
 }

@@ -79,6 +79,10 @@
   // ---- per-context boot ------------------------------------------------------------------
   hidden('__keel_boot', function (natives) {
     native = natives;
+    // No WebAssembly for user code (the reference's goja had none): wasm memories are not
+    // allocated through keel's array-buffer budget, so they would escape the memory bounds.
+    // Per context: V8 installs the global again when it deserializes one.
+    delete global.WebAssembly;
     delete global.__keel_boot;
   });
 
