@@ -3,6 +3,7 @@
 
 mod dashboard;
 mod executor;
+mod executor_isolation;
 mod fake_llm;
 mod foundation;
 mod gateway;
