@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -22,7 +23,8 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::auth::{require_admin, AdminAuth};
-use super::error::ApiError;
+use super::error::{ApiError, ApiPath};
+use super::locks::optional_body;
 use super::ratelimit::RateLimiter;
 use crate::config::{
     ENV_EXECUTION_TIMEOUT_MS, ENV_MAX_CODE_LENGTH, ENV_MAX_CONCURRENT, ENV_MAX_INPUT_SIZE,
@@ -259,14 +261,7 @@ fn parse_body(body: &[u8]) -> Result<ExecRequest, ExecError> {
         .map_err(|_| ExecError::validation("decoded code is not valid UTF-8"))?;
     let timeout = match obj.get("timeout") {
         None | Some(Value::Null) => None,
-        Some(t) => match t.as_f64() {
-            Some(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
-            _ => {
-                return Err(ExecError::validation(
-                    "timeout must be a non-negative number of milliseconds",
-                ))
-            }
-        },
+        Some(t) => Some(timeout_ms(t)?),
     };
     Ok(ExecRequest {
         code,
@@ -275,11 +270,27 @@ fn parse_body(body: &[u8]) -> Result<ExecRequest, ExecError> {
     })
 }
 
+/// The `timeout` field (milliseconds) as a duration. Any non-negative number is taken: the
+/// spec says a call's timeout is "capped by the server's limit", so one too large for a
+/// `Duration` (`1e30`) becomes the longest one and the pool caps it at
+/// `execution_timeout`. Negative numbers and anything that is not a number are a
+/// ValidationError.
+fn timeout_ms(t: &Value) -> Result<Duration, ExecError> {
+    match t.as_f64() {
+        Some(ms) if ms >= 0.0 => {
+            Ok(Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX))
+        }
+        _ => Err(ExecError::validation(
+            "timeout must be a non-negative number of milliseconds",
+        )),
+    }
+}
+
 async fn codeblock(
     State(s): State<FlowState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let rid = request_id(&headers);
@@ -338,14 +349,15 @@ async fn codeblock(
     let body = match body {
         Ok(b) => b,
         Err(e) => {
+            // 413 when over the body limit, 400 otherwise; the reference's shape either way.
             return failure(
-                StatusCode::BAD_REQUEST,
+                e.status(),
                 "ValidationError",
-                &format!("cannot read body: {e}"),
+                &format!("cannot read body: {}", e.body_text()),
                 Duration::ZERO,
                 started,
                 &rid,
-            )
+            );
         }
     };
     let req = match parse_body(&body) {
@@ -389,18 +401,34 @@ async fn codeblock(
     }
 }
 
+/// `POST /flow/admin/tokens` body: optional (no body means an unnamed token); when given,
+/// a JSON object with at most a `name`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    name: Option<String>,
+}
+
+/// Longest token name kept (it is only a label in listings).
+const MAX_TOKEN_NAME: usize = 100;
+
 async fn issue_token(
     State(s): State<FlowState>,
-    body: Option<Json<Value>>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let name = body
-        .as_ref()
-        .and_then(|b| b.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("unnamed")
-        .chars()
-        .take(100)
-        .collect::<String>();
+    let body: IssueBody = optional_body(&body?)?;
+    let name = match body.name {
+        None => "unnamed".to_string(),
+        Some(n) if n.trim().is_empty() => {
+            return Err(ApiError::bad_request("name must not be empty"))
+        }
+        Some(n) if n.chars().count() > MAX_TOKEN_NAME => {
+            return Err(ApiError::bad_request(format!(
+                "name is longer than {MAX_TOKEN_NAME} characters"
+            )))
+        }
+        Some(n) => n,
+    };
     let issued = s.tokens.issue(name).await?;
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
@@ -411,7 +439,7 @@ async fn list_tokens(State(s): State<FlowState>) -> Json<Value> {
 
 async fn revoke_token(
     State(s): State<FlowState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if s.tokens.revoke(&id).await? {
         Ok(StatusCode::NO_CONTENT)
