@@ -447,3 +447,119 @@ async fn revoke_token(
         Err(ApiError::not_found(format!("no access token with id {id}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body(timeout: &str, code: &str, input: &str) -> String {
+        format!(r#"{{"input":{input},"codeBase64":{code},"timeout":{timeout}}}"#)
+    }
+
+    fn parsed(timeout: &str) -> Result<Option<Duration>, ExecError> {
+        let code = format!(
+            "\"{}\"",
+            base64::engine::general_purpose::STANDARD.encode("return 1")
+        );
+        parse_body(body(timeout, &code, "{}").as_bytes()).map(|r| r.timeout)
+    }
+
+    #[test]
+    fn timeout_is_capped_not_a_panic_and_bad_ones_are_validation_errors() {
+        assert_eq!(parsed("250").unwrap(), Some(Duration::from_millis(250)));
+        assert_eq!(parsed("null").unwrap(), None);
+        // Too large for a Duration: the longest one, which the pool caps at its limit.
+        for huge in [
+            "1e30",
+            "1e300",
+            "1.7976931348623157e308",
+            "18446744073709551616000",
+        ] {
+            assert_eq!(parsed(huge).unwrap(), Some(Duration::MAX), "{huge}");
+        }
+        for bad in ["-1", "-1e300", "\"100\"", "true", "[]", "{}"] {
+            let e = parsed(bad).expect_err(bad);
+            assert!(matches!(e.kind, ErrorKind::Validation), "{bad}: {e}");
+        }
+        // Beyond f64 (serde_json refuses the number): the body is not valid JSON.
+        let e = parsed("1e400").expect_err("out of range");
+        assert!(matches!(e.kind, ErrorKind::Validation), "{e}");
+    }
+
+    /// A JSON token for `timeout`: numbers of every size and sign, and things that are not
+    /// numbers at all.
+    fn timeout_token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::num::f64::ANY.prop_map(|f| format!("{f:e}")),
+            proptest::num::f64::ANY.prop_map(|f| format!("{f}")),
+            proptest::num::i64::ANY.prop_map(|i| i.to_string()),
+            "[0-9]{1,400}",
+            "-?[0-9]{1,3}e[+-]?[0-9]{1,4}",
+            "\"[^\"\\\\]{0,20}\"",
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("[]".to_string()),
+            Just("{}".to_string()),
+        ]
+    }
+
+    /// `codeBase64`: valid code, Base64 of garbage bytes, not Base64, not a string.
+    fn code_token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(format!(
+                "\"{}\"",
+                base64::engine::general_purpose::STANDARD.encode("return input")
+            )),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| format!(
+                "\"{}\"",
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )),
+            "\"[A-Za-z0-9+/=_ \\-]{0,64}\"",
+            Just("12".to_string()),
+            Just("null".to_string()),
+        ]
+    }
+
+    /// `input`: small values and deeply nested arrays/objects (past serde_json's limit).
+    fn input_token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{}".to_string()),
+            Just("{\"a\":[1,2,{\"b\":null}]}".to_string()),
+            (0usize..3000).prop_map(|d| format!("{}{}", "[".repeat(d), "]".repeat(d))),
+            (0usize..3000).prop_map(|d| format!("{}1{}", "{\"a\":".repeat(d), "}".repeat(d))),
+            (0usize..3000).prop_map(|d| "[".repeat(d)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Hostile bodies never panic the parser: each is a request or a ValidationError,
+        /// and an accepted timeout is a non-negative duration.
+        #[test]
+        fn codeblock_bodies_parse_or_fail_validation(
+            timeout in timeout_token(),
+            code in code_token(),
+            input in input_token(),
+        ) {
+            match parse_body(body(&timeout, &code, &input).as_bytes()) {
+                Ok(req) => {
+                    if let Ok(ms) = serde_json::from_str::<f64>(&timeout) {
+                        prop_assert!(ms >= 0.0);
+                        prop_assert!(req.timeout.is_some());
+                    }
+                }
+                Err(e) => prop_assert!(matches!(e.kind, ErrorKind::Validation), "{e}"),
+            }
+        }
+
+        /// Arbitrary bytes as a body: no panic, always a ValidationError or a request.
+        #[test]
+        fn arbitrary_bytes_are_classified(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Err(e) = parse_body(&bytes) {
+                prop_assert!(matches!(e.kind, ErrorKind::Validation), "{e}");
+            }
+        }
+    }
+}
