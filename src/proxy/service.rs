@@ -28,8 +28,9 @@
 //! framework (modules, cache phases, a boxed session per request) is skipped — it cost about
 //! a tenth of keel's CPU per request on the benchmark. What that layer did that keel needs is
 //! here: shutdown wakes idle keep-alive readers, malformed requests get a 400, `CONNECT` a
-//! 405, an error before the commitment point a JSON answer, and the connection is reused only
-//! after a complete exchange.
+//! 405, an error before the commitment point a JSON answer (a panic included: 500), and the
+//! connection is reused only after a complete exchange, with pipelined requests kept for
+//! their turn.
 
 use super::head::ClientHead;
 use super::pool::Picked;
