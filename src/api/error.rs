@@ -1,8 +1,12 @@
 //! The one place where errors become HTTP responses: `{"error":{"type","message"}}` with a
-//! fitting status, plus a JSON extractor whose rejections use the same shape.
+//! fitting status. axum's own rejections (bad JSON, wrong content type, a body over the
+//! limit, a path or query that does not decode) are mapped here too, through `From` — so a
+//! handler takes `ApiJson`/`ApiPath`, or `Result<Bytes | Query | Path, _>` and `?` — and a
+//! panic in a handler becomes a 500 in the same shape ([`panic_answer`]).
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -53,6 +57,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The answer to a request whose handler panicked (tower-http's `CatchPanicLayer` calls it
+/// with the panic's payload): logged with its message, answered 500 in our shape. The
+/// message to the client says nothing about the panic itself (it may quote internals).
+pub fn panic_answer(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = crate::telemetry::logging::panic_message(&*payload);
+    tracing::error!(panic = %message, "a control-listener request handler panicked");
+    ApiError::internal("internal error: the request failed unexpectedly (see keel's log)")
+        .into_response()
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "store error");
@@ -64,29 +78,66 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-/// Maps axum's JSON rejections to our error shape: 400 for syntax and types (with serde's
-/// path-aware message), 413 for oversize bodies, 415 for a missing JSON content type.
-pub fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text())
+impl From<JsonRejection> for ApiError {
+    /// 400 for syntax and types (with serde's path-aware message), 413 for oversize bodies,
+    /// 415 for a missing JSON content type.
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text())
+            }
+            JsonRejection::JsonDataError(e) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+            }
+            JsonRejection::MissingJsonContentType(e) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                e.body_text(),
+            ),
+            JsonRejection::BytesRejection(e) => e.into(),
+            other => ApiError::new(other.status(), "invalid_request", other.body_text()),
         }
-        JsonRejection::JsonDataError(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
-        }
-        JsonRejection::MissingJsonContentType(e) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            e.body_text(),
-        ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    /// 413 when the body is over the control listener's limit, else the body could not be
+    /// read (the client broke it off or framed it wrongly): 400.
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "request body is larger than the configured limit",
-            )
+            );
         }
-        other => ApiError::new(other.status(), "invalid_request", other.body_text()),
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            rejection.body_text(),
+        )
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    /// A path parameter that does not decode (`%FF` is not UTF-8) or does not parse: 400.
+    /// (A route that does not match at all never gets here: that is the 404 fallback.)
+    fn from(rejection: PathRejection) -> Self {
+        let status = match rejection.status() {
+            s if s.is_client_error() => s,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, "invalid_path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            rejection.body_text(),
+        )
     }
 }
 
@@ -101,9 +152,25 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(v))
+    }
+}
+
+/// `axum::extract::Path` with our error shape on rejection. Handlers that must check a
+/// token before they look at the path take `Result<Path<_>, PathRejection>` instead and
+/// convert the error with `?` after the check.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(v) = Path::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiPath(v))
     }
 }

@@ -64,7 +64,7 @@ pub async fn stream(
     headers: HeaderMap,
     query: Result<Query<Resume>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, super::error::ApiError> {
-    let Query(resume) = query.map_err(|e| super::error::ApiError::bad_request(e.body_text()))?;
+    let Query(resume) = query?;
     let header_id = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(

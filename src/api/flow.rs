@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -22,7 +23,8 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::auth::{require_admin, AdminAuth};
-use super::error::ApiError;
+use super::error::{ApiError, ApiPath};
+use super::locks::optional_body;
 use super::ratelimit::RateLimiter;
 use crate::config::{
     ENV_EXECUTION_TIMEOUT_MS, ENV_MAX_CODE_LENGTH, ENV_MAX_CONCURRENT, ENV_MAX_INPUT_SIZE,
@@ -271,14 +273,7 @@ fn parse_body(body: &[u8]) -> Result<ExecRequest, ExecError> {
         .map_err(|_| ExecError::validation("decoded code is not valid UTF-8"))?;
     let timeout = match obj.get("timeout") {
         None | Some(Value::Null) => None,
-        Some(t) => match t.as_f64() {
-            Some(ms) if ms.is_finite() && ms >= 0.0 => Some(Duration::from_secs_f64(ms / 1000.0)),
-            _ => {
-                return Err(ExecError::validation(
-                    "timeout must be a non-negative number of milliseconds",
-                ))
-            }
-        },
+        Some(t) => Some(timeout_ms(t)?),
     };
     Ok(ExecRequest {
         code,
@@ -287,11 +282,27 @@ fn parse_body(body: &[u8]) -> Result<ExecRequest, ExecError> {
     })
 }
 
+/// The `timeout` field (milliseconds) as a duration. Any non-negative number is taken: the
+/// spec says a call's timeout is "capped by the server's limit", so one too large for a
+/// `Duration` (`1e30`) becomes the longest one and the pool caps it at
+/// `execution_timeout`. Negative numbers and anything that is not a number are a
+/// ValidationError.
+fn timeout_ms(t: &Value) -> Result<Duration, ExecError> {
+    match t.as_f64() {
+        Some(ms) if ms >= 0.0 => {
+            Ok(Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX))
+        }
+        _ => Err(ExecError::validation(
+            "timeout must be a non-negative number of milliseconds",
+        )),
+    }
+}
+
 async fn codeblock(
     State(s): State<FlowState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let rid = request_id(&headers);
@@ -350,14 +361,15 @@ async fn codeblock(
     let body = match body {
         Ok(b) => b,
         Err(e) => {
+            // 413 when over the body limit, 400 otherwise; the reference's shape either way.
             return failure(
-                StatusCode::BAD_REQUEST,
+                e.status(),
                 "ValidationError",
-                &format!("cannot read body: {e}"),
+                &format!("cannot read body: {}", e.body_text()),
                 Duration::ZERO,
                 started,
                 &rid,
-            )
+            );
         }
     };
     let req = match parse_body(&body) {
@@ -401,18 +413,34 @@ async fn codeblock(
     }
 }
 
+/// `POST /flow/admin/tokens` body: optional (no body means an unnamed token); when given,
+/// a JSON object with at most a `name`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    name: Option<String>,
+}
+
+/// Longest token name kept (it is only a label in listings).
+const MAX_TOKEN_NAME: usize = 100;
+
 async fn issue_token(
     State(s): State<FlowState>,
-    body: Option<Json<Value>>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let name = body
-        .as_ref()
-        .and_then(|b| b.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("unnamed")
-        .chars()
-        .take(100)
-        .collect::<String>();
+    let body: IssueBody = optional_body(&body?)?;
+    let name = match body.name {
+        None => "unnamed".to_string(),
+        Some(n) if n.trim().is_empty() => {
+            return Err(ApiError::bad_request("name must not be empty"))
+        }
+        Some(n) if n.chars().count() > MAX_TOKEN_NAME => {
+            return Err(ApiError::bad_request(format!(
+                "name is longer than {MAX_TOKEN_NAME} characters"
+            )))
+        }
+        Some(n) => n,
+    };
     let issued = s.tokens.issue(name).await?;
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
@@ -423,11 +451,127 @@ async fn list_tokens(State(s): State<FlowState>) -> Json<Value> {
 
 async fn revoke_token(
     State(s): State<FlowState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if s.tokens.revoke(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no access token with id {id}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body(timeout: &str, code: &str, input: &str) -> String {
+        format!(r#"{{"input":{input},"codeBase64":{code},"timeout":{timeout}}}"#)
+    }
+
+    fn parsed(timeout: &str) -> Result<Option<Duration>, ExecError> {
+        let code = format!(
+            "\"{}\"",
+            base64::engine::general_purpose::STANDARD.encode("return 1")
+        );
+        parse_body(body(timeout, &code, "{}").as_bytes()).map(|r| r.timeout)
+    }
+
+    #[test]
+    fn timeout_is_capped_not_a_panic_and_bad_ones_are_validation_errors() {
+        assert_eq!(parsed("250").unwrap(), Some(Duration::from_millis(250)));
+        assert_eq!(parsed("null").unwrap(), None);
+        // Too large for a Duration: the longest one, which the pool caps at its limit.
+        for huge in [
+            "1e30",
+            "1e300",
+            "1.7976931348623157e308",
+            "18446744073709551616000",
+        ] {
+            assert_eq!(parsed(huge).unwrap(), Some(Duration::MAX), "{huge}");
+        }
+        for bad in ["-1", "-1e300", "\"100\"", "true", "[]", "{}"] {
+            let e = parsed(bad).expect_err(bad);
+            assert!(matches!(e.kind, ErrorKind::Validation), "{bad}: {e}");
+        }
+        // Beyond f64 (serde_json refuses the number): the body is not valid JSON.
+        let e = parsed("1e400").expect_err("out of range");
+        assert!(matches!(e.kind, ErrorKind::Validation), "{e}");
+    }
+
+    /// A JSON token for `timeout`: numbers of every size and sign, and things that are not
+    /// numbers at all.
+    fn timeout_token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::num::f64::ANY.prop_map(|f| format!("{f:e}")),
+            proptest::num::f64::ANY.prop_map(|f| format!("{f}")),
+            proptest::num::i64::ANY.prop_map(|i| i.to_string()),
+            "[0-9]{1,400}",
+            "-?[0-9]{1,3}e[+-]?[0-9]{1,4}",
+            "\"[^\"\\\\]{0,20}\"",
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("[]".to_string()),
+            Just("{}".to_string()),
+        ]
+    }
+
+    /// `codeBase64`: valid code, Base64 of garbage bytes, not Base64, not a string.
+    fn code_token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(format!(
+                "\"{}\"",
+                base64::engine::general_purpose::STANDARD.encode("return input")
+            )),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| format!(
+                "\"{}\"",
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )),
+            "\"[A-Za-z0-9+/=_ \\-]{0,64}\"",
+            Just("12".to_string()),
+            Just("null".to_string()),
+        ]
+    }
+
+    /// `input`: small values and deeply nested arrays/objects (past serde_json's limit).
+    fn input_token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{}".to_string()),
+            Just("{\"a\":[1,2,{\"b\":null}]}".to_string()),
+            (0usize..3000).prop_map(|d| format!("{}{}", "[".repeat(d), "]".repeat(d))),
+            (0usize..3000).prop_map(|d| format!("{}1{}", "{\"a\":".repeat(d), "}".repeat(d))),
+            (0usize..3000).prop_map(|d| "[".repeat(d)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// Hostile bodies never panic the parser: each is a request or a ValidationError,
+        /// and an accepted timeout is a non-negative duration.
+        #[test]
+        fn codeblock_bodies_parse_or_fail_validation(
+            timeout in timeout_token(),
+            code in code_token(),
+            input in input_token(),
+        ) {
+            match parse_body(body(&timeout, &code, &input).as_bytes()) {
+                Ok(req) => {
+                    if let Ok(ms) = serde_json::from_str::<f64>(&timeout) {
+                        prop_assert!(ms >= 0.0);
+                        prop_assert!(req.timeout.is_some());
+                    }
+                }
+                Err(e) => prop_assert!(matches!(e.kind, ErrorKind::Validation), "{e}"),
+            }
+        }
+
+        /// Arbitrary bytes as a body: no panic, always a ValidationError or a request.
+        #[test]
+        fn arbitrary_bytes_are_classified(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Err(e) = parse_body(&bytes) {
+                prop_assert!(matches!(e.kind, ErrorKind::Validation), "{e}");
+            }
+        }
     }
 }

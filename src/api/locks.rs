@@ -11,7 +11,7 @@ use crate::ledger::{
     TokenResult,
 };
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -81,10 +81,10 @@ impl From<LedgerError> for ApiError {
     }
 }
 
-/// A path parameter, with axum's rejection in our error shape.
+/// A path parameter, with axum's rejection in our error shape (taken as a `Result` so that
+/// the token is checked first).
 pub fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    p.map(|Path(v)| v)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+    p.map(|Path(v)| v).map_err(ApiError::from)
 }
 
 /// A JSON body that may be absent (an empty body means all defaults); unknown fields and
@@ -251,10 +251,10 @@ async fn heartbeat(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     task: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     s.require_worker(&headers)?;
     let task_id = path_param(task)?;
-    let update: HeartbeatUpdate = optional_body(&body)?;
+    let update: HeartbeatUpdate = optional_body(&body?)?;
     Ok(Json(s.ledger.heartbeat(&task_id, update)?))
 }

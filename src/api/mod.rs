@@ -32,6 +32,7 @@ use error::ApiError;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -90,6 +91,9 @@ pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router
         .merge(domains)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside the metrics layer: a panicking handler is answered 500 JSON and counted
+        // like any other 5xx, and everything the handler held is dropped on the unwind.
+        .layer(CatchPanicLayer::custom(error::panic_answer))
         .layer(middleware::from_fn_with_state(core, track_http))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CompressionLayer::new().gzip(true).compress_when(compress_when))
@@ -136,11 +140,10 @@ async fn track_http(State(core): State<CoreState>, req: Request, next: Next) -> 
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
     let m = &core.telemetry.metrics;
-    let in_flight = m.http_in_flight.with_label_values(&["control"]);
-    in_flight.inc();
+    let in_flight = GaugeGuard::inc(m.http_in_flight.with_label_values(&["control"]));
     let start = Instant::now();
     let resp = next.run(req).await;
-    in_flight.dec();
+    drop(in_flight);
     let class = crate::telemetry::metrics::status_class(resp.status().as_u16());
     m.http_requests
         .with_label_values(&[route.as_str(), method.as_str(), class])
@@ -150,4 +153,109 @@ async fn track_http(State(core): State<CoreState>, req: Request, next: Next) -> 
         .observe(start.elapsed().as_secs_f64());
     m.observe_request(start.elapsed(), resp.status().is_server_error());
     resp
+}
+
+/// Holds a gauge one higher until dropped: the in-flight count goes back down however the
+/// request ends — answered, or its future dropped when the client went away.
+struct GaugeGuard(prometheus::IntGauge);
+
+impl GaugeGuard {
+    fn inc(gauge: prometheus::IntGauge) -> Self {
+        gauge.inc();
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    fn core() -> CoreState {
+        CoreState {
+            telemetry: Telemetry::new(),
+            readiness: Arc::new(Readiness::default()),
+            started: Instant::now(),
+        }
+    }
+
+    fn in_flight(core: &CoreState) -> i64 {
+        core.telemetry
+            .metrics
+            .http_in_flight
+            .with_label_values(&["control"])
+            .get()
+    }
+
+    fn get_request(path: &str) -> Request {
+        Request::builder()
+            .uri(path)
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_json_and_releases_the_in_flight_gauge() {
+        async fn buggy() -> &'static str {
+            panic!("handler bug")
+        }
+        let core = core();
+        let app = router(
+            core.clone(),
+            1024,
+            Router::new().route("/buggy", get(buggy)),
+        );
+        let resp = app
+            .clone()
+            .oneshot(get_request("/buggy"))
+            .await
+            .expect("answered");
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 4096)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["error"]["type"], "internal");
+        assert!(!body.to_string().contains("handler bug"), "{body}");
+        assert_eq!(in_flight(&core), 0);
+        let counted = core
+            .telemetry
+            .metrics
+            .http_requests
+            .with_label_values(&["/buggy", "GET", "5xx"])
+            .get();
+        assert_eq!(counted, 1, "the panic is counted as a 5xx");
+        // The router keeps serving.
+        let resp = app.oneshot(get_request("/health/live")).await.expect("ok");
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_mid_way_releases_the_in_flight_gauge() {
+        async fn stuck() -> &'static str {
+            std::future::pending::<()>().await;
+            "never"
+        }
+        let core = core();
+        let app = router(
+            core.clone(),
+            1024,
+            Router::new().route("/stuck", get(stuck)),
+        );
+        let mut call = Box::pin(app.oneshot(get_request("/stuck")));
+        // Polled until the handler waits (the gauge is up), then dropped as hyper does when
+        // the client goes away.
+        let polled = futures::poll!(call.as_mut());
+        assert!(polled.is_pending());
+        assert_eq!(in_flight(&core), 1);
+        drop(call);
+        assert_eq!(in_flight(&core), 0);
+    }
 }

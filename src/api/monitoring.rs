@@ -11,7 +11,7 @@ use super::locks::{optional_body, path_param, LedgerApi};
 use crate::ledger::key::DEFAULT_LOCK_KEY;
 use crate::ledger::HeartbeatUpdate;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -51,7 +51,7 @@ struct LockKeyQuery {
 
 /// `?lock_key=` (default `gpu_lock:0`), with query errors in our shape.
 fn lock_key(q: Result<Query<LockKeyQuery>, QueryRejection>) -> Result<String, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = q?;
     Ok(q.lock_key.unwrap_or_else(|| DEFAULT_LOCK_KEY.to_string()))
 }
 
@@ -124,11 +124,11 @@ async fn heartbeat_start(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     task: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     s.require_worker(&headers)?;
     let task_id = path_param(task)?;
-    let update: HeartbeatUpdate = optional_body(&body)?;
+    let update: HeartbeatUpdate = optional_body(&body?)?;
     s.ledger.heartbeat_start(&task_id, update)?;
     Ok(Json(json!({
         "message": format!("heartbeat started for task {task_id}"),
@@ -196,10 +196,10 @@ struct ReleaseBody {
 async fn lock_release(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<crate::ledger::ForceReleased>, ApiError> {
     s.require_admin(&headers)?;
-    let body: ReleaseBody = optional_body(&body)?;
+    let body: ReleaseBody = optional_body(&body?)?;
     let key = body
         .lock_key
         .unwrap_or_else(|| DEFAULT_LOCK_KEY.to_string());

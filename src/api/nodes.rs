@@ -6,11 +6,11 @@
 //! `DELETE /{name}` drains the node, then removes it.
 
 use super::auth::{require_admin, AdminAuth};
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ApiPath};
 use crate::config::NodeConfig;
 use crate::proxy::admin::{AdminError, NodePatch};
 use crate::proxy::Gateway;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, patch};
@@ -56,7 +56,7 @@ async fn add(
 
 async fn update(
     State(gw): State<Arc<Gateway>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(change): ApiJson<NodePatch>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(gw.update_node(&name, change).await?))
@@ -64,7 +64,7 @@ async fn update(
 
 async fn remove(
     State(gw): State<Arc<Gateway>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(gw.remove_node(&name).await?))
 }

@@ -6,8 +6,7 @@
 //! revalidates cheaply (304) and never runs a stale module after an upgrade. The shell sets
 //! a strict Content-Security-Policy: scripts only from this origin, no framing.
 
-use super::error::ApiError;
-use axum::extract::Path;
+use super::error::{ApiError, ApiPath};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -49,11 +48,17 @@ async fn index(headers: HeaderMap) -> Result<Response, ApiError> {
     Ok(resp)
 }
 
-async fn app_file(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn app_file(
+    ApiPath(file): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     serve(&format!("app/{file}"), &headers)
 }
 
-async fn vendor_file(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn vendor_file(
+    ApiPath(file): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     serve(&format!("vendor/{file}"), &headers)
 }
 

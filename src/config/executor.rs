@@ -125,8 +125,9 @@ pub struct FetchConfig {
     /// Empty: any host whose addresses pass the CIDR checks.
     pub allowed_hosts: Vec<String>,
     /// Address ranges never connected to, checked after DNS resolution and on every
-    /// redirect. Default: loopback, private, link-local (cloud metadata 169.254.169.254),
-    /// CGNAT, unspecified, multicast and the IPv6 equivalents.
+    /// redirect. Default: [`DEFAULT_DENIED_CIDRS`] — loopback, private, link-local (cloud
+    /// metadata 169.254.169.254), CGNAT, unspecified, multicast, the IPv6 equivalents and
+    /// the IPv6 forms that reach IPv4 space (mapped, compatible, 6to4, Teredo, NAT64).
     pub denied_cidrs: Vec<IpNet>,
     /// Exceptions to `denied_cidrs` (e.g. `["127.0.0.1/32"]` for a local sidecar).
     pub allowed_cidrs: Vec<IpNet>,
@@ -144,31 +145,63 @@ pub struct FetchConfig {
     pub max_requests_per_execution: usize,
 }
 
-/// The ranges denied by default: everything that is not the public internet.
-pub fn default_denied_cidrs() -> Vec<IpNet> {
-    [
+/// The ranges denied by default (`executor.fetch.denied_cidrs`), with what each one is:
+/// everything that is not the public internet, and every IPv6 form that reaches IPv4
+/// space or a private network through a translator or tunnel.
+///
+/// The tunnel and translation prefixes (IPv4-compatible, IPv4-mapped, 6to4, Teredo, NAT64)
+/// are denied whole, whatever IPv4 address they embed: one of them pointing at a public
+/// IPv4 address is refused too. A code block that needs such a host can name its IPv4
+/// address (or a name that resolves to it) instead; an operator can open a range again with
+/// `allowed_cidrs`. Listed most specific first: a refusal names the first range that
+/// matches, so `::1` is reported as loopback, not as IPv4-compatible.
+pub const DEFAULT_DENIED_CIDRS: [(&str, &str); 23] = [
+    (
         "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
+        "IPv4 \"this network\" (0.0.0.0 reaches the local host)",
+    ),
+    ("10.0.0.0/8", "IPv4 private"),
+    ("100.64.0.0/10", "IPv4 carrier-grade NAT"),
+    ("127.0.0.0/8", "IPv4 loopback"),
+    (
         "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.0.0.0/24",
-        "192.168.0.0/16",
-        "198.18.0.0/15",
-        "224.0.0.0/4",
-        "240.0.0.0/4",
-        "::/128",
-        "::1/128",
+        "IPv4 link-local (cloud metadata 169.254.169.254)",
+    ),
+    ("172.16.0.0/12", "IPv4 private"),
+    ("192.0.0.0/24", "IPv4 protocol assignments"),
+    ("192.168.0.0/16", "IPv4 private"),
+    ("198.18.0.0/15", "IPv4 benchmarking"),
+    ("224.0.0.0/4", "IPv4 multicast"),
+    ("240.0.0.0/4", "IPv4 reserved and broadcast"),
+    ("::/128", "IPv6 unspecified"),
+    ("::1/128", "IPv6 loopback"),
+    (
+        "::/96",
+        "IPv4-compatible IPv6 (deprecated; ::a.b.c.d reaches a.b.c.d)",
+    ),
+    (
         "::ffff:0:0/96",
+        "IPv4-mapped IPv6 (::ffff:a.b.c.d is a.b.c.d)",
+    ),
+    (
         "64:ff9b::/96",
-        "fc00::/7",
-        "fe80::/10",
-        "ff00::/8",
-    ]
-    .iter()
-    .filter_map(|s| s.parse().ok())
-    .collect()
+        "NAT64 well-known prefix (reaches any IPv4 address)",
+    ),
+    ("64:ff9b:1::/48", "NAT64 local-use prefix"),
+    ("2001::/32", "Teredo (IPv4 tunnel)"),
+    ("2002::/16", "6to4 (IPv4 tunnel)"),
+    ("fc00::/7", "IPv6 unique local (private)"),
+    ("fe80::/10", "IPv6 link-local"),
+    ("fec0::/10", "IPv6 site-local (deprecated private)"),
+    ("ff00::/8", "IPv6 multicast"),
+];
+
+/// The ranges denied by default: [`DEFAULT_DENIED_CIDRS`] parsed.
+pub fn default_denied_cidrs() -> Vec<IpNet> {
+    DEFAULT_DENIED_CIDRS
+        .iter()
+        .filter_map(|(net, _)| net.parse().ok())
+        .collect()
 }
 
 impl Default for FetchConfig {

@@ -23,8 +23,9 @@ pub use alerts::AlertsConfig;
 pub use control::ControlConfig;
 pub use dashboard::DashboardConfig;
 pub use executor::{
-    default_denied_cidrs, ExecutorConfig, FetchConfig, RateLimitConfig, ENV_EXECUTION_TIMEOUT_MS,
-    ENV_MAX_CODE_LENGTH, ENV_MAX_CONCURRENT, ENV_MAX_INPUT_SIZE, ENV_MAX_RESULT_SIZE,
+    default_denied_cidrs, ExecutorConfig, FetchConfig, RateLimitConfig, DEFAULT_DENIED_CIDRS,
+    ENV_EXECUTION_TIMEOUT_MS, ENV_MAX_CODE_LENGTH, ENV_MAX_CONCURRENT, ENV_MAX_INPUT_SIZE,
+    ENV_MAX_RESULT_SIZE,
 };
 pub use gpu::{GpuConfig, GpuMode};
 pub use ledger::LedgerConfig;

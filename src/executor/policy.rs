@@ -174,6 +174,115 @@ mod tests {
         assert!(p.check_url(&url("file:///etc/passwd")).is_err());
     }
 
+    /// The default range that refuses `addr`, or `None` when it may be connected to.
+    fn denied_by(addr: &str) -> Option<String> {
+        let addr: IpAddr = addr.parse().expect("ip");
+        match policy(|_| {}).check_addr("h", addr) {
+            Ok(()) => None,
+            Err(PolicyError::AddressDenied { range, .. }) => Some(range.to_string()),
+            Err(e) => panic!("unexpected refusal {e}"),
+        }
+    }
+
+    #[test]
+    fn every_default_range_parses_and_denies_its_own_network_address() {
+        let p = policy(|_| {});
+        assert_eq!(
+            crate::config::default_denied_cidrs().len(),
+            crate::config::DEFAULT_DENIED_CIDRS.len(),
+            "every entry of the table parses"
+        );
+        for (net, what) in crate::config::DEFAULT_DENIED_CIDRS {
+            let net: IpNet = net.parse().expect("net");
+            assert!(
+                p.check_addr("h", net.network()).is_err(),
+                "{net} ({what}) must be denied"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv4_compatible_ipv6_is_denied() {
+        // ::a.b.c.d, deprecated: some stacks route it to a.b.c.d.
+        assert_eq!(denied_by("::127.0.0.1").as_deref(), Some("::/96"));
+        assert_eq!(denied_by("::10.0.0.1").as_deref(), Some("::/96"));
+        // Loopback and unspecified keep their own, more telling, names.
+        assert_eq!(denied_by("::1").as_deref(), Some("::1/128"));
+        assert_eq!(denied_by("::").as_deref(), Some("::/128"));
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_is_denied() {
+        assert_eq!(
+            denied_by("::ffff:169.254.169.254").as_deref(),
+            Some("::ffff:0.0.0.0/96")
+        );
+        assert_eq!(
+            denied_by("::ffff:127.0.0.1").as_deref(),
+            Some("::ffff:0.0.0.0/96")
+        );
+    }
+
+    #[test]
+    fn six_to_four_is_denied() {
+        // 2002:AABB:CCDD:: tunnels to AA.BB.CC.DD (here 127.0.0.1 and 192.168.1.1).
+        assert_eq!(denied_by("2002:7f00:1::1").as_deref(), Some("2002::/16"));
+        assert_eq!(denied_by("2002:c0a8:101::").as_deref(), Some("2002::/16"));
+    }
+
+    #[test]
+    fn teredo_is_denied() {
+        // 2001:0000:<server v4>:<flags>:<port>:<client v4 xor ffff...>
+        assert_eq!(
+            denied_by("2001:0:4136:e378:8000:63bf:3fff:fdd2").as_deref(),
+            Some("2001::/32")
+        );
+    }
+
+    #[test]
+    fn nat64_well_known_and_local_use_prefixes_are_denied() {
+        // 64:ff9b::a.b.c.d is translated to a.b.c.d by a NAT64 gateway.
+        assert_eq!(
+            denied_by("64:ff9b::7f00:1").as_deref(),
+            Some("64:ff9b::/96")
+        );
+        assert_eq!(
+            denied_by("64:ff9b::169.254.169.254").as_deref(),
+            Some("64:ff9b::/96")
+        );
+        assert_eq!(
+            denied_by("64:ff9b:1::a00:1").as_deref(),
+            Some("64:ff9b:1::/48")
+        );
+    }
+
+    #[test]
+    fn unique_local_is_denied() {
+        assert_eq!(denied_by("fd12:3456:789a::1").as_deref(), Some("fc00::/7"));
+        assert_eq!(denied_by("fc00::1").as_deref(), Some("fc00::/7"));
+    }
+
+    #[test]
+    fn site_local_is_denied() {
+        assert_eq!(denied_by("fec0::1").as_deref(), Some("fec0::/10"));
+        assert_eq!(denied_by("feff:ffff::1").as_deref(), Some("fec0::/10"));
+    }
+
+    #[test]
+    fn translation_prefixes_are_denied_whole_even_around_a_public_ipv4_address() {
+        // 93.184.216.34 is public, and allowed as itself; wrapped in a tunnel or translation
+        // prefix it is still refused by the prefix (documented: name the IPv4 address).
+        assert_eq!(denied_by("93.184.216.34"), None);
+        assert_eq!(
+            denied_by("64:ff9b::5db8:d822").as_deref(),
+            Some("64:ff9b::/96")
+        );
+        assert_eq!(denied_by("2002:5db8:d822::1").as_deref(), Some("2002::/16"));
+        assert_eq!(denied_by("::93.184.216.34").as_deref(), Some("::/96"));
+        // A global unicast IPv6 address is not affected.
+        assert_eq!(denied_by("2606:2800:220:1:248:1893:25c8:1946"), None);
+    }
+
     #[test]
     fn allowed_cidrs_punch_holes_and_hosts_restrict() {
         let p = policy(|c| {

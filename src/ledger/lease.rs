@@ -110,9 +110,97 @@ pub fn ttl_whole_seconds(remaining: Duration) -> u64 {
     ms.div_ceil(1000)
 }
 
+/// The lease length a client asked for (`ttl_seconds`): `default` when absent, else a
+/// number of seconds in `(0, max]`. NaN, infinities, negatives and anything over `max`
+/// are refused with a message, so no client number reaches a `Duration` unchecked.
+pub fn requested_ttl(
+    seconds: Option<f64>,
+    default: Duration,
+    max: Duration,
+) -> Result<Duration, String> {
+    match seconds {
+        None => Ok(default),
+        Some(s) if s > 0.0 && s <= max.as_secs_f64() => Ok(seconds_up_to(s, max)),
+        Some(s) => Err(format!(
+            "ttl_seconds must be > 0 and <= {} (max_ttl), got {s}",
+            max.as_secs_f64()
+        )),
+    }
+}
+
+/// How long a client is willing to queue (`wait_seconds`): 0 when absent, else a number
+/// of seconds in `[0, max]`, refused otherwise (as [`requested_ttl`]).
+pub fn requested_wait(seconds: Option<f64>, max: Duration) -> Result<Duration, String> {
+    match seconds {
+        None => Ok(Duration::ZERO),
+        Some(w) if (0.0..=max.as_secs_f64()).contains(&w) => Ok(seconds_up_to(w, max)),
+        Some(w) => Err(format!(
+            "wait_seconds must be within 0..={} (max_wait), got {w}",
+            max.as_secs_f64()
+        )),
+    }
+}
+
+/// `s` seconds (already checked to be within `0..=max` as floats) as a duration, never
+/// more than `max` (`max.as_secs_f64()` may round up past what a `Duration` holds).
+fn seconds_up_to(s: f64, max: Duration) -> Duration {
+    Duration::try_from_secs_f64(s).map_or(max, |d| d.min(max))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn requested_durations_are_checked_against_their_bounds() {
+        let (default, max) = (Duration::from_secs(300), Duration::from_secs(3600));
+        assert_eq!(requested_ttl(None, default, max), Ok(default));
+        assert_eq!(
+            requested_ttl(Some(1.5), default, max),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(requested_ttl(Some(3600.0), default, max), Ok(max));
+        for bad in [
+            0.0,
+            -1.0,
+            3600.5,
+            1e30,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            assert!(requested_ttl(Some(bad), default, max).is_err(), "{bad}");
+        }
+        assert_eq!(requested_wait(None, max), Ok(Duration::ZERO));
+        assert_eq!(requested_wait(Some(0.0), max), Ok(Duration::ZERO));
+        for bad in [-0.001, 3601.0, 1e300, f64::NAN, f64::INFINITY] {
+            assert!(requested_wait(Some(bad), max).is_err(), "{bad}");
+        }
+        // Even a bound as large as a Duration gets does not overflow.
+        let edge = Duration::MAX.as_secs_f64(); // 2^64: rounds up past what a Duration holds
+        assert_eq!(
+            requested_ttl(Some(edge), default, Duration::MAX),
+            Ok(Duration::MAX)
+        );
+    }
+
+    proptest! {
+        /// Any float, with any bound: no panic, and an accepted value is within bounds.
+        #[test]
+        fn any_requested_seconds_are_classified_without_panic(
+            s in proptest::num::f64::ANY,
+            max_secs in proptest::num::u64::ANY,
+        ) {
+            let max = Duration::from_secs(max_secs);
+            if let Ok(ttl) = requested_ttl(Some(s), Duration::from_secs(1), max) {
+                prop_assert!(ttl <= max);
+            }
+            if let Ok(wait) = requested_wait(Some(s), max) {
+                prop_assert!(wait <= max);
+            }
+        }
+    }
 
     #[test]
     fn expiry_is_monotonic_and_survives_a_round_trip() {

@@ -483,15 +483,9 @@ impl Ledger {
     }
 
     fn ttl(&self, seconds: Option<f64>) -> Result<Duration, LedgerError> {
-        let max = self.inner.settings.max_ttl;
-        match seconds {
-            None => Ok(self.inner.settings.lock_timeout),
-            Some(s) if s > 0.0 && s <= max.as_secs_f64() => Ok(Duration::from_secs_f64(s)),
-            Some(s) => Err(LedgerError::InvalidRequest(format!(
-                "ttl_seconds must be > 0 and <= {} (max_ttl), got {s}",
-                max.as_secs_f64()
-            ))),
-        }
+        let settings = &self.inner.settings;
+        lease::requested_ttl(seconds, settings.lock_timeout, settings.max_ttl)
+            .map_err(LedgerError::InvalidRequest)
     }
 
     async fn await_ack(&self, ack: AckRx) -> Result<(), LedgerError> {
@@ -518,17 +512,8 @@ impl Ledger {
             check_name("task_id", t)?;
         }
         let ttl = self.ttl(req.ttl_seconds)?;
-        let max_wait = self.inner.settings.max_wait;
-        let wait = match req.wait_seconds {
-            None => Duration::ZERO,
-            Some(w) if (0.0..=max_wait.as_secs_f64()).contains(&w) => Duration::from_secs_f64(w),
-            Some(w) => {
-                return Err(LedgerError::InvalidRequest(format!(
-                    "wait_seconds must be within 0..={} (max_wait), got {w}",
-                    max_wait.as_secs_f64()
-                )))
-            }
-        };
+        let wait = lease::requested_wait(req.wait_seconds, self.inner.settings.max_wait)
+            .map_err(LedgerError::InvalidRequest)?;
         let key = req.lock_key.as_str();
         let started = Instant::now();
         let step = self.with_state(|st, fx, now| {

@@ -26,6 +26,7 @@ pub mod head;
 pub mod llm;
 pub mod metrics;
 pub mod node;
+pub mod path;
 pub mod persist;
 pub mod pool;
 pub mod prewarm;

@@ -28,8 +28,9 @@
 //! framework (modules, cache phases, a boxed session per request) is skipped — it cost about
 //! a tenth of keel's CPU per request on the benchmark. What that layer did that keel needs is
 //! here: shutdown wakes idle keep-alive readers, malformed requests get a 400, `CONNECT` a
-//! 405, an error before the commitment point a JSON answer, and the connection is reused only
-//! after a complete exchange.
+//! 405, an error before the commitment point a JSON answer (a panic included: 500), and the
+//! connection is reused only after a complete exchange, with pipelined requests kept for
+//! their turn.
 
 use super::head::ClientHead;
 use super::pool::Picked;
@@ -38,6 +39,7 @@ use super::usage::UsageMeter;
 use super::{Gateway, InFlight};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::FutureExt;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -45,6 +47,8 @@ use pingora::protocols::http::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::ServerSession as Session;
 use pingora::server::ShutdownWatch;
 use pingora::upstreams::peer::HttpPeer;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -166,6 +170,10 @@ impl HttpServerApp for GatewayService {
         if self.stopping.load(Ordering::Acquire) {
             session.set_keepalive(None);
         }
+        // Requests a client wrote ahead on this connection (pipelining) are kept for the
+        // next turn and answered in order; without this, Pingora closes the connection
+        // after this answer and the requests already sent are lost.
+        session.set_pipelining_enabled(true);
         let mut ctx = RequestCtx::new(&self.gw, request_id(session.req_header()));
         let served = if session.req_header().method == http::Method::CONNECT {
             session.set_keepalive(None);
@@ -179,7 +187,8 @@ impl HttpServerApp for GatewayService {
             )
             .await
         } else {
-            self.serve(&mut session, &mut ctx).await
+            let request_id = ctx.request_id.clone();
+            catching_panics(&request_id, self.serve(&mut session, &mut ctx)).await
         };
         let reusable = match served {
             Ok(()) => true,
@@ -226,10 +235,7 @@ impl GatewayService {
             ctx.cut_short = true;
             return;
         }
-        let (status, kind) = match e.esource() {
-            ErrorSource::Downstream => (400, "invalid_request"),
-            _ => (502, "upstream_error"),
-        };
+        let (status, kind) = error_answer(e);
         tracing::debug!(request_id = %ctx.request_id, error = %e, status, "request failed before any answer");
         session.set_keepalive(None);
         if respond_json(session, ctx, status, kind, &e.to_string(), None)
@@ -273,6 +279,10 @@ impl GatewayService {
                 None,
             )
             .await;
+        }
+        if let Err(e) = super::path::check(session.req_header().uri.path()) {
+            session.set_keepalive(None);
+            return respond_json(session, ctx, 400, "invalid_request", &e.to_string(), None).await;
         }
         let body = match read_body(session, cfg.retry.max_body).await? {
             Some(b) => b,
@@ -590,6 +600,47 @@ pub(super) fn client_key(req: &RequestHeader) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// The error type of a request whose handling panicked (see [`catching_panics`]).
+const HANDLER_PANIC: ErrorType = ErrorType::new("HandlerPanic");
+
+/// Runs keel's handling of one request with panics caught at this boundary, so that a bug
+/// costs one request instead of the connection task: the panic is logged with its message
+/// and becomes a [`HANDLER_PANIC`] error, which [`GatewayService::answer_error`] answers
+/// with a 500 JSON when nothing reached the client yet. Guards the future held (the node
+/// in-flight counts) are dropped by the unwind; the request's own in-flight guard lives in
+/// its `RequestCtx`, outside the future, and is dropped when the request ends.
+///
+/// `AssertUnwindSafe`: after a panic the session is only used to write that one answer
+/// and is then closed (an error is never followed by keep-alive), and the state shared
+/// across requests is atomics and poison-tolerant locks.
+async fn catching_panics(request_id: &str, serve: impl Future<Output = Result<()>>) -> Result<()> {
+    match AssertUnwindSafe(serve).catch_unwind().await {
+        Ok(served) => served,
+        Err(payload) => {
+            let panic = crate::telemetry::logging::panic_message(&*payload);
+            tracing::error!(request_id, %panic, "a proxy request handler panicked");
+            Error::e_explain(
+                HANDLER_PANIC,
+                "internal error: the request failed unexpectedly (see keel's log)",
+            )
+        }
+    }
+}
+
+/// Status and error type of the JSON answer to a request that failed before anything was
+/// sent: a caught panic is keel's fault (500), a client that sent something unreadable
+/// (a malformed chunked body, a body cut short) gets a 400, anything else happened on the
+/// way to the nodes (502).
+fn error_answer(e: &Error) -> (u16, &'static str) {
+    if e.etype() == &HANDLER_PANIC {
+        return (500, "internal");
+    }
+    match e.esource() {
+        ErrorSource::Downstream => (400, "invalid_request"),
+        _ => (502, "upstream_error"),
+    }
+}
+
 /// Reads the whole request body; `None` when it exceeds `max`.
 async fn read_body(session: &mut Session, max: usize) -> Result<Option<Bytes>> {
     let declared = session
@@ -608,10 +659,19 @@ async fn read_body(session: &mut Session, max: usize) -> Result<Option<Bytes>> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     if expects_continue {
-        session.write_continue_response().await?;
+        session
+            .write_continue_response()
+            .await
+            .map_err(|e| e.into_down())?;
     }
     let mut body = super::body::Collected::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = session.read_request_body().await? {
+    // A body that cannot be read (bad chunk framing, cut short, too slow) is the client's
+    // fault: marked downstream, it is answered 400, never 502.
+    while let Some(chunk) = session
+        .read_request_body()
+        .await
+        .map_err(|e| e.into_down())?
+    {
         if body.size() + chunk.len() > max {
             return Ok(None);
         }
@@ -693,6 +753,56 @@ pub(super) async fn respond_json(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_request_handling_becomes_a_500_error_and_releases_its_guards() {
+        let gauge = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        /// Stands for the guards a handler holds (node in-flight counts, permits).
+        struct Guard(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let held = gauge.clone();
+        let failed = catching_panics("rid", async move {
+            held.fetch_add(1, Ordering::SeqCst);
+            let _guard = Guard(held);
+            tokio::task::yield_now().await;
+            if true {
+                panic!("handler bug");
+            }
+            Ok(())
+        })
+        .await
+        .expect_err("a panic is an error");
+        assert_eq!(failed.etype(), &HANDLER_PANIC);
+        assert_eq!(error_answer(&failed), (500, "internal"));
+        assert!(
+            !failed.to_string().contains("handler bug"),
+            "the client is not told the panic's text: {failed}"
+        );
+        assert_eq!(gauge.load(Ordering::SeqCst), 0, "the guard was dropped");
+
+        // Without a panic the outcome passes through untouched.
+        assert!(catching_panics("rid", async { Ok(()) }).await.is_ok());
+        let e = catching_panics("rid", async { Error::e_explain(ReadError, "x") })
+            .await
+            .expect_err("an error stays an error");
+        assert_eq!(e.etype(), &ReadError);
+    }
+
+    #[test]
+    fn client_body_errors_are_400_upstream_errors_502() {
+        let client = Error::explain(ReadError, "bad chunk size").into_down();
+        assert_eq!(error_answer(&client), (400, "invalid_request"));
+        let upstream = Error::explain(ConnectRefused, "node down").into_up();
+        assert_eq!(error_answer(&upstream), (502, "upstream_error"));
+        let unset = Error::explain(ReadError, "no source");
+        assert_eq!(error_answer(&unset), (502, "upstream_error"));
+    }
+
     #[test]
     fn generated_request_ids_are_distinct_v4_uuids() {
         let a = super::new_request_id();

@@ -20,3 +20,32 @@ pub fn init(config: &LogConfig) {
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
 }
+
+/// The text of a caught panic's payload, for its log line: `panic!` carries a `&str` or a
+/// `String`; anything else is named only by its kind.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "a panic without a message"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn panic_messages_are_read_from_str_and_string_payloads() {
+        let of = |f: fn()| std::panic::catch_unwind(f).expect_err("panics");
+        assert_eq!(super::panic_message(&*of(|| panic!("plain"))), "plain");
+        assert_eq!(
+            super::panic_message(&*of(|| panic!("with {}", "format"))),
+            "with format"
+        );
+        assert_eq!(
+            super::panic_message(&*of(|| std::panic::panic_any(7_u8))),
+            "a panic without a message"
+        );
+    }
+}

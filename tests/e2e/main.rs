@@ -1,6 +1,7 @@
 //! keel's one integration test binary: every test starts the real `keel` binary on free
 //! loopback ports (see `harness`) and talks to it over real sockets.
 
+mod bad_input;
 mod dashboard;
 mod executor;
 mod executor_isolation;

@@ -111,7 +111,9 @@ pub fn retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duratio
             .map(str::trim)
     };
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
+        // The same bound as `Retry-After` below: a node's `1e30` is ignored, not a panic
+        // in `Duration::from_secs_f64`.
+        if (0.0..1e12).contains(&ms) {
             return Some(Duration::from_secs_f64(ms / 1000.0));
         }
     }
@@ -155,6 +157,11 @@ mod tests {
             Some(Duration::from_millis(500))
         );
         assert_eq!(parse_retry_after("-1", now), None);
+        for huge in ["1e30", "1e300", "inf", "NaN", "-0.5"] {
+            let mut h = HeaderMap::new();
+            h.insert("retry-after-ms", huge.parse().unwrap());
+            assert_eq!(retry_after(&h, now), None, "retry-after-ms {huge}");
+        }
         assert_eq!(parse_retry_after("soon", now), None);
         // 784111777 is Sun, 06 Nov 1994 08:49:37 GMT.
         assert_eq!(
