@@ -2,7 +2,9 @@
 //!
 //! `router` builds the core routes and merges each domain's router (already carrying its own
 //! state), then wraps everything in the shared layers: request ids in and out, gzip for
-//! bodies of 1 KiB or more, a body-size limit, per-route metrics, JSON 404/405 answers.
+//! bodies of 1 KiB or more, a body-size limit, per-route metrics, JSON 404/405 answers,
+//! and the failed-authentication limit. [`serve`] runs it with the listener's connection
+//! bounds.
 
 pub mod alerts;
 pub mod auth;
@@ -18,7 +20,9 @@ pub mod monitoring;
 pub mod nodes;
 pub mod overview;
 pub mod ratelimit;
+pub mod serve;
 pub mod session;
+pub mod throttle;
 pub mod web;
 
 use crate::telemetry::Telemetry;
@@ -72,8 +76,14 @@ pub struct CoreState {
     pub started: Instant,
 }
 
-/// The whole control-listener router.
-pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router {
+/// The whole control-listener router; `auth_failures` rate-limits failed authentication on
+/// every route (see [`throttle`]).
+pub fn router(
+    core: CoreState,
+    max_body_bytes: usize,
+    auth_failures: Arc<crate::limits::AuthFailures>,
+    domains: Router,
+) -> Router {
     let compress_when = SizeAbove::new(1024)
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES)
@@ -90,6 +100,10 @@ pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router
         .merge(domains)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            auth_failures,
+            throttle::throttle,
+        ))
         .layer(middleware::from_fn_with_state(core, track_http))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CompressionLayer::new().gzip(true).compress_when(compress_when))
