@@ -129,7 +129,7 @@ fn check_token(token: &str) -> Result<(), String> {
     let chars = token.chars().count();
     if chars < MIN_ADMIN_TOKEN_CHARS {
         return Err(format!(
-            "is {chars} characters long; at least {MIN_ADMIN_TOKEN_CHARS} are required"
+            "must be at least {MIN_ADMIN_TOKEN_CHARS} characters long (it has {chars})"
         ));
     }
     Ok(())
