@@ -9,6 +9,7 @@ pub mod config;
 pub mod executor;
 pub mod gpu;
 pub mod ledger;
+pub mod limits;
 pub mod proxy;
 pub mod store;
 pub mod systemd;
@@ -35,7 +36,7 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read the admin token: {0}")]
+    #[error("admin token: {0}")]
     AdminToken(#[source] std::io::Error),
     #[error(transparent)]
     Executor(#[from] executor::StartError),
@@ -134,16 +135,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         );
     }
 
+    let (admin_token, source) = config
+        .control
+        .resolve_admin_token(&config.data_dir)
+        .map_err(StartError::AdminToken)?;
+    log_admin_token_source(&source);
     let admin = api::auth::AdminAuth::with_sessions(
-        config
-            .control
-            .resolve_admin_token()
-            .map_err(StartError::AdminToken)?,
+        admin_token,
         api::session::SessionStore::persistent(&config.dashboard, store.clone())?,
     );
-    if admin.matches("change-me") {
-        tracing::warn!("control.admin_token is the example value \"change-me\"; set a real token");
-    }
 
     let core = CoreState {
         telemetry: telemetry.clone(),
@@ -222,7 +222,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ));
         executor_handle = Some(ex);
     }
-    let app = api::router(core, config.control.max_body_bytes, domains);
+    let control_auth_failures = Arc::new(limits::AuthFailures::new(
+        limits::Listener::Control,
+        config.control.auth_failures_per_minute,
+        &telemetry.metrics,
+    ));
+    let app = api::router(
+        core,
+        config.control.max_body_bytes,
+        control_auth_failures,
+        domains,
+    );
 
     let addr = config.control.listen.addr();
     let listener = tokio::net::TcpListener::bind(addr)
@@ -233,17 +243,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             source,
         })?;
     let control_addr = listener.local_addr().unwrap_or(addr);
-    let mut shutdown_rx = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = shutdown_rx.wait_for(|stop| *stop).await;
-        })
-        .await
-    });
+    let limits = api::serve::ServeLimits {
+        header_read_timeout: config.control.header_read_timeout,
+        idle_timeout: config.control.idle_timeout,
+        conns: limits::ConnLimit::new(
+            limits::Listener::Control,
+            config.control.max_connections,
+            &telemetry.metrics,
+        ),
+    };
+    let server = tokio::spawn(api::serve::serve(listener, app, limits, stop_rx.clone()));
 
     let mut background = vec![
         spawn_process_sampler(telemetry.clone()),
@@ -277,6 +286,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         background,
         executor: executor_handle,
     })
+}
+
+/// Says where the admin token is — never the token itself.
+fn log_admin_token_source(source: &config::AdminTokenSource) {
+    use config::AdminTokenSource as S;
+    match source {
+        S::Config => {}
+        S::File(path) => tracing::info!(file = %path.display(), "admin token read from file"),
+        S::Generated(path) => tracing::warn!(
+            file = %path.display(),
+            "no admin token configured: generated one into this file (mode 0600); \
+             use its content as the bearer token, or set control.admin_token_file"
+        ),
+        S::Reused(path) => tracing::info!(
+            file = %path.display(),
+            "no admin token configured: using the one generated earlier in this file"
+        ),
+    }
 }
 
 /// Makes the snapshot (fail fast, naming the module) and starts the isolate pool, off the

@@ -9,7 +9,7 @@ data_dir = "$1"
 shutdown_grace = "5s"
 [control]
 listen = "127.0.0.1:$2"
-admin_token = "bench-token"
+admin_token = "bench-admin-token"
 [proxy]
 listen = "127.0.0.1:$3"
 [[proxy.nodes]]

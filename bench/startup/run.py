@@ -68,7 +68,7 @@ def keel_once(tmp, extra_env=None):
     cfg = os.path.join(tmp, "keel.toml")
     with open(cfg, "w") as f:
         f.write(f'data_dir = "{tmp}/data"\n[control]\nlisten = "127.0.0.1:{control}"\n'
-                f'admin_token = "bench"\n[proxy]\nlisten = "127.0.0.1:{proxy}"\n[log]\nlevel = "warn"\n')
+                f'admin_token = "bench-admin-token"\n[proxy]\nlisten = "127.0.0.1:{proxy}"\n[log]\nlevel = "warn"\n')
     t0 = time.perf_counter()
     env = dict(os.environ, **(extra_env or {}))
     p = subprocess.Popen([KEEL, "run", "--config", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

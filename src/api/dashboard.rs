@@ -31,7 +31,7 @@ pub struct DashboardState {
 pub fn router(state: DashboardState, auth: AdminAuth, serve_ui: bool) -> Router {
     let sessions = Router::new()
         .route(
-            "/api/v1/session",
+            session::LOGIN_PATH,
             get(session::current)
                 .post(session::login)
                 .delete(session::logout),

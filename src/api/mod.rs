@@ -2,7 +2,9 @@
 //!
 //! `router` builds the core routes and merges each domain's router (already carrying its own
 //! state), then wraps everything in the shared layers: request ids in and out, gzip for
-//! bodies of 1 KiB or more, a body-size limit, per-route metrics, JSON 404/405 answers.
+//! bodies of 1 KiB or more, a body-size limit, per-route metrics, JSON 404/405 answers,
+//! and the failed-authentication limit. [`serve`] runs it with the listener's connection
+//! bounds.
 
 pub mod alerts;
 pub mod auth;
@@ -18,7 +20,9 @@ pub mod monitoring;
 pub mod nodes;
 pub mod overview;
 pub mod ratelimit;
+pub mod serve;
 pub mod session;
+pub mod throttle;
 pub mod web;
 
 use crate::telemetry::Telemetry;
@@ -73,8 +77,14 @@ pub struct CoreState {
     pub started: Instant,
 }
 
-/// The whole control-listener router.
-pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router {
+/// The whole control-listener router; `auth_failures` rate-limits failed authentication on
+/// every route (see [`throttle`]).
+pub fn router(
+    core: CoreState,
+    max_body_bytes: usize,
+    auth_failures: Arc<crate::limits::AuthFailures>,
+    domains: Router,
+) -> Router {
     let compress_when = SizeAbove::new(1024)
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES)
@@ -94,6 +104,10 @@ pub fn router(core: CoreState, max_body_bytes: usize, domains: Router) -> Router
         // Inside the metrics layer: a panicking handler is answered 500 JSON and counted
         // like any other 5xx, and everything the handler held is dropped on the unwind.
         .layer(CatchPanicLayer::custom(error::panic_answer))
+        .layer(middleware::from_fn_with_state(
+            auth_failures,
+            throttle::throttle,
+        ))
         .layer(middleware::from_fn_with_state(core, track_http))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CompressionLayer::new().gzip(true).compress_when(compress_when))
@@ -186,6 +200,14 @@ mod tests {
         }
     }
 
+    fn auth_failures(core: &CoreState) -> Arc<crate::limits::AuthFailures> {
+        Arc::new(crate::limits::AuthFailures::new(
+            crate::limits::Listener::Control,
+            20,
+            &core.telemetry.metrics,
+        ))
+    }
+
     fn in_flight(core: &CoreState) -> i64 {
         core.telemetry
             .metrics
@@ -210,6 +232,7 @@ mod tests {
         let app = router(
             core.clone(),
             1024,
+            auth_failures(&core),
             Router::new().route("/buggy", get(buggy)),
         );
         let resp = app
@@ -247,6 +270,7 @@ mod tests {
         let app = router(
             core.clone(),
             1024,
+            auth_failures(&core),
             Router::new().route("/stuck", get(stuck)),
         );
         let mut call = Box::pin(app.oneshot(get_request("/stuck")));

@@ -29,6 +29,8 @@ use std::time::Duration;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "keel_session";
+/// The session route: `POST` logs in with the admin token.
+pub const LOGIN_PATH: &str = "/api/v1/session";
 /// Header carrying the per-session CSRF token on cookie-authenticated writes.
 pub const CSRF_HEADER: &str = "x-keel-csrf";
 

@@ -7,6 +7,7 @@
 //! (ranges, zero durations, unwritable paths). Both report `ConfigError { path, message }`.
 
 mod alerts;
+mod clients;
 mod control;
 mod dashboard;
 mod executor;
@@ -20,7 +21,9 @@ mod types;
 mod validate;
 
 pub use alerts::AlertsConfig;
-pub use control::ControlConfig;
+pub use control::{
+    AdminTokenSource, ControlConfig, GENERATED_ADMIN_TOKEN_FILE, MIN_ADMIN_TOKEN_CHARS,
+};
 pub use dashboard::DashboardConfig;
 pub use executor::{
     default_denied_cidrs, ExecutorConfig, FetchConfig, RateLimitConfig, DEFAULT_DENIED_CIDRS,

@@ -39,6 +39,17 @@ pub struct ProxyConfig {
     pub timeouts: TimeoutConfig,
     /// Duplicate suppression by idempotency key (LLM routes, non-streaming).
     pub dedup: DedupConfig,
+    /// A new client connection must send its first complete request head within this.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive client connection must send its next complete request head within this.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open client connections at most (all proxy threads together); more are closed at once.
+    pub max_connections: usize,
+    /// Wrong client keys per client address and minute (with `client_keys` set); past them,
+    /// every request from that address that presents a key gets 429 until the budget refills.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for ProxyConfig {
@@ -55,6 +66,10 @@ impl Default for ProxyConfig {
             queue: QueueConfig::default(),
             timeouts: TimeoutConfig::default(),
             dedup: DedupConfig::default(),
+            header_read_timeout: super::clients::DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: super::clients::DEFAULT_IDLE_TIMEOUT,
+            max_connections: super::clients::DEFAULT_PROXY_MAX_CONNECTIONS,
+            auth_failures_per_minute: super::clients::DEFAULT_AUTH_FAILURES_PER_MINUTE,
         }
     }
 }
@@ -397,6 +412,13 @@ impl ProxyConfig {
 
     pub(super) fn validate(&self, v: &mut Scope<'_>) {
         v.range("threads", self.threads, 0, MAX_PROXY_THREADS);
+        super::clients::validate(
+            v,
+            self.header_read_timeout,
+            self.idle_timeout,
+            self.max_connections,
+            self.auth_failures_per_minute,
+        );
         for (i, key) in self.client_keys.iter().enumerate() {
             if key.expose().trim().is_empty() {
                 v.error(&format!("client_keys[{i}]"), "must not be empty");

@@ -18,6 +18,7 @@
 //! burst there does not delay proxied requests.
 
 pub mod admin;
+pub mod admission;
 pub mod body;
 pub mod breaker;
 pub mod conns;
@@ -38,6 +39,7 @@ pub mod swrr;
 pub mod usage;
 
 use crate::config::{ProxyConfig, Secret};
+use crate::limits::{AuthFailures, ConnLimit, Listener};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
 use metrics::GatewayMetrics;
@@ -47,7 +49,7 @@ use pingora::server::Fds;
 use pingora::services::Service as _;
 use pool::Pool;
 use queue::WaitQueue;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -83,6 +85,10 @@ pub struct Gateway {
     pub store: Store,
     pub queue: WaitQueue,
     client_keys: Vec<Secret>,
+    /// Wrong client keys per client address (`[proxy] auth_failures_per_minute`).
+    auth_failures: AuthFailures,
+    /// Open client connections against `[proxy] max_connections`, and the closes counted.
+    pub conns: Arc<ConnLimit>,
     /// Serializes admin changes (read-modify-write of the node list and the store).
     admin: tokio::sync::Mutex<()>,
     in_flight: AtomicUsize,
@@ -92,6 +98,17 @@ pub struct Gateway {
     /// Set by [`GatewayHandle::shutdown`]: how long proxy threads keep serving what is in
     /// flight after they stopped accepting.
     drain_until: std::sync::OnceLock<Instant>,
+}
+
+/// The verdict on a client's key.
+pub enum ClientKey {
+    /// No keys are configured, or the key is one of them.
+    Accepted,
+    /// Missing or wrong: 401.
+    Refused,
+    /// The client's address spent its failed-key budget: 429 after this long, whatever the
+    /// key (see `crate::limits::auth_failures`).
+    Throttled(Duration),
 }
 
 /// Counts one client request as in flight until dropped (shutdown drains on it).
@@ -147,6 +164,33 @@ impl Gateway {
                 return;
             }
         }
+    }
+
+    /// Judges the key a client presented (see [`ClientKey`]). `client` gives the client's
+    /// address; it is asked only when keys are configured.
+    pub fn check_client_key(
+        &self,
+        presented: Option<&str>,
+        client: impl FnOnce() -> Option<IpAddr>,
+    ) -> ClientKey {
+        if self.client_keys.is_empty() {
+            return ClientKey::Accepted;
+        }
+        // A request without a key guesses nothing: it is refused but neither throttled nor
+        // counted against its address.
+        let ip = presented.and(client());
+        if let Some(ip) = ip {
+            if let Err(wait) = self.auth_failures.check(ip) {
+                return ClientKey::Throttled(wait);
+            }
+        }
+        if self.client_key_ok(presented) {
+            return ClientKey::Accepted;
+        }
+        if let Some(ip) = ip {
+            self.auth_failures.failed(ip);
+        }
+        ClientKey::Refused
     }
 
     /// Whether a client key is acceptable (constant-time per key); no keys = open.
@@ -243,7 +287,10 @@ fn spawn_proxy_thread(
     fds.add(key.clone(), listener.into_raw_fd());
     let mut service = pingora::services::listening::Service::new(
         "keel-gateway".to_string(),
-        service::GatewayService::new(gw.clone(), llm.clone()),
+        admission::Admission::new(
+            service::GatewayService::new(gw.clone(), llm.clone()),
+            gw.conns.clone(),
+        ),
     );
     service.add_tcp(&key);
     let gw = gw.clone();
@@ -291,6 +338,12 @@ pub async fn start(
         store,
         queue: WaitQueue::new(&config.queue),
         client_keys: config.client_keys.clone(),
+        auth_failures: AuthFailures::new(
+            Listener::Proxy,
+            config.auth_failures_per_minute,
+            &telemetry.metrics,
+        ),
+        conns: ConnLimit::new(Listener::Proxy, config.max_connections, &telemetry.metrics),
         admin: tokio::sync::Mutex::new(()),
         in_flight: AtomicUsize::new(0),
         in_flight_gauge: std::sync::OnceLock::new(),

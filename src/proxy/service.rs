@@ -36,7 +36,8 @@ use super::head::ClientHead;
 use super::pool::Picked;
 use super::retry::{Next, RetryState, TryFailure};
 use super::usage::UsageMeter;
-use super::{Gateway, InFlight};
+use super::{ClientKey, Gateway, InFlight};
+use crate::limits::CloseReason;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::FutureExt;
@@ -132,10 +133,28 @@ impl HttpServerApp for GatewayService {
         mut session: Session,
         _shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
+        // A new connection has `header_read_timeout` for its first request head, a kept-alive
+        // one `idle_timeout` for its next (Pingora itself would wait forever on the latter).
+        let kept_alive = session.take_connection_user_context().is_some();
+        let (limit, reason) = if kept_alive {
+            (self.gw.config().idle_timeout, CloseReason::IdleTimeout)
+        } else {
+            (
+                self.gw.config().header_read_timeout,
+                CloseReason::HeaderTimeout,
+            )
+        };
         let read = tokio::select! {
             // Biased: a request already buffered is served even when shutdown began.
             biased;
-            read = session.read_request() => read,
+            // Pingora's timeout arms a timer only when the read has to wait.
+            read = pingora::time::timeout(limit, session.read_request()) => match read {
+                Ok(read) => read,
+                Err(_) => {
+                    self.gw.conns.closed(reason);
+                    return None;
+                }
+            },
             () = self.stopped() => return None,
         };
         match read {
@@ -202,7 +221,10 @@ impl HttpServerApp for GatewayService {
             session.shutdown().await;
             return None;
         }
-        let settings = HttpPersistentSettings::for_session(&session);
+        let mut settings = HttpPersistentSettings::for_session(&session);
+        // Marks the next request on this connection as a kept-alive one (a unit struct: no
+        // allocation).
+        settings.set_user_context(Box::new(KeptAlive));
         session
             .finish()
             .await
@@ -268,17 +290,28 @@ impl GatewayService {
     async fn serve(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         let gw = &self.gw;
         let cfg = gw.config();
-        if !gw.client_key_ok(client_key(session.req_header())) {
-            session.set_keepalive(None);
-            return respond_json(
-                session,
-                ctx,
-                401,
-                "authentication_error",
-                "invalid or missing API key (x-api-key or Authorization: Bearer)",
-                None,
-            )
-            .await;
+        let key = client_key(session.req_header());
+        match gw.check_client_key(key, || client_ip(session)) {
+            ClientKey::Accepted => {}
+            ClientKey::Throttled(wait) => {
+                session.set_keepalive(None);
+                let secs = wait.as_secs().max(1);
+                let message =
+                    format!("too many wrong API keys from this address; retry in {secs} s");
+                return respond_json(session, ctx, 429, "rate_limited", &message, Some(secs)).await;
+            }
+            ClientKey::Refused => {
+                session.set_keepalive(None);
+                return respond_json(
+                    session,
+                    ctx,
+                    401,
+                    "authentication_error",
+                    "invalid or missing API key (x-api-key or Authorization: Bearer)",
+                    None,
+                )
+                .await;
+            }
         }
         if let Err(e) = super::path::check(session.req_header().uri.path()) {
             session.set_keepalive(None);
@@ -583,6 +616,18 @@ fn new_request_id() -> String {
     let mut buf = uuid::Uuid::encode_buffer();
     id.hyphenated().encode_lower(&mut buf).to_owned()
 }
+
+/// The client's IP address (`None` on a Unix socket).
+fn client_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// The user context of a connection's persistent settings: its next request is a kept-alive
+/// one.
+struct KeptAlive;
 
 /// The key a client presented: `x-api-key`, else `Authorization: Bearer`.
 pub(super) fn client_key(req: &RequestHeader) -> Option<&str> {

@@ -53,6 +53,16 @@ pub const EXECUTOR_PROCESS_RESIDENT_MEMORY_BYTES: &str =
 /// Array-buffer backing stores held by the pool's isolates.
 pub const EXECUTOR_ARRAY_BUFFER_BYTES: &str = "keel_executor_array_buffer_bytes";
 
+/// Client connections keel closed, by listener (`proxy`, `control`) and reason
+/// (`header_timeout`, `idle_timeout`, `limit`).
+pub const CONNECTIONS_CLOSED_TOTAL: &str = "keel_connections_closed_total";
+/// Client connections open now, by listener.
+pub const CONNECTIONS_OPEN: &str = "keel_connections_open";
+/// Credentials refused, by listener (admin/worker/access tokens, logins, client keys).
+pub const AUTH_FAILURES_TOTAL: &str = "keel_auth_failures_total";
+/// Requests answered 429 because their address spent its failed-authentication budget.
+pub const AUTH_THROTTLED_TOTAL: &str = "keel_auth_throttled_total";
+
 /// Every name above with the component whose health gates its presence (`core` = always).
 pub const REFERENCED: &[(&str, &str)] = &[
     (UPSTREAM_REQUESTS_TOTAL, "proxy"),
@@ -68,6 +78,10 @@ pub const REFERENCED: &[(&str, &str)] = &[
     (GPU_MEMORY_USED_BYTES, "gpu"),
     (PROCESS_RESIDENT_MEMORY_BYTES, "core"),
     (ALERT_FIRING, "core"),
+    (CONNECTIONS_CLOSED_TOTAL, "core"),
+    (CONNECTIONS_OPEN, "core"),
+    (AUTH_FAILURES_TOTAL, "core"),
+    (AUTH_THROTTLED_TOTAL, "core"),
     (EXECUTOR_EXECUTIONS_TOTAL, "executor"),
     (EXECUTOR_EXECUTION_DURATION_SECONDS, "executor"),
     (EXECUTOR_QUEUE_DEPTH, "executor"),

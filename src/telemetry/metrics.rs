@@ -3,6 +3,7 @@
 //! Each domain module registers its own collectors into [`Metrics::registry`] using the names
 //! below, so `/metrics` is one exposition with one naming scheme.
 
+use super::catalog;
 use prometheus::core::{Collector, Metric};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -28,6 +29,14 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub http_in_flight: IntGaugeVec,
+    /// Client connections keel closed, by listener and reason (see `crate::limits`).
+    pub connections_closed: IntCounterVec,
+    /// Client connections open, by listener.
+    pub connections_open: IntGaugeVec,
+    /// Refused credentials, by listener.
+    pub auth_failures: IntCounterVec,
+    /// Requests refused for an address's spent failed-authentication budget, by listener.
+    pub auth_throttled: IntCounterVec,
     /// All control requests in one histogram (unregistered) for `/api/metrics` percentiles.
     all_requests: prometheus::Histogram,
     all_errors: prometheus::IntCounter,
@@ -64,11 +73,51 @@ impl Metrics {
             &["listener"],
         )
         .expect("valid metric");
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                catalog::CONNECTIONS_CLOSED_TOTAL,
+                "Client connections keel closed: header_timeout, idle_timeout or limit",
+            ),
+            &["listener", "reason"],
+        )
+        .expect("valid metric");
+        let connections_open = IntGaugeVec::new(
+            Opts::new(catalog::CONNECTIONS_OPEN, "Client connections open"),
+            &["listener"],
+        )
+        .expect("valid metric");
+        let auth_failures = IntCounterVec::new(
+            Opts::new(catalog::AUTH_FAILURES_TOTAL, "Refused credentials"),
+            &["listener"],
+        )
+        .expect("valid metric");
+        let auth_throttled = IntCounterVec::new(
+            Opts::new(
+                catalog::AUTH_THROTTLED_TOTAL,
+                "Requests answered 429 after their address's failed authentications",
+            ),
+            &["listener"],
+        )
+        .expect("valid metric");
+        // Every series exists from the start at 0, so rates and alerts see the first event.
+        for listener in crate::limits::Listener::ALL {
+            let l = listener.label();
+            for reason in crate::limits::CloseReason::ALL {
+                connections_closed.with_label_values(&[l, reason.label()]);
+            }
+            connections_open.with_label_values(&[l]);
+            auth_failures.with_label_values(&[l]);
+            auth_throttled.with_label_values(&[l]);
+        }
         let m = Metrics {
             registry,
             http_requests,
             http_duration,
             http_in_flight,
+            connections_closed,
+            connections_open,
+            auth_failures,
+            auth_throttled,
             all_requests: prometheus::Histogram::with_opts(
                 HistogramOpts::new("keel_all_requests", "internal")
                     .buckets(LATENCY_BUCKETS.to_vec()),
@@ -81,6 +130,10 @@ impl Metrics {
         m.register(m.http_requests.clone());
         m.register(m.http_duration.clone());
         m.register(m.http_in_flight.clone());
+        m.register(m.connections_closed.clone());
+        m.register(m.connections_open.clone());
+        m.register(m.auth_failures.clone());
+        m.register(m.auth_throttled.clone());
         #[cfg(target_os = "linux")]
         m.register(prometheus::process_collector::ProcessCollector::new(
             std::process::id() as i32,

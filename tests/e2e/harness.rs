@@ -29,6 +29,8 @@ pub struct Spec {
     pub proxy_extra: String,
     pub extra: String,
     pub env: Vec<(String, String)>,
+    /// Leave `control.admin_token` out: keel generates one into `data_dir/admin.token`.
+    pub no_admin_token: bool,
 }
 
 pub struct Keel {
@@ -89,8 +91,13 @@ impl Keel {
 
     fn write_config(&self) {
         let data_dir = self.dir.path().join("data");
+        let token = if self.spec.no_admin_token {
+            String::new()
+        } else {
+            format!("admin_token = \"{ADMIN_TOKEN}\"\n")
+        };
         let text = format!(
-            "data_dir = {data:?}\nshutdown_grace = \"10s\"\n\n[control]\nlisten = \"{c}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n{ce}\n\n[proxy]\nlisten = \"{p}\"\n{pe}\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
+            "data_dir = {data:?}\nshutdown_grace = \"10s\"\n\n[control]\nlisten = \"{c}\"\n{token}{ce}\n\n[proxy]\nlisten = \"{p}\"\n{pe}\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
             data = data_dir.display().to_string(),
             c = self.control,
             ce = self.spec.control_extra,

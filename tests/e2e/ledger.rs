@@ -1037,7 +1037,7 @@ async fn without_a_driver_gpu_is_disabled_with_the_reason_and_locks_still_work()
     std::fs::write(
         &cfg,
         format!(
-            "data_dir = \"{}/data\"\n[control]\nlisten = \"127.0.0.1:{}\"\nadmin_token = \"x\"\n[gpu]\nenabled = true\n",
+            "data_dir = \"{}/data\"\n[control]\nlisten = \"127.0.0.1:{}\"\nadmin_token = \"test-admin-token\"\n[gpu]\nenabled = true\n",
             dir.path().display(),
             crate::harness::free_port()
         ),
@@ -1058,7 +1058,7 @@ fn ledger_config_errors_are_all_reported() {
     std::fs::write(
         &cfg,
         format!(
-            "data_dir = \"{}/data\"\n[control]\nadmin_token = \"x\"\n[ledger]\nlocks = [\"gpu_lock:0\", \"gpu lock\", \"gpu_lock:0\"]\ncheck_interval = \"0s\"\nheartbeat_timeout = \"0s\"\nlock_timeout = \"2h\"\nmax_ttl = \"1h\"\nworker_token = \"\"\n[gpu]\nenabled = \"sometimes\"\nsample_interval = \"0s\"\n",
+            "data_dir = \"{}/data\"\n[control]\nadmin_token = \"test-admin-token\"\n[ledger]\nlocks = [\"gpu_lock:0\", \"gpu lock\", \"gpu_lock:0\"]\ncheck_interval = \"0s\"\nheartbeat_timeout = \"0s\"\nlock_timeout = \"2h\"\nmax_ttl = \"1h\"\nworker_token = \"\"\n[gpu]\nenabled = \"sometimes\"\nsample_interval = \"0s\"\n",
             dir.path().display()
         ),
     )

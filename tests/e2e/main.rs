@@ -10,5 +10,6 @@ mod foundation;
 mod gateway;
 mod harness;
 mod ledger;
+mod limits;
 mod llm;
 mod upstream;

@@ -92,7 +92,7 @@ impl KeelProc {
             .map(|i| format!("\"gpu_lock:{i}\""))
             .collect();
         let config = format!(
-            "data_dir = \"{d}/data\"\nshutdown_grace = \"5s\"\n[control]\nlisten = \"127.0.0.1:{port}\"\nadmin_token = \"bench\"\n[proxy]\nlisten = \"127.0.0.1:{pp}\"\n[log]\nformat = \"json\"\nlevel = \"warn\"\n[ledger]\nlocks = [{locks}]\n",
+            "data_dir = \"{d}/data\"\nshutdown_grace = \"5s\"\n[control]\nlisten = \"127.0.0.1:{port}\"\nadmin_token = \"bench-admin-token\"\n[proxy]\nlisten = \"127.0.0.1:{pp}\"\n[log]\nformat = \"json\"\nlevel = \"warn\"\n[ledger]\nlocks = [{locks}]\n",
             d = dir.path().display(),
             pp = free_port(),
             locks = locks.join(", ")
