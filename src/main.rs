@@ -1,8 +1,8 @@
 //! The `keel` command line: `run`, `validate`, `print-config`, `--version`.
 
 use anyhow::Context;
-use keel::signals::Request;
 use clap::{Parser, Subcommand};
+use keel::signals::Request;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -99,8 +99,8 @@ fn describe(e: &anyhow::Error) -> String {
 /// Loads the config (and says from where) or prints every error (`<key path>: <message>`)
 /// and returns 78.
 fn load(explicit: Option<&Path>) -> Result<(PathBuf, keel::config::Config), ExitCode> {
-    let result = keel::config::resolve_path(explicit)
-        .and_then(|p| keel::config::load(&p).map(|c| (p, c)));
+    let result =
+        keel::config::resolve_path(explicit).and_then(|p| keel::config::load(&p).map(|c| (p, c)));
     result.map_err(|keel::config::LoadError(errors)| {
         for e in &errors {
             eprintln!("{e}");

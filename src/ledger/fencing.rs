@@ -216,7 +216,10 @@ mod tests {
         // Inside the block: no write.
         std::fs::remove_file(hw.path()).unwrap();
         hw.cover([("gpu_lock:0", 500)]).unwrap();
-        assert!(!hw.path().exists(), "a covered token must not write the file");
+        assert!(
+            !hw.path().exists(),
+            "a covered token must not write the file"
+        );
         hw.cover([("gpu_lock:0", RESERVE_AHEAD + 2), ("gpu_lock:1", 7)])
             .unwrap();
         let again = HighWater::load(dir.path()).unwrap();

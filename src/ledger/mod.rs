@@ -330,7 +330,11 @@ impl Ledger {
         let limit = settings.history_limit;
         let (loaded, fence) = {
             let store = store.clone();
-            let data_dir = store.path().parent().unwrap_or(Path::new(".")).to_path_buf();
+            let data_dir = store
+                .path()
+                .parent()
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
             tokio::task::spawn_blocking(move || {
                 let fence = HighWater::load(&data_dir)?;
                 Ok::<_, LedgerError>((journal::load(&store, limit)?, fence))

@@ -13,8 +13,8 @@
 //! `ledger::fencing`) keeps tokens moving forward whichever way the operator recovers.
 
 use redb::{
-    Builder, Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase,
-    ReadableTable, TableDefinition, WriteTransaction,
+    Builder, Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition, WriteTransaction,
 };
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -141,7 +141,7 @@ impl Store {
     /// panic on some damage (debug builds assert); that panic is caught here and reported
     /// like any other damage.
     fn open_existing(path: PathBuf) -> Result<Store, StoreError> {
-        let opened = catch_unwind(AssertUnwindSafe(|| {
+        guarded(&path, || {
             let db = Builder::new()
                 .set_check_integrity_on_open(true)
                 .open(&path)
@@ -158,12 +158,6 @@ impl Store {
                 other => other,
             })?;
             Ok(store)
-        }));
-        opened.unwrap_or_else(|panic| {
-            Err(StoreError::Damaged {
-                detail: format!("redb panicked while reading it: {}", panic_text(&*panic)),
-                path,
-            })
         })
     }
 
@@ -175,7 +169,12 @@ impl Store {
         match std::fs::remove_file(&fresh) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(StoreError::Io { path: fresh, source }),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: fresh,
+                    source,
+                })
+            }
         }
         let db = Database::create(&fresh).map_err(|e| open_error(&fresh, e))?;
         let store = Store {
@@ -187,7 +186,8 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        dir.sync().map_err(|source| StoreError::Io { path, source })?;
+        dir.sync()
+            .map_err(|source| StoreError::Io { path, source })?;
         Ok(store)
     }
 
@@ -284,6 +284,17 @@ fn open_error(path: &Path, e: DatabaseError) -> StoreError {
         }
         source => StoreError::Open { path, source },
     }
+}
+
+/// Runs `f`, turning a panic inside it (redb's reaction to some damage) into
+/// [`StoreError::Damaged`] for `path`.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: format!("redb panicked while reading it: {}", panic_text(&*panic)),
+        })
+    })
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
@@ -383,18 +394,84 @@ mod tests {
         let good = std::fs::read(&path).unwrap();
         // Cut in half.
         std::fs::write(&path, &good[..good.len() / 2]).unwrap();
-        let err = Store::open(dir.path()).err().expect("truncated must not open");
+        let err = Store::open(dir.path())
+            .err()
+            .expect("truncated must not open");
         assert!(err.is_integrity(), "{err}");
         // Same length, a run of bytes overwritten in the middle.
         let mut damaged = good.clone();
         let mid = damaged.len() / 2;
         damaged[mid..mid + 4096].fill(0xA5);
         std::fs::write(&path, &damaged).unwrap();
-        let err = Store::open(dir.path()).err().expect("damaged must not open");
+        let err = Store::open(dir.path())
+            .err()
+            .expect("damaged must not open");
         assert!(err.is_integrity(), "{err}");
         // The intact file opens again.
         std::fs::write(&path, &good).unwrap();
         Store::open(dir.path()).unwrap();
+    }
+
+    /// Damage anywhere in a real store: open either refuses with an integrity error or
+    /// opens a store that answers; it never panics out and never starts over.
+    #[test]
+    fn damage_anywhere_is_refused_or_harmless_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let table = TableDefinition::<u64, u64>::new("numbers");
+        {
+            let s = Store::open(dir.path()).unwrap();
+            for round in 0..4u64 {
+                let txn = s.begin_write().unwrap();
+                {
+                    let mut t = txn.open_table(table).unwrap();
+                    for i in 0..500u64 {
+                        t.insert(round * 1000 + i, i).unwrap();
+                    }
+                }
+                txn.commit().unwrap();
+            }
+        }
+        let good = std::fs::read(&path).unwrap();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut refused = 0;
+        for _ in 0..64 {
+            let mut damaged = good.clone();
+            for _ in 0..8 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let at = (seed >> 33) as usize % damaged.len();
+                damaged[at] ^= 0xFF;
+            }
+            std::fs::write(&path, &damaged).unwrap();
+            match Store::open(dir.path()) {
+                Ok(s) => {
+                    let txn = s.begin_read().unwrap();
+                    let rows = txn.open_table(table).unwrap().iter().unwrap().count();
+                    assert_eq!(rows, 2000, "an open store holds all its rows");
+                }
+                Err(e) => {
+                    assert!(e.is_integrity(), "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused > 0, "some of the damage must be noticed");
+    }
+
+    #[test]
+    fn a_panic_while_opening_is_reported_as_damage() {
+        let path = Path::new("/var/lib/keel/keel.redb");
+        let err = guarded::<()>(path, || panic!("page checksum mismatch"))
+            .err()
+            .expect("a panic is an error");
+        assert!(err.is_integrity());
+        let text = err.to_string();
+        assert!(
+            text.contains("/var/lib/keel/keel.redb") && text.contains("page checksum mismatch"),
+            "{text}"
+        );
     }
 
     #[test]

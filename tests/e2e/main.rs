@@ -8,5 +8,7 @@ mod foundation;
 mod gateway;
 mod harness;
 mod ledger;
+mod lifecycle;
 mod llm;
+mod store_integrity;
 mod upstream;
