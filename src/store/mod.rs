@@ -464,8 +464,7 @@ mod tests {
     fn a_panic_while_opening_is_reported_as_damage() {
         let path = Path::new("/var/lib/keel/keel.redb");
         let err = guarded::<()>(path, || panic!("page checksum mismatch"))
-            .err()
-            .expect("a panic is an error");
+            .expect_err("a panic is an error");
         assert!(err.is_integrity());
         let text = err.to_string();
         assert!(
