@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod ledger;
 pub mod limits;
 pub mod proxy;
+pub mod signals;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
@@ -48,6 +49,21 @@ pub enum StartError {
     Gateway(#[from] proxy::GatewayError),
 }
 
+impl StartError {
+    /// The store or its fencing mark is damaged: an operator must restore or move a file
+    /// (the message says which), so restarting would fail the same way.
+    pub fn needs_operator(&self) -> bool {
+        match self {
+            StartError::Store(e) => e.is_integrity(),
+            StartError::Ledger(ledger::LedgerError::Open(e)) => e.is_integrity(),
+            StartError::Ledger(ledger::LedgerError::Fence(ledger::FenceError::Unreadable {
+                ..
+            })) => true,
+            _ => false,
+        }
+    }
+}
+
 /// A started keel: bound addresses and the handle to stop it.
 pub struct Running {
     pub control_addr: SocketAddr,
@@ -56,6 +72,7 @@ pub struct Running {
     pub store: Store,
     pub ledger: ledger::Ledger,
     readiness: Arc<Readiness>,
+    drain_delay: Duration,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     gateway: proxy::GatewayHandle,
@@ -64,11 +81,18 @@ pub struct Running {
 }
 
 impl Running {
-    /// Graceful stop: readiness turns 503, listeners stop accepting, in-flight requests get
-    /// up to `grace` to finish, background work stops and the store is closed.
+    /// Graceful stop: readiness turns 503 `draining` while both listeners keep serving for
+    /// `drain_delay` (load balancers polling readiness move traffic away meanwhile), then
+    /// the listeners stop accepting, in-flight requests get the rest of `grace` to finish,
+    /// background work stops and the store is closed.
     pub async fn shutdown(self, grace: Duration) {
         self.readiness.set_draining();
         let deadline = tokio::time::Instant::now() + grace;
+        if !self.drain_delay.is_zero() {
+            tracing::info!(drain_delay = ?self.drain_delay, "readiness is 503 draining; still serving");
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + self.drain_delay))
+                .await;
+        }
         let _ = self.stop.send(true);
         // Queued lock waiters get their 409 now instead of holding the drain open.
         self.ledger.begin_shutdown();
@@ -281,6 +305,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store,
         ledger,
         readiness,
+        drain_delay: config.drain_delay,
         stop,
         server,
         background,

@@ -2,11 +2,15 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use keel::signals::Request;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// sysexits.h EX_CONFIG: the configuration is wrong.
 const EX_CONFIG: u8 = 78;
+/// sysexits.h EX_DATAERR: the store (or its fencing mark) is damaged and an operator must
+/// act; the unit's `RestartPreventExitStatus=` keeps systemd from restarting into it.
+const EX_DATAERR: u8 = 65;
 
 #[derive(Parser)]
 #[command(
@@ -43,7 +47,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ConfigArg {
-    /// Config file (default: ./config.toml, then /etc/keel/keel.toml).
+    /// Config file (default: $CREDENTIALS_DIRECTORY/keel.toml when systemd passes it as a
+    /// credential, else ./config.toml, then /etc/keel/keel.toml).
     #[arg(long, short)]
     config: Option<PathBuf>,
 }
@@ -67,7 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let config = match load(arg.config.as_deref()) {
+    let (path, config) = match load(arg.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -80,11 +85,14 @@ fn main() -> ExitCode {
             print!("{}", config.to_redacted_toml());
             ExitCode::SUCCESS
         }
-        _ => match run(config) {
+        _ => match run(config, &path) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("keel: {}", describe(&e));
-                ExitCode::FAILURE
+                match e.downcast_ref::<keel::StartError>() {
+                    Some(s) if s.needs_operator() => ExitCode::from(EX_DATAERR),
+                    _ => ExitCode::FAILURE,
+                }
             }
         },
     }
@@ -107,9 +115,11 @@ fn describe(e: &anyhow::Error) -> String {
     out
 }
 
-/// Loads the config or prints every error (`<key path>: <message>`) and returns 78.
-fn load(explicit: Option<&Path>) -> Result<keel::config::Config, ExitCode> {
-    let result = keel::config::resolve_path(explicit).and_then(|p| keel::config::load(&p));
+/// Loads the config (and says from where) or prints every error (`<key path>: <message>`)
+/// and returns 78.
+fn load(explicit: Option<&Path>) -> Result<(PathBuf, keel::config::Config), ExitCode> {
+    let result =
+        keel::config::resolve_path(explicit).and_then(|p| keel::config::load(&p).map(|c| (p, c)));
     result.map_err(|keel::config::LoadError(errors)| {
         for e in &errors {
             eprintln!("{e}");
@@ -119,7 +129,7 @@ fn load(explicit: Option<&Path>) -> Result<keel::config::Config, ExitCode> {
     })
 }
 
-fn run(config: keel::config::Config) -> anyhow::Result<()> {
+fn run(config: keel::config::Config, path: &Path) -> anyhow::Result<()> {
     keel::telemetry::logging::init(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -127,12 +137,20 @@ fn run(config: keel::config::Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), "{}", config.summary());
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), "{}", config.summary());
         let grace = config.shutdown_grace;
+        // Before startup: a SIGHUP must not kill keel at any point (see keel::signals).
+        let mut signals =
+            keel::signals::Signals::install().context("cannot install signal handlers")?;
         let running = keel::start(config).await?;
         keel::systemd::notify_ready();
         let watchdog = keel::systemd::spawn_watchdog();
-        wait_for_signal().await?;
+        loop {
+            match signals.next().await {
+                Request::Shutdown => break,
+                Request::Reload => reload(path),
+            }
+        }
         keel::systemd::notify_stopping();
         tracing::info!(grace = ?grace, "signal received; draining");
         running.shutdown(grace).await;
@@ -143,13 +161,12 @@ fn run(config: keel::config::Config) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+/// SIGHUP (`systemctl reload`). Live reload is not implemented yet: the service keeps
+/// running with the configuration it started with.
+fn reload(path: &Path) {
+    tracing::warn!(
+        config = %path.display(),
+        "SIGHUP: live reload is not implemented yet; the configuration is unchanged \
+         (restart keel to apply changes)"
+    );
 }

@@ -76,7 +76,7 @@ impl From<LedgerError> for ApiError {
                 "store_error",
                 e.to_string(),
             ),
-            LedgerError::Open(_) => ApiError::internal(e.to_string()),
+            LedgerError::Open(_) | LedgerError::Fence(_) => ApiError::internal(e.to_string()),
         }
     }
 }

@@ -12,44 +12,59 @@ use figment::Figment;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// Where `keel` looks for its config when `--config` is not given, in order.
+/// Where `keel` looks for its config when `--config` is not given, in order (after the
+/// systemd credential, see [`CREDENTIAL_NAME`]).
 pub const DEFAULT_PATHS: [&str; 2] = ["./config.toml", "/etc/keel/keel.toml"];
+
+/// The config's name as a systemd credential (`LoadCredential=keel.toml:/etc/keel/keel.toml`).
+/// systemd, as root, copies the file into `$CREDENTIALS_DIRECTORY`, readable only by the
+/// service's user; so a root-owned 0600 config works under `DynamicUser=yes`.
+pub const CREDENTIAL_NAME: &str = "keel.toml";
 
 /// Loading failed: every problem found, each with its key path.
 #[derive(Debug, thiserror::Error)]
 #[error("{} configuration error(s)", .0.len())]
 pub struct LoadError(pub Vec<ConfigError>);
 
-/// The config file to use: the explicit one, else the first default that exists.
+/// The config file to use: the explicit one, else `$CREDENTIALS_DIRECTORY/keel.toml`, else
+/// the first default that exists.
 pub fn resolve_path(explicit: Option<&Path>) -> Result<PathBuf, LoadError> {
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    resolve_path_with(explicit, credentials.as_deref())
+}
+
+fn resolve_path_with(
+    explicit: Option<&Path>,
+    credentials: Option<&Path>,
+) -> Result<PathBuf, LoadError> {
     if let Some(p) = explicit {
         return Ok(p.to_path_buf());
     }
-    DEFAULT_PATHS
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    // A file that may exist but cannot be checked (a directory we may not search) is taken
+    // too: loading it then says "permission denied" instead of "no config file found".
+    let present = |p: &PathBuf| !matches!(p.try_exists(), Ok(false));
+    credentials
+        .map(|dir| dir.join(CREDENTIAL_NAME))
+        .into_iter()
+        .chain(DEFAULT_PATHS.iter().map(PathBuf::from))
+        .find(present)
         .ok_or_else(|| {
-            LoadError(vec![ConfigError {
-                path: String::new(),
-                message: format!(
-                    "no config file found (looked for {}); pass --config PATH",
-                    DEFAULT_PATHS.join(", ")
-                ),
-            }])
+            let mut looked: Vec<String> = DEFAULT_PATHS.iter().map(|s| s.to_string()).collect();
+            if let Some(dir) = credentials {
+                looked.insert(0, dir.join(CREDENTIAL_NAME).display().to_string());
+            }
+            single(format!(
+                "no config file found (looked for {}); pass --config PATH",
+                looked.join(", ")
+            ))
         })
 }
 
 /// Loads and fully validates the config at `path` with environment overrides.
 pub fn load(path: &Path) -> Result<Config, LoadError> {
-    if !path.exists() {
-        return Err(single(format!(
-            "config file {} does not exist",
-            path.display()
-        )));
-    }
+    let text = std::fs::read_to_string(path).map_err(|e| single(read_error(path, &e)))?;
     let figment = Figment::new()
-        .merge(Toml::file_exact(path))
+        .merge(Toml::string(&text))
         .merge(Env::prefixed("KEEL_").split("__"));
     let merged: figment::value::Value = figment
         .extract()
@@ -64,6 +79,29 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     match config {
         Some(c) if errors.is_empty() => Ok(c),
         _ => Err(LoadError(errors)),
+    }
+}
+
+/// Why the file cannot be read, and for a permission problem what to do about it: the usual
+/// cause is a root-owned config read by the service's unprivileged user.
+fn read_error(path: &Path, e: &std::io::Error) -> String {
+    let p = path.display();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!("config file {p} does not exist"),
+        std::io::ErrorKind::PermissionDenied => {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: getuid(2) cannot fail and touches no memory.
+            let uid = unsafe { libc::getuid() };
+            let owner = std::fs::metadata(path)
+                .map(|m| format!(" (owner uid {}, mode {:o})", m.uid(), m.mode() & 0o7777))
+                .unwrap_or_default();
+            format!(
+                "cannot read config file {p}: permission denied for uid {uid}{owner}. Make it \
+                 readable by keel's user, or under systemd pass it as a credential \
+                 (LoadCredential={CREDENTIAL_NAME}:{p} and no --config; README, Operations)"
+            )
+        }
+        _ => format!("cannot read config file {p}: {e}"),
     }
 }
 
@@ -246,6 +284,25 @@ mod tests {
             deserialize_collecting(json!({"control": {"listen": "127.0.0.1:9000"}}));
         assert!(errs.is_empty());
         assert_eq!(config.unwrap().control.listen.to_string(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn the_credential_comes_before_the_default_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let cred = dir.path().join(CREDENTIAL_NAME);
+        std::fs::write(&cred, "").unwrap();
+        assert_eq!(resolve_path_with(None, Some(dir.path())).unwrap(), cred);
+        let explicit = Path::new("/elsewhere.toml");
+        assert_eq!(
+            resolve_path_with(Some(explicit), Some(dir.path())).unwrap(),
+            explicit
+        );
+        // A credentials directory without keel.toml (only other credentials) is skipped.
+        std::fs::remove_file(&cred).unwrap();
+        match resolve_path_with(None, Some(dir.path())) {
+            Ok(p) => assert!(DEFAULT_PATHS.iter().any(|d| p == Path::new(d))),
+            Err(LoadError(e)) => assert!(e[0].message.contains("keel.toml"), "{e:?}"),
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use llm::{
     default_fallback_for, validate_fallback_for, validate_llm_timeouts, DedupConfig, ErrorClass,
     DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
 };
-pub use load::{load, resolve_path, LoadError};
+pub use load::{load, resolve_path, LoadError, CREDENTIAL_NAME};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{
     BreakerConfig, NodeConfig, PrewarmConfig, ProxyConfig, QueueConfig, RetryConfig, ShiftConfig,
@@ -53,11 +53,16 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Directory holding `keel.redb`; created if missing.
+    /// Directory holding `keel.redb` and `keel.fence`; created if missing.
     pub data_dir: PathBuf,
     /// How long SIGTERM waits for in-flight requests before exiting anyway.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// The first part of the grace: `/health/ready` already answers 503 `draining` while
+    /// both listeners still accept and serve, so load balancers that poll readiness take
+    /// keel out of rotation before it stops accepting. `0s`: stop accepting at once.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
     pub control: ControlConfig,
     pub proxy: ProxyConfig,
     pub log: LogConfig,
@@ -73,6 +78,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./data"),
             shutdown_grace: Duration::from_secs(30),
+            drain_delay: Duration::from_secs(5),
             control: ControlConfig::default(),
             proxy: ProxyConfig::default(),
             log: LogConfig::default(),
@@ -91,6 +97,17 @@ impl Config {
         let mut v = Validator::default();
         v.writable_dir("data_dir", &self.data_dir);
         v.positive_duration("shutdown_grace", self.shutdown_grace);
+        // A zero grace is reported above already; the delay's error would only repeat it.
+        if !self.shutdown_grace.is_zero() && self.drain_delay > self.shutdown_grace {
+            v.error(
+                "drain_delay",
+                format!(
+                    "{} is longer than shutdown_grace ({}); the delay is part of the grace",
+                    humantime::format_duration(self.drain_delay),
+                    humantime::format_duration(self.shutdown_grace)
+                ),
+            );
+        }
         self.control.validate(&mut v.at("control"));
         self.proxy.validate(&mut v.at("proxy"));
         self.log.validate(&mut v.at("log"));
@@ -119,5 +136,26 @@ impl Config {
             self.log.format,
             self.log.level
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_delay_must_fit_in_the_shutdown_grace() {
+        let mut c = Config::default();
+        let drain_errors = |c: &Config| {
+            c.validate()
+                .into_iter()
+                .filter(|e| e.path == "drain_delay")
+                .count()
+        };
+        assert_eq!(drain_errors(&c), 0, "the defaults fit");
+        c.drain_delay = Duration::ZERO;
+        assert_eq!(drain_errors(&c), 0, "0s: no delay");
+        c.drain_delay = c.shutdown_grace + Duration::from_millis(1);
+        assert_eq!(drain_errors(&c), 1);
     }
 }

@@ -15,11 +15,16 @@
 //!   or after `flush_interval`, whichever is first. A crash can lose at most that interval
 //!   of heartbeat progress and counters, never a lock or a fencing token.
 //!
+//! Before a commit that carries a fencing token above its key's high-water mark, the writer
+//! raises the mark ([`HighWater::cover`]); a failure there fails the commit like a store
+//! error, so no token is answered that the mark does not cover.
+//!
 //! Tables (names carry the layout version; values are JSON):
 //! `ledger_locks_v1` key → [`LockRow`], `ledger_history_v1` seq → history entry,
 //! `ledger_actions_v1` seq → action entry, `ledger_tasks_v1` task id → task record,
 //! `ledger_counters_v1` `lock:<key>` / `timeouts` → counters.
 
+use super::fencing::HighWater;
 use super::heartbeat::TaskRecord;
 use super::history::{ActionEntry, HistoryEntry};
 use super::lease::LeaseRecord;
@@ -111,6 +116,7 @@ impl Journal {
     /// Starts the writer thread; `observe` histograms get each commit's duration and size.
     pub fn start(
         store: Store,
+        fence: Arc<HighWater>,
         flush_interval: Duration,
         history_limit: usize,
         observe: CommitObserver,
@@ -119,6 +125,7 @@ impl Journal {
         let failure = Arc::new(Mutex::new(None));
         let writer = Writer {
             store,
+            fence,
             flush_interval,
             history_limit: history_limit as u64,
             failure: failure.clone(),
@@ -187,6 +194,7 @@ impl Journal {
 
 struct Writer {
     store: Store,
+    fence: Arc<HighWater>,
     flush_interval: Duration,
     history_limit: u64,
     failure: Arc<Mutex<Option<String>>>,
@@ -283,9 +291,16 @@ impl Writer {
             return;
         }
         let started = Instant::now();
-        let result = self
-            .write(&ordered, &tasks, &counters, timeouts.as_ref())
-            .map_err(|e| e.to_string());
+        let tokens = ordered.iter().filter_map(|op| match op {
+            Op::Lock { key, row } => Some((key.as_str(), row.fencing_last)),
+            _ => None,
+        });
+        let result = match self.fence.cover(tokens) {
+            Ok(()) => self
+                .write(&ordered, &tasks, &counters, timeouts.as_ref())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         self.observe
             .seconds
             .observe(started.elapsed().as_secs_f64());

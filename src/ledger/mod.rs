@@ -34,7 +34,8 @@ use crate::config::LedgerConfig;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{ComponentStatus, Telemetry};
 use events::LedgerEvent;
-use fencing::FencingCounter;
+pub use fencing::FenceError;
+use fencing::{FencingCounter, HighWater};
 use heartbeat::Task;
 use history::{ActionEntry, Bounded, HistoryEntry, LockAction};
 use journal::{Ack, AckRx, Journal, Op};
@@ -43,6 +44,7 @@ use locks::{AcquireStep, Grant, LockState, TokenStep};
 use serde::Serialize;
 use stats::{AttemptResult, LockStats};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 use timeout::TimeoutCounters;
@@ -67,6 +69,8 @@ pub enum LedgerError {
     Store(String),
     #[error("cannot open the ledger: {0}")]
     Open(#[from] StoreError),
+    #[error(transparent)]
+    Fence(#[from] FenceError),
 }
 
 /// The ledger's settings, from `[ledger]`.
@@ -305,6 +309,8 @@ struct Inner {
     settings: Settings,
     state: Mutex<State>,
     journal: Journal,
+    /// The fencing high-water marks beside the store (see [`fencing`]).
+    fence: Arc<HighWater>,
     telemetry: Telemetry,
     metrics: metrics::LedgerMetrics,
     monitor_switch: watch::Sender<bool>,
@@ -322,12 +328,21 @@ impl Ledger {
     ) -> Result<Ledger, LedgerError> {
         let settings = Settings::from(config);
         let limit = settings.history_limit;
-        let loaded = {
+        let (loaded, fence) = {
             let store = store.clone();
-            tokio::task::spawn_blocking(move || journal::load(&store, limit))
-                .await
-                .map_err(StoreError::from)??
+            let data_dir = store
+                .path()
+                .parent()
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                let fence = HighWater::load(&data_dir)?;
+                Ok::<_, LedgerError>((journal::load(&store, limit)?, fence))
+            })
+            .await
+            .map_err(StoreError::from)??
         };
+        let fence = Arc::new(fence);
         let now = Now::read();
         let mut rows: BTreeMap<String, journal::LockRow> = loaded.locks.into_iter().collect();
         let mut counters: BTreeMap<String, stats::LockCounters> =
@@ -340,8 +355,18 @@ impl Ledger {
         let mut lock_map = BTreeMap::new();
         for key in &keys {
             let row = rows.remove(key);
-            let fencing =
-                FencingCounter::starting_after(row.as_ref().map_or(0, |r| r.fencing_last));
+            let stored = row.as_ref().map_or(0, |r| r.fencing_last);
+            let mark = fence.mark(key);
+            if row.is_none() && mark > 0 {
+                tracing::warn!(
+                    lock_key = %key,
+                    mark,
+                    fence = %fence.path().display(),
+                    "the store has no record of this lock but its tokens reached the high-water \
+                     mark: the store was replaced or restored; tokens continue above the mark"
+                );
+            }
+            let fencing = FencingCounter::starting_after(stored.max(mark));
             let lease = row
                 .and_then(|r| r.lease)
                 .map(|r| Lease::from_record(r, now.mono, now.unix));
@@ -370,7 +395,14 @@ impl Ledger {
             ops: metrics.commit_ops.clone(),
         };
         let inner = Arc::new(Inner {
-            journal: Journal::start(store, settings.flush_interval, limit, observe),
+            journal: Journal::start(
+                store,
+                fence.clone(),
+                settings.flush_interval,
+                limit,
+                observe,
+            ),
+            fence,
             metrics,
             settings,
             state: Mutex::new(state),
@@ -932,10 +964,25 @@ impl Ledger {
         });
     }
 
-    /// Shutdown, step 2: commit everything batched and stop the journal thread.
+    /// Shutdown, step 2: commit everything batched and stop the journal thread, then lower
+    /// the fencing marks to the exact counters. Only after the journal stopped: from then on
+    /// no token can be answered, and every token answered before is at most its counter.
     pub async fn close(&self) {
         let inner = self.inner.clone();
-        let _ = tokio::task::spawn_blocking(move || inner.journal.close()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            inner.journal.close();
+            let last: Vec<(String, u64)> = inner
+                .lock_state()
+                .locks
+                .iter()
+                .map(|(k, l)| (k.clone(), l.fencing.last()))
+                .collect();
+            if let Err(e) = inner.fence.settle(last) {
+                // The reservations stay: the next start continues above them, still forward.
+                tracing::warn!(error = %e, "cannot settle the fencing high-water marks");
+            }
+        })
+        .await;
     }
 }
 
@@ -1112,6 +1159,48 @@ mod tests {
             take(&l, "after").await.fencing_token
         };
         assert_eq!(next, last_token + 1);
+    }
+
+    /// Takes and releases `n` tokens on gpu_lock:0; returns the last one.
+    async fn cycle(l: &Ledger, n: usize) -> u64 {
+        let mut last = 0;
+        for i in 0..n {
+            let h = take(l, &format!("w{i}")).await;
+            last = h.fencing_token;
+            assert!(matches!(
+                l.release("gpu_lock:0", last).await.unwrap(),
+                TokenResult::Done(_)
+            ));
+        }
+        last
+    }
+
+    #[tokio::test]
+    async fn tokens_never_go_back_when_the_store_is_lost_or_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_file = dir.path().join(crate::store::FILE_NAME);
+        let backup = dir.path().join("backup.redb");
+        let l = open(dir.path(), 10).await;
+        cycle(&l, 3).await;
+        l.close().await;
+        drop(l);
+        std::fs::copy(&store_file, &backup).unwrap();
+        let l = open(dir.path(), 10).await;
+        let before_loss = cycle(&l, 4).await;
+        assert_eq!(before_loss, 7, "a clean restart continues without a gap");
+        l.close().await;
+        drop(l);
+        // The store moved away: a new, empty one; tokens continue above the mark.
+        std::fs::remove_file(&store_file).unwrap();
+        let l = open(dir.path(), 10).await;
+        assert_eq!(cycle(&l, 1).await, before_loss + 1);
+        let before_restore = cycle(&l, 2).await;
+        l.close().await;
+        drop(l);
+        // An older backup restored: its counter (3) is below what was handed out since.
+        std::fs::copy(&backup, &store_file).unwrap();
+        let l = open(dir.path(), 10).await;
+        assert!(take(&l, "after-restore").await.fencing_token > before_restore);
     }
 
     #[tokio::test]

@@ -338,7 +338,8 @@ async fn corrupt_store_is_a_clear_error() {
         &[],
         k.dir.path(),
     );
-    assert_eq!(code, 1, "{err}");
+    // EX_DATAERR: an operator must act (see store_integrity.rs for the whole story).
+    assert_eq!(code, 65, "{err}");
     assert!(err.contains("keel.redb"), "{err}");
 }
 

@@ -96,8 +96,10 @@ impl Keel {
         } else {
             format!("admin_token = \"{ADMIN_TOKEN}\"\n")
         };
+        // No drain delay: tests that stop keel should not wait for load balancers; the drain
+        // test sets one through KEEL_DRAIN_DELAY.
         let text = format!(
-            "data_dir = {data:?}\nshutdown_grace = \"10s\"\n\n[control]\nlisten = \"{c}\"\n{token}{ce}\n\n[proxy]\nlisten = \"{p}\"\n{pe}\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
+            "data_dir = {data:?}\nshutdown_grace = \"10s\"\ndrain_delay = \"0s\"\n\n[control]\nlisten = \"{c}\"\n{token}{ce}\n\n[proxy]\nlisten = \"{p}\"\n{pe}\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n{extra}\n",
             data = data_dir.display().to_string(),
             c = self.control,
             ce = self.spec.control_extra,

@@ -864,9 +864,11 @@ async fn restart_keeps_locks_history_and_token_counters_also_after_kill_9() {
     .await;
     assert_eq!(e["success"], true);
     let (_, f) = acquire(&k, "gpu_lock:1", json!({"holder": "w5", "ttl_seconds": 60})).await;
-    assert_eq!(
-        f["fencing_token"].as_u64().unwrap(),
-        d["fencing_token"].as_u64().unwrap() + 1
+    // After a crash the counter continues above the fencing high-water mark's reservation
+    // (keel.fence), so there may be a gap; it never goes back.
+    assert!(
+        f["fencing_token"].as_u64().unwrap() > d["fencing_token"].as_u64().unwrap(),
+        "{f} after {d}"
     );
     k.stop().await;
 }

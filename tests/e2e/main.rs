@@ -11,5 +11,7 @@ mod gateway;
 mod harness;
 mod ledger;
 mod limits;
+mod lifecycle;
 mod llm;
+mod store_integrity;
 mod upstream;
