@@ -18,6 +18,12 @@ pub const RESTARTS: &str = catalog::EXECUTOR_RESTARTS_TOTAL;
 pub const PROCESS_RSS: &str = catalog::EXECUTOR_PROCESS_RESIDENT_MEMORY_BYTES;
 pub const ARRAY_BUFFERS: &str = catalog::EXECUTOR_ARRAY_BUFFER_BYTES;
 
+/// `reason`s of `keel_executor_isolate_recycles_total` (see `worker::RecycleReason`).
+pub const RECYCLE_REASONS: [&str; 3] = ["timeout", "heap", "crash"];
+/// `reason`s of `keel_executor_restarts_total` (see `supervisor::Death`).
+pub const RESTART_REASONS: [&str; 5] =
+    ["crashed", "memory_limit", "unresponsive", "hung", "exited"];
+
 /// States of `keel_executor_pool_isolates{state}`.
 pub const STATES: [&str; 3] = ["starting", "idle", "busy"];
 
@@ -86,6 +92,14 @@ impl ExecutorMetrics {
         }
         for s in STATES {
             m.isolates.with_label_values(&[s]).set(0);
+        }
+        // Every series from startup, at 0: a rate() over a counter that appears only with its
+        // first increment misses that increment.
+        for r in RECYCLE_REASONS {
+            m.recycles.with_label_values(&[r]).inc_by(0);
+        }
+        for r in RESTART_REASONS {
+            m.restarts.with_label_values(&[r]).inc_by(0);
         }
         Ok(m)
     }

@@ -39,7 +39,11 @@ async fn call_at(control: SocketAddr, code: &str) -> (u16, Value) {
 }
 
 async fn executor_status(k: &Keel) -> Value {
-    let r = client().get(k.url("/flow/status")).send().await.expect("status");
+    let r = client()
+        .get(k.url("/flow/status"))
+        .send()
+        .await
+        .expect("status");
     r.json::<Value>().await.expect("json")["executor"].clone()
 }
 
@@ -83,7 +87,9 @@ fn signal(pid: i32, sig: i32) {
 async fn stream_chat(proxy: SocketAddr) -> (u16, String, bool) {
     let r = client()
         .post(format!("http://{proxy}/v1/chat/completions"))
-        .json(&json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .json(
+            &json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .send()
         .await
         .expect("proxy request");
@@ -126,9 +132,7 @@ async fn an_executor_crash_costs_only_its_own_calls() {
 
     // In flight when the executor process dies: two LLM streams, a lock loop, and a block.
     let proxy = k.proxy;
-    let streams: Vec<_> = (0..2)
-        .map(|_| tokio::spawn(stream_chat(proxy)))
-        .collect();
+    let streams: Vec<_> = (0..2).map(|_| tokio::spawn(stream_chat(proxy))).collect();
     let control = k.control;
     let locks = tokio::spawn(async move {
         let c = client();
@@ -214,10 +218,7 @@ async fn memory_ceiling_stops_the_process_and_budgets_stop_the_call() {
     assert_ne!(executor_pid(&k).await, pid);
     let m = k.metrics().await;
     assert_eq!(
-        metric(
-            &m,
-            "keel_executor_restarts_total{reason=\"memory_limit\"}"
-        ),
+        metric(&m, "keel_executor_restarts_total{reason=\"memory_limit\"}"),
         1.0
     );
     drop(k);
@@ -248,7 +249,11 @@ async fn memory_ceiling_stops_the_process_and_budgets_stop_the_call() {
     .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["result"], "3undefined", "within budget; no WebAssembly");
-    assert_eq!(executor_pid(&k).await, pid, "no restart for a refused buffer");
+    assert_eq!(
+        executor_pid(&k).await,
+        pid,
+        "no restart for a refused buffer"
+    );
 }
 
 #[tokio::test]
@@ -285,7 +290,10 @@ async fn native_bindings_answer_hostile_arguments_with_exceptions() {
         "return new Promise(r => setTimeout(() => r('late'), 1e300))",
     )
     .await;
-    assert_eq!((s, b["error"]["type"].clone()), (400, json!("TimeoutError")));
+    assert_eq!(
+        (s, b["error"]["type"].clone()),
+        (400, json!("TimeoutError"))
+    );
     assert_eq!(executor_pid(&k).await, pid, "nothing took the process down");
     assert_eq!(executor_status(&k).await["processRestarts"], 0);
 }
@@ -309,10 +317,7 @@ async fn a_silent_executor_process_is_replaced() {
     wait_serving(&k).await;
     let m = k.metrics().await;
     assert_eq!(
-        metric(
-            &m,
-            "keel_executor_restarts_total{reason=\"unresponsive\"}"
-        ),
+        metric(&m, "keel_executor_restarts_total{reason=\"unresponsive\"}"),
         1.0
     );
 }
@@ -325,7 +330,10 @@ async fn the_sandbox_refuses_exec_writes_signals_and_keel_files() {
     assert!(status.contains("NoNewPrivs:\t1"), "{status}");
     assert!(status.contains("Seccomp:\t2"), "{status}");
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    assert!(environ.is_empty(), "the executor process has no environment");
+    assert!(
+        environ.is_empty(),
+        "the executor process has no environment"
+    );
 
     let store = k.dir.path().join("data").join("keel.redb");
     let out = std::process::Command::new(keel_bin())
@@ -341,7 +349,10 @@ async fn the_sandbox_refuses_exec_writes_signals_and_keel_files() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
-    assert!(lines.len() >= 9, "every attempt reported (none replaced the probe): {text}");
+    assert!(
+        lines.len() >= 9,
+        "every attempt reported (none replaced the probe): {text}"
+    );
     let sandbox = &lines[0];
     let landlock = sandbox["detail"]
         .as_str()
