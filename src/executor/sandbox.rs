@@ -150,13 +150,13 @@ fn restrict_syscalls() -> Result<(), String> {
         .map_err(|e| format!("{e:?}"))?;
     let own_pid = std::process::id() as u64;
     let mut denied: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|nr| (*nr as i64, Vec::new())).collect();
+        DENIED.iter().map(|nr| (*nr, Vec::new())).collect();
     let cond = |arg, op, value| {
         SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value).map_err(|e| e.to_string())
     };
     // A new process: clone without CLONE_THREAD. Threads (the pool's isolates) stay allowed.
     denied.insert(
-        libc::SYS_clone as i64,
+        libc::SYS_clone,
         vec![SeccompRule::new(vec![cond(
             0,
             SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
@@ -166,7 +166,7 @@ fn restrict_syscalls() -> Result<(), String> {
     );
     // Signals only to this process's own threads (abort() raises SIGABRT that way).
     denied.insert(
-        libc::SYS_tgkill as i64,
+        libc::SYS_tgkill,
         vec![SeccompRule::new(vec![cond(0, SeccompCmpOp::Ne, own_pid)?])
             .map_err(|e| e.to_string())?],
     );
@@ -180,9 +180,7 @@ fn restrict_syscalls() -> Result<(), String> {
     // clone3 passes its flags through a pointer the filter cannot read: make glibc fall
     // back to clone. A second filter, since one filter has one match action.
     let no_clone3 = SeccompFilter::new(
-        [(libc::SYS_clone3 as i64, Vec::new())]
-            .into_iter()
-            .collect(),
+        [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
         arch,
