@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::error::StartError;
 use super::ipc::{self, FromChild, ToChild};
 use super::pool::IsolatePool;
-use super::worker::Job;
+use super::worker::{Job, JobSource};
 
 /// How often the monitor thread looks at the pool; its figures are sent when they changed.
 const FIGURES_INTERVAL: Duration = Duration::from_millis(250);
@@ -92,12 +92,17 @@ pub fn main() -> ExitCode {
         Err(e) => return fatal(&writer, &StartError::Thread(e)),
     };
     let events = writer.clone();
-    let pool = match IsolatePool::start(
+    let source = SocketJobs {
+        reader,
+        writer: writer.clone(),
+    };
+    let pool = match IsolatePool::start_on(
         &config,
         runtime.handle().clone(),
         Arc::new(move |e| {
             let _ = events.send(&FromChild::Recycled(e.clone()));
         }),
+        Box::new(source),
     ) {
         Ok(p) => Arc::new(p),
         Err(e) => return fatal(&writer, &e),
@@ -120,48 +125,59 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     spawn_monitor(pool.clone(), writer.clone());
-    serve(&mut reader, &pool, &writer);
-    // The main process went away or is stopping: finish the running blocks, then leave.
+    // The workers serve calls until the main process closes the socket (it went away or is
+    // stopping); they finish their running blocks, then this returns.
     pool.shutdown();
     drop(runtime);
     ExitCode::SUCCESS
 }
 
-/// Reads calls until the socket closes.
-fn serve(reader: &mut UnixStream, pool: &IsolatePool, writer: &Writer) {
-    loop {
-        let body = match ipc::read_frame(reader) {
-            Ok(Some(b)) => b,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "executor socket failed");
-                return;
-            }
-        };
-        match ipc::decode::<ToChild>(&body) {
-            Ok(ToChild::Exec {
-                id,
-                code,
-                input,
-                timeout,
-            }) => {
-                let w = writer.clone();
-                pool.submit(Job {
+/// The executor process's socket as the pool's job source: an idle worker reads the next
+/// call itself and its outcome goes straight back from that worker.
+struct SocketJobs {
+    reader: UnixStream,
+    writer: Writer,
+}
+
+impl JobSource for SocketJobs {
+    fn next_job(&mut self) -> Option<Job> {
+        loop {
+            let body = match ipc::read_frame(&mut self.reader) {
+                Ok(Some(b)) => b,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::error!(error = %e, "executor socket failed");
+                    return None;
+                }
+            };
+            match ipc::decode::<ToChild>(&body) {
+                Ok(ToChild::Exec {
+                    id,
                     code,
-                    input_json: input.get().to_string(),
+                    input,
                     timeout,
-                    enqueued: Instant::now(),
-                    reply: Box::new(move |outcome| {
-                        let _ = w.send(&FromChild::Done { id, outcome });
-                    }),
-                });
-            }
-            Ok(ToChild::Init { .. }) => {
-                tracing::warn!("executor process got a second configuration; ignored")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "executor process got a malformed message");
-                return;
+                    sent_ns,
+                }) => {
+                    let waited = Duration::from_nanos(ipc::monotonic_ns().saturating_sub(sent_ns));
+                    let now = Instant::now();
+                    let w = self.writer.clone();
+                    return Some(Job {
+                        code,
+                        input_json: input.get().to_string(),
+                        timeout,
+                        enqueued: now.checked_sub(waited).unwrap_or(now),
+                        reply: Box::new(move |outcome| {
+                            let _ = w.send(&FromChild::Done { id, outcome });
+                        }),
+                    });
+                }
+                Ok(ToChild::Init { .. }) => {
+                    tracing::warn!("executor process got a second configuration; ignored")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "executor process got a malformed message");
+                    return None;
+                }
             }
         }
     }

@@ -44,6 +44,8 @@ pub enum ToChild {
         code: String,
         input: Box<RawValue>,
         timeout: Duration,
+        /// [`monotonic_ns`] when the main process sent it: the queue wait counts from here.
+        sent_ns: u64,
     },
 }
 
@@ -72,6 +74,20 @@ pub enum FromChild {
     Recycled(IsolateRecycled),
     /// The pool's figures, sent a few times a second while they change.
     Figures(PoolFigures),
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for both processes (unlike `Instant`, whose
+/// value cannot cross a process boundary).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into `ts`, a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// Encodes one frame: length prefix and JSON.
@@ -147,6 +163,7 @@ mod tests {
             code: "return input.a".into(),
             input: RawValue::from_string(r#"{"a":[1,2]}"#.into()).expect("raw"),
             timeout: Duration::from_millis(1500),
+            sent_ns: monotonic_ns(),
         };
         let bytes = encode(&msg).expect("encode");
         let body = read_frame(&mut &bytes[..]).expect("read").expect("frame");

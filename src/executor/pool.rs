@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::error::StartError;
 use super::fetch::Fetcher;
 use super::snapshot::{self, Snapshot, WarmupReport};
-use super::worker::{self, IsolateRecycled, Job, Shared, WorkerLimits};
+use super::worker::{self, ChannelJobs, IsolateRecycled, Job, JobSource, Shared, WorkerLimits};
 use crate::config::ExecutorConfig;
 
 /// What the pool reports about itself: the isolates' states and heap figures, the queue.
@@ -46,16 +46,44 @@ pub struct IsolatePool {
 }
 
 impl IsolatePool {
-    /// Makes (or reuses) the snapshot and starts the isolate threads. Blocking — about a
-    /// second for the snapshot the first time.
+    /// A pool fed through [`IsolatePool::submit`]. Blocking — about a second for the
+    /// snapshot the first time.
     pub fn start(
         config: &ExecutorConfig,
         runtime: tokio::runtime::Handle,
         on_recycle: RecycleSink,
     ) -> Result<IsolatePool, StartError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let jobs = ChannelJobs {
+            rx,
+            queued: queued.clone(),
+        };
+        let mut pool = Self::start_with(config, runtime, on_recycle, Box::new(jobs), queued)?;
+        pool.sender = Mutex::new(Some(tx));
+        Ok(pool)
+    }
+
+    /// A pool whose idle workers take jobs from `source` themselves (the executor
+    /// process's socket). Blocking, like [`IsolatePool::start`].
+    pub fn start_on(
+        config: &ExecutorConfig,
+        runtime: tokio::runtime::Handle,
+        on_recycle: RecycleSink,
+        source: Box<dyn JobSource>,
+    ) -> Result<IsolatePool, StartError> {
+        Self::start_with(config, runtime, on_recycle, source, Arc::default())
+    }
+
+    fn start_with(
+        config: &ExecutorConfig,
+        runtime: tokio::runtime::Handle,
+        on_recycle: RecycleSink,
+        source: Box<dyn JobSource>,
+        queued: Arc<AtomicUsize>,
+    ) -> Result<IsolatePool, StartError> {
         let snapshot: &'static Snapshot = snapshot::get()?;
         let fetcher = Arc::new(Fetcher::new(&config.fetch)?);
-        let (tx, rx) = mpsc::channel::<Job>();
         let n = config.pool_size.max(1);
         let shared = Arc::new(Shared {
             snapshot,
@@ -70,8 +98,8 @@ impl IsolatePool {
             },
             fetcher,
             runtime,
-            jobs: Mutex::new(rx),
-            queued: AtomicUsize::new(0),
+            jobs: Mutex::new(source),
+            queued,
             recycled: AtomicU64::new(0),
             states: (0..n).map(|_| AtomicU8::new(0)).collect(),
             heap_used: (0..n).map(|_| AtomicU64::new(0)).collect(),
@@ -98,7 +126,7 @@ impl IsolatePool {
         }
         Ok(IsolatePool {
             shared,
-            sender: Mutex::new(Some(tx)),
+            sender: Mutex::new(None),
             threads: Mutex::new(threads),
         })
     }

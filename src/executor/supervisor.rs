@@ -21,7 +21,6 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
 use super::error::{ErrorKind, ExecError, StartError};
@@ -151,8 +150,13 @@ impl Event for ExecutorRestarted {
 /// A live executor process: the socket's writing half and the calls awaiting an answer.
 struct Conn {
     pid: u32,
-    /// Taken (and so closed) at shutdown: the executor process's signal to finish.
-    writer: tokio::sync::Mutex<Option<tokio::net::unix::OwnedWriteHalf>>,
+    writer: tokio::net::unix::OwnedWriteHalf,
+    /// Bytes the socket did not take at once, in order; its lock orders every write. A call
+    /// writes its frame itself when this is empty (no task hop on the way to the executor
+    /// process) and leaves what does not fit here for the flusher task, so a caller that
+    /// goes away never leaves half a frame behind.
+    backlog: Mutex<Vec<u8>>,
+    flush: tokio::sync::Notify,
     pending: Mutex<HashMap<u64, oneshot::Sender<Result<ExecOutput, ExecError>>>>,
     /// Set by a watchdog before it kills the process, so the death gets its reason. Its
     /// lock also orders a kill against the reaping of the process (see [`Conn::kill`]).
@@ -175,6 +179,33 @@ impl Conn {
         // SAFETY: kill(2) on our own child. It is not reaped yet: the supervisor thread sets
         // `closed` under this lock before it reaps, so the pid cannot have been reused.
         unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+    }
+
+    /// Queues one whole frame for the executor process.
+    fn send(&self, frame: &[u8]) -> io::Result<()> {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        if !backlog.is_empty() {
+            backlog.extend_from_slice(frame);
+            return Ok(());
+        }
+        let written = match self.writer.try_write(frame) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        if written < frame.len() {
+            backlog.extend_from_slice(&frame[written..]);
+            self.flush.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Closes our writing half: the executor process's signal to finish its blocks and exit.
+    fn close_writes(&self) {
+        use std::os::fd::AsRawFd;
+        let fd = self.writer.as_ref().as_raw_fd();
+        // SAFETY: shutdown(2) on a socket this Conn owns; it stays open for reading.
+        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
     }
 
     fn heard(&self) {
@@ -295,6 +326,7 @@ impl Supervisor {
             code,
             input,
             timeout,
+            sent_ns: ipc::monotonic_ns(),
         })
         .map_err(|e| ExecError::validation(format!("the call cannot be encoded: {e}")))?;
         let (tx, rx) = oneshot::channel();
@@ -302,21 +334,17 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, tx);
-        // The writer lock also orders frames; a dropped caller leaves no half frame because
-        // the write runs in its own task.
-        let c = conn.clone();
-        let written = tokio::spawn(async move {
-            match c.writer.lock().await.as_mut() {
-                Some(w) => w.write_all(&frame).await,
-                None => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
-            }
-        })
-        .await;
-        if !matches!(written, Ok(Ok(()))) {
+        if let Err(e) = conn.send(&frame) {
             conn.pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
+            tracing::error!(error = %e, "cannot write to the executor process; killing it");
+            conn.kill(Death::Unresponsive);
+            return Err(ExecError::new(
+                ErrorKind::Unavailable,
+                "the executor process cannot be reached; it is restarting",
+            ));
         }
         rx.await.unwrap_or_else(|_| {
             Err(ExecError::new(
@@ -352,8 +380,7 @@ impl Supervisor {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         if let Some(conn) = conn {
-            // Closing our writing half is the executor process's signal to finish.
-            drop(conn.writer.blocking_lock().take());
+            conn.close_writes();
         }
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
@@ -394,6 +421,7 @@ fn supervise(inner: Arc<Inner>, first: mpsc::Sender<Result<(), StartError>>) {
                     let _no_kill = conn.killed_for.lock().unwrap_or_else(|p| p.into_inner());
                     conn.closed.store(true, Ordering::SeqCst);
                 }
+                conn.flush.notify_one();
                 let status = child.wait();
                 inner.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
                 let killed_for = conn
@@ -553,7 +581,9 @@ fn launch(inner: &Arc<Inner>) -> Result<(Child, Arc<Conn>), StartError> {
     let pid = guard.0.as_ref().map_or(0, Child::id);
     let conn = Arc::new(Conn {
         pid,
-        writer: tokio::sync::Mutex::new(Some(write)),
+        writer: write,
+        backlog: Mutex::new(Vec::new()),
+        flush: tokio::sync::Notify::new(),
         pending: Mutex::new(HashMap::new()),
         killed_for: Mutex::new(None),
         last_heard_ms: AtomicU64::new(0),
@@ -564,6 +594,7 @@ fn launch(inner: &Arc<Inner>) -> Result<(Child, Arc<Conn>), StartError> {
         .runtime
         .spawn(read_loop(inner.clone(), conn.clone(), read));
     inner.runtime.spawn(watch(inner.clone(), conn.clone()));
+    inner.runtime.spawn(flush_loop(conn.clone()));
     if !sandbox.complete() {
         tracing::warn!(sandbox = %sandbox.summary(), "the executor process runs without its full sandbox on this kernel");
     }
@@ -640,6 +671,29 @@ fn spawn(theirs: UnixStream) -> io::Result<Child> {
     child
 }
 
+/// Writes what [`Conn::send`] could not, whenever the socket takes more.
+async fn flush_loop(conn: Arc<Conn>) {
+    while !conn.closed.load(Ordering::SeqCst) {
+        conn.flush.notified().await;
+        loop {
+            if conn.writer.writable().await.is_err() {
+                return;
+            }
+            let mut backlog = conn.backlog.lock().unwrap_or_else(|p| p.into_inner());
+            if backlog.is_empty() {
+                break;
+            }
+            match conn.writer.try_write(&backlog) {
+                Ok(n) => {
+                    backlog.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 /// Reads the executor process's messages until its socket closes.
 async fn read_loop(inner: Arc<Inner>, conn: Arc<Conn>, mut read: tokio::net::unix::OwnedReadHalf) {
     loop {
@@ -664,7 +718,7 @@ async fn read_loop(inner: Arc<Inner>, conn: Arc<Conn>, mut read: tokio::net::uni
                     let _ = tx.send(outcome);
                 }
             }
-            Ok(FromChild::Figures(f)) => apply_figures(&inner, f),
+            Ok(FromChild::Figures(f)) => apply_figures(&inner, &conn, f),
             Ok(FromChild::Recycled(r)) => recycled(&inner, &r),
             Ok(FromChild::Ready { .. } | FromChild::Fatal { .. }) => {}
             Err(e) => {
@@ -676,7 +730,11 @@ async fn read_loop(inner: Arc<Inner>, conn: Arc<Conn>, mut read: tokio::net::uni
     }
 }
 
-fn apply_figures(inner: &Inner, f: PoolFigures) {
+fn apply_figures(inner: &Inner, conn: &Conn, mut f: PoolFigures) {
+    // Calls wait in the socket, not in a queue the executor process can count: the queue is
+    // what was sent and is not running yet.
+    let sent = conn.pending.lock().unwrap_or_else(|p| p.into_inner()).len();
+    f.queued = sent.saturating_sub(f.isolates[2]);
     let m = &inner.metrics;
     for (state, n) in STATES.iter().zip(f.isolates) {
         m.isolates.with_label_values(&[state]).set(n as i64);

@@ -22,6 +22,28 @@ use super::snapshot::{self, Snapshot, WITH_LIBRARIES};
 use super::watchdog::Watchdog;
 use crate::telemetry::{Event, Level};
 
+/// Where idle workers take jobs from. In the executor process that is its socket, read by
+/// whichever worker is idle (no thread hop between the read and the run); in tests, a
+/// channel fed by [`super::pool::IsolatePool::submit`].
+pub trait JobSource: Send {
+    /// The next job, blocking; `None` once no more will come (the pool shuts down).
+    fn next_job(&mut self) -> Option<Job>;
+}
+
+/// The in-process queue behind `IsolatePool::submit`.
+pub struct ChannelJobs {
+    pub rx: mpsc::Receiver<Job>,
+    pub queued: Arc<AtomicUsize>,
+}
+
+impl JobSource for ChannelJobs {
+    fn next_job(&mut self) -> Option<Job> {
+        let job = self.rx.recv().ok()?;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        Some(job)
+    }
+}
+
 /// Where a job's outcome goes; called exactly once, on the worker thread.
 pub type Reply = Box<dyn FnOnce(Result<ExecOutput, ExecError>) + Send>;
 
@@ -64,9 +86,10 @@ pub struct Shared {
     pub limits: WorkerLimits,
     pub fetcher: Arc<Fetcher>,
     pub runtime: tokio::runtime::Handle,
-    pub jobs: Mutex<mpsc::Receiver<Job>>,
-    /// Jobs submitted and not yet taken by a worker.
-    pub queued: AtomicUsize,
+    /// Where idle workers take their next job: one at a time, under this lock.
+    pub jobs: Mutex<Box<dyn JobSource>>,
+    /// Jobs submitted and not yet taken by a worker (in-process submissions only).
+    pub queued: Arc<AtomicUsize>,
     /// Isolates replaced so far.
     pub recycled: AtomicU64,
     /// Per-worker state index into [`super::metrics::STATES`] and last heap figures.
@@ -330,17 +353,17 @@ pub fn run(shared: Arc<Shared>, index: usize) {
                     .store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             }
             shared.set_state(index, IDLE);
-            let job = {
-                let rx = shared.jobs.lock().unwrap_or_else(|p| p.into_inner());
-                rx.recv()
-            };
-            let Ok(job) = job else {
+            let job = shared
+                .jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .next_job();
+            let Some(job) = job else {
                 // Pool dropped: shut down. Contexts must go before the isolate.
                 drop(ready);
                 drop(live);
                 return;
             };
-            shared.queued.fetch_sub(1, Ordering::Relaxed);
             if job.enqueued.elapsed() > shared.limits.queue_timeout {
                 (job.reply)(Err(ExecError::new(
                     ErrorKind::QueueTimeout,
