@@ -93,7 +93,7 @@ pub fn main() -> ExitCode {
     };
     let events = writer.clone();
     let source = SocketJobs {
-        reader,
+        reader: std::io::BufReader::with_capacity(64 * 1024, reader),
         writer: writer.clone(),
     };
     let pool = match IsolatePool::start_on(
@@ -135,7 +135,8 @@ pub fn main() -> ExitCode {
 /// The executor process's socket as the pool's job source: an idle worker reads the next
 /// call itself and its outcome goes straight back from that worker.
 struct SocketJobs {
-    reader: UnixStream,
+    /// Buffered: a frame's length prefix and body usually arrive in one read.
+    reader: std::io::BufReader<UnixStream>,
     writer: Writer,
 }
 

@@ -695,7 +695,9 @@ async fn flush_loop(conn: Arc<Conn>) {
 }
 
 /// Reads the executor process's messages until its socket closes.
-async fn read_loop(inner: Arc<Inner>, conn: Arc<Conn>, mut read: tokio::net::unix::OwnedReadHalf) {
+async fn read_loop(inner: Arc<Inner>, conn: Arc<Conn>, read: tokio::net::unix::OwnedReadHalf) {
+    // Buffered: a frame's length prefix and body usually arrive in one read.
+    let mut read = tokio::io::BufReader::with_capacity(64 * 1024, read);
     loop {
         let body = match ipc::read_frame_async(&mut read).await {
             Ok(Some(b)) => b,
