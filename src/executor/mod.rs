@@ -12,7 +12,9 @@
 //! - [`snapshot`]: the V8 heap image: a lean context (runtime only) and one with the seven
 //!   libraries instantiated (fail fast per module);
 //! - [`pool`]: the isolate threads and their queue;
-//! - [`worker`]: one isolate per OS thread, fresh context per call, event loop, natives;
+//! - [`worker`]: one isolate per OS thread taking calls; [`isolate`]: the isolate, its heap
+//!   guard and context boot; [`event_loop`]: one call's run to completion; [`natives`]: the
+//!   Rust functions behind `console`, `fetch`, timers, `crypto` and `require`;
 //! - [`alloc`]: the per-isolate array-buffer budget;
 //! - [`watchdog`]: terminates JavaScript that runs past its deadline;
 //! - [`fetch`] and [`policy`]: the `fetch` global and its network policy.
@@ -20,10 +22,14 @@
 pub mod alloc;
 pub mod child;
 pub mod error;
+mod event_loop;
 pub mod fetch;
 pub mod front;
 pub mod ipc;
+mod isolate;
+mod js_values;
 pub mod metrics;
+mod natives;
 pub mod platform;
 pub mod policy;
 pub mod pool;

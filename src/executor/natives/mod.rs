@@ -1,0 +1,87 @@
+//! The natives: Rust functions handed to each context (as `__keel_boot`'s argument) that
+//! the runtime prelude (`js/runtime.js`) builds `console`, `fetch`, timers, `crypto` and
+//! `require` on.
+//!
+//!
+//! A native runs inside a V8 callback: a Rust panic there cannot unwind through V8's C++
+//! frames and would abort the executor process. Every native therefore validates what user
+//! code hands it (NaN, ±Infinity, 1e300, huge strings, wrong types all become a JS
+//! exception or a clamped value), and [`guarded!`] still catches a panic that slips through
+//! and throws it as an `Error` into the calling block.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use super::js_values::throw;
+
+mod console;
+mod fetch;
+mod libraries;
+mod random;
+mod timers;
+
+/// Wraps a native so that a panic inside it becomes a JS exception for that call only.
+macro_rules! guarded {
+    ($native:path) => {
+        |scope: &mut v8::PinScope<'_, '_>,
+         args: v8::FunctionCallbackArguments<'_>,
+         rv: v8::ReturnValue<'_, v8::Value>| {
+            catch_native_panic(scope, stringify!($native), move |scope| {
+                $native(scope, args, rv)
+            })
+        }
+    };
+}
+
+fn catch_native_panic(
+    scope: &mut v8::PinScope<'_, '_>,
+    name: &str,
+    f: impl FnOnce(&mut v8::PinScope<'_, '_>),
+) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| f(scope))).is_err() {
+        tracing::error!(
+            native = name,
+            "a native binding panicked; the call gets an Error"
+        );
+        if !scope.is_execution_terminating() {
+            throw(scope, "Error", &format!("internal error in {name}"));
+        }
+    }
+}
+
+/// Milliseconds from a JS number as a duration: NaN, negative and non-finite values are
+/// `None`; anything past `cap` is `cap`.
+pub(crate) fn millis(value: Option<f64>, cap: Duration) -> Option<Duration> {
+    let ms = value.filter(|n| n.is_finite() && *n > 0.0)?;
+    Some(Duration::try_from_secs_f64(ms / 1000.0).map_or(cap, |d| d.min(cap)))
+}
+
+/// Puts every native on `natives` (the object `__keel_boot` receives).
+pub(super) fn install(
+    scope: &mut v8::PinScope<'_, '_>,
+    natives: v8::Local<'_, v8::Object>,
+) -> Result<(), String> {
+    set_fn(scope, natives, "log", guarded!(console::native_log))?;
+    set_fn(scope, natives, "fetch", guarded!(fetch::native_fetch))?;
+    set_fn(scope, natives, "sleep", guarded!(timers::native_sleep))?;
+    set_fn(scope, natives, "random", guarded!(random::native_random))?;
+    set_fn(
+        scope,
+        natives,
+        "loadLibraries",
+        guarded!(libraries::native_load_libraries),
+    )?;
+    Ok(())
+}
+
+fn set_fn(
+    scope: &mut v8::PinScope<'_, '_>,
+    obj: v8::Local<'_, v8::Object>,
+    name: &str,
+    f: impl v8::MapFnTo<v8::FunctionCallback>,
+) -> Result<(), String> {
+    let func = v8::Function::new(scope, f).ok_or("function")?;
+    let key = v8::String::new(scope, name).ok_or("string")?;
+    obj.set(scope, key.into(), func.into()).ok_or("set")?;
+    Ok(())
+}
