@@ -2,7 +2,7 @@
 //! validated once before anything binds.
 //!
 //! Every section is a `serde` struct with `deny_unknown_fields` and documented defaults, so a
-//! config file only needs the keys it changes. Loading ([`load`]) collects *every* structural
+//! config file only needs the keys it changes. Loading ([`load()`]) collects *every* structural
 //! problem (unknown keys, wrong types); [`Config::validate`] then collects every semantic one
 //! (ranges, zero durations, unwritable paths). Both report `ConfigError { path, message }`.
 

@@ -6,7 +6,7 @@
 //! A native runs inside a V8 callback: a Rust panic there cannot unwind through V8's C++
 //! frames and would abort the executor process. Every native therefore validates what user
 //! code hands it (NaN, ±Infinity, 1e300, huge strings, wrong types all become a JS
-//! exception or a clamped value), and [`guarded!`] still catches a panic that slips through
+//! exception or a clamped value), and `guarded!` still catches a panic that slips through
 //! and throws it as an `Error` into the calling block.
 
 use std::panic::AssertUnwindSafe;
