@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod ledger;
 pub mod limits;
 pub mod proxy;
+pub mod runfile;
 pub mod signals;
 pub mod store;
 pub mod systemd;
@@ -78,6 +79,8 @@ pub struct Running {
     gateway: proxy::GatewayHandle,
     background: Vec<JoinHandle<()>>,
     executor: Option<Arc<executor::Executor>>,
+    /// Where [`runfile`] was written.
+    data_dir: std::path::PathBuf,
 }
 
 impl Running {
@@ -124,6 +127,7 @@ impl Running {
         // Commits batched heartbeats and statistics, then stops the journal thread.
         self.ledger.close().await;
         drop(self.store);
+        runfile::remove(&self.data_dir);
         tracing::info!("store closed; keel stopped");
     }
 
@@ -290,6 +294,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         background.push(alert_engine.spawn());
     }
 
+    let run = runfile::RunInfo {
+        pid: std::process::id(),
+        control: control_addr,
+        proxy: gateway.addr,
+    };
+    if let Err(e) = runfile::write(&config.data_dir, &run) {
+        tracing::warn!(error = %e, "cannot write {} in the data dir", runfile::FILE);
+    }
     readiness.set_ready();
     tracing::info!(
         control = %control_addr,
@@ -310,6 +322,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         server,
         background,
         executor: executor_handle,
+        data_dir: config.data_dir.clone(),
     })
 }
 
