@@ -15,6 +15,7 @@ mod gpu;
 mod ledger;
 mod llm;
 mod load;
+mod lock_key;
 mod log;
 mod proxy;
 mod types;
@@ -37,6 +38,7 @@ pub use llm::{
     DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
 };
 pub use load::{load, resolve_path, LoadError, CREDENTIAL_NAME};
+pub use lock_key::{check_lock_key, LockKeyError, MAX_KEY_LEN};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{
     BreakerConfig, NodeConfig, PrewarmConfig, ProxyConfig, QueueConfig, RetryConfig, ShiftConfig,

@@ -261,7 +261,7 @@ impl GpuMonitor {
         let issues = {
             let mut idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner());
             idle.observe(&samples, now);
-            let locks = inner.ledger.lock_snapshots();
+            let locks = inner.ledger.lock_holdings();
             crosscheck::cross_check(&samples, &locks, &idle, inner.idle_lock_after, now)
         };
         self.raise(&samples, &issues);
@@ -471,7 +471,7 @@ mod tests {
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].kind, UNLOCKED_USE);
         assert!(issues[0].message.contains("4242"), "{}", issues[0].message);
-        let lock = ledger.lock_status("gpu_lock:0").unwrap();
+        let lock = serde_json::to_value(ledger.lock_status("gpu_lock:0").unwrap()).unwrap();
         assert_eq!(lock["health"]["status"], "warning");
         assert_eq!(
             telemetry.health.snapshot()["gpu"].status,
@@ -531,7 +531,8 @@ mod tests {
             ComponentStatus::Healthy
         );
         assert_eq!(
-            ledger.lock_status("gpu_lock:0").unwrap()["health"]["status"],
+            serde_json::to_value(ledger.lock_status("gpu_lock:0").unwrap()).unwrap()["health"]
+                ["status"],
             "healthy"
         );
     }

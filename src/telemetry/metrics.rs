@@ -1,7 +1,7 @@
-//! Metric names (constants, `keel_` prefix, base units) and the registry they live in.
+//! The registry every metric lives in (names: [`super::catalog`]).
 //!
-//! Each domain module registers its own collectors into [`Metrics::registry`] using the names
-//! below, so `/metrics` is one exposition with one naming scheme.
+//! Each domain module registers its own collectors into [`Metrics::registry`] using the
+//! catalog's names, so `/metrics` is one exposition with one naming scheme.
 
 use super::catalog;
 use prometheus::core::{Collector, Metric};
@@ -9,12 +9,9 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-pub const BUILD_INFO: &str = "keel_build_info";
-pub const HTTP_REQUESTS_TOTAL: &str = "keel_http_requests_total";
-pub const HTTP_REQUEST_DURATION_SECONDS: &str = "keel_http_request_duration_seconds";
-pub const HTTP_REQUESTS_IN_FLIGHT: &str = "keel_http_requests_in_flight";
-pub const EVENTS_TOTAL: &str = "keel_events_total";
-pub const COMPONENT_UP: &str = "keel_component_status";
+use super::catalog::{
+    BUILD_INFO, HTTP_REQUESTS_IN_FLIGHT, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS,
+};
 
 /// Latency buckets in seconds, from sub-millisecond control calls to slow LLM answers.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -119,11 +116,11 @@ impl Metrics {
             auth_failures,
             auth_throttled,
             all_requests: prometheus::Histogram::with_opts(
-                HistogramOpts::new("keel_all_requests", "internal")
+                HistogramOpts::new(catalog::ALL_REQUESTS_INTERNAL, "internal")
                     .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
-            all_errors: prometheus::IntCounter::new("keel_all_errors", "internal")
+            all_errors: prometheus::IntCounter::new(catalog::ALL_ERRORS_INTERNAL, "internal")
                 .expect("valid metric"),
         };
         m.register(build);
@@ -137,7 +134,7 @@ impl Metrics {
         #[cfg(target_os = "linux")]
         m.register(prometheus::process_collector::ProcessCollector::new(
             std::process::id() as i32,
-            "keel",
+            catalog::PROCESS_NAMESPACE,
         ));
         m
     }
