@@ -21,7 +21,7 @@ mod proxy;
 mod types;
 mod validate;
 
-pub use alerts::AlertsConfig;
+pub use alerts::{AlertsConfig, ALERT_NAMES, FEED_HISTORY};
 pub use control::{
     AdminTokenSource, ControlConfig, GENERATED_ADMIN_TOKEN_FILE, MIN_ADMIN_TOKEN_CHARS,
 };

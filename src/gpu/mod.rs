@@ -458,7 +458,7 @@ mod tests {
         assert_eq!(report["gpus"][1]["lock_key"], "gpu_lock:1");
         assert_eq!(report["gpus"][1]["lock"]["is_locked"], false);
         assert_eq!(
-            telemetry.health.snapshot()["gpu"].status,
+            telemetry.health.components()["gpu"].status,
             ComponentStatus::Healthy
         );
     }
@@ -474,7 +474,7 @@ mod tests {
         let lock = serde_json::to_value(ledger.lock_status("gpu_lock:0").unwrap()).unwrap();
         assert_eq!(lock["health"]["status"], "warning");
         assert_eq!(
-            telemetry.health.snapshot()["gpu"].status,
+            telemetry.health.components()["gpu"].status,
             ComponentStatus::Degraded
         );
         let text = telemetry.metrics.render();
@@ -527,7 +527,7 @@ mod tests {
         monitor.apply(Ok(vec![gpu(0, 100, &[77])]), t0 + Duration::from_secs(2));
         assert!(monitor.issues().is_empty());
         assert_eq!(
-            telemetry.health.snapshot()["gpu"].status,
+            telemetry.health.components()["gpu"].status,
             ComponentStatus::Healthy
         );
         assert_eq!(

@@ -19,6 +19,19 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     60.0,
 ];
 
+/// The control listener's requests as `/api/metrics`' `performance` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RequestSummary {
+    pub requests_total: u64,
+    pub errors_total: u64,
+    pub error_rate: f64,
+    pub requests_per_second: f64,
+    pub avg_response_ms: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
 /// The registry plus the metrics that the core (control listener, build) owns.
 pub struct Metrics {
     pub registry: Registry,
@@ -155,20 +168,21 @@ impl Metrics {
     }
 
     /// Request statistics of the control listener: totals, error rate, latency percentiles.
-    pub fn request_summary(&self, uptime: std::time::Duration) -> serde_json::Value {
+    pub fn request_summary(&self, uptime: std::time::Duration) -> RequestSummary {
         let total = self.all_requests.get_sample_count();
         let errors = self.all_errors.get();
         let ms = |q: f64| histogram_quantile(&self.all_requests, q).map(|s| s * 1000.0);
-        serde_json::json!({
-            "requests_total": total,
-            "errors_total": errors,
-            "error_rate": if total > 0 { errors as f64 / total as f64 } else { 0.0 },
-            "requests_per_second": total as f64 / uptime.as_secs_f64().max(1.0),
-            "avg_response_ms": if total > 0 { self.all_requests.get_sample_sum() * 1000.0 / total as f64 } else { 0.0 },
-            "p50_ms": ms(0.5),
-            "p95_ms": ms(0.95),
-            "p99_ms": ms(0.99),
-        })
+        let per_request = |x: f64| if total > 0 { x / total as f64 } else { 0.0 };
+        RequestSummary {
+            requests_total: total,
+            errors_total: errors,
+            error_rate: per_request(errors as f64),
+            requests_per_second: total as f64 / uptime.as_secs_f64().max(1.0),
+            avg_response_ms: per_request(self.all_requests.get_sample_sum() * 1000.0),
+            p50_ms: ms(0.5),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+        }
     }
 
     /// Requests being served on every listener (the reference's `active_sessions`).
