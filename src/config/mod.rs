@@ -142,6 +142,9 @@ impl Config {
 }
 
 #[cfg(test)]
+mod doc_tables;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
