@@ -17,7 +17,7 @@ pub enum LedgerError {
     /// A field of the request is out of its bounds.
     #[error(transparent)]
     InvalidRequest(#[from] RequestError),
-    /// [`super::heartbeat::TRACKED_TASK_LIMIT`] tasks are tracked; the caller may retry
+    /// `heartbeat::TRACKED_TASK_LIMIT` tasks are tracked; the caller may retry
     /// after a cleanup.
     #[error(
         "{limit} tasks are tracked already; stop finished tasks or run \

@@ -1,20 +1,20 @@
 //! The GPU ledger: TTL leases with fencing tokens, FIFO waiters, task heartbeats, the
 //! monitor and timeout manager — serving the reference monitoring API and the worker API.
 //!
-//! Shape: all state lives in memory behind one mutex (the read model, [`state`]; status and
+//! Shape: all state lives in memory behind one mutex (the read model, `state`; status and
 //! heartbeat calls never touch the disk) and every change is submitted, in decision order,
-//! to the [`journal`] — a dedicated thread that commits to redb. Lock operations wait for
+//! to the `journal` — a dedicated thread that commits to redb. Lock operations wait for
 //! their commit (`Durability::Immediate`) before they answer; heartbeats and statistics are
 //! batched. At startup the journal is read back, so locks (with their absolute expiry),
 //! fencing counters, history and tasks survive restarts, `kill -9` included.
 //!
 //! Layout: this file is the facade ([`Ledger`]: open, lock and heartbeat operations, checks,
-//! shutdown); [`answers`] holds what the operations take and answer, [`report`] the
-//! reference API's documents, [`records`] everything persisted, [`queue`] the queued
-//! acquire, [`views`] the scrape-time metric views.
+//! shutdown); `answers` holds what the operations take and answer, `report` the
+//! reference API's documents, `records` everything persisted, `queue` the queued
+//! acquire, `views` the scrape-time metric views.
 //!
 //! Time: leases and heartbeat ages run on the monotonic clock; Unix seconds appear only in
-//! stored records and API answers (see [`lease`]).
+//! stored records and API answers (see `lease`).
 
 mod answers;
 mod error;
