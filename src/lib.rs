@@ -196,18 +196,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin: admin.clone(),
         worker_token: config.ledger.worker_token.clone().map(Arc::new),
     };
-    let snapshots = telemetry::snapshot::Snapshots::new(telemetry.clone());
+    let feed = telemetry::dashboard_feed::DashboardFeed::new(telemetry.clone());
     let alert_engine =
-        alerts::AlertEngine::new(config.alerts.clone(), telemetry.clone(), snapshots.clone());
+        alerts::AlertEngine::new(config.alerts.clone(), telemetry.clone(), feed.clone());
     {
         let engine = alert_engine.clone();
-        telemetry
-            .sections
-            .add("alerts", move || serde_json::json!(engine.firing()));
+        telemetry.sections.add("alerts", move || {
+            serde_json::to_value(engine.firing()).unwrap_or_default()
+        });
     }
     let dashboard = api::dashboard::DashboardState {
         telemetry: telemetry.clone(),
-        snapshots: snapshots.clone(),
+        feed: feed.clone(),
         alerts: alert_engine.clone(),
         instance: uuid::Uuid::new_v4().to_string().into(),
         started,
@@ -239,11 +239,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map(|t| t.expose().to_string())
             .collect();
         let tokens = Arc::new(executor::tokens::TokenStore::open(store.clone(), &fixed)?);
-        domains = domains.merge(api::flow::router(
-            api::flow::FlowState {
+        domains = domains.merge(api::executor::router(
+            api::executor::ExecutorApi {
                 executor: ex.clone(),
                 tokens,
-                limiter: Arc::new(api::ratelimit::RateLimiter::default()),
+                limits: api::ratelimit::RateLimits::start(&config.executor.rate_limit),
                 started,
             },
             admin.clone(),
@@ -284,7 +284,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let mut background = vec![
         spawn_process_sampler(telemetry.clone()),
-        snapshots.spawn(),
+        feed.spawn(),
         ledger.spawn_monitor(),
     ];
     if let gpu::Gpus::Enabled(monitor) = &gpus {
