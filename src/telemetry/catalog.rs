@@ -17,6 +17,8 @@ pub const UPSTREAM_REQUEST_DURATION_SECONDS: &str = "keel_upstream_request_durat
 pub const BREAKER_STATE: &str = "keel_breaker_state";
 /// Requests waiting for an upstream slot.
 pub const QUEUE_DEPTH: &str = "keel_proxy_queue_depth";
+/// Upstream nodes that can take traffic now (enabled, in rotation, breaker allowing).
+pub const PROXY_NODES_AVAILABLE: &str = "keel_proxy_nodes_available";
 /// LLM tokens by node and kind (`prompt`, `completion`).
 pub const LLM_TOKENS_TOTAL: &str = "keel_llm_tokens_total";
 /// 1 while a GPU lock is held.
@@ -127,6 +129,7 @@ pub const REFERENCED: &[(&str, &str)] = &[
     (UPSTREAM_REQUEST_DURATION_SECONDS, "proxy"),
     (BREAKER_STATE, "proxy"),
     (QUEUE_DEPTH, "proxy"),
+    (PROXY_NODES_AVAILABLE, "proxy"),
     (LLM_TOKENS_TOTAL, "proxy"),
     (GPU_LOCK_HELD, "ledger"),
     (GPU_LOCK_FENCING_TOKEN, "ledger"),
@@ -145,6 +148,7 @@ pub const REFERENCED: &[(&str, &str)] = &[
     (EXECUTOR_QUEUE_DEPTH, "executor"),
     (EXECUTOR_POOL_ISOLATES, "executor"),
     (EXECUTOR_HEAP_USED_BYTES, "executor"),
+    (EXECUTOR_RESTARTS_TOTAL, "executor"),
 ];
 
 #[cfg(test)]
