@@ -26,12 +26,18 @@ macro_rules! guarded {
         |scope: &mut v8::PinScope<'_, '_>,
          args: v8::FunctionCallbackArguments<'_>,
          rv: v8::ReturnValue<'_, v8::Value>| {
-            catch_native_panic(scope, stringify!($native), move |scope| {
-                $native(scope, args, rv)
-            })
+            $crate::executor::natives::catch_native_panic(
+                scope,
+                stringify!($native),
+                move |scope| $native(scope, args, rv),
+            )
         }
     };
 }
+
+// After `guarded!`, which they use (macros are in scope only below their definition).
+mod buffer;
+mod bytes;
 
 fn catch_native_panic(
     scope: &mut v8::PinScope<'_, '_>,
@@ -71,6 +77,7 @@ pub(super) fn install(
         "loadLibraries",
         guarded!(libraries::native_load_libraries),
     )?;
+    buffer::install(scope, natives)?;
     Ok(())
 }
 
