@@ -34,9 +34,10 @@ const RUNTIME_NAME: &str = "keel:runtime.js";
 
 /// Prelude scripts evaluated after the runtime into both contexts, in order (name, source):
 /// they add globals and Node core modules through runtime.js's `__keel_prelude`.
-const PRELUDE: [(&str, &str); 2] = [
+const PRELUDE: [(&str, &str); 3] = [
     ("keel:node_errors.js", include_str!("js/node_errors.js")),
     ("keel:node_buffer.js", include_str!("js/node_buffer.js")),
+    ("keel:node_crypto.js", include_str!("js/node_crypto.js")),
 ];
 
 /// The reference's warmup module list, in its order.

@@ -11,7 +11,7 @@ function t(name, fn) {
     if (v instanceof Uint8Array) v = { hex: hex(v), isBuffer: Buffer.isBuffer(v), length: v.length };
     if (typeof v === 'bigint') v = `${v}n`;
     // Non-integers as text: keel's JSON result path re-parses numbers (last-digit drift).
-    if (typeof v === 'number' && !Number.isInteger(v)) v = String(v);
+    if (typeof v === 'number' && !Number.isSafeInteger(v)) v = String(v);
     if (Object.is(v, -0)) v = '-0';
     out[name] = v === undefined ? '(undefined)' : v;
   } catch (e) {

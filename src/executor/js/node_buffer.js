@@ -2435,4 +2435,7 @@
     return exports;
   });
   prelude.defineGlobal('Buffer', Buffer);
+  // For node_crypto.js: the real classes, whatever user code later does to the global.
+  prelude.internals.Buffer = Buffer;
+  prelude.internals.FastBuffer = FastBuffer;
 })(globalThis, globalThis.__keel_prelude);

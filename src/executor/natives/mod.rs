@@ -38,6 +38,8 @@ macro_rules! guarded {
 // After `guarded!`, which they use (macros are in scope only below their definition).
 mod buffer;
 mod bytes;
+mod crypto;
+mod crypto_keys;
 
 fn catch_native_panic(
     scope: &mut v8::PinScope<'_, '_>,
@@ -78,6 +80,7 @@ pub(super) fn install(
         guarded!(libraries::native_load_libraries),
     )?;
     buffer::install(scope, natives)?;
+    crypto::install(scope, natives)?;
     Ok(())
 }
 
