@@ -109,12 +109,13 @@
     }
     return buf;
   }
-  function checkDigest(name, optionName = null) {
-    if (optionName !== null) validateString(name, optionName);
+  /** Throws ERR_CRYPTO_INVALID_DIGEST (with the name, or without as Sign/Verify do). */
+  function checkDigest(name, withName = true) {
     try {
       native.hashOnce(name, new Uint8Array(0), alloc);
     } catch {
-      throw new ERR_CRYPTO_INVALID_DIGEST(name);
+      if (withName) throw new ERR_CRYPTO_INVALID_DIGEST(name);
+      throw codedError(TypeError, 'ERR_CRYPTO_INVALID_DIGEST', 'Invalid digest');
     }
   }
 
@@ -313,11 +314,10 @@
   }
 
   function timingSafeEqual(buf1, buf2) {
-    if (!isAnyArrayBuffer(buf1) && !isArrayBufferView(buf1)) {
-      throw new ERR_INVALID_ARG_TYPE('buf1', ['ArrayBuffer', 'Buffer', 'TypedArray', 'DataView'], buf1);
-    }
-    if (!isAnyArrayBuffer(buf2) && !isArrayBufferView(buf2)) {
-      throw new ERR_INVALID_ARG_TYPE('buf2', ['ArrayBuffer', 'Buffer', 'TypedArray', 'DataView'], buf2);
+    for (const [name, value] of [['buf1', buf1], ['buf2', buf2]]) {
+      if (!isAnyArrayBuffer(value) && !isArrayBufferView(value)) {
+        throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "${name}" argument must be an instance of ArrayBuffer, Buffer, TypedArray, or DataView.`);
+      }
     }
     const a = isAnyArrayBuffer(buf1) ? new Uint8Array(buf1) : new Uint8Array(buf1.buffer, buf1.byteOffset, buf1.byteLength);
     const b = isAnyArrayBuffer(buf2) ? new Uint8Array(buf2) : new Uint8Array(buf2.buffer, buf2.byteOffset, buf2.byteLength);
@@ -409,8 +409,9 @@
     }
     return { password, salt, keylen, N, r, p, maxmem };
   }
-  function ERR_INCOMPATIBLE_OPTION_PAIR(a, b) {
-    return codedError(TypeError, 'ERR_INCOMPATIBLE_OPTION_PAIR', `Option "${a}" cannot be used in combination with option "${b}"`);
+  // Node 20 reports both spellings of one parameter with this error.
+  function ERR_INCOMPATIBLE_OPTION_PAIR() {
+    return codedError(Error, 'ERR_CRYPTO_SCRYPT_INVALID_PARAMETER', 'Invalid scrypt parameter');
   }
   function runScrypt(a) {
     return native.scrypt(a.password, a.salt, a.keylen, a.N, a.r, a.p, a.maxmem, alloc);
@@ -447,7 +448,7 @@
     key = prepareHkdfKey(key);
     salt = getArrayBufferOrView(salt, 'salt');
     info = getArrayBufferOrView(info, 'info');
-    validateInteger(length, 'length', 0, kMaxLength);
+    validateInteger(length, 'length', 0, 2 ** 32);
     if (info.byteLength > 1024) {
       throw new ERR_OUT_OF_RANGE('info', 'must not contain more than 1024 bytes', info.byteLength);
     }
@@ -543,7 +544,7 @@
     return cipherOutput(this, out, outputEncoding, false);
   }
   function cipherFinal(outputEncoding) {
-    if (this[kFinalized]) throw new ERR_CRYPTO_INVALID_STATE('final');
+    if (this[kFinalized]) throw codedError(Error, 'ERR_CRYPTO_INVALID_STATE', 'Invalid state');
     let out;
     try {
       out = native.cipherFinal(this[kHandle], alloc);
@@ -842,12 +843,7 @@
         }
       }
     }
-    let kind, der;
-    try {
-      [kind, der] = native.keyFromJwk(key.kty, crv, !isPublic, parts, alloc);
-    } catch {
-      throw new ERR_CRYPTO_INVALID_JWK();
-    }
+    const [kind, der] = native.keyFromJwk(key.kty, crv, !isPublic, parts, alloc);
     return asymmetricHandle(kind, der);
   }
   function prepareAsymmetricKey(key, ctx) {
@@ -981,7 +977,7 @@
   function Sign(algorithm, options) {
     if (!(this instanceof Sign)) return new Sign(algorithm, options);
     validateString(algorithm, 'algorithm');
-    checkDigest(algorithm);
+    checkDigest(algorithm, false);
     this[kAlgorithm] = algorithm;
     this[kChunks] = [];
   }
@@ -1011,7 +1007,7 @@
   function Verify(algorithm, options) {
     if (!(this instanceof Verify)) return new Verify(algorithm, options);
     validateString(algorithm, 'algorithm');
-    checkDigest(algorithm);
+    checkDigest(algorithm, false);
     this[kAlgorithm] = algorithm;
     this[kChunks] = [];
   }

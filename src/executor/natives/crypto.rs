@@ -54,7 +54,26 @@ pub(super) struct CipherState {
     aead: Aead,
     tag_len: usize,
     tag: Option<Vec<u8>>,
+    /// CCM decryption: the tag went to OpenSSL (once, before the data).
+    tag_passed: bool,
+    /// CCM decryption checks the tag in update; final reports it.
+    auth_failed: bool,
     finalized: bool,
+}
+
+impl CipherState {
+    /// CCM decryption: hands the expected tag to OpenSSL before the first data (Node's
+    /// MaybePassAuthTagToOpenSSL).
+    fn pass_tag(&mut self) -> bool {
+        if self.aead == Aead::Ccm && self.decrypt && !self.tag_passed {
+            let Some(tag) = &self.tag else { return false };
+            if self.ctx.set_tag(tag).is_err() {
+                return false;
+            }
+            self.tag_passed = true;
+        }
+        true
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -326,7 +345,7 @@ fn hash_new(
                 scope,
                 "Error",
                 "ERR_OSSL_EVP_NOT_XOF_OR_INVALID_LENGTH",
-                "error:0308010C:digital envelope routines::not XOF or invalid length",
+                "error:030000B2:digital envelope routines::not XOF or invalid length",
             );
         }
     }
@@ -849,7 +868,7 @@ fn cipher_new(
         }
         _ => {}
     }
-    if key.len() != cipher.key_length() && !name.to_ascii_lowercase().contains("rc4") {
+    if key.len() != cipher.key_length() {
         return throw_code(
             scope,
             "RangeError",
@@ -898,7 +917,8 @@ fn cipher_new(
         };
         init(&mut ctx, None, None)?;
         if let Some(ivb) = &iv {
-            if aead != Aead::None && ivb.len() != expected_iv {
+            // Always for AEAD modes: a CCM context starts at a 7-byte nonce whatever the cipher says.
+            if aead != Aead::None {
                 ctx.set_iv_length(ivb.len())?;
             }
         }
@@ -909,11 +929,15 @@ fn cipher_new(
                 ctx.set_tag_length(16)?;
             }
         }
-        init(
-            &mut ctx,
-            Some(key.as_slice()),
-            iv.as_ref().map(|b| b.as_slice()),
-        )?;
+        // The cipher again would reset the IV length set above.
+        let second = |ctx: &mut CipherCtx, k: &[u8], i: Option<&[u8]>| {
+            if decrypt {
+                ctx.decrypt_init(None, Some(k), i)
+            } else {
+                ctx.encrypt_init(None, Some(k), i)
+            }
+        };
+        second(&mut ctx, key.as_slice(), iv.as_ref().map(|b| b.as_slice()))?;
         Ok(ctx)
     };
     match build() {
@@ -924,6 +948,8 @@ fn cipher_new(
                 aead,
                 tag_len: tag_len.unwrap_or(16),
                 tag: None,
+                tag_passed: false,
+                auth_failed: false,
                 finalized: false,
             };
             store(scope, Obj::Cipher(Box::new(state)), &mut rv);
@@ -977,15 +1003,23 @@ fn cipher_update(
             if c.finalized {
                 return Err(None);
             }
-            if c.aead == Aead::Ccm && c.decrypt && c.tag.is_none() {
+            if !c.pass_tag() {
                 return Err(None);
             }
             let mut out = vec![0u8; input.len() + c.ctx.block_size().max(1) * 2];
             let mut n = 0;
             for chunk in input.chunks(CHUNK) {
                 // SAFETY: `out` has room for the input plus two blocks of buffered data.
-                n += unsafe { c.ctx.cipher_update_unchecked(chunk, Some(&mut out[n..])) }
-                    .map_err(Some)?;
+                match unsafe { c.ctx.cipher_update_unchecked(chunk, Some(&mut out[n..])) } {
+                    Ok(k) => n += k,
+                    // CCM decryption checks the tag here; Node reports it at final.
+                    Err(_) if c.aead == Aead::Ccm && c.decrypt => {
+                        c.auth_failed = true;
+                        let _ = ErrorStack::get();
+                        return Ok(Vec::new());
+                    }
+                    Err(e) => return Err(Some(e)),
+                }
             }
             out.truncate(n);
             Ok(out)
@@ -1025,6 +1059,9 @@ fn cipher_final(
             }
             let mut out = vec![0u8; c.ctx.block_size().max(1) * 2];
             let n = if c.aead == Aead::Ccm && c.decrypt {
+                if c.auth_failed {
+                    return Err(None);
+                }
                 0
             } else {
                 c.ctx.cipher_final(&mut out).map_err(|e| {
@@ -1079,19 +1116,7 @@ fn cipher_set_aad(
             let Some(len) = plaintext_len else {
                 return false;
             };
-            if c.decrypt {
-                if let Some(tag) = &c.tag {
-                    if c.ctx.set_tag(tag).is_err() {
-                        return false;
-                    }
-                }
-            }
-            // SAFETY: no output buffer: the length-only update of CCM.
-            if unsafe { c.ctx.cipher_update_unchecked(&[], None) }.is_err() {
-                return false;
-            }
-            let _ = len;
-            if c.ctx.set_data_len(len).is_err() {
+            if !c.pass_tag() || c.ctx.set_data_len(len).is_err() {
                 return false;
             }
         }
@@ -1138,11 +1163,6 @@ fn cipher_set_auth_tag(
             return false;
         }
         c.tag = Some(tag);
-        if c.aead == Aead::Ccm {
-            if let Some(t) = &c.tag {
-                return c.ctx.set_tag(t).is_ok();
-            }
-        }
         true
     });
     if let Some(ok) = ok {
@@ -1181,25 +1201,25 @@ fn cipher_info(
     };
     let obj = v8::Object::new(scope);
     let nid = c.nid();
-    let long = nid
-        .long_name()
-        .ok()
+    let mode = mode_of(&c);
+    set_string(scope, obj, "mode", mode);
+    let short = nid
+        .short_name()
         .map(|s| s.to_ascii_lowercase())
-        .unwrap_or_else(|| name.to_ascii_lowercase());
-    set_string(scope, obj, "name", &long);
+        .unwrap_or_else(|_| name.to_ascii_lowercase());
+    set_string(scope, obj, "name", &short);
     set_val(
         scope,
         obj,
         "nid",
         v8::Integer::new(scope, nid.as_raw()).into(),
     );
-    let block = c.block_size();
-    if block != 1 {
+    if mode != "stream" {
         set_val(
             scope,
             obj,
             "blockSize",
-            v8::Integer::new(scope, block as i32).into(),
+            v8::Integer::new(scope, c.block_size() as i32).into(),
         );
     }
     let iv = c.iv_length();
@@ -1217,9 +1237,5 @@ fn cipher_info(
         "keyLength",
         v8::Integer::new(scope, c.key_length() as i32).into(),
     );
-    let mode = mode_of(&c);
-    if !mode.is_empty() {
-        set_string(scope, obj, "mode", mode);
-    }
     rv.set(obj.into());
 }

@@ -19,7 +19,7 @@ use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::{Padding, Rsa, RsaPrivateKeyBuilder};
 use openssl::sign::RsaPssSaltlen;
 
-use super::super::js_values::{set_string, set_val, throw};
+use super::super::js_values::{make_error, set_string, set_val, throw};
 use super::bytes::{alloc_copy, bytes_arg, bytes_of, index_arg, Bytes};
 use super::crypto::{digest_by_name, name_arg, ossl_error, throw_code, throw_ossl};
 
@@ -148,13 +148,25 @@ fn key_import(
     if format == "pem" {
         let text = String::from_utf8_lossy(input);
         let encrypted = text.contains("ENCRYPTED");
-        if encrypted && pass.is_none() && !want_public {
-            return throw_code(
+        if encrypted && pass.is_none() {
+            // What Node's OpenSSL answers when its password callback has nothing to give.
+            let err = make_error(
                 scope,
-                "TypeError",
-                "ERR_MISSING_PASSPHRASE",
-                "Passphrase required for encrypted key",
+                "Error",
+                "error:07880109:common libcrypto routines::interrupted or cancelled",
             );
+            if let Ok(obj) = v8::Local::<v8::Object>::try_from(err) {
+                set_string(scope, obj, "library", "common libcrypto routines");
+                set_string(scope, obj, "reason", "interrupted or cancelled");
+                set_string(
+                    scope,
+                    obj,
+                    "code",
+                    "ERR_OSSL_CRYPTO_INTERRUPTED_OR_CANCELLED",
+                );
+            }
+            scope.throw_exception(err);
+            return;
         }
         let pass = pass.unwrap_or_default();
         let key = if want_public && text.contains("-----BEGIN CERTIFICATE-----") {
@@ -168,14 +180,6 @@ fn key_import(
         } else if want_public && text.contains("PUBLIC KEY-----") {
             PKey::public_key_from_pem(input).map(Key::Public)
         } else {
-            if encrypted && want_public && pass.is_empty() {
-                return throw_code(
-                    scope,
-                    "TypeError",
-                    "ERR_MISSING_PASSPHRASE",
-                    "Passphrase required for encrypted key",
-                );
-            }
             PKey::private_key_from_pem_passphrase(input, &pass).map(|k| {
                 if want_public {
                     match k
@@ -190,7 +194,6 @@ fn key_import(
                 }
             })
         };
-        let key = key.map_err(|_| unsupported());
         return return_key(scope, key, args.get(5), &mut rv);
     }
     let key = match (ty.as_str(), want_public) {
@@ -213,22 +216,16 @@ fn key_import(
             .and_then(|k| k.public_key_to_der())
             .and_then(|d| PKey::public_key_from_der(&d))
             .map(Key::Public),
-        _ => Err(unsupported()),
+        _ => {
+            return throw_code(
+                scope,
+                "TypeError",
+                "ERR_INVALID_ARG_VALUE",
+                &format!("The property 'options.type' is invalid. Received '{ty}'"),
+            )
+        }
     };
-    let key = key.map_err(|_| unsupported());
     return_key(scope, key, args.get(5), &mut rv)
-}
-
-/// OpenSSL 3's decoder error ("error:1E08010C:DECODER routines::unsupported"), which Node
-/// reports for any key it cannot parse.
-fn unsupported() -> ErrorStack {
-    // SAFETY: ERR_put_error-like: raise the decoder error, then collect it.
-    unsafe {
-        openssl_sys::ERR_new();
-        openssl_sys::ERR_set_debug(c"".as_ptr(), 0, c"".as_ptr());
-        openssl_sys::ERR_set_error(60, 268, c"".as_ptr());
-    }
-    ErrorStack::get()
 }
 
 /// `keyDetails(kind, der)`: `{ type, modulusLength?, publicExponent?, divisorLength?,
@@ -641,7 +638,7 @@ fn key_from_jwk(
                         scope,
                         "TypeError",
                         "ERR_CRYPTO_INVALID_JWK",
-                        "Invalid JWK OKP key",
+                        "Invalid JWK data",
                     )
                 }
             };
@@ -660,14 +657,14 @@ fn key_from_jwk(
             )
         }
     };
-    let key = key.map_err(|e| e);
     if key.is_err() {
-        return throw_code(
-            scope,
-            "TypeError",
-            "ERR_CRYPTO_INVALID_JWK",
-            &format!("Invalid JWK {kty} key"),
-        );
+        let _ = ErrorStack::get();
+        let msg = if kty == "OKP" {
+            "Invalid JWK data".to_string()
+        } else {
+            format!("Invalid JWK {kty} key")
+        };
+        return throw_code(scope, "TypeError", "ERR_CRYPTO_INVALID_JWK", &msg);
     }
     return_key(scope, key, args.get(4), &mut rv)
 }
@@ -1066,7 +1063,15 @@ fn generate_key_pair(
             let Some(n) = bits(args.get(1)).filter(|n| (512..=MAX_KEYGEN_BITS).contains(n)) else {
                 return throw_code(scope, "RangeError", "ERR_OUT_OF_RANGE", &format!("The value of \"options.modulusLength\" is out of range. It must be >= 512 && <= {MAX_KEYGEN_BITS} in a keel code block (key generation cannot be interrupted)"));
             };
-            openssl::dsa::Dsa::generate(n).and_then(PKey::from_dsa)
+            (|| {
+                let mut ctx = PkeyCtx::new_id(Id::DSA)?;
+                ctx.paramgen_init()?;
+                ctx.set_dsa_paramgen_bits(n)?;
+                let params = ctx.paramgen()?;
+                let mut kctx = PkeyCtx::new(&params)?;
+                kctx.keygen_init()?;
+                kctx.keygen()
+            })()
         }
         "ec" => {
             let name = name_arg(scope, args.get(1)).unwrap_or_default();
