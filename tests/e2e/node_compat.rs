@@ -115,13 +115,30 @@ async fn buffer_behaves_as_in_node() {
     let k = Keel::start(spec()).await;
     let r = same_as_node(&k, "buffer.js").await;
     assert_eq!(r["module.same"], json!(true));
-    assert_eq!(r["toString.base64"], json!("aMOpbGxvIHfDtnJsZCDinJMg8J+YgA=="));
+    assert_eq!(
+        r["toString.base64"],
+        json!("aMOpbGxvIHfDtnJsZCDinJMg8J+YgA==")
+    );
     assert_eq!(r["from.hex"]["hex"], json!(""));
     assert_eq!(
         r["base64.lenient"],
         json!([
-            "68656c6c6f", "68656c6c6f", "41", "41", "41", "ffeffe", "ffeffe", "", "68656c6c6f",
-            "68656c", "", "", "68656c6c6f", "61", "6162", "00"
+            "68656c6c6f",
+            "68656c6c6f",
+            "41",
+            "41",
+            "41",
+            "ffeffe",
+            "ffeffe",
+            "",
+            "68656c6c6f",
+            "68656c",
+            "",
+            "",
+            "68656c6c6f",
+            "61",
+            "6162",
+            "00"
         ])
     );
     assert_eq!(r["readUInt32LE.at0"], json!(0x0403_0201));
@@ -129,7 +146,10 @@ async fn buffer_behaves_as_in_node() {
     assert_eq!(r["toJSON"], json!({"type": "Buffer", "data": [1, 2, 255]}));
     assert_eq!(code_of(&r["alloc.negative"]), "ERR_OUT_OF_RANGE");
     assert_eq!(code_of(&r["from.number"]), "ERR_INVALID_ARG_TYPE");
-    assert_eq!(code_of(&r["from.arrayBufferBadOffset"]), "ERR_BUFFER_OUT_OF_BOUNDS");
+    assert_eq!(
+        code_of(&r["from.arrayBufferBadOffset"]),
+        "ERR_BUFFER_OUT_OF_BOUNDS"
+    );
     assert_eq!(code_of(&r["toString.badEncoding"]), "ERR_UNKNOWN_ENCODING");
     assert_eq!(code_of(&r["swap16.bad"]), "ERR_INVALID_BUFFER_SIZE");
     assert_eq!(code_of(&r["fill.invalidValue"]), "ERR_INVALID_ARG_VALUE");
@@ -163,7 +183,10 @@ async fn crypto_behaves_as_in_node() {
     assert_eq!(code_of(&r["hash.finalized"]), "ERR_CRYPTO_HASH_FINALIZED");
     assert_eq!(code_of(&r["hmac.badDigest"]), "ERR_CRYPTO_INVALID_DIGEST");
     assert_eq!(code_of(&r["key.garbagePem"]), "ERR_OSSL_UNSUPPORTED");
-    assert_eq!(code_of(&r["timingSafeEqual.length"]), "ERR_CRYPTO_TIMING_SAFE_EQUAL_LENGTH");
+    assert_eq!(
+        code_of(&r["timingSafeEqual.length"]),
+        "ERR_CRYPTO_TIMING_SAFE_EQUAL_LENGTH"
+    );
     assert_eq!(
         r["gcm.tampered"]["message"],
         json!("Unsupported state or unable to authenticate data")
@@ -207,7 +230,10 @@ async fn node_prefix_refused_modules_and_globals() {
     }
     assert_eq!(
         r["unknownBuiltin"],
-        json!(["ERR_UNKNOWN_BUILTIN_MODULE", "No such built-in module: node:nope"])
+        json!([
+            "ERR_UNKNOWN_BUILTIN_MODULE",
+            "No such built-in module: node:nope"
+        ])
     );
     assert_eq!(
         r["globals"],

@@ -38,10 +38,10 @@ impl Encoding {
     }
 }
 
-pub(super) fn install(
-    scope: &mut v8::PinScope<'_, '_>,
-    natives: v8::Local<'_, v8::Object>,
-) -> Result<(), String> {
+/// The family's natives as one object (`natives.load('buffer')`).
+pub(super) fn family<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+) -> Result<v8::Local<'s, v8::Object>, String> {
     let obj = v8::Object::new(scope);
     super::set_fn(scope, obj, "byteLengthUtf8", guarded!(byte_length_utf8))?;
     super::set_fn(scope, obj, "decode", guarded!(decode))?;
@@ -50,9 +50,7 @@ pub(super) fn install(
     super::set_fn(scope, obj, "indexOf", guarded!(index_of))?;
     super::set_fn(scope, obj, "swap", guarded!(swap))?;
     super::set_fn(scope, obj, "validate", guarded!(validate))?;
-    let key = v8::String::new(scope, "buffer").ok_or("string")?;
-    natives.set(scope, key.into(), obj.into()).ok_or("set")?;
-    Ok(())
+    Ok(obj)
 }
 
 /// `byteLengthUtf8(string)`: the UTF-8 length (lone surrogates count as U+FFFD).

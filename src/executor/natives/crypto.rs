@@ -256,10 +256,10 @@ pub(super) fn digest_by_name(name: &str) -> Option<MessageDigest> {
     MessageDigest::from_name(name)
 }
 
-pub(super) fn install(
-    scope: &mut v8::PinScope<'_, '_>,
-    natives: v8::Local<'_, v8::Object>,
-) -> Result<(), String> {
+/// The family's natives as one object (`natives.load('crypto')`).
+pub(super) fn family<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+) -> Result<v8::Local<'s, v8::Object>, String> {
     let obj = v8::Object::new(scope);
     super::set_fn(scope, obj, "randomFill", guarded!(random_fill))?;
     super::set_fn(scope, obj, "hashNew", guarded!(hash_new))?;
@@ -285,9 +285,7 @@ pub(super) fn install(
     super::set_fn(scope, obj, "cipherSetPadding", guarded!(cipher_set_padding))?;
     super::set_fn(scope, obj, "cipherInfo", guarded!(cipher_info))?;
     super::crypto_keys::install(scope, obj)?;
-    let key = v8::String::new(scope, "crypto").ok_or("string")?;
-    natives.set(scope, key.into(), obj.into()).ok_or("set")?;
-    Ok(())
+    Ok(obj)
 }
 
 /// `randomFill(view, offset, size)`: fills bytes `[offset, offset + size)` from OpenSSL's
