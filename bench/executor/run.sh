@@ -102,4 +102,6 @@ printf '| %-34s | %12s | %12s |\n' "fresh context, lean (ms, median)" "$KCTX" "$
 printf '| %-34s | %12s | %12s |\n' "fresh context, 7 libs (ms, median)" "$KCTX7" "n/a (shared)"
 printf '| %-34s | %12s | %12s |\n' "RSS per extra isolate (MiB)" "$(( (RSS8 - RSS1) / 7 / 1024 ))" "n/a (1 process)"
 printf '| %-34s | %12s | %12s |\n' "RSS at start (MiB; keel pool=1)" "$(( RSS1 / 1024 ))" "$(( NRSS0 / 1024 ))"
+echo
+bench/executor/hot_paths.sh "$KPORT" bench-token-123
 for k in "${!R[@]}"; do echo "$k ${R[$k]}" | grep -q '"errors":0' || echo "WARNING: $k had errors: ${R[$k]}"; done

@@ -32,6 +32,14 @@ pub const RUNTIME_JS: &str = include_str!("js/runtime.js");
 pub const LIBS_NAME: &str = "keel:libs.bundle.js";
 const RUNTIME_NAME: &str = "keel:runtime.js";
 
+/// Prelude scripts evaluated after the runtime into both contexts, in order (name, source):
+/// they add globals and Node core modules through runtime.js's `__keel_prelude`.
+const PRELUDE: [(&str, &str); 3] = [
+    ("keel:node_errors.js", include_str!("js/node_errors.js")),
+    ("keel:node_buffer.js", include_str!("js/node_buffer.js")),
+    ("keel:node_crypto.js", include_str!("js/node_crypto.js")),
+];
+
 /// The reference's warmup module list, in its order.
 pub const MODULES: [&str; 7] = [
     "crypto-js",
@@ -130,6 +138,7 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
         if r.is_ok() {
             let scope = &mut v8::ContextScope::new(scope, lean);
             r = run_script(scope, runtime, RUNTIME_NAME)
+                .and_then(|()| run_prelude(scope))
                 .map_err(StartError::Runtime)
                 .and_then(|()| seal(scope));
         }
@@ -171,6 +180,7 @@ fn evaluate_scripts(
 ) -> Result<(), StartError> {
     run_script(scope, libs, LIBS_NAME).map_err(StartError::Runtime)?;
     run_script(scope, runtime, RUNTIME_NAME).map_err(StartError::Runtime)?;
+    run_prelude(scope).map_err(StartError::Runtime)?;
     let names = eval_string_list(scope, "__keel_module_names").map_err(StartError::Runtime)?;
     if names != MODULES {
         return Err(StartError::Runtime(format!(
@@ -219,6 +229,12 @@ fn load_libraries(
         module_times.push((name.to_string(), t.elapsed()));
     }
     seal(scope)
+}
+
+fn run_prelude(scope: &mut v8::PinScope<'_, '_>) -> Result<(), String> {
+    PRELUDE
+        .iter()
+        .try_for_each(|(name, code)| run_script(scope, code, name))
 }
 
 pub(crate) fn run_script(

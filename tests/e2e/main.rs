@@ -13,5 +13,6 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod llm;
+mod node_compat;
 mod store_integrity;
 mod upstream;

@@ -15,7 +15,8 @@
 // per context by `__keel_boot(natives)`, which Rust calls right after creating the context
 // and which then removes itself. User code sees only the web-like globals defined here:
 // require, console, fetch, Headers, Response, setTimeout/clearTimeout/setInterval/
-// clearInterval, crypto, btoa, atob, TextEncoder, TextDecoder.
+// clearInterval, btoa, atob, TextEncoder, TextDecoder (and, from the prelude scripts after
+// this one, Buffer and crypto).
 (function (global) {
   'use strict';
 
@@ -28,6 +29,35 @@
   let factoryByName = null;
   /** name -> exports of the modules this context has required so far. */
   const modules = new Map();
+  /** Node core modules of the prelude scripts: name -> factory (see __keel_prelude). */
+  const builtinFactories = new Map();
+  /** Per-context hooks of the prelude scripts, called with the natives. */
+  const bootHooks = [];
+  /**
+   * Node core modules a code block cannot have, as on the reference: no file system,
+   * processes, network sockets, workers or environment inside the sandbox.
+   */
+  const refusedBuiltins = new Set([
+    'fs', 'fs/promises', 'path', 'path/posix', 'path/win32', 'child_process', 'cluster',
+    'dgram', 'dns', 'dns/promises', 'http', 'http2', 'https', 'inspector', 'module', 'net',
+    'os', 'process', 'readline', 'repl', 'tls', 'tty', 'v8', 'vm', 'wasi', 'worker_threads',
+  ]);
+
+  /** A Node core module of the prelude scripts, made on its first require in this context. */
+  function builtin(name) {
+    const key = `node:${name}`;
+    let exports = modules.get(key);
+    if (exports === undefined) {
+      exports = builtinFactories.get(name)();
+      modules.set(key, exports);
+    }
+    return exports;
+  }
+  function codedError(Base, code, message) {
+    const e = new Base(message);
+    e.code = code;
+    return e;
+  }
 
   /** Takes the factories the bundle left on the global object. */
   function adoptFactories() {
@@ -73,12 +103,30 @@
   hidden('__keel_seal', function () {
     delete global.__keel_module_names;
     delete global.__keel_load_module;
+    delete global.__keel_prelude;
     delete global.__keel_seal;
+  });
+  // The prelude scripts evaluated after this one (snapshot.rs PRELUDE: node_errors.js,
+  // node_buffer.js, node_crypto.js...) register their Node core modules and per-context
+  // native hooks here.
+  hidden('__keel_prelude', {
+    /** Node core module `name` (also `node:name`), made by `factory()` on first require. */
+    defineModule(name, factory) {
+      builtinFactories.set(name, factory);
+    },
+    /** Calls `hook(natives)` in every fresh context, before user code runs. */
+    onBoot(hook) {
+      bootHooks.push(hook);
+    },
+    defineGlobal,
+    /** Shared between the prelude scripts (errors, validators). */
+    internals: {},
   });
 
   // ---- per-context boot ------------------------------------------------------------------
   hidden('__keel_boot', function (natives) {
     native = natives;
+    for (const hook of bootHooks) hook(natives);
     // No WebAssembly for user code (the reference's goja had none): wasm memories are not
     // allocated through keel's array-buffer budget, so they would escape the memory bounds.
     // Per context: V8 installs the global again when it deserializes one.
@@ -91,9 +139,15 @@
     if (typeof name !== 'string') {
       throw new TypeError('require() expects a module name string');
     }
+    const bare = name.startsWith('node:') ? name.slice(5) : name;
+    if (builtinFactories.has(bare)) return builtin(bare);
+    if (refusedBuiltins.has(bare)) {
+      throw codedError(Error, 'ERR_ACCESS_DENIED', `Module '${name}' is not available in a code block: no file system, processes, network sockets or environment`);
+    }
+    if (bare !== name) throw codedError(Error, 'ERR_UNKNOWN_BUILTIN_MODULE', `No such built-in module: ${name}`);
     const exports = modules.get(name) || instantiate(name);
     if (exports === undefined) {
-      throw new Error(`Cannot find module '${name}' (available: ${moduleNames.join(', ')})`);
+      throw new Error(`Cannot find module '${name}' (available: ${[...moduleNames, ...builtinFactories.keys()].join(', ')})`);
     }
     return exports;
   });
@@ -154,27 +208,6 @@
   defineGlobal('clearInterval', clearTimer);
   defineGlobal('queueMicrotask', function queueMicrotask(callback) {
     Promise.resolve().then(callback);
-  });
-
-  // ---- crypto (getRandomValues from the OS RNG; crypto-js and uuid need it) -----------------
-  defineGlobal('crypto', {
-    getRandomValues(array) {
-      if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array) {
-        throw new TypeError('crypto.getRandomValues: argument must be an integer TypedArray');
-      }
-      if (array.byteLength > 65536) {
-        throw new RangeError('crypto.getRandomValues: at most 65536 bytes per call');
-      }
-      native.random(array);
-      return array;
-    },
-    randomUUID() {
-      const b = this.getRandomValues(new Uint8Array(16));
-      b[6] = (b[6] & 0x0f) | 0x40;
-      b[8] = (b[8] & 0x3f) | 0x80;
-      const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-    },
   });
 
   // ---- base64 and text encoding --------------------------------------------------------------
