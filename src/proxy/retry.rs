@@ -9,7 +9,7 @@
 //! | 429 without it, longer, or a second time | jittered backoff, fallback |
 //! | 500/502/504/408 or reset before headers, first time on this node | short jittered backoff, same node |
 //! | the same again, or 503/529 | jittered backoff, fallback |
-//! | no headers in `first_byte`, no token in `first_token` | fallback at once (a silent node only multiplies the wait) |
+//! | no headers in `first_byte` / `stream_first_byte`, closed silently, no token in `first_token` | fallback at once, never the same node (a silent node only multiplies the wait); the first such fallback may start even after `total` |
 //! | stream cut or stalled | fallback at once (continuation) |
 //! | context length | fallback at once, only to nodes whose `fallback_for` has it |
 //! | any failure on the generic route ([`Failure::elsewhere`]) | jittered backoff, another node |
@@ -99,6 +99,9 @@ pub struct Budget {
     /// attempts, and most make one — it costs one allocation where a map of lists took three.
     attempts: Vec<(String, Instant)>,
     total_attempts: u32,
+    /// A fallback after a silent node was already granted past the deadline: a silent
+    /// primary must never use up the time the fallback needs, but it gets that grace once.
+    silence_grace_used: bool,
 }
 
 impl Budget {
@@ -108,6 +111,7 @@ impl Budget {
             started,
             attempts: Vec::new(),
             total_attempts: 0,
+            silence_grace_used: false,
         }
     }
 
@@ -202,7 +206,14 @@ impl Budget {
             Plan::GiveUp => return Plan::GiveUp,
         };
         if at >= self.deadline() {
-            return Plan::GiveUp;
+            // The header wait of a non-streaming attempt (`first_byte`, 60 s) is longer than
+            // `total` (30 s): without this a silent primary would leave no time for the
+            // fallback. Worst case: one header wait + one fallback attempt.
+            let silent = failure.class == ErrorClass::Timeout && matches!(plan, Plan::Fallback { .. });
+            if !silent || self.silence_grace_used {
+                return Plan::GiveUp;
+            }
+            self.silence_grace_used = true;
         }
         plan
     }
@@ -341,6 +352,31 @@ mod tests {
                 Plan::Fallback { class, at: t0 }
             );
         }
+    }
+
+    #[test]
+    fn a_silent_node_leaves_the_fallback_its_turn_once_even_after_total() {
+        let t0 = Instant::now();
+        let mut rng = rand::rng();
+        let mut b = Budget::new(config(), t0);
+        b.record_attempt("a", t0);
+        let late = t0 + Duration::from_secs(60);
+        let silent = failure(ErrorClass::Timeout, None, false);
+        assert_eq!(
+            b.after_failure("a", &silent, late, &mut rng),
+            Plan::Fallback {
+                class: ErrorClass::Timeout,
+                at: late
+            }
+        );
+        b.record_attempt("b", late);
+        let later = late + Duration::from_secs(60);
+        assert_eq!(b.after_failure("b", &silent, later, &mut rng), Plan::GiveUp);
+        // Other failures get no grace.
+        let mut b = Budget::new(config(), t0);
+        b.record_attempt("a", t0);
+        let f = failure(ErrorClass::Unavailable, None, false);
+        assert_eq!(b.after_failure("a", &f, late, &mut rng), Plan::GiveUp);
     }
 
     #[test]

@@ -52,6 +52,14 @@ impl LlmNode for GatewayNode {
     fn model_mapping(&self) -> &BTreeMap<String, String> {
         &self.node.config.model_mapping
     }
+    /// Asked after the failure was recorded: a failed probe left the breaker open, and
+    /// two failures in a row mean the node's previous request failed as well.
+    fn may_retry(&self) -> bool {
+        let control = self.node.control();
+        !self.probe
+            && control.breaker.state() == crate::proxy::breaker::BreakerState::Closed
+            && control.breaker.consecutive_failures() <= 1
+    }
 }
 
 /// Node choice and transport of the gateway, for the LLM driver.

@@ -119,6 +119,7 @@ impl LlmRoute {
         let settings = Settings {
             budget: BudgetConfig::of(cfg),
             first_byte: cfg.timeouts.first_byte,
+            stream_first_byte: cfg.timeouts.stream_first_byte,
             first_token: cfg.timeouts.first_token,
             stream_idle: cfg.timeouts.stream_idle,
         };

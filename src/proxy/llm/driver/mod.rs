@@ -58,6 +58,10 @@ use tokio::time::Instant;
 
 /// Largest error body read to classify (and possibly relay) a non-2xx answer.
 pub const MAX_ERROR_BODY: usize = 1024 * 1024;
+/// A connection the node closed before any header, after at least this long, was a silent
+/// node (not a blip): it counts as a timeout and the node is not retried in the request.
+/// Quick resets stay blips with their one same-node retry.
+pub const SILENT_CLOSE: Duration = Duration::from_secs(1);
 /// Largest non-streaming answer keel buffers before sending it.
 pub const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
 
@@ -65,8 +69,12 @@ pub const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub budget: BudgetConfig,
-    /// Response header of one attempt.
+    /// Response header of one non-streaming attempt (the provider answers when the whole
+    /// answer is ready, so this bounds generation time too).
     pub first_byte: Duration,
+    /// Response header of one streaming attempt: a streaming provider sends its header at
+    /// once, so a node silent for this long is treated as dead, not as slow.
+    pub stream_first_byte: Duration,
     /// First content event of a streamed part, from the attempt's start.
     pub first_token: Duration,
     /// Silence between two events once content flows.
@@ -195,7 +203,8 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 Attempt::Broken(stream, error) => {
                     return self.continue_stream(node, *stream, error).await
                 }
-                Attempt::Failed(failure, error) => {
+                Attempt::Failed(mut failure, error) => {
+                    failure.same_node &= node.may_retry();
                     self.failures
                         .push((format!("{}: {error}", node.name()), failure.class));
                     (failure, error)
@@ -259,24 +268,37 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         self.relay_whole(node, response).await
     }
 
-    /// Sends with the `first_byte` limit; a failure is already reported.
+    /// Sends with the header limit (`stream_first_byte` for a streaming request, else
+    /// `first_byte`); a failure is already reported.
     async fn send(&self, node: &U::Node, body: Bytes) -> Result<UpstreamResponse, Attempt> {
-        let sent = tokio::time::timeout(self.settings.first_byte, self.up.send(node, body)).await;
+        let (wait, key) = if self.request.stream {
+            (self.settings.stream_first_byte, "stream_first_byte")
+        } else {
+            (self.settings.first_byte, "first_byte")
+        };
+        let began = Instant::now();
+        let sent = tokio::time::timeout(wait, self.up.send(node, body)).await;
         let (class, error, same_node) = match sent {
             Ok(Ok(r)) => return Ok(r),
+            // A silent node is never tried again within the request: it only multiplies
+            // the wait.
             Err(_) => {
+                let error =
+                    AttemptError::Timeout(format!("no response header within {key} ({wait:?})"));
+                (ErrorClass::Timeout, error, false)
+            }
+            // Refused or unreachable: nothing suggests the same node works a moment later.
+            Ok(Err(e @ AttemptError::Connect(_))) => (ErrorClass::Unavailable, e, false),
+            // Closed after a long silence: the node hung, it did not blip.
+            Ok(Err(e)) if began.elapsed() >= SILENT_CLOSE => {
                 let error = AttemptError::Timeout(format!(
-                    "no response header within first_byte ({:?})",
-                    self.settings.first_byte
+                    "closed after {:.1} s without a response header ({e})",
+                    began.elapsed().as_secs_f64()
                 ));
                 (ErrorClass::Timeout, error, false)
             }
-            // Refused or unreachable: nothing suggests the same node works a moment later;
-            // a connection closed before the header may have been a blip.
-            Ok(Err(e)) => {
-                let same_node = !matches!(e, AttemptError::Connect(_));
-                (ErrorClass::Unavailable, e, same_node)
-            }
+            // Closed at once, before the header: may have been a blip.
+            Ok(Err(e)) => (ErrorClass::Unavailable, e, true),
         };
         Err(self.failed(node, class, same_node, error))
     }

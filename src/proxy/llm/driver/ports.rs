@@ -19,6 +19,13 @@ pub trait LlmNode: Clone + Send + Sync {
     /// Accepts a trailing assistant message and continues it.
     fn supports_prefill(&self) -> bool;
     fn model_mapping(&self) -> &BTreeMap<String, String>;
+    /// Whether a failed attempt may be repeated on this node within the request. False for
+    /// a half-open probe (its failure reopened the breaker: the request moves on at once)
+    /// and for a node whose previous request failed too (an outage, not a blip), so that
+    /// during an outage the node never sees more attempts than there are client requests.
+    fn may_retry(&self) -> bool {
+        true
+    }
 }
 
 /// A response header and the body still to be read.

@@ -66,6 +66,8 @@ enum Step {
     Silent,
     Refuse,
     Reset,
+    /// Silent, then the connection closes before any header.
+    CloseAfter(Duration),
 }
 
 struct Body(VecDeque<Piece>);
@@ -194,6 +196,10 @@ impl Upstream for Fake {
             Step::Silent => std::future::pending().await,
             Step::Refuse => Err(AttemptError::Connect("refused".into())),
             Step::Reset => Err(AttemptError::Upstream("reset by peer".into())),
+            Step::CloseAfter(d) => {
+                tokio::time::sleep(d).await;
+                Err(AttemptError::Upstream("connection closed".into()))
+            }
         }
     }
     fn report(&self, node: &Node, report: Report) {
@@ -270,6 +276,7 @@ fn settings() -> Settings {
             backoff_max: Duration::from_millis(5),
         },
         first_byte: Duration::from_millis(300),
+        stream_first_byte: Duration::from_millis(300),
         first_token: Duration::from_millis(300),
         stream_idle: Duration::from_millis(300),
     }
@@ -428,6 +435,64 @@ async fn silent_node_fails_over_at_once_without_a_second_try() {
     let (served, _) = run(&fake, &openai(false)).await;
     assert_eq!(served, Served::Complete { status: 200 });
     assert_eq!(fake.tried(), ["a", "b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_closing_after_a_silence_is_not_retried_but_a_quick_reset_is() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            ("a", vec![Step::CloseAfter(Duration::from_secs(2)), Step::Silent]),
+            ("b", vec![Step::Json(answer("model-b", "hi"))]),
+        ],
+    );
+    let (served, _) = run(&fake, &openai(true)).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake.tried(), ["a", "b"]);
+    assert_eq!(statuses(&fake), ["a:timeout", "b:ok"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_header_wait_longer_than_total_still_leaves_the_fallback_its_turn() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            ("a", vec![Step::Silent]),
+            ("b", vec![Step::Json(answer("model-b", "hi"))]),
+        ],
+    );
+    // Non-streaming: the header wait (20 s) outlasts total (10 s).
+    let settings = Settings {
+        first_byte: Duration::from_secs(20),
+        ..settings()
+    };
+    let mut client = Client::default();
+    let t0 = Instant::now();
+    let served = serve(&fake, &mut client, &openai(false), &settings, t0).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake.tried(), ["a", "b"]);
+    assert_eq!(fake.gaps(), [Duration::from_secs(20)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn streaming_requests_wait_stream_first_byte_for_the_header() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            ("a", vec![Step::Silent]),
+            ("b", vec![Step::Sse(oa_stream("b", &["hi"], true))]),
+        ],
+    );
+    let settings = Settings {
+        first_byte: Duration::from_secs(20),
+        stream_first_byte: Duration::from_secs(2),
+        first_token: Duration::from_secs(5),
+        ..settings()
+    };
+    let mut client = Client::default();
+    let served = serve(&fake, &mut client, &openai(true), &settings, Instant::now()).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake.gaps(), [Duration::from_secs(2)]);
 }
 
 #[tokio::test(start_paused = true)]
