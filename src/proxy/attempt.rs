@@ -32,12 +32,31 @@ pub enum AttemptError {
     Stream(String),
 }
 
+/// A text up to its first `: ` (after it come details: an error chain, a provider body).
+fn headline(text: &str) -> String {
+    text.split(": ").next().unwrap_or(text).to_string()
+}
+
 impl AttemptError {
     /// A retryable status, described as `status 503`.
     pub fn status(status: u16) -> Self {
         AttemptError::Status {
             status,
             detail: format!("status {status}"),
+        }
+    }
+
+    /// What a client may read about this failure: the kind, never the transport's own
+    /// text (Pingora's error chains carry upstream addresses and internals, which stay in
+    /// the log).
+    pub fn public(&self) -> String {
+        match self {
+            AttemptError::Connect(_) => "connect failed".into(),
+            AttemptError::Upstream(_) => "connection closed before the response header".into(),
+            // keel's own texts: what passed (`stream stalled`, `no response header within
+            // first_byte (60s)`), cut before the `: ` that would add a transport error.
+            AttemptError::Timeout(text) | AttemptError::Stream(text) => headline(text),
+            AttemptError::Status { detail, .. } => headline(detail),
         }
     }
 

@@ -757,7 +757,7 @@ async fn primary_closing_after_a_silence_is_not_retried_and_the_fallback_answers
 async fn silent_primary_past_total_still_leaves_the_fallback_its_turn() {
     let (p, f, k) = default_pair().await;
     p.script([Fault::NoHeaders(Duration::from_secs(120))]);
-    let Some(r) = sdk("anthropic", &base(&k), false, &["--max-retries", "0"]).await else {
+    let Some(r) = sdk("anthropic", &base(&k), false, &["--timeout", "150"]).await else {
         return;
     };
     assert_eq!(r["ok"], true, "{r}");

@@ -119,6 +119,12 @@ async fn all_failed(
     ctx: &mut RequestCtx,
     failures: &[(String, AttemptError)],
 ) -> Result<()> {
+    let detail: Vec<String> = failures.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+    tracing::warn!(
+        status = 502,
+        attempts = %detail.join("; "),
+        "upstream request failed on every node"
+    );
     respond_json(
         session,
         ctx,
@@ -130,10 +136,14 @@ async fn all_failed(
     .await
 }
 
-/// `all nodes failed (a, b tried): a: connect failed: ...; b: status 503`.
+/// `all nodes failed (a, b tried): a: connect failed; b: status 503` — node names and
+/// failure kinds only; addresses and transport errors go to the log.
 fn failure_summary(failures: &[(String, AttemptError)]) -> String {
     let nodes: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
-    let causes: Vec<String> = failures.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+    let causes: Vec<String> = failures
+        .iter()
+        .map(|(n, e)| format!("{n}: {}", e.public()))
+        .collect();
     format!(
         "all nodes failed ({} tried): {}",
         nodes.join(", "),
@@ -379,7 +389,7 @@ mod tests {
         ];
         assert_eq!(
             failure_summary(&failures),
-            "all nodes failed (a, b, c tried): a: connect failed: refused; b: status 502; \
+            "all nodes failed (a, b, c tried): a: connect failed; b: status 502; \
              c: timed out before the response header"
         );
     }

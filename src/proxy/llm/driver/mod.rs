@@ -160,8 +160,9 @@ struct Driver<'a, U: Upstream, C: ClientSink> {
     request: &'a LlmRequest,
     settings: &'a Settings,
     budget: Budget,
-    /// `node: what went wrong` and its class, in order, for the final answer.
-    failures: Vec<(String, ErrorClass)>,
+    /// Each failed attempt, in order: `node: what failed` for the client, `node: class:
+    /// the full error` for the log (addresses and transport errors never reach clients).
+    failures: Vec<(String, String, ErrorClass)>,
     held: Option<HeldError>,
 }
 
@@ -205,8 +206,11 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 }
                 Attempt::Failed(mut failure, error) => {
                     failure.same_node &= node.may_retry();
-                    self.failures
-                        .push((format!("{}: {error}", node.name()), failure.class));
+                    self.failures.push((
+                        format!("{}: {}", node.name(), error.public()),
+                        format!("{}: {}: {error}", node.name(), failure.class),
+                        failure.class,
+                    ));
                     (failure, error)
                 }
             };
@@ -292,7 +296,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             // Closed after a long silence: the node hung, it did not blip.
             Ok(Err(e)) if began.elapsed() >= SILENT_CLOSE => {
                 let error = AttemptError::Timeout(format!(
-                    "closed after {:.1} s without a response header ({e})",
+                    "closed after {:.1} s without a response header: {e}",
                     began.elapsed().as_secs_f64()
                 ));
                 (ErrorClass::Timeout, error, false)
@@ -334,10 +338,16 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             self.budget.attempts(),
             self.failures
                 .iter()
-                .map(|(text, _)| text.as_str())
+                .map(|(text, _, _)| text.as_str())
                 .collect::<Vec<_>>()
                 .join("; ")
         );
+        let detail = self
+            .failures
+            .iter()
+            .map(|(_, text, _)| text.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
         if let Some(held) = self.held.take() {
             // The provider's own answer is the most useful one for these: a 429 carries its
             // Retry-After for the client's SDK, a context-length 400 says what to shorten.
@@ -356,7 +366,15 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             && self
                 .failures
                 .iter()
-                .all(|(_, class)| *class == ErrorClass::Timeout);
+                .all(|(_, _, class)| *class == ErrorClass::Timeout);
+        let status = if only_timeouts { 504 } else { 502 };
+        // The one line that says why this request failed, with every attempt's full error.
+        tracing::warn!(
+            status,
+            attempts = self.budget.attempts(),
+            causes = %detail,
+            "LLM request failed"
+        );
         if only_timeouts {
             self.keel_error(504, "upstream_timeout", &summary, None)
                 .await

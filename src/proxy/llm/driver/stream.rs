@@ -266,13 +266,15 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         error: AttemptError,
     ) -> Served {
         let cause = format!(
-            "the answer from node {} broke off after {} characters ({error})",
+            "the answer from node {} broke off after {} characters ({})",
             node.name(),
-            stream.delivered().chars().count()
+            stream.delivered().chars().count(),
+            error.public()
         );
         tracing::warn!(node = node.name(), error = %error, "LLM stream broke mid-answer");
         self.budget.restart_clock(Instant::now());
-        let mut last = error.to_string();
+        // Client-facing texts name nodes and failure kinds only; the log has the rest.
+        let mut last = error.public();
         loop {
             if !stream.can_continue() {
                 let why = "it contains content a text prefill cannot reproduce";
@@ -314,7 +316,8 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             let response = match self.send(&node, body).await {
                 Ok(r) => r,
                 Err(Attempt::Failed(_, e)) => {
-                    last = format!("{}: {e}", node.name());
+                    tracing::warn!(node = node.name(), error = %e, "continuation failed");
+                    last = format!("{}: {}", node.name(), e.public());
                     continue;
                 }
                 Err(_) => continue,
@@ -332,7 +335,8 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                         String::from_utf8_lossy(&text)
                     ),
                 };
-                last = format!("{}: {error}", node.name());
+                tracing::warn!(node = node.name(), error = %error, "continuation refused");
+                last = format!("{}: {}", node.name(), error.public());
                 self.up.report(
                     &node,
                     Report::Failed {
@@ -348,10 +352,14 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 .await
             {
                 Attempt::Done(served) => return served,
-                Attempt::Failed(_, e) => last = format!("{}: {e}", node.name()),
+                Attempt::Failed(_, e) => {
+                    tracing::warn!(node = node.name(), error = %e, "continuation failed");
+                    last = format!("{}: {}", node.name(), e.public());
+                }
                 Attempt::Broken(s, e) => {
+                    tracing::warn!(node = node.name(), error = %e, "continuation broke off");
                     stream = *s;
-                    last = format!("{}: {e}", node.name());
+                    last = format!("{}: {}", node.name(), e.public());
                 }
             }
         }
