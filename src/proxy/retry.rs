@@ -209,7 +209,8 @@ impl Budget {
             // The header wait of a non-streaming attempt (`first_byte`, 60 s) is longer than
             // `total` (30 s): without this a silent primary would leave no time for the
             // fallback. Worst case: one header wait + one fallback attempt.
-            let silent = failure.class == ErrorClass::Timeout && matches!(plan, Plan::Fallback { .. });
+            let silent =
+                failure.class == ErrorClass::Timeout && matches!(plan, Plan::Fallback { .. });
             if !silent || self.silence_grace_used {
                 return Plan::GiveUp;
             }

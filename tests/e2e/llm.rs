@@ -705,7 +705,10 @@ async fn silent_primary_hands_a_stream_to_the_fallback_after_stream_first_byte()
     let r = raw(&k, "/v1/chat/completions", &chat(true), &[]).await;
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
-    assert!(text.contains("fallback-model") && text.contains("[DONE]"), "{text}");
+    assert!(
+        text.contains("fallback-model") && text.contains("[DONE]"),
+        "{text}"
+    );
     let mut clients = 1;
     for name in ["openai", "anthropic"] {
         let Some(r) = sdk(name, &base(&k), true, &[]).await else {
@@ -716,12 +719,21 @@ async fn silent_primary_hands_a_stream_to_the_fallback_after_stream_first_byte()
         assert_eq!(r["text"], ANSWER, "{name}");
     }
     let t = timeline(&[&p, &f]);
-    assert_eq!(t.len(), 2 * clients, "one primary + one fallback attempt per request: {t:?}");
+    assert_eq!(
+        t.len(),
+        2 * clients,
+        "one primary + one fallback attempt per request: {t:?}"
+    );
     for pair in t.chunks(2) {
-        assert_eq!((pair[0].0, pair[1].0), (0, 1), "primary once, then the fallback");
+        assert_eq!(
+            (pair[0].0, pair[1].0),
+            (0, 1),
+            "primary once, then the fallback"
+        );
         let waited = pair[1].1 - pair[0].1;
         assert!(
-            waited >= Duration::from_secs(10) && waited < Duration::from_secs(12),
+            // keel starts its clock before the connection, the fake after reading the request.
+            waited >= Duration::from_secs(9) && waited < Duration::from_secs(12),
             "fallback after stream_first_byte: {waited:?}"
         );
     }
@@ -745,7 +757,7 @@ async fn primary_closing_after_a_silence_is_not_retried_and_the_fallback_answers
     assert_eq!(order(&[&p, &f]), [0, 1]);
     let waited = gap(&[&p, &f], 0);
     assert!(
-        waited >= Duration::from_secs(15) && waited < Duration::from_secs(16),
+        waited >= Duration::from_secs(14) && waited < Duration::from_secs(16),
         "{waited:?}"
     );
     healthy(&k).await;
@@ -765,7 +777,7 @@ async fn silent_primary_past_total_still_leaves_the_fallback_its_turn() {
     assert_eq!(order(&[&p, &f]), [0, 1]);
     let waited = gap(&[&p, &f], 0);
     assert!(
-        waited >= Duration::from_secs(60) && waited < Duration::from_secs(62),
+        waited >= Duration::from_secs(59) && waited < Duration::from_secs(62),
         "{waited:?}"
     );
     healthy(&k).await;
@@ -794,7 +806,8 @@ async fn recovered_primary_gets_traffic_back_within_30s_after_a_long_outage() {
         }
         tokio::time::sleep(Duration::from_secs(4).saturating_sub(asked.elapsed())).await;
     }
-    let back_at = back_at.unwrap_or_else(|| panic!("primary never got traffic back; log:\n{}", k.log()));
+    let back_at =
+        back_at.unwrap_or_else(|| panic!("primary never got traffic back; log:\n{}", k.log()));
     let primary_in_outage = p.attempts().iter().filter(|a| a.at < healthy_at).count();
     assert!(
         primary_in_outage <= requests_in_outage,
@@ -802,6 +815,9 @@ async fn recovered_primary_gets_traffic_back_within_30s_after_a_long_outage() {
     );
     assert!(f.attempt_count() >= 1);
     let recovery = back_at - healthy_at;
-    assert!(recovery <= Duration::from_secs(30), "recovered after {recovery:?}");
+    assert!(
+        recovery <= Duration::from_secs(30),
+        "recovered after {recovery:?}"
+    );
     healthy(&k).await;
 }

@@ -69,6 +69,9 @@ pub struct GatewayUpstream<'a> {
     request_id: String,
     started: Instant,
     route: &'a LlmRoute,
+    /// When the current attempt was sent: attempts run one after another, and its report
+    /// observes `keel_upstream_request_duration_seconds` from here (header, body, stream).
+    attempt_sent: std::sync::Mutex<Option<Instant>>,
 }
 
 impl<'a> GatewayUpstream<'a> {
@@ -85,6 +88,7 @@ impl<'a> GatewayUpstream<'a> {
             request_id: ctx.request_id.clone(),
             started: ctx.started,
             route,
+            attempt_sent: std::sync::Mutex::new(None),
         }
     }
 }
@@ -134,6 +138,7 @@ impl Upstream for GatewayUpstream<'_> {
         node: &GatewayNode,
         body: Bytes,
     ) -> Result<UpstreamResponse, AttemptError> {
+        *self.attempt_sent.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         let head = self.head.for_node(&node.node, &self.request_id, body.len());
         let in_flight = NodeInFlight::new(&node.node);
         let (session, peer) =
@@ -164,6 +169,16 @@ impl Upstream for GatewayUpstream<'_> {
         let m = &pool.metrics;
         let name = node.node.name.as_str();
         let now = Instant::now();
+        if !matches!(report, Report::MalformedEvent) {
+            let sent = self
+                .attempt_sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(sent) = sent {
+                m.observe_upstream_duration(&node.node, now.duration_since(sent).as_secs_f64());
+            }
+        }
         match report {
             Report::Answered { status, usage } => {
                 node.node

@@ -20,8 +20,9 @@ pub async fn respond_json(
     message: &str,
     retry_after: Option<u64>,
 ) -> Result<()> {
-    let body =
-        Bytes::from(serde_json::json!({"error": {"type": kind, "message": message, "code": kind}}).to_string());
+    let body = Bytes::from(
+        serde_json::json!({"error": {"type": kind, "message": message, "code": kind}}).to_string(),
+    );
     let mut resp = ResponseHeader::build_no_case(status, Some(5))?;
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", body.len().to_string())?;

@@ -442,7 +442,10 @@ async fn a_node_closing_after_a_silence_is_not_retried_but_a_quick_reset_is() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],
         vec![
-            ("a", vec![Step::CloseAfter(Duration::from_secs(2)), Step::Silent]),
+            (
+                "a",
+                vec![Step::CloseAfter(Duration::from_secs(2)), Step::Silent],
+            ),
             ("b", vec![Step::Json(answer("model-b", "hi"))]),
         ],
     );
