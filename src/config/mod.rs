@@ -35,7 +35,8 @@ pub use gpu::{GpuConfig, GpuMode};
 pub use ledger::LedgerConfig;
 pub use llm::{
     default_fallback_for, validate_fallback_for, validate_llm_timeouts, DedupConfig, ErrorClass,
-    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
+    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_FIRST_BYTE,
+    DEFAULT_STREAM_IDLE,
 };
 pub use load::{load, resolve_path, LoadError, CREDENTIAL_NAME};
 pub use lock_key::{check_lock_key, LockKeyError, MAX_KEY_LEN};

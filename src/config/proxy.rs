@@ -3,13 +3,15 @@
 //!
 //! Defaults follow `spec/proxy-resilience.md` (the reference's environment defaults): retry
 //! 3 tries with 10–100 ms jittered backoff on 502/503/504, breaker at 50 % over 60 s with 20
-//! requests minimum or 5 consecutive failures and a 30 s cooldown with 3 half-open probes,
+//! requests minimum or 5 consecutive failures with 3 half-open probes (the open period is
+//! keel's own: 10 s growing to at most 20 s, so recovery is found within 30 s of any outage),
 //! prewarm on (2 probes, 5 s), shift and queue off. Timeouts follow
 //! `spec/ops-observability.md`: connect 5 s, read 10 s, total 30 s.
 
 use super::llm::{
     default_fallback_for, validate_fallback_for, validate_llm_timeouts, DedupConfig, ErrorClass,
-    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
+    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_FIRST_BYTE,
+    DEFAULT_STREAM_IDLE,
 };
 use super::validate::Scope;
 use super::{Secret, SocketAddrString};
@@ -265,7 +267,8 @@ pub struct BreakerConfig {
     /// First open period; it doubles for each further ejection in a row, up to `max_cooldown`.
     #[serde(with = "humantime_serde")]
     pub cooldown: Duration,
-    /// Cap of the growing open period.
+    /// Cap of the growing open period. Small by default (20 s) so a node that recovers
+    /// after an outage of any length is probed — and gets its traffic back — within 30 s.
     #[serde(with = "humantime_serde")]
     pub max_cooldown: Duration,
     /// Requests admitted while half-open; that many successes close the breaker.
@@ -282,8 +285,8 @@ impl Default for BreakerConfig {
             min_requests: 20,
             failure_rate: 0.5,
             consecutive_failures: 5,
-            cooldown: Duration::from_secs(30),
-            max_cooldown: Duration::from_secs(300),
+            cooldown: Duration::from_secs(10),
+            max_cooldown: Duration::from_secs(20),
             half_open_probes: 3,
             max_ejected_percent: 50,
         }
@@ -380,10 +383,15 @@ pub struct TimeoutConfig {
     /// when attempts may start; a streaming answer then runs as long as events keep coming.
     #[serde(with = "humantime_serde")]
     pub total: Duration,
-    /// LLM routes: response header of one attempt. A non-streaming answer's header comes
-    /// only when the whole answer is ready, so this also bounds generation time.
+    /// LLM routes: response header of one non-streaming attempt. A non-streaming answer's
+    /// header comes only when the whole answer is ready, so this also bounds generation time.
     #[serde(with = "humantime_serde")]
     pub first_byte: Duration,
+    /// LLM routes: response header of one streaming attempt. A streaming provider answers
+    /// its header at once (the generation is bounded by `first_token`/`stream_idle`), so
+    /// this is short: a silent node makes way for the fallback well within `total`.
+    #[serde(with = "humantime_serde")]
+    pub stream_first_byte: Duration,
     /// LLM routes: first content event of a stream, from the attempt's start; until then
     /// keel holds the response header and can still fail over invisibly.
     #[serde(with = "humantime_serde")]
@@ -400,6 +408,7 @@ impl Default for TimeoutConfig {
             read: Duration::from_secs(10),
             total: Duration::from_secs(30),
             first_byte: DEFAULT_FIRST_BYTE,
+            stream_first_byte: DEFAULT_STREAM_FIRST_BYTE,
             first_token: DEFAULT_FIRST_TOKEN,
             stream_idle: DEFAULT_STREAM_IDLE,
         }
@@ -516,7 +525,13 @@ impl ProxyConfig {
         tv.positive_duration("connect", t.connect);
         tv.positive_duration("read", t.read);
         tv.positive_duration("total", t.total);
-        validate_llm_timeouts(&mut tv, t.first_byte, t.first_token, t.stream_idle);
+        validate_llm_timeouts(
+            &mut tv,
+            t.first_byte,
+            t.stream_first_byte,
+            t.first_token,
+            t.stream_idle,
+        );
 
         self.dedup.validate(&mut v.at("dedup"));
     }

@@ -171,7 +171,7 @@ impl GatewayMetrics {
     }
 
     /// Counts the tokens of one answer of `node` (metrics and the node's own totals).
-    pub fn count_tokens(&self, node: &Node, usage: super::usage::Usage) {
+    pub fn count_tokens(&self, node: &Node, usage: super::llm::token_usage::Usage) {
         self.tokens
             .with_label_values(&[&node.name, "input"])
             .inc_by(usage.input);

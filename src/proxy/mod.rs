@@ -19,24 +19,26 @@
 
 pub mod admin;
 pub mod admission;
+pub mod attempt;
 pub mod body;
 pub mod breaker;
 pub mod conns;
-pub mod events;
+pub mod generic;
 pub mod head;
 pub mod llm;
 pub mod metrics;
 pub mod node;
+pub mod node_events;
 pub mod path;
 pub mod persist;
 pub mod pool;
 pub mod prewarm;
 pub mod queue;
+pub mod request;
 pub mod retry;
 pub mod service;
 pub mod shift;
 pub mod swrr;
-pub mod usage;
 
 use crate::config::{ProxyConfig, Secret};
 use crate::limits::{AuthFailures, ConnLimit, Listener};
@@ -47,9 +49,9 @@ use node::{Node, Source};
 use pingora::connectors::TransportConnector;
 use pingora::server::Fds;
 use pingora::services::Service as _;
-use pool::Pool;
+use pool::{Picked, Pool};
 use queue::WaitQueue;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -84,6 +86,8 @@ pub struct Gateway {
     pub transport: TransportConnector,
     pub store: Store,
     pub queue: WaitQueue,
+    /// Accepted client keys (`[proxy] client_keys`; none: open), judged in
+    /// [`request::identity`].
     client_keys: Vec<Secret>,
     /// Wrong client keys per client address (`[proxy] auth_failures_per_minute`).
     auth_failures: AuthFailures,
@@ -98,39 +102,6 @@ pub struct Gateway {
     /// Set by [`GatewayHandle::shutdown`]: how long proxy threads keep serving what is in
     /// flight after they stopped accepting.
     drain_until: std::sync::OnceLock<Instant>,
-}
-
-/// The verdict on a client's key.
-pub enum ClientKey {
-    /// No keys are configured, or the key is one of them.
-    Accepted,
-    /// Missing or wrong: 401.
-    Refused,
-    /// The client's address spent its failed-key budget: 429 after this long, whatever the
-    /// key (see `crate::limits::auth_failures`).
-    Throttled(Duration),
-}
-
-/// Counts one client request as in flight until dropped (shutdown drains on it).
-pub struct InFlight {
-    gw: Arc<Gateway>,
-}
-
-impl InFlight {
-    pub fn new(gw: &Arc<Gateway>) -> Self {
-        gw.in_flight.fetch_add(1, Ordering::AcqRel);
-        gw.in_flight_gauge().inc();
-        InFlight { gw: gw.clone() }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.gw.in_flight_gauge().dec();
-        if self.gw.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.gw.idle.notify_waiters();
-        }
-    }
 }
 
 impl Gateway {
@@ -166,45 +137,18 @@ impl Gateway {
         }
     }
 
-    /// Judges the key a client presented (see [`ClientKey`]). `client` gives the client's
-    /// address; it is asked only when keys are configured.
-    pub fn check_client_key(
-        &self,
-        presented: Option<&str>,
-        client: impl FnOnce() -> Option<IpAddr>,
-    ) -> ClientKey {
-        if self.client_keys.is_empty() {
-            return ClientKey::Accepted;
+    /// The node for a request's first attempt when [`Pool::pick`] found none: waits in the
+    /// bounded queue (when it is enabled) until one becomes available, up to `deadline`.
+    pub async fn wait_in_queue(&self, deadline: TokioInstant) -> Option<Picked> {
+        if !self.config().queue.enabled {
+            return None;
         }
-        // A request without a key guesses nothing: it is refused but neither throttled nor
-        // counted against its address.
-        let ip = presented.and(client());
-        if let Some(ip) = ip {
-            if let Err(wait) = self.auth_failures.check(ip) {
-                return ClientKey::Throttled(wait);
-            }
-        }
-        if self.client_key_ok(presented) {
-            return ClientKey::Accepted;
-        }
-        if let Some(ip) = ip {
-            self.auth_failures.failed(ip);
-        }
-        ClientKey::Refused
-    }
-
-    /// Whether a client key is acceptable (constant-time per key); no keys = open.
-    pub fn client_key_ok(&self, presented: Option<&str>) -> bool {
-        use subtle::ConstantTimeEq;
-        if self.client_keys.is_empty() {
-            return true;
-        }
-        let Some(p) = presented else {
-            return false;
-        };
-        self.client_keys.iter().fold(false, |ok, k| {
-            ok | bool::from(k.expose().as_bytes().ct_eq(p.as_bytes()))
-        })
+        self.queue
+            .wait(&self.pool.metrics, &self.pool.available, deadline, || {
+                self.pool.pick(|_| false, Instant::now())
+            })
+            .await
+            .ok()
     }
 
     /// A summary for `/api/metrics` (`performance.gateway`).
@@ -274,7 +218,7 @@ impl Drop for GatewayHandle {
 fn spawn_proxy_thread(
     index: usize,
     gw: &Arc<Gateway>,
-    llm: &Arc<llm::gateway::LlmRoute>,
+    llm: &Arc<llm::route::LlmRoute>,
     listener: std::net::TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<std::thread::JoinHandle<()>, GatewayError> {
@@ -371,7 +315,7 @@ pub async fn start(
         .map_err(|source| GatewayError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let llm = Arc::new(llm::gateway::LlmRoute::new(&gw));
+    let llm = Arc::new(llm::route::LlmRoute::new(&gw));
     let count = config.thread_count();
     let mut threads = Vec::with_capacity(count);
     for index in 0..count {
