@@ -88,7 +88,9 @@ pub struct Gateway {
     pub queue: WaitQueue,
     /// Accepted client keys (`[proxy] client_keys`; none: open), judged in
     /// [`request::identity`].
-    client_keys: Vec<Secret>,
+    /// Each with its name for logs and metrics (a plain key of the list: `key-<n>`, its
+    /// position from 1).
+    client_keys: Vec<(Arc<str>, Secret)>,
     /// Wrong client keys per client address (`[proxy] auth_failures_per_minute`).
     auth_failures: AuthFailures,
     /// Open client connections against `[proxy] max_connections`, and the closes counted.
@@ -102,6 +104,8 @@ pub struct Gateway {
     /// Set by [`GatewayHandle::shutdown`]: how long proxy threads keep serving what is in
     /// flight after they stopped accepting.
     drain_until: std::sync::OnceLock<Instant>,
+    /// `[log] access`: the access line written when a request ends.
+    pub access: request::access::AccessLog,
 }
 
 impl Gateway {
@@ -258,6 +262,7 @@ fn spawn_proxy_thread(
 /// Pingora service and the supervisor.
 pub async fn start(
     config: &ProxyConfig,
+    access: request::access::AccessLog,
     store: Store,
     telemetry: Telemetry,
 ) -> Result<GatewayHandle, GatewayError> {
@@ -281,7 +286,12 @@ pub async fn start(
         transport: TransportConnector::new(None),
         store,
         queue: WaitQueue::new(&config.queue),
-        client_keys: config.client_keys.clone(),
+        client_keys: config
+            .client_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (Arc::from(format!("key-{}", i + 1)), k.clone()))
+            .collect(),
         auth_failures: AuthFailures::new(
             Listener::Proxy,
             config.auth_failures_per_minute,
@@ -293,6 +303,7 @@ pub async fn start(
         in_flight_gauge: std::sync::OnceLock::new(),
         idle: Notify::new(),
         drain_until: std::sync::OnceLock::new(),
+        access,
     });
     gw.pool.tick(Instant::now());
     {

@@ -51,13 +51,14 @@
 //!    error or panicked ([`request::answer::catching_panics`]). Before the commitment point
 //!    the client gets a JSON 400/500/502; after it the connection is closed, which tells
 //!    the client its response is incomplete.
-//! 5. **Observe** ([`GatewayService::observe`]): the client-facing request metric, for every
-//!    request that got past phase 1.
+//! 5. **Observe** ([`GatewayService::observe`]): the client-facing request metric, and the
+//!    access line ([`access`]), for every request that got past phase 1.
 //! 6. **Keep alive**: the connection goes back to Pingora for the next request only after a
 //!    complete exchange, with pipelined requests kept for their turn.
 
 use super::generic;
 use super::llm::route::{llm_request, LlmRoute};
+use super::request::access;
 use super::request::answer::{catching_panics, error_answer, respond_json};
 use super::request::identity::{new_request_id, request_id};
 use super::request::{self, RequestCtx};
@@ -190,6 +191,16 @@ impl HttpServerApp for GatewayService {
             }
         };
         self.observe(&ctx);
+        if self.gw.access.enabled() {
+            ctx.access.settle(&self.gw.pool);
+        }
+        let req = session.req_header();
+        self.gw.access.write(
+            &ctx,
+            req.method.as_str(),
+            req.uri.path(),
+            (session.body_bytes_read(), session.body_bytes_sent()),
+        );
         if !reusable {
             session.shutdown().await;
             return None;
@@ -224,8 +235,18 @@ impl GatewayService {
         // Generation requests (chat completions, messages) take the LLM route: held headers,
         // stream continuation, error classes, dedup. Anything else takes the generic route.
         match llm_request(session.req_header(), &body) {
-            Some(request) => self.llm.serve(&self.gw, session, ctx, request, body).await,
-            None => generic::serve(&self.gw, session, ctx, body).await,
+            Some(request) => {
+                if self.gw.access.enabled() {
+                    ctx.access.model = Some(request.model.clone());
+                }
+                self.llm.serve(&self.gw, session, ctx, request, body).await
+            }
+            None => {
+                if self.gw.access.enabled() {
+                    ctx.access.model = access::body_model(&body);
+                }
+                generic::serve(&self.gw, session, ctx, body).await
+            }
         }
     }
 

@@ -11,10 +11,12 @@ use super::driver::{
     ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse,
 };
 use super::route::LlmRoute;
+use super::token_usage::Usage;
 use crate::config::ErrorClass;
 use crate::proxy::attempt::AttemptError;
 use crate::proxy::head::ClientHead;
 use crate::proxy::node::Node;
+use crate::proxy::request::access::Try;
 use crate::proxy::request::guard::NodeInFlight;
 use crate::proxy::request::{hop_by_hop, RequestCtx};
 use crate::proxy::Gateway;
@@ -61,6 +63,8 @@ pub struct GatewayUpstream<'a> {
     request_id: String,
     started: Instant,
     route: &'a LlmRoute,
+    /// Each try and the usage reported, for the access line (taken by the route).
+    notes: std::sync::Mutex<(Vec<Try>, Option<Usage>)>,
 }
 
 impl<'a> GatewayUpstream<'a> {
@@ -77,6 +81,23 @@ impl<'a> GatewayUpstream<'a> {
             request_id: ctx.request_id.clone(),
             started: ctx.started,
             route,
+            notes: Default::default(),
+        }
+    }
+
+    /// The tries and usage reported so far (for the access line), leaving none.
+    pub fn take_notes(&self) -> (Vec<Try>, Option<Usage>) {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn note(&self, node: &str, failure: Option<&'static str>, usage: Option<Usage>) {
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        notes.0.push(Try {
+            node: node.to_string(),
+            failure,
+        });
+        if let Some(u) = usage {
+            notes.1 = Some(notes.1.map_or(u, |have| have + u));
         }
     }
 }
@@ -156,6 +177,12 @@ impl Upstream for GatewayUpstream<'_> {
         let m = &pool.metrics;
         let name = node.node.name.as_str();
         let now = Instant::now();
+        match &report {
+            Report::Answered { usage, .. } => self.note(name, None, *usage),
+            Report::Failed { class, usage, .. } => self.note(name, Some(class.name()), *usage),
+            Report::Refused { .. } => self.note(name, Some("refused"), None),
+            Report::MalformedEvent => {}
+        }
         match report {
             Report::Answered { status, usage } => {
                 node.node
@@ -288,8 +315,7 @@ impl ClientSink for SessionSink<'_> {
         parts.status = http::StatusCode::from_u16(status).map_err(|_| ClientGone)?;
         parts.headers = headers;
         let resp = ResponseHeader::from(parts);
-        self.ctx.status = status;
-        self.ctx.committed = true;
+        self.ctx.commit(status);
         self.session
             .write_response_header(Box::new(resp))
             .await
@@ -297,6 +323,7 @@ impl ClientSink for SessionSink<'_> {
     }
 
     async fn body(&mut self, data: Bytes, end: bool) -> Result<(), ClientGone> {
+        self.ctx.relaying(data.len());
         self.session
             .write_response_body(data, end)
             .await

@@ -29,8 +29,7 @@ pub async fn respond_json(
     if let Some(secs) = retry_after {
         resp.insert_header("retry-after", secs.to_string())?;
     }
-    ctx.status = status;
-    ctx.committed = true;
+    ctx.commit(status);
     session.write_response_header(Box::new(resp)).await?;
     session.write_response_body(body, true).await
 }

@@ -53,8 +53,8 @@ pub fn client_key(req: &RequestHeader) -> Option<&str> {
 
 /// The verdict on a client's key.
 pub enum ClientKey {
-    /// No keys are configured, or the key is one of them.
-    Accepted,
+    /// No keys are configured (`None`), or the key is one of them (its name).
+    Accepted(Option<std::sync::Arc<str>>),
     /// Missing or wrong: 401.
     Refused,
     /// The client's address spent its failed-key budget: 429 after this long, whatever the
@@ -71,7 +71,7 @@ impl Gateway {
         client: impl FnOnce() -> Option<IpAddr>,
     ) -> ClientKey {
         if self.client_keys.is_empty() {
-            return ClientKey::Accepted;
+            return ClientKey::Accepted(None);
         }
         // A request without a key guesses nothing: it is refused but neither throttled nor
         // counted against its address.
@@ -81,8 +81,8 @@ impl Gateway {
                 return ClientKey::Throttled(wait);
             }
         }
-        if self.client_key_ok(presented) {
-            return ClientKey::Accepted;
+        if let Some(name) = self.client_key_name(presented) {
+            return ClientKey::Accepted(Some(name));
         }
         if let Some(ip) = ip {
             self.auth_failures.failed(ip);
@@ -90,17 +90,19 @@ impl Gateway {
         ClientKey::Refused
     }
 
-    /// Whether a client key is acceptable (constant-time per key); no keys = open.
-    fn client_key_ok(&self, presented: Option<&str>) -> bool {
+    /// The name of the configured key `presented` is. Every key is compared, each in
+    /// constant time, so the time taken says nothing about which key (or how much of one)
+    /// matched.
+    fn client_key_name(&self, presented: Option<&str>) -> Option<std::sync::Arc<str>> {
         use subtle::ConstantTimeEq;
-        if self.client_keys.is_empty() {
-            return true;
-        }
-        let Some(p) = presented else {
-            return false;
-        };
-        self.client_keys.iter().fold(false, |ok, k| {
-            ok | bool::from(k.expose().as_bytes().ct_eq(p.as_bytes()))
+        let p = presented?;
+        self.client_keys.iter().fold(None, |found, (name, k)| {
+            let hit = bool::from(k.expose().as_bytes().ct_eq(p.as_bytes()));
+            if hit && found.is_none() {
+                Some(name.clone())
+            } else {
+                found
+            }
         })
     }
 }

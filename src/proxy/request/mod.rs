@@ -6,6 +6,7 @@
 //! The dispatcher ([`super::service`]) runs the phases in order; the routes
 //! ([`super::generic`], [`super::llm`]) use this module and never the dispatcher.
 
+pub mod access;
 pub mod answer;
 pub mod guard;
 pub mod hop_by_hop;
@@ -35,6 +36,8 @@ pub struct RequestCtx {
     pub committed: bool,
     /// The response broke after it was committed (the client got it cut short).
     pub cut_short: bool,
+    /// What the access line will say (`[log] access`).
+    pub access: access::AccessNotes,
 }
 
 impl RequestCtx {
@@ -47,6 +50,25 @@ impl RequestCtx {
             status: 0,
             committed: false,
             cut_short: false,
+            access: access::AccessNotes::default(),
+        }
+    }
+
+    /// A response header with `status` is going to the client: the commitment point, and
+    /// the request's time to first byte.
+    pub fn commit(&mut self, status: u16) {
+        self.status = status;
+        self.committed = true;
+        self.access
+            .first_byte
+            .get_or_insert_with(|| self.started.elapsed());
+    }
+
+    /// Body bytes of a node's answer are going to the client: the first ones are the
+    /// request's time to first token.
+    pub fn relaying(&mut self, len: usize) {
+        if len > 0 && self.access.first_token.is_none() {
+            self.access.first_token = Some(self.started.elapsed());
         }
     }
 }
@@ -65,7 +87,7 @@ pub async fn admit(
 ) -> Result<Option<Bytes>> {
     let key = identity::client_key(session.req_header());
     match gw.check_client_key(key, || identity::client_ip(session)) {
-        ClientKey::Accepted => {}
+        ClientKey::Accepted(name) => ctx.access.key_name = name,
         ClientKey::Throttled(wait) => {
             session.set_keepalive(None);
             let secs = wait.as_secs().max(1);
