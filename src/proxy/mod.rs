@@ -40,7 +40,7 @@ pub mod service;
 pub mod shift;
 pub mod swrr;
 
-use crate::config::{ProxyConfig, Secret};
+use crate::config::ProxyConfig;
 use crate::limits::{AuthFailures, ConnLimit, Listener};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
@@ -77,6 +77,8 @@ pub enum GatewayError {
     Thread(#[source] std::io::Error),
     #[error("node {name}: {message}")]
     Node { name: String, message: String },
+    #[error("client key {name}: {message}")]
+    ClientKey { name: String, message: String },
 }
 
 /// Everything the proxy service, the supervisor and the admin API share.
@@ -88,9 +90,10 @@ pub struct Gateway {
     pub queue: WaitQueue,
     /// Accepted client keys (`[proxy] client_keys`; none: open), judged in
     /// [`request::identity`].
-    /// Each with its name for logs and metrics (a plain key of the list: `key-<n>`, its
-    /// position from 1).
-    client_keys: Vec<(Arc<str>, Secret)>,
+    /// Each with its name for logs and metrics and its limits (`request::key_limits`).
+    client_keys: Vec<request::key_limits::ClientKeyEntry>,
+    /// Requests and tokens per client key name.
+    pub key_metrics: request::key_limits::KeyMetrics,
     /// Wrong client keys per client address (`[proxy] auth_failures_per_minute`).
     auth_failures: AuthFailures,
     /// Open client connections against `[proxy] max_connections`, and the closes counted.
@@ -280,18 +283,27 @@ pub async fn start(
         nodes.push(Arc::new(node));
     }
     pool.replace(nodes);
+    let client_keys = config
+        .client_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            request::key_limits::ClientKeyEntry::of(i, k, now).map_err(|message| {
+                GatewayError::ClientKey {
+                    name: k.name(i),
+                    message,
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let gw = Arc::new(Gateway {
         pool,
         transport: TransportConnector::new(None),
         store,
         queue: WaitQueue::new(&config.queue),
-        client_keys: config
-            .client_keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (Arc::from(format!("key-{}", i + 1)), k.clone()))
-            .collect(),
+        client_keys,
+        key_metrics: request::key_limits::KeyMetrics::register(&telemetry.metrics),
         auth_failures: AuthFailures::new(
             Listener::Proxy,
             config.auth_failures_per_minute,

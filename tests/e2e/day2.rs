@@ -123,3 +123,79 @@ async fn access_log_names_key_model_tries_timings_and_tokens_and_samples_only_su
     let log = k.log();
     assert!(!log.contains("k-one-secret") && !log.contains("k-two-secret"));
 }
+
+#[tokio::test]
+async fn named_client_keys_have_their_own_limits_and_model_lists() {
+    use sha2::Digest;
+    let up = FakeLlm::start("m").await;
+    let b_hash: String = sha2::Sha256::digest(b"b-secret")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let k = Keel::start(Spec {
+        extra: format!(
+            "[[proxy.client_keys]]\nname = \"team-a\"\nkey = \"a-secret\"\nrequests_per_minute = 2\n\n\
+             [[proxy.client_keys]]\nname = \"team-b\"\nkey_hash = \"{b_hash}\"\n\n\
+             [[proxy.client_keys]]\nname = \"team-c\"\nkey = \"c-secret\"\nmodels = [\"allowed-model\"]\n\n\
+             [[proxy.nodes]]\nname = \"n\"\nbase_url = \"{}\"\n",
+            up.url()
+        ),
+        ..Spec::default()
+    })
+    .await;
+    let ask = |key: &'static str, model: &'static str| {
+        let url = k.proxy_url("/v1/messages");
+        async move {
+            client()
+                .post(url)
+                .header("x-api-key", key)
+                .json(&json!({"model": model, "max_tokens": 8,
+                              "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(ask("a-secret", "m").await.status(), 200);
+    }
+    let limited = ask("a-secret", "m").await;
+    assert_eq!(limited.status(), 429);
+    let after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&after), "retry-after {after}");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+    assert!(!body.to_string().contains("a-secret"));
+    // Other keys are not affected; a hashed key is recognised by its SHA-256.
+    for _ in 0..3 {
+        assert_eq!(ask("b-secret", "m").await.status(), 200);
+    }
+    // The model allow-list.
+    let denied = ask("c-secret", "other-model").await;
+    assert_eq!(denied.status(), 403);
+    let body: Value = denied.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "model_not_allowed", "{body}");
+    assert_eq!(ask("c-secret", "allowed-model").await.status(), 200);
+    assert_eq!(ask("wrong", "m").await.status(), 401);
+
+    let metrics = k.metrics().await;
+    for line in [
+        "keel_client_key_requests_total{key=\"team-a\",outcome=\"admitted\"} 2",
+        "keel_client_key_requests_total{key=\"team-a\",outcome=\"requests_limited\"} 1",
+        "keel_client_key_requests_total{key=\"team-b\",outcome=\"admitted\"} 3",
+        "keel_client_key_requests_total{key=\"team-c\",outcome=\"model_denied\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("keel_client_key_tokens_total{key=\"team-b\",kind=\"output\"}")),
+        "{metrics}"
+    );
+}

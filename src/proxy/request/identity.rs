@@ -3,6 +3,7 @@
 
 use super::super::head::{X_API_KEY, X_REQUEST_ID};
 use super::super::Gateway;
+use super::key_limits::{self, ClientKeyEntry};
 use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession as Session;
 use std::net::IpAddr;
@@ -52,9 +53,9 @@ pub fn client_key(req: &RequestHeader) -> Option<&str> {
 }
 
 /// The verdict on a client's key.
-pub enum ClientKey {
-    /// No keys are configured (`None`), or the key is one of them (its name).
-    Accepted(Option<std::sync::Arc<str>>),
+pub enum ClientKey<'a> {
+    /// No keys are configured (`None`), or the key is this one.
+    Accepted(Option<&'a ClientKeyEntry>),
     /// Missing or wrong: 401.
     Refused,
     /// The client's address spent its failed-key budget: 429 after this long, whatever the
@@ -69,7 +70,7 @@ impl Gateway {
         &self,
         presented: Option<&str>,
         client: impl FnOnce() -> Option<IpAddr>,
-    ) -> ClientKey {
+    ) -> ClientKey<'_> {
         if self.client_keys.is_empty() {
             return ClientKey::Accepted(None);
         }
@@ -81,8 +82,8 @@ impl Gateway {
                 return ClientKey::Throttled(wait);
             }
         }
-        if let Some(name) = self.client_key_name(presented) {
-            return ClientKey::Accepted(Some(name));
+        if let Some(entry) = self.client_key_entry(presented) {
+            return ClientKey::Accepted(Some(entry));
         }
         if let Some(ip) = ip {
             self.auth_failures.failed(ip);
@@ -90,16 +91,15 @@ impl Gateway {
         ClientKey::Refused
     }
 
-    /// The name of the configured key `presented` is. Every key is compared, each in
-    /// constant time, so the time taken says nothing about which key (or how much of one)
-    /// matched.
-    fn client_key_name(&self, presented: Option<&str>) -> Option<std::sync::Arc<str>> {
-        use subtle::ConstantTimeEq;
-        let p = presented?;
-        self.client_keys.iter().fold(None, |found, (name, k)| {
-            let hit = bool::from(k.expose().as_bytes().ct_eq(p.as_bytes()));
+    /// The configured key `presented` is. Every key is compared, each in constant time, so
+    /// the time taken says nothing about which key (or how much of one) matched.
+    fn client_key_entry(&self, presented: Option<&str>) -> Option<&ClientKeyEntry> {
+        let p = presented?.as_bytes();
+        let digest = key_limits::digest(p);
+        self.client_keys.iter().fold(None, |found, entry| {
+            let hit = entry.matches(p, &digest);
             if hit && found.is_none() {
-                Some(name.clone())
+                Some(entry)
             } else {
                 found
             }

@@ -11,6 +11,7 @@ pub mod answer;
 pub mod guard;
 pub mod hop_by_hop;
 pub mod identity;
+pub mod key_limits;
 
 use super::Gateway;
 use answer::respond_json;
@@ -38,6 +39,11 @@ pub struct RequestCtx {
     pub cut_short: bool,
     /// What the access line will say (`[log] access`).
     pub access: access::AccessNotes,
+    /// The limits of the client key presented, until they are checked (once the model is
+    /// known).
+    pub key_limits: Option<Arc<key_limits::KeyLimits>>,
+    /// The key's slot while the request runs (`max_concurrent`), and where its tokens go.
+    pub key_permit: Option<key_limits::KeyPermit>,
 }
 
 impl RequestCtx {
@@ -51,6 +57,8 @@ impl RequestCtx {
             committed: false,
             cut_short: false,
             access: access::AccessNotes::default(),
+            key_limits: None,
+            key_permit: None,
         }
     }
 
@@ -87,7 +95,11 @@ pub async fn admit(
 ) -> Result<Option<Bytes>> {
     let key = identity::client_key(session.req_header());
     match gw.check_client_key(key, || identity::client_ip(session)) {
-        ClientKey::Accepted(name) => ctx.access.key_name = name,
+        ClientKey::Accepted(None) => {}
+        ClientKey::Accepted(Some(entry)) => {
+            ctx.access.key_name = Some(entry.name.clone());
+            ctx.key_limits = entry.limits.clone();
+        }
         ClientKey::Throttled(wait) => {
             session.set_keepalive(None);
             let secs = wait.as_secs().max(1);
