@@ -213,7 +213,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         started,
         stop: stop_rx.clone(),
     };
-    let gateway = proxy::start(&config.proxy, store.clone(), telemetry.clone()).await?;
+    let gateway = proxy::start(
+        &config.proxy,
+        proxy::request::access::AccessLog::of(&config.log),
+        store.clone(),
+        telemetry.clone(),
+    )
+    .await?;
     let mut domains = axum::Router::new()
         .merge(api::nodes::router(gateway.gateway.clone(), admin.clone()))
         .merge(api::dashboard::router(

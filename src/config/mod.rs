@@ -7,6 +7,7 @@
 //! (ranges, zero durations, unwritable paths). Both report `ConfigError { path, message }`.
 
 mod alerts;
+mod client_keys;
 mod clients;
 mod control;
 mod dashboard;
@@ -22,6 +23,7 @@ mod types;
 mod validate;
 
 pub use alerts::{AlertsConfig, ALERT_NAMES, FEED_HISTORY};
+pub use client_keys::{parse_key_hash, ClientKeyConfig, NamedClientKey};
 pub use control::{
     AdminTokenSource, ControlConfig, GENERATED_ADMIN_TOKEN_FILE, MIN_ADMIN_TOKEN_CHARS,
 };

@@ -30,7 +30,8 @@ pub struct ProxyConfig {
     /// least one (see [`ProxyConfig::thread_count`]).
     pub threads: usize,
     /// Keys clients must present (`x-api-key` or `Authorization: Bearer`); empty = no check.
-    pub client_keys: Vec<Secret>,
+    /// Plain strings or named entries with limits (`super::client_keys`).
+    pub client_keys: Vec<super::ClientKeyConfig>,
     /// Upstream nodes from the file; runtime changes from the admin API are kept in the store.
     pub nodes: Vec<NodeConfig>,
     pub retry: RetryConfig,
@@ -443,11 +444,7 @@ impl ProxyConfig {
             self.max_connections,
             self.auth_failures_per_minute,
         );
-        for (i, key) in self.client_keys.iter().enumerate() {
-            if key.expose().trim().is_empty() {
-                v.error(&format!("client_keys[{i}]"), "must not be empty");
-            }
-        }
+        super::client_keys::validate(v, &self.client_keys);
         let mut names = HashSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let mut scope = v.at(&format!("nodes[{i}]"));

@@ -40,7 +40,7 @@ pub mod service;
 pub mod shift;
 pub mod swrr;
 
-use crate::config::{ProxyConfig, Secret};
+use crate::config::ProxyConfig;
 use crate::limits::{AuthFailures, ConnLimit, Listener};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
@@ -77,6 +77,8 @@ pub enum GatewayError {
     Thread(#[source] std::io::Error),
     #[error("node {name}: {message}")]
     Node { name: String, message: String },
+    #[error("client key {name}: {message}")]
+    ClientKey { name: String, message: String },
 }
 
 /// Everything the proxy service, the supervisor and the admin API share.
@@ -88,7 +90,10 @@ pub struct Gateway {
     pub queue: WaitQueue,
     /// Accepted client keys (`[proxy] client_keys`; none: open), judged in
     /// [`request::identity`].
-    client_keys: Vec<Secret>,
+    /// Each with its name for logs and metrics and its limits (`request::key_limits`).
+    client_keys: Vec<request::key_limits::ClientKeyEntry>,
+    /// Requests and tokens per client key name.
+    pub key_metrics: request::key_limits::KeyMetrics,
     /// Wrong client keys per client address (`[proxy] auth_failures_per_minute`).
     auth_failures: AuthFailures,
     /// Open client connections against `[proxy] max_connections`, and the closes counted.
@@ -102,6 +107,8 @@ pub struct Gateway {
     /// Set by [`GatewayHandle::shutdown`]: how long proxy threads keep serving what is in
     /// flight after they stopped accepting.
     drain_until: std::sync::OnceLock<Instant>,
+    /// `[log] access`: the access line written when a request ends.
+    pub access: request::access::AccessLog,
 }
 
 impl Gateway {
@@ -258,6 +265,7 @@ fn spawn_proxy_thread(
 /// Pingora service and the supervisor.
 pub async fn start(
     config: &ProxyConfig,
+    access: request::access::AccessLog,
     store: Store,
     telemetry: Telemetry,
 ) -> Result<GatewayHandle, GatewayError> {
@@ -275,13 +283,27 @@ pub async fn start(
         nodes.push(Arc::new(node));
     }
     pool.replace(nodes);
+    let client_keys = config
+        .client_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            request::key_limits::ClientKeyEntry::of(i, k, now).map_err(|message| {
+                GatewayError::ClientKey {
+                    name: k.name(i),
+                    message,
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let gw = Arc::new(Gateway {
         pool,
         transport: TransportConnector::new(None),
         store,
         queue: WaitQueue::new(&config.queue),
-        client_keys: config.client_keys.clone(),
+        client_keys,
+        key_metrics: request::key_limits::KeyMetrics::register(&telemetry.metrics),
         auth_failures: AuthFailures::new(
             Listener::Proxy,
             config.auth_failures_per_minute,
@@ -293,6 +315,7 @@ pub async fn start(
         in_flight_gauge: std::sync::OnceLock::new(),
         idle: Notify::new(),
         drain_until: std::sync::OnceLock::new(),
+        access,
     });
     gw.pool.tick(Instant::now());
     {

@@ -51,14 +51,15 @@
 //!    error or panicked ([`request::answer::catching_panics`]). Before the commitment point
 //!    the client gets a JSON 400/500/502; after it the connection is closed, which tells
 //!    the client its response is incomplete.
-//! 5. **Observe** ([`GatewayService::observe`]): the client-facing request metric, for every
-//!    request that got past phase 1.
+//! 5. **Observe** ([`GatewayService::observe`]): the client-facing request metric, and the
+//!    access line ([`access`]), for every request that got past phase 1.
 //! 6. **Keep alive**: the connection goes back to Pingora for the next request only after a
 //!    complete exchange, with pipelined requests kept for their turn.
 
 use super::generic;
 use super::llm::route::{llm_request, LlmRoute};
-use super::request::answer::{catching_panics, error_answer, respond_json};
+use super::request::access;
+use super::request::answer::{catching_panics, error_answer, respond_error, respond_json};
 use super::request::identity::{new_request_id, request_id};
 use super::request::{self, RequestCtx};
 use super::Gateway;
@@ -70,6 +71,7 @@ use pingora::protocols::http::ServerSession as Session;
 use pingora::server::ShutdownWatch;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 pub struct GatewayService {
     gw: Arc<Gateway>,
@@ -190,6 +192,17 @@ impl HttpServerApp for GatewayService {
             }
         };
         self.observe(&ctx);
+        self.charge_key(&ctx);
+        if self.gw.access.enabled() {
+            ctx.access.settle(&self.gw.pool);
+        }
+        let req = session.req_header();
+        self.gw.access.write(
+            &ctx,
+            req.method.as_str(),
+            req.uri.path(),
+            (session.body_bytes_read(), session.body_bytes_sent()),
+        );
         if !reusable {
             session.shutdown().await;
             return None;
@@ -223,7 +236,34 @@ impl GatewayService {
         };
         // Generation requests (chat completions, messages) take the LLM route: held headers,
         // stream continuation, error classes, dedup. Anything else takes the generic route.
-        match llm_request(session.req_header(), &body) {
+        let llm = llm_request(session.req_header(), &body);
+        // The model is read for the access line and a key's `models` allow-list.
+        if self.gw.access.enabled() || ctx.key_limits.is_some() {
+            ctx.access.model = match &llm {
+                Some(request) => Some(request.model.clone()),
+                None => access::body_model(&body),
+            };
+        }
+        if let Some(limits) = ctx.key_limits.take() {
+            match limits.admit(ctx.access.model.as_deref(), Instant::now()) {
+                Ok(permit) => ctx.key_permit = Some(permit),
+                Err(refusal) => {
+                    self.gw.key_metrics.refused(&refusal);
+                    let (status, kind, code, after) = refusal.answer();
+                    let message = refusal.to_string();
+                    return respond_error(session, ctx, status, kind, Some(code), &message, after)
+                        .await;
+                }
+            }
+        }
+        if let Some(name) = &ctx.access.key_name {
+            self.gw
+                .key_metrics
+                .requests
+                .with_label_values(&[name, "admitted"])
+                .inc();
+        }
+        match llm {
             Some(request) => self.llm.serve(&self.gw, session, ctx, request, body).await,
             None => generic::serve(&self.gw, session, ctx, body).await,
         }
@@ -253,6 +293,24 @@ impl GatewayService {
             .is_err()
         {
             ctx.status = 0;
+        }
+    }
+
+    /// Phase 5, per client key: the request's tokens go to the key's metrics and its
+    /// `tokens_per_minute`.
+    fn charge_key(&self, ctx: &RequestCtx) {
+        let (Some(name), Some(usage)) = (&ctx.access.key_name, ctx.access.usage) else {
+            return;
+        };
+        let tokens = &self.gw.key_metrics.tokens;
+        tokens
+            .with_label_values(&[name, "input"])
+            .inc_by(usage.input);
+        tokens
+            .with_label_values(&[name, "output"])
+            .inc_by(usage.output);
+        if let Some(permit) = &ctx.key_permit {
+            permit.charge_tokens(usage.input + usage.output);
         }
     }
 

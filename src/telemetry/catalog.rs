@@ -21,6 +21,11 @@ pub const QUEUE_DEPTH: &str = "keel_proxy_queue_depth";
 pub const PROXY_NODES_AVAILABLE: &str = "keel_proxy_nodes_available";
 /// LLM tokens by node and kind (`prompt`, `completion`).
 pub const LLM_TOKENS_TOTAL: &str = "keel_llm_tokens_total";
+/// Proxy requests by client key name and outcome (`admitted`, `requests_limited`,
+/// `tokens_limited`, `concurrency_limited`, `model_denied`).
+pub const CLIENT_KEY_REQUESTS_TOTAL: &str = "keel_client_key_requests_total";
+/// LLM tokens by client key name and kind (`input`, `output`).
+pub const CLIENT_KEY_TOKENS_TOTAL: &str = "keel_client_key_tokens_total";
 /// 1 while a GPU lock is held.
 pub const GPU_LOCK_HELD: &str = "keel_gpu_lock_held";
 /// The fencing token of a lock's current (or last) holder.

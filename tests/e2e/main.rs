@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod dashboard;
+mod day2;
 mod executor;
 mod executor_isolation;
 mod fake_llm;

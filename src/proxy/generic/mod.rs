@@ -17,6 +17,7 @@ pub mod usage_meter;
 use super::attempt::AttemptError;
 use super::head::ClientHead;
 use super::pool::Picked;
+use super::request::access::Try;
 use super::request::answer::respond_json;
 use super::request::guard::NodeInFlight;
 use super::request::{hop_by_hop, RequestCtx};
@@ -82,7 +83,17 @@ pub async fn serve(
         };
         let name = picked.node.name.as_str();
         budget.record_attempt(name, TokioInstant::now());
-        let error = match try_node(gw, session, ctx, &client_head, &picked, &body, deadline).await {
+        let outcome = try_node(gw, session, ctx, &client_head, &picked, &body, deadline).await;
+        let failure = match &outcome {
+            Outcome::Relayed => None,
+            Outcome::Aborted(_) => Some("aborted"),
+            Outcome::Failed(error) => Some(error.label()),
+        };
+        ctx.access.tries.push(Try {
+            node: name.to_string(),
+            failure,
+        });
+        let error = match outcome {
             Outcome::Relayed => return Ok(()),
             Outcome::Aborted(e) => return Err(e),
             Outcome::Failed(error) => error,
@@ -209,8 +220,7 @@ async fn try_node(
     let head_request = session.req_header().method == http::Method::HEAD;
     let downstream = downstream_header(&header, &ctx.request_id, head_request);
     let done_at_header = upstream.response_done() || head_request;
-    ctx.status = status;
-    ctx.committed = true;
+    ctx.commit(status);
     if let Err(e) = session.write_response_header(Box::new(downstream)).await {
         // The client went away before anything reached it; the node did its job.
         finish(gw, picked, started, status, true);
@@ -232,7 +242,7 @@ async fn try_node(
         status,
     };
     attempt
-        .relay(session, upstream, peer, meter, deadline)
+        .relay(session, ctx, upstream, peer, meter, deadline)
         .await
 }
 
@@ -249,6 +259,7 @@ impl Committed<'_> {
     async fn relay(
         &self,
         session: &mut Session,
+        ctx: &mut RequestCtx,
         mut upstream: UpstreamSession,
         peer: Arc<HttpPeer>,
         mut meter: UsageMeter,
@@ -270,6 +281,7 @@ impl Committed<'_> {
             match read {
                 Ok(Some(chunk)) => {
                     // Forward first; usage accounting only looks at what already went out.
+                    ctx.relaying(chunk.len());
                     if let Err(e) = session.write_response_body(chunk.clone(), false).await {
                         self.finish(true);
                         return Outcome::Aborted(e);
@@ -281,6 +293,7 @@ impl Committed<'_> {
                     self.finish(true);
                     if let Some(usage) = meter.finish() {
                         gw.pool.metrics.count_tokens(&picked.node, usage);
+                        ctx.access.add_usage(Some(usage));
                     }
                     super::conns::checkin(&picked.node.conns, upstream, &peer).await;
                     return match client {

@@ -11,10 +11,12 @@ use super::driver::{
     ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse,
 };
 use super::route::LlmRoute;
+use super::token_usage::Usage;
 use crate::config::ErrorClass;
 use crate::proxy::attempt::AttemptError;
 use crate::proxy::head::ClientHead;
 use crate::proxy::node::Node;
+use crate::proxy::request::access::Try;
 use crate::proxy::request::guard::NodeInFlight;
 use crate::proxy::request::{hop_by_hop, RequestCtx};
 use crate::proxy::Gateway;
@@ -72,6 +74,8 @@ pub struct GatewayUpstream<'a> {
     /// When the current attempt was sent: attempts run one after another, and its report
     /// observes `keel_upstream_request_duration_seconds` from here (header, body, stream).
     attempt_sent: std::sync::Mutex<Option<Instant>>,
+    /// Each try and the usage reported, for the access line (taken by the route).
+    notes: std::sync::Mutex<(Vec<Try>, Option<Usage>)>,
 }
 
 impl<'a> GatewayUpstream<'a> {
@@ -89,6 +93,23 @@ impl<'a> GatewayUpstream<'a> {
             started: ctx.started,
             route,
             attempt_sent: std::sync::Mutex::new(None),
+            notes: Default::default(),
+        }
+    }
+
+    /// The tries and usage reported so far (for the access line), leaving none.
+    pub fn take_notes(&self) -> (Vec<Try>, Option<Usage>) {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn note(&self, node: &str, failure: Option<&'static str>, usage: Option<Usage>) {
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        notes.0.push(Try {
+            node: node.to_string(),
+            failure,
+        });
+        if let Some(u) = usage {
+            notes.1 = Some(notes.1.map_or(u, |have| have + u));
         }
     }
 }
@@ -178,6 +199,12 @@ impl Upstream for GatewayUpstream<'_> {
             if let Some(sent) = sent {
                 m.observe_upstream_duration(&node.node, now.duration_since(sent).as_secs_f64());
             }
+        }
+        match &report {
+            Report::Answered { usage, .. } => self.note(name, None, *usage),
+            Report::Failed { class, usage, .. } => self.note(name, Some(class.name()), *usage),
+            Report::Refused { .. } => self.note(name, Some("refused"), None),
+            Report::MalformedEvent => {}
         }
         match report {
             Report::Answered { status, usage } => {
@@ -311,8 +338,7 @@ impl ClientSink for SessionSink<'_> {
         parts.status = http::StatusCode::from_u16(status).map_err(|_| ClientGone)?;
         parts.headers = headers;
         let resp = ResponseHeader::from(parts);
-        self.ctx.status = status;
-        self.ctx.committed = true;
+        self.ctx.commit(status);
         self.session
             .write_response_header(Box::new(resp))
             .await
@@ -320,6 +346,7 @@ impl ClientSink for SessionSink<'_> {
     }
 
     async fn body(&mut self, data: Bytes, end: bool) -> Result<(), ClientGone> {
+        self.ctx.relaying(data.len());
         self.session
             .write_response_body(data, end)
             .await

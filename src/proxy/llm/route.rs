@@ -145,6 +145,8 @@ impl LlmRoute {
             let served = driver::serve(&upstream, &mut sink, &request, &settings, started)
                 .instrument(span)
                 .await;
+            let (tries, usage) = upstream.take_notes();
+            ctx.access.absorb(tries, usage);
             return self.finish(served);
         };
         if dedup::validate_key(&key).is_err() {
@@ -196,6 +198,8 @@ impl LlmRoute {
                     if let Some(response) = capture.into_response() {
                         ticket.complete(response, Instant::now());
                     }
+                    let (tries, usage) = upstream.take_notes();
+                    ctx.access.absorb(tries, usage);
                     return self.finish(served);
                 }
             }

@@ -20,9 +20,26 @@ pub async fn respond_json(
     message: &str,
     retry_after: Option<u64>,
 ) -> Result<()> {
-    let body = Bytes::from(
-        serde_json::json!({"error": {"type": kind, "message": message, "code": kind}}).to_string(),
-    );
+    respond_error(session, ctx, status, kind, Some(kind), message, retry_after).await
+}
+
+/// [`respond_json`] with an OpenAI-style `code` beside `type` when given
+/// (`{"error":{"type","message","code"}}`), for answers clients branch on, such as a client
+/// key's rate limit.
+pub async fn respond_error(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    kind: &str,
+    code: Option<&str>,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Result<()> {
+    let mut error = serde_json::json!({"type": kind, "message": message});
+    if let Some(code) = code {
+        error["code"] = code.into();
+    }
+    let body = Bytes::from(serde_json::json!({ "error": error }).to_string());
     let mut resp = ResponseHeader::build_no_case(status, Some(5))?;
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", body.len().to_string())?;
@@ -30,8 +47,7 @@ pub async fn respond_json(
     if let Some(secs) = retry_after {
         resp.insert_header("retry-after", secs.to_string())?;
     }
-    ctx.status = status;
-    ctx.committed = true;
+    ctx.commit(status);
     session.write_response_header(Box::new(resp)).await?;
     session.write_response_body(body, true).await
 }

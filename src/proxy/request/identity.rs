@@ -3,6 +3,7 @@
 
 use super::super::head::{X_API_KEY, X_REQUEST_ID};
 use super::super::Gateway;
+use super::key_limits::{self, ClientKeyEntry};
 use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession as Session;
 use std::net::IpAddr;
@@ -52,9 +53,9 @@ pub fn client_key(req: &RequestHeader) -> Option<&str> {
 }
 
 /// The verdict on a client's key.
-pub enum ClientKey {
-    /// No keys are configured, or the key is one of them.
-    Accepted,
+pub enum ClientKey<'a> {
+    /// No keys are configured (`None`), or the key is this one.
+    Accepted(Option<&'a ClientKeyEntry>),
     /// Missing or wrong: 401.
     Refused,
     /// The client's address spent its failed-key budget: 429 after this long, whatever the
@@ -69,9 +70,9 @@ impl Gateway {
         &self,
         presented: Option<&str>,
         client: impl FnOnce() -> Option<IpAddr>,
-    ) -> ClientKey {
+    ) -> ClientKey<'_> {
         if self.client_keys.is_empty() {
-            return ClientKey::Accepted;
+            return ClientKey::Accepted(None);
         }
         // A request without a key guesses nothing: it is refused but neither throttled nor
         // counted against its address.
@@ -81,8 +82,8 @@ impl Gateway {
                 return ClientKey::Throttled(wait);
             }
         }
-        if self.client_key_ok(presented) {
-            return ClientKey::Accepted;
+        if let Some(entry) = self.client_key_entry(presented) {
+            return ClientKey::Accepted(Some(entry));
         }
         if let Some(ip) = ip {
             self.auth_failures.failed(ip);
@@ -90,17 +91,18 @@ impl Gateway {
         ClientKey::Refused
     }
 
-    /// Whether a client key is acceptable (constant-time per key); no keys = open.
-    fn client_key_ok(&self, presented: Option<&str>) -> bool {
-        use subtle::ConstantTimeEq;
-        if self.client_keys.is_empty() {
-            return true;
-        }
-        let Some(p) = presented else {
-            return false;
-        };
-        self.client_keys.iter().fold(false, |ok, k| {
-            ok | bool::from(k.expose().as_bytes().ct_eq(p.as_bytes()))
+    /// The configured key `presented` is. Every key is compared, each in constant time, so
+    /// the time taken says nothing about which key (or how much of one) matched.
+    fn client_key_entry(&self, presented: Option<&str>) -> Option<&ClientKeyEntry> {
+        let p = presented?.as_bytes();
+        let digest = key_limits::digest(p);
+        self.client_keys.iter().fold(None, |found, entry| {
+            let hit = entry.matches(p, &digest);
+            if hit && found.is_none() {
+                Some(entry)
+            } else {
+                found
+            }
         })
     }
 }

@@ -6,10 +6,12 @@
 //! The dispatcher ([`super::service`]) runs the phases in order; the routes
 //! ([`super::generic`], [`super::llm`]) use this module and never the dispatcher.
 
+pub mod access;
 pub mod answer;
 pub mod guard;
 pub mod hop_by_hop;
 pub mod identity;
+pub mod key_limits;
 
 use super::Gateway;
 use answer::respond_json;
@@ -35,6 +37,13 @@ pub struct RequestCtx {
     pub committed: bool,
     /// The response broke after it was committed (the client got it cut short).
     pub cut_short: bool,
+    /// What the access line will say (`[log] access`).
+    pub access: access::AccessNotes,
+    /// The limits of the client key presented, until they are checked (once the model is
+    /// known).
+    pub key_limits: Option<Arc<key_limits::KeyLimits>>,
+    /// The key's slot while the request runs (`max_concurrent`), and where its tokens go.
+    pub key_permit: Option<key_limits::KeyPermit>,
 }
 
 impl RequestCtx {
@@ -47,6 +56,27 @@ impl RequestCtx {
             status: 0,
             committed: false,
             cut_short: false,
+            access: access::AccessNotes::default(),
+            key_limits: None,
+            key_permit: None,
+        }
+    }
+
+    /// A response header with `status` is going to the client: the commitment point, and
+    /// the request's time to first byte.
+    pub fn commit(&mut self, status: u16) {
+        self.status = status;
+        self.committed = true;
+        self.access
+            .first_byte
+            .get_or_insert_with(|| self.started.elapsed());
+    }
+
+    /// Body bytes of a node's answer are going to the client: the first ones are the
+    /// request's time to first token.
+    pub fn relaying(&mut self, len: usize) {
+        if len > 0 && self.access.first_token.is_none() {
+            self.access.first_token = Some(self.started.elapsed());
         }
     }
 }
@@ -65,7 +95,11 @@ pub async fn admit(
 ) -> Result<Option<Bytes>> {
     let key = identity::client_key(session.req_header());
     match gw.check_client_key(key, || identity::client_ip(session)) {
-        ClientKey::Accepted => {}
+        ClientKey::Accepted(None) => {}
+        ClientKey::Accepted(Some(entry)) => {
+            ctx.access.key_name = Some(entry.name.clone());
+            ctx.key_limits = entry.limits.clone();
+        }
         ClientKey::Throttled(wait) => {
             session.set_keepalive(None);
             let secs = wait.as_secs().max(1);
