@@ -214,7 +214,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stop: stop_rx.clone(),
     };
     let gateway = proxy::start(&config.proxy, store.clone(), telemetry.clone()).await?;
-    let mut domains = axum::Router::new()
+    let mut domains = utoipa_axum::router::OpenApiRouter::new()
         .merge(api::nodes::router(gateway.gateway.clone(), admin.clone()))
         .merge(api::dashboard::router(
             dashboard,

@@ -13,5 +13,6 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod llm;
+mod openapi;
 mod store_integrity;
 mod upstream;
