@@ -220,7 +220,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         telemetry.clone(),
     )
     .await?;
-    let mut domains = axum::Router::new()
+    let mut domains = utoipa_axum::router::OpenApiRouter::new()
         .merge(api::nodes::router(gateway.gateway.clone(), admin.clone()))
         .merge(api::dashboard::router(
             dashboard,

@@ -15,7 +15,7 @@ use std::time::Instant;
 use tokio::task::JoinHandle;
 
 /// One firing alert instance as `/api/v1/alerts` and the dashboard show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Firing {
     pub alert: &'static str,
     /// The node, lock or task it fired for; `null` for keel-wide alerts.

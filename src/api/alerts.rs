@@ -7,16 +7,17 @@ use crate::alerts::Firing;
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AlertList {
     alerts: Vec<Firing>,
     rules: Vec<RuleView>,
 }
 
 /// A rule with its configured threshold and whether it is switched on.
-#[derive(Serialize)]
-struct RuleView {
+#[derive(Serialize, ToSchema)]
+pub struct RuleView {
     alert: &'static str,
     severity: Severity,
     summary: &'static str,
@@ -24,6 +25,16 @@ struct RuleView {
     enabled: bool,
 }
 
+/// Alerts
+///
+/// The firing alert instances (since, value, threshold, severity) and every rule with its
+/// configured threshold and whether it is enabled.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "dashboard",
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Firing alerts and rules.", body = AlertList),
+        (status = 401, description = "Admin token or session missing.", body = super::error::ErrorBody),
+    ))]
 pub async fn list(State(state): State<DashboardState>) -> Json<AlertList> {
     let engine = &state.alerts;
     let rules = RULES

@@ -51,16 +51,20 @@ impl ApiError {
 }
 
 /// The error object every error answer carries (also inside a 409's outcome).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
+    /// Stable and machine-readable: `invalid_json`, `unauthorized`, `not_found`, ...
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// For people; its wording may change.
     pub message: String,
 }
 
-/// `{"error": {...}}`.
-#[derive(Debug, Serialize)]
-struct ErrorBody {
+/// `{"error": {...}}`: the body of every error answer of the control API (the executor's
+/// `/flow/codeblock` answers its reference envelope instead).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"type": "not_found", "message": "no route for GET /nope"}}))]
+pub struct ErrorBody {
     error: ErrorDetail,
 }
 

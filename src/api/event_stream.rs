@@ -23,7 +23,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Resume {
     /// Resume after this event id on the first connection (an `EventSource` can only send
@@ -58,6 +59,22 @@ pub fn plan(last_id: Option<u64>, buffered: Vec<Arc<EventRecord>>, newest: u64) 
     }
 }
 
+/// Event stream
+///
+/// Server-Sent Events: `hello` on connect (the process' instance id), every operator event
+/// as a default message whose `id` is the event id (reconnects resume with
+/// `Last-Event-ID`), `snapshot` once a second (the live payload), `reset` when a resume is
+/// impossible (refetch the overview), `lagged` when the client fell behind (the stream
+/// ends). Streams end on shutdown.
+#[utoipa::path(get, path = "/api/v1/events", tag = "dashboard",
+    params(Resume,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id (sent by `EventSource` on reconnects).")),
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The stream.", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`Last-Event-ID` or `after` is not an event id.", body = super::error::ErrorBody),
+        (status = 401, description = "Admin token or session missing.", body = super::error::ErrorBody),
+    ))]
 pub async fn stream(
     State(state): State<DashboardState>,
     headers: HeaderMap,

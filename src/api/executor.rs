@@ -17,14 +17,16 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use serde_json::Value;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{require_admin, AdminAuth};
-use super::error::{ApiError, ApiPath};
+use super::error::{ApiError, ApiPath, ErrorBody};
 use super::executor_shapes::*;
 use super::locks::optional_body;
 use super::ratelimit::RateLimits;
@@ -32,7 +34,7 @@ use crate::config::{
     ENV_EXECUTION_TIMEOUT_MS, ENV_MAX_CODE_LENGTH, ENV_MAX_CONCURRENT, ENV_MAX_INPUT_SIZE,
     ENV_MAX_RESULT_SIZE,
 };
-use crate::executor::tokens::TokenStore;
+use crate::executor::tokens::{IssuedToken, TokenStore};
 use crate::executor::{ErrorKind, ExecError, ExecRequest, Executor};
 
 /// State of the executor's routes.
@@ -44,21 +46,24 @@ pub struct ExecutorApi {
     pub started: Instant,
 }
 
-pub fn router(state: ExecutorApi, admin: AdminAuth) -> Router {
-    let admin_routes = Router::new()
-        .route("/flow/admin/tokens", post(issue_token).get(list_tokens))
-        .route("/flow/admin/tokens/{id}", delete(revoke_token))
-        .route_layer(middleware::from_fn_with_state(admin, require_admin))
-        .with_state(state.clone());
-    Router::new()
-        .route("/flow", get(service_info))
-        .route("/flow/", get(service_info))
-        .route("/flow/health", get(health))
-        .route("/flow/status", get(status))
-        .route("/flow/limits", get(limits))
-        .route("/flow/codeblock", post(codeblock))
-        .with_state(state)
+/// The executor's routes (state given by [`router`]); the token routes are admin only.
+pub fn routes(admin: AdminAuth) -> OpenApiRouter<ExecutorApi> {
+    let admin_routes = OpenApiRouter::new()
+        .routes(routes!(issue_token, list_tokens))
+        .routes(routes!(revoke_token))
+        .route_layer(middleware::from_fn_with_state(admin, require_admin));
+    OpenApiRouter::new()
+        .routes(routes!(service_info))
+        .routes(routes!(service_info_slash))
+        .routes(routes!(health))
+        .routes(routes!(status))
+        .routes(routes!(limits))
+        .routes(routes!(codeblock))
         .merge(admin_routes)
+}
+
+pub fn router(state: ExecutorApi, admin: AdminAuth) -> OpenApiRouter {
+    routes(admin).with_state(state)
 }
 
 const SERVICE: &str = "keel-executor";
@@ -87,6 +92,12 @@ fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// Service info
+///
+/// Name, version, engine, uptime, the endpoints and the preloaded libraries.
+#[utoipa::path(get, path = "/flow", tag = "executor", responses(
+    (status = 200, description = "The service.", body = ServiceInfo),
+))]
 async fn service_info(State(s): State<ExecutorApi>) -> Json<ServiceInfo> {
     Json(ServiceInfo {
         service: SERVICE,
@@ -102,6 +113,16 @@ async fn service_info(State(s): State<ExecutorApi>) -> Json<ServiceInfo> {
         },
         modules: crate::executor::snapshot::MODULES,
     })
+}
+
+/// Service info (trailing slash)
+///
+/// The same document as `GET /flow`.
+#[utoipa::path(get, path = "/flow/", tag = "executor", responses(
+    (status = 200, description = "The service.", body = ServiceInfo),
+))]
+async fn service_info_slash(state: State<ExecutorApi>) -> Json<ServiceInfo> {
+    service_info(state).await
 }
 
 fn runtime_block(ex: &Executor) -> Runtime {
@@ -133,6 +154,14 @@ fn memory_block(ex: &Executor) -> Memory {
     }
 }
 
+/// Executor health
+///
+/// The reference's health document with the snapshot `warmup` block that monitoring and
+/// probes read (`.warmup.status == "completed"`), and V8 heap figures. `status` is
+/// `degraded` (with `reason`) while the executor process restarts.
+#[utoipa::path(get, path = "/flow/health", tag = "executor", responses(
+    (status = 200, description = "Always 200; read `status` and `warmup.status`.", body = Health),
+))]
 async fn health(State(s): State<ExecutorApi>) -> Json<Health> {
     let ex = &s.executor;
     let w = ex.warmup();
@@ -172,6 +201,12 @@ async fn health(State(s): State<ExecutorApi>) -> Json<Health> {
     })
 }
 
+/// Executor status
+///
+/// Uptime, memory, and the pool's counters and isolates.
+#[utoipa::path(get, path = "/flow/status", tag = "executor", responses(
+    (status = 200, description = "The pool.", body = Status),
+))]
 async fn status(State(s): State<ExecutorApi>) -> Json<Status> {
     let st = s.executor.status();
     Json(Status {
@@ -199,6 +234,12 @@ async fn status(State(s): State<ExecutorApi>) -> Json<Status> {
     })
 }
 
+/// Executor limits
+///
+/// The limits in force, and the reference's environment variable behind each.
+#[utoipa::path(get, path = "/flow/limits", tag = "executor", responses(
+    (status = 200, description = "The limits.", body = Limits),
+))]
 async fn limits(State(s): State<ExecutorApi>) -> Json<Limits> {
     let c = s.executor.config();
     Json(Limits {
@@ -321,6 +362,60 @@ fn timeout_ms(t: &Value) -> Result<Duration, ExecError> {
     }
 }
 
+/// Run a code block
+///
+/// Runs the JavaScript on an isolate of the pool and answers the reference's envelope for
+/// every outcome: `success`, then `result` or `error: {type, message}`, `timing`
+/// (milliseconds), `timestamp` and `request_id` (the client's `X-Request-ID`, or a new
+/// one; echoed in the header too). Rate limits (per IP before and after authentication,
+/// per token) answer 429 in the same envelope.
+#[utoipa::path(post, path = "/flow/codeblock", tag = "executor",
+    params(("X-Request-ID" = Option<String>, Header, description = "Echoed as `request_id`; made when absent.")),
+    request_body = CodeblockRequest,
+    security(("accessToken" = [])),
+    responses(
+        (status = 200, description = "The code returned; `result` is its value.", body = Codeblock,
+            example = json!({"success": true, "result": {"result": 50, "name": "sum"},
+                "timing": {"executionTime": 15, "totalTime": 16},
+                "timestamp": "2025-10-05 16:30:00",
+                "request_id": "96ff0a85-d8dd-440a-923f-59690bcb8e0d"})),
+        (status = 400, description = "The code failed (`SyntaxError`, `ReferenceError`, \
+            `TypeError`, `RangeError`, `TimeoutError`, any thrown error's name, ...) or the \
+            request is invalid (`ValidationError`: missing field, bad Base64, code too long, \
+            input too large).", body = Codeblock,
+            examples(
+                ("SyntaxError" = (summary = "The code does not compile.", value = json!({
+                    "success": false,
+                    "error": {"type": "SyntaxError", "message": "Unexpected end of input"},
+                    "timing": {"executionTime": 0, "totalTime": 5},
+                    "timestamp": "2025-10-05 16:30:00",
+                    "request_id": "5b7c1d2e-8f9a-4b3c-9d0e-1f2a3b4c5d6e"}))),
+                ("ValidationError" = (summary = "A required field is missing.", value = json!({
+                    "success": false,
+                    "error": {"type": "ValidationError", "message": "missing required field: codebase64"},
+                    "timing": {"executionTime": 0, "totalTime": 0},
+                    "timestamp": "2025-10-05 16:30:00",
+                    "request_id": "0e3f4a5b-6c7d-4e8f-9a0b-1c2d3e4f5a6b"}))),
+            )),
+        (status = 401, description = "`AuthenticationError`: no or an unknown `accessToken`.",
+            body = Codeblock, example = json!({"success": false,
+                "error": {"type": "AuthenticationError", "message": "missing accessToken header"},
+                "timing": {"executionTime": 0, "totalTime": 0},
+                "timestamp": "2025-10-05 16:30:00",
+                "request_id": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"})),
+        (status = 413, description = "`ValidationError`: the body is over `[control] max_body_bytes`.",
+            body = Codeblock),
+        (status = 429, description = "`RateLimitError`: over a rate limit.", body = Codeblock,
+            example = json!({"success": false,
+                "error": {"type": "RateLimitError", "message": "rate limit exceeded"},
+                "timing": {"executionTime": 0, "totalTime": 0},
+                "timestamp": "2025-10-05 16:30:00",
+                "request_id": "d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f6a"})),
+        (status = 500, description = "The executor process crashed while running it; it restarts.",
+            body = Codeblock),
+        (status = 503, description = "Overloaded (queue full or queue wait over), or the \
+            executor process is restarting.", body = Codeblock),
+    ))]
 async fn codeblock(
     State(s): State<ExecutorApi>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -422,15 +517,30 @@ async fn codeblock(
 
 /// `POST /flow/admin/tokens` body: optional (no body means an unnamed token); when given,
 /// a JSON object with at most a `name`.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"name": "ci-pipeline"})))]
 struct IssueBody {
+    /// A label for listings (at most 100 characters); default `unnamed`.
     name: Option<String>,
 }
 
 /// Longest token name kept (it is only a label in listings).
 const MAX_TOKEN_NAME: usize = 100;
 
+/// Issue an access token
+///
+/// The answer is the only time the token's text is shown: keel keeps its hash.
+#[utoipa::path(post, path = "/flow/admin/tokens", tag = "executor",
+    request_body(content = Option<IssueBody>, description = "Optional."),
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 201, description = "Issued.", body = IssuedToken,
+            example = json!({"id": "3f9a1c2b7d4e", "name": "ci-pipeline",
+                "created_at": "2025-10-05T16:30:00Z", "token": "kt_Zm9vYmFyYmF6cXV4"})),
+        (status = 400, description = "Bad body or name.", body = ErrorBody),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
 async fn issue_token(
     State(s): State<ExecutorApi>,
     body: Result<Bytes, BytesRejection>,
@@ -452,12 +562,30 @@ async fn issue_token(
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
+/// List access tokens
+///
+/// Issued tokens (never their text); the config's `access_tokens` are not listed.
+#[utoipa::path(get, path = "/flow/admin/tokens", tag = "executor",
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The tokens.", body = TokenList),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
 async fn list_tokens(State(s): State<ExecutorApi>) -> Json<TokenList> {
     Json(TokenList {
         tokens: s.tokens.list(),
     })
 }
 
+/// Revoke an access token
+#[utoipa::path(delete, path = "/flow/admin/tokens/{id}", tag = "executor",
+    params(("id" = String, Path, description = "The token's id (from the listing).")),
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+        (status = 404, description = "No token with this id.", body = ErrorBody),
+    ))]
 async fn revoke_token(
     State(s): State<ExecutorApi>,
     ApiPath(id): ApiPath<String>,

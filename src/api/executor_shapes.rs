@@ -4,9 +4,15 @@
 
 use crate::executor::tokens::TokenInfo;
 use serde::Serialize;
+use serde_json::json;
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 /// `GET /flow`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceInfo {
     pub service: &'static str,
     pub version: &'static str,
@@ -15,10 +21,13 @@ pub struct ServiceInfo {
     /// Whole seconds since keel started.
     pub uptime: u64,
     pub endpoints: Endpoints,
+    /// The libraries in the snapshot, in load order.
+    #[schema(value_type = Vec<String>)]
     pub modules: [&'static str; 7],
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExecutorEndpoints)]
 pub struct Endpoints {
     pub execute: &'static str,
     pub health: &'static str,
@@ -27,7 +36,8 @@ pub struct Endpoints {
 }
 
 /// The pool's counters in `/flow/health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExecutorRuntime)]
 #[serde(rename_all = "camelCase")]
 pub struct Runtime {
     pub pool_size: usize,
@@ -39,7 +49,8 @@ pub struct Runtime {
 
 /// V8 memory as the reference reported its Go runtime's: human figures (`"12.3 MB"`) beside
 /// keel's exact byte counts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExecutorMemory)]
 #[serde(rename_all = "camelCase")]
 pub struct Memory {
     pub alloc: String,
@@ -57,7 +68,8 @@ pub struct Memory {
 }
 
 /// `GET /flow/health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExecutorHealth)]
 pub struct Health {
     /// `healthy`, or `degraded` while the executor process restarts.
     pub status: &'static str,
@@ -71,7 +83,7 @@ pub struct Health {
 }
 
 /// The snapshot warmup, as monitoring and probes read it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Warmup {
     pub status: String,
@@ -86,7 +98,7 @@ pub struct Warmup {
     pub snapshot_bytes: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WarmupDetail {
     pub name: String,
@@ -96,7 +108,8 @@ pub struct WarmupDetail {
 }
 
 /// `GET /flow/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExecutorStatus)]
 pub struct Status {
     /// Always `running`.
     pub status: &'static str,
@@ -106,7 +119,7 @@ pub struct Status {
     pub executor: PoolStatus,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolStatus {
     pub current_executions: usize,
@@ -127,7 +140,8 @@ pub struct PoolStatus {
 }
 
 /// `GET /flow/limits`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExecutorLimits)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
     /// Milliseconds.
@@ -143,7 +157,7 @@ pub struct Limits {
     pub env: LimitVariables,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitVariables {
     pub execution_timeout: &'static str,
@@ -153,10 +167,76 @@ pub struct LimitVariables {
     pub max_result_size: &'static str,
 }
 
+/// `POST /flow/codeblock`'s body. The handler reads it by hand, so that every problem
+/// answers the reference's `ValidationError` envelope rather than a generic 400; this type
+/// only describes it.
+pub struct CodeblockRequest;
+
+impl PartialSchema for CodeblockRequest {
+    fn schema() -> RefOr<Schema> {
+        let required = |field: &str| ObjectBuilder::new().required(field);
+        let fields = ObjectBuilder::new()
+            .property(
+                "input",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .description(Some("Any JSON; the code sees it as `input`.")),
+            )
+            .required("input")
+            .property(
+                "codebase64",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "The JavaScript, Base64 (standard or URL-safe, padding optional, \
+                         whitespace ignored).",
+                    )),
+            )
+            .property(
+                "codeBase64",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("The other spelling clients send; `codebase64` wins.")),
+            )
+            .property(
+                "timeout",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+                    .minimum(Some(0))
+                    .description(Some(
+                        "Milliseconds for this call, capped by `[executor] execution_timeout`.",
+                    )),
+            );
+        AllOfBuilder::new()
+            .description(Some(
+                "A code block and its input. The code is a function body: it ends with \
+                 `return <value>` and may return a Promise, which is awaited. Libraries come \
+                 through `require` (crypto-js, axios, date-fns, lodash, qs, pinyin, uuid) and \
+                 `fetch` is a global; there is no file system, process or environment.",
+            ))
+            .item(fields)
+            .item(
+                AnyOfBuilder::new()
+                    .item(required("codebase64"))
+                    .item(required("codeBase64")),
+            )
+            .examples([json!({
+                "input": {"a": 20, "b": 30},
+                // `return {result: input.a + input.b, name: 'sum'}`
+                "codebase64": "cmV0dXJuIHtyZXN1bHQ6IGlucHV0LmEgKyBpbnB1dC5iLCBuYW1lOiAnc3VtJ30=",
+                "timeout": 5000
+            })])
+            .into()
+    }
+}
+
+impl ToSchema for CodeblockRequest {}
+
 /// `POST /flow/codeblock`'s answer for every outcome: `result` on success, `error` else.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Codeblock {
     pub success: bool,
+    /// What the code returned (success only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,7 +247,7 @@ pub struct Codeblock {
     pub request_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CodeblockError {
     /// `ValidationError`, `TimeoutError`, a JavaScript error's name, ...
     #[serde(rename = "type")]
@@ -176,7 +256,7 @@ pub struct CodeblockError {
 }
 
 /// Milliseconds on an isolate, and in keel overall.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Timing {
     pub execution_time: u64,
@@ -184,7 +264,7 @@ pub struct Timing {
 }
 
 /// `GET /flow/admin/tokens`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }

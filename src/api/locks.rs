@@ -3,24 +3,26 @@
 //! plumbing: its router state, token checks, error mapping, optional JSON bodies.
 
 use super::auth::{bearer_token, AdminAuth};
-use super::error::{ApiError, ApiJson, ErrorDetail};
+use super::error::{ApiError, ApiJson, ErrorBody, ErrorDetail};
 use crate::config::Secret;
 use crate::gpu::Gpus;
 use crate::ledger::{
-    AcquireRequest, Acquired, BusyReason, HeartbeatAck, HeartbeatUpdate, Ledger, LedgerError,
-    LockView, TokenResult,
+    AcquireRequest, Acquired, Busy, BusyReason, HeartbeatAck, HeartbeatUpdate, Held, Ledger,
+    LedgerError, LockView, Released, Renewed, TokenResult,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// State of the ledger's routes (worker API, reference monitoring API, GPUs).
 #[derive(Clone)]
@@ -104,41 +106,52 @@ pub fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, A
     })
 }
 
-pub fn router(state: LedgerApi) -> Router {
-    Router::new()
-        .route("/api/v1/locks", get(list))
-        .route("/api/v1/locks/{lock_key}/acquire", post(acquire))
-        .route("/api/v1/locks/{lock_key}/renew", post(renew))
-        .route("/api/v1/locks/{lock_key}/release", post(release))
-        .route("/api/v1/heartbeats/{task_id}", post(heartbeat))
-        .with_state(state)
+/// The worker API's routes (state given by `super::ledger_router`).
+pub fn routes() -> OpenApiRouter<LedgerApi> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(acquire))
+        .routes(routes!(renew))
+        .routes(routes!(release))
+        .routes(routes!(heartbeat))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AcquireBody {
+#[schema(examples(json!({"holder": "worker-7", "task_id": "extract-001", "ttl_seconds": 300,
+    "wait_seconds": 30})))]
+pub struct AcquireBody {
+    /// Who holds the lock (shown as `lock_holder`).
     holder: String,
+    /// The task the lock is for; its heartbeat keeps the lease's task alive.
     task_id: Option<String>,
+    /// Lease length; default `[ledger] lock_timeout`, at most `[ledger] max_ttl`.
     ttl_seconds: Option<f64>,
+    /// Queue this long when the lock is held (at most `[ledger] max_wait`); 0 or absent
+    /// answers 409 at once.
     wait_seconds: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RenewBody {
+#[schema(examples(json!({"fencing_token": 42, "ttl_seconds": 300})))]
+pub struct RenewBody {
+    /// The token the acquire answered.
     fencing_token: u64,
+    /// New lease length from now; default `[ledger] lock_timeout`.
     ttl_seconds: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReleaseBody {
+#[schema(examples(json!({"fencing_token": 42})))]
+pub struct ReleaseBody {
     fencing_token: u64,
 }
 
 /// A 409 body: the outcome's fields plus the usual `error` object.
-#[derive(Serialize)]
-struct Conflict<T> {
+#[derive(Serialize, ToSchema)]
+pub struct Conflict<T> {
     #[serde(flatten)]
     outcome: T,
     error: ErrorDetail,
@@ -157,8 +170,8 @@ enum TokenCall {
 }
 
 /// The lock's state with the refused call's flag.
-#[derive(Serialize)]
-struct Stale {
+#[derive(Serialize, ToSchema)]
+pub struct Stale {
     #[serde(skip_serializing_if = "Option::is_none")]
     renewed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,13 +201,19 @@ fn stale(call: TokenCall, token: u64, view: LockView) -> Response {
 }
 
 /// `GET /api/v1/locks`.
-#[derive(Serialize)]
-struct LockList {
+#[derive(Serialize, ToSchema)]
+pub struct LockList {
     locks: Vec<LockView>,
+    /// Unix seconds.
     timestamp: f64,
 }
 
-/// `GET /api/v1/locks`: every lock with holder, token and expiry.
+/// List locks
+///
+/// Every lock keel manages or has seen, with holder, fencing token and expiry.
+#[utoipa::path(get, path = "/api/v1/locks", tag = "locks", responses(
+    (status = 200, description = "The locks.", body = LockList),
+))]
 async fn list(State(s): State<LedgerApi>) -> Json<LockList> {
     Json(LockList {
         locks: s.ledger.locks(),
@@ -202,7 +221,24 @@ async fn list(State(s): State<LedgerApi>) -> Json<LockList> {
     })
 }
 
-/// `POST /api/v1/locks/{lock_key}/acquire`: 200 with a fencing token, or 409.
+/// Acquire a lock
+///
+/// 200 with a fencing token, or 409 when it is held (after `wait_seconds` in the queue, if
+/// given). The token grows with every grant, across restarts: pass it to whatever the lock
+/// protects so a holder whose lease expired is refused there.
+#[utoipa::path(post, path = "/api/v1/locks/{lock_key}/acquire", tag = "locks",
+    params(("lock_key" = String, Path, description = "`gpu_lock:{n}` or another configured key.")),
+    request_body = AcquireBody,
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Granted.", body = Held),
+        (status = 409, description = "Held by another holder (`lock_held`), or keel is shutting down.",
+            body = Conflict<Busy>),
+        (status = 400, description = "Bad key, bad JSON, or values out of range.", body = ErrorBody),
+        (status = 401, description = "Worker token missing or wrong (when one is configured).", body = ErrorBody),
+        (status = 404, description = "`unknown_lock`: the key is not one keel manages.", body = ErrorBody),
+        (status = 429, description = "`too_many_tasks`: the wait queue is full.", body = ErrorBody),
+    ))]
 async fn acquire(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
@@ -239,7 +275,21 @@ async fn acquire(
     })
 }
 
-/// `POST /api/v1/locks/{lock_key}/renew`: only the holder's token, before expiry.
+/// Renew a lease
+///
+/// Only with the holder's fencing token, before the lease expired.
+#[utoipa::path(post, path = "/api/v1/locks/{lock_key}/renew", tag = "locks",
+    params(("lock_key" = String, Path, description = "The lock's key.")),
+    request_body = RenewBody,
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Renewed.", body = Renewed),
+        (status = 409, description = "`stale_token`: the token is not the holder's (expired or \
+            taken over); the lock's current state is attached.", body = Conflict<Stale>),
+        (status = 400, description = "Bad key or body.", body = ErrorBody),
+        (status = 401, description = "Worker token missing or wrong.", body = ErrorBody),
+        (status = 404, description = "Unknown lock.", body = ErrorBody),
+    ))]
 async fn renew(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
@@ -260,7 +310,20 @@ async fn renew(
     )
 }
 
-/// `POST /api/v1/locks/{lock_key}/release`: only the holder's token.
+/// Release a lock
+///
+/// Only with the holder's fencing token.
+#[utoipa::path(post, path = "/api/v1/locks/{lock_key}/release", tag = "locks",
+    params(("lock_key" = String, Path, description = "The lock's key.")),
+    request_body = ReleaseBody,
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Released.", body = Released),
+        (status = 409, description = "`stale_token`: the token is not the holder's.", body = Conflict<Stale>),
+        (status = 400, description = "Bad key or body.", body = ErrorBody),
+        (status = 401, description = "Worker token missing or wrong.", body = ErrorBody),
+        (status = 404, description = "Unknown lock.", body = ErrorBody),
+    ))]
 async fn release(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
@@ -277,7 +340,20 @@ async fn release(
     )
 }
 
-/// `POST /api/v1/heartbeats/{task_id}`: the periodic update (starts an unknown task).
+/// Heartbeat
+///
+/// The periodic update of a running task; an unknown task is started. The body is optional
+/// (empty means "still alive").
+#[utoipa::path(post, path = "/api/v1/heartbeats/{task_id}", tag = "locks",
+    params(("task_id" = String, Path, description = "The task's id.")),
+    request_body(content = Option<HeartbeatUpdate>, description = "Optional."),
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Recorded.", body = HeartbeatAck),
+        (status = 400, description = "Bad body (progress outside 0..1, empty texts).", body = ErrorBody),
+        (status = 401, description = "Worker token missing or wrong.", body = ErrorBody),
+        (status = 429, description = "`too_many_tasks`: the task table is full.", body = ErrorBody),
+    ))]
 async fn heartbeat(
     State(s): State<LedgerApi>,
     headers: HeaderMap,

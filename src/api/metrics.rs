@@ -8,10 +8,11 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// `GET /api/metrics`.
-#[derive(Serialize)]
-struct PerfReport {
+#[derive(Serialize, ToSchema)]
+pub struct PerfReport {
     /// Always `ok`.
     status: &'static str,
     timestamp: String,
@@ -20,22 +21,30 @@ struct PerfReport {
 }
 
 /// The control listener's request statistics, and each domain's section by name.
-#[derive(Serialize)]
-struct Performance {
+#[derive(Serialize, ToSchema)]
+pub struct Performance {
     #[serde(flatten)]
     requests: RequestSummary,
+    /// `gateway`, `ledger`, `executor`, `alerts`, ...: each domain's own figures.
     #[serde(flatten)]
     sections: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Serialize)]
-struct System {
+#[derive(Serialize, ToSchema)]
+#[schema(as = PerfSystem)]
+pub struct System {
     memory_mb: f64,
     cpu_percent: f64,
     active_sessions: i64,
 }
 
-/// `GET /metrics` and `GET /health/metrics`.
+/// Prometheus metrics
+///
+/// The text exposition format; every family is prefixed `keel_`.
+#[utoipa::path(get, path = "/metrics", tag = "metrics", responses(
+    (status = 200, description = "Prometheus text format 0.0.4.",
+        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+))]
 pub async fn prometheus(State(core): State<CoreState>) -> impl IntoResponse {
     (
         [(
@@ -46,7 +55,24 @@ pub async fn prometheus(State(core): State<CoreState>) -> impl IntoResponse {
     )
 }
 
-/// `GET /api/metrics`: `{status, timestamp, performance, system}` as the reference had it.
+/// Prometheus metrics (the reference's path)
+///
+/// The same exposition as `/metrics`, at the path the reference served it.
+#[utoipa::path(get, path = "/health/metrics", tag = "metrics", responses(
+    (status = 200, description = "Prometheus text format 0.0.4.",
+        content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+))]
+pub async fn prometheus_health(state: State<CoreState>) -> impl IntoResponse {
+    prometheus(state).await
+}
+
+/// Performance summary
+///
+/// `{status, timestamp, performance, system}` as the reference had it: the control
+/// listener's request statistics, each domain's section, keel's memory and CPU.
+#[utoipa::path(get, path = "/api/metrics", tag = "metrics", responses(
+    (status = 200, description = "The summary.", body = PerfReport),
+))]
 pub async fn perf_json(State(core): State<CoreState>) -> impl IntoResponse {
     let t = &core.telemetry;
     Json(PerfReport {

@@ -10,27 +10,47 @@ use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Events included for the first paint; older ones stay in the bus ring for resume.
 const RECENT_EVENTS: usize = 200;
 
 /// The overview: the live payload's fields, then the rest of the first paint.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Overview {
+    /// `snapshot` (the newest second's figures), `health` (by component) and `sections`
+    /// (by domain): the payload of the event stream's `snapshot` events.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     live: LivePayload,
+    /// Random per process: a change means keel restarted.
+    #[schema(value_type = String)]
     instance: Arc<str>,
     version: &'static str,
     uptime_seconds: f64,
     time: String,
-    /// Per-second figures, oldest first.
+    /// Per-second figures, oldest first (the `snapshot` shape).
+    #[schema(value_type = Vec<Object>)]
     history: Vec<Arc<Figures>>,
     alerts: Vec<Firing>,
+    /// The newest events, oldest first.
+    #[schema(value_type = Vec<EventRecord>)]
     events: Vec<Arc<EventRecord>>,
     /// Resume the event stream after this id (`?after=`).
     newest_event_id: u64,
 }
 
+/// Dashboard overview
+///
+/// Everything the dashboard's first paint needs in one document: the live payload, 15
+/// minutes of per-second history, firing alerts, recent events, and the id to resume the
+/// event stream after.
+#[utoipa::path(get, path = "/api/v1/overview", tag = "dashboard",
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The overview.", body = Overview),
+        (status = 401, description = "Admin token or session missing.", body = super::error::ErrorBody),
+    ))]
 pub async fn document(State(state): State<DashboardState>) -> Json<Overview> {
     let events = state.telemetry.events.recent(RECENT_EVENTS);
     let newest_event_id = events.last().map(|e| e.id).unwrap_or(0);

@@ -10,7 +10,7 @@
 //! only our own page can read, from the login answer) — see `auth::AdminAuth::authorize`.
 
 use super::auth::AdminAuth;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorBody};
 use crate::config::DashboardConfig;
 use crate::store::{Store, StoreError};
 use axum::extract::State;
@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "keel_session";
@@ -212,19 +213,25 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .and_then(|c| c.value_raw())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"token": "<admin token>"})))]
 pub struct Login {
+    /// The admin token.
     token: String,
 }
 
 /// The answer of a login and of `GET /api/v1/session`; a logout answers only
 /// `authenticated: false`.
-#[derive(Serialize)]
-struct SessionBody {
+#[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"authenticated": true, "csrf_token": "dGhpcyBpcyBub3QgYSByZWFsIHRva2Vu",
+    "expires_at": "2025-10-06T04:30:00Z"})))]
+pub struct SessionBody {
     authenticated: bool,
+    /// Send it as `X-Keel-CSRF` on requests that change state.
     #[serde(skip_serializing_if = "Option::is_none")]
     csrf_token: Option<String>,
+    /// RFC 3339.
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
 }
@@ -237,8 +244,17 @@ fn session_body(s: &Session) -> SessionBody {
     }
 }
 
-/// `POST /api/v1/session` `{"token": "<admin token>"}`: sets the session cookie and answers
-/// the CSRF token the page must send on writes.
+/// Log in
+///
+/// Exchanges the admin token for an `HttpOnly; SameSite=Strict` session cookie
+/// (`keel_session`), and answers the CSRF token the page must send on writes.
+#[utoipa::path(post, path = "/api/v1/session", tag = "dashboard",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in; `Set-Cookie` carries the session.", body = SessionBody),
+        (status = 400, description = "Bad JSON or an unknown field.", body = ErrorBody),
+        (status = 401, description = "Wrong admin token.", body = ErrorBody),
+    ))]
 pub async fn login(
     State(auth): State<AdminAuth>,
     ApiJson(body): ApiJson<Login>,
@@ -259,8 +275,16 @@ pub async fn login(
     Ok(resp)
 }
 
-/// `GET /api/v1/session`: whether the cookie is a live session, with its CSRF token (a page
-/// reload loses the token from memory; another origin cannot read this answer).
+/// Current session
+///
+/// Whether the cookie is a live session, with its CSRF token (a page reload loses the token
+/// from memory; another origin cannot read this answer).
+#[utoipa::path(get, path = "/api/v1/session", tag = "dashboard",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A live session.", body = SessionBody),
+        (status = 401, description = "No live session.", body = ErrorBody),
+    ))]
 pub async fn current(
     State(auth): State<AdminAuth>,
     headers: HeaderMap,
@@ -274,8 +298,16 @@ pub async fn current(
     Ok(resp)
 }
 
-/// `DELETE /api/v1/session`: forgets the session and clears the cookie. Needs no CSRF
-/// token: the worst a forged logout does is log the operator out.
+/// Log out
+///
+/// Forgets the session and clears the cookie. Needs no CSRF token: the worst a forged
+/// logout does is log the operator out.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "dashboard",
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "Logged out.", body = SessionBody,
+            example = json!({"authenticated": false})),
+    ))]
 pub async fn logout(
     State(auth): State<AdminAuth>,
     headers: HeaderMap,

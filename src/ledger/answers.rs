@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// A lock as `GET /api/v1/locks` and the 409 answers show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LockView {
     pub lock_key: String,
     /// Whether keel manages this key (configured or a GPU's).
@@ -38,7 +38,7 @@ pub struct AcquireRequest {
 }
 
 /// A granted lease.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Held {
     pub acquired: bool,
     pub lock_key: String,
@@ -51,7 +51,7 @@ pub struct Held {
 }
 
 /// Why an acquire did not get the lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BusyReason {
     /// Held by another holder (answered at once, `wait_seconds` 0).
@@ -62,7 +62,7 @@ pub enum BusyReason {
     ShuttingDown,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Busy {
     pub acquired: bool,
     pub lock_key: String,
@@ -76,7 +76,7 @@ pub enum Acquired {
     Busy(Busy),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Renewed {
     pub renewed: bool,
     pub lock_key: String,
@@ -86,7 +86,7 @@ pub struct Renewed {
     pub lock_age: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Released {
     pub released: bool,
     pub lock_key: String,
@@ -102,7 +102,7 @@ pub enum TokenResult<T> {
 }
 
 /// The reference's `/lock/release` answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ForceReleased {
     pub success: bool,
     pub message: String,
@@ -133,7 +133,7 @@ pub struct LockHolding {
 }
 
 /// `POST /api/v1/heartbeats/{task_id}`'s answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatAck {
     pub success: bool,
     pub task_id: String,

@@ -21,7 +21,7 @@ use serde::Serialize;
 pub const HELD_FRACTION_WARNING: f64 = 0.8;
 pub const HEARTBEAT_FAILURE_WARNING: f64 = 0.1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     Healthy,

@@ -66,7 +66,7 @@ impl Task {
 }
 
 /// Fields a start or update may carry (all optional).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatUpdate {
     /// 0..=1.

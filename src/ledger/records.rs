@@ -82,7 +82,7 @@ pub struct TimeoutCounters {
 }
 
 /// What happened to a lock. Serialized names are the reference's `action` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LockAction {
     Acquire,
@@ -97,7 +97,7 @@ pub enum LockAction {
 
 /// One `recent_history` entry (`ledger_history_v1`): the reference's four fields plus
 /// keel's additions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub action: LockAction,
     pub task_name: String,
@@ -111,7 +111,7 @@ pub struct HistoryEntry {
 }
 
 /// One `action_history` entry of the timeout manager (`ledger_actions_v1`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionEntry {
     pub timestamp: f64,
     /// `lease_expired`, `task_orphaned`, `timeout_recovery`.

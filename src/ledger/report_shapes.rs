@@ -11,7 +11,8 @@ use std::time::Duration;
 
 /// A duration as the reference wrote it: whole seconds as an integer (`30`), otherwise a
 /// float (`0.5`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[schema(value_type = f64)]
 pub struct Seconds(pub Duration);
 
 impl Serialize for Seconds {
@@ -25,7 +26,7 @@ impl Serialize for Seconds {
 }
 
 /// Per-lock counters: the reference's `statistics` object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LockStatistics {
     pub total_attempts: u64,
     pub success_count: u64,
@@ -37,7 +38,7 @@ pub struct LockStatistics {
 }
 
 /// A status with the findings behind it, as of `last_check`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LockHealthBlock {
     pub status: HealthStatus,
     pub last_check: f64,
@@ -45,7 +46,7 @@ pub struct LockHealthBlock {
 }
 
 /// `GET /gpu-lock/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LockStatus {
     pub lock_key: String,
     pub is_locked: bool,
@@ -67,7 +68,7 @@ pub struct LockStatus {
 }
 
 /// `GET /gpu-lock/health`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LockHealth {
     pub overall_status: HealthStatus,
     pub issues_count: usize,
@@ -84,7 +85,7 @@ pub struct LockHealth {
 }
 
 /// `GET /monitor/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorStatus {
     pub monitor_status: MonitorState,
     pub monitor_stats: MonitorCounts,
@@ -94,7 +95,7 @@ pub struct MonitorStatus {
     pub timestamp: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorState {
     pub running: bool,
     pub start_time: Option<f64>,
@@ -102,7 +103,7 @@ pub struct MonitorState {
     pub checks_performed: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorCounts {
     pub gpu_locks_monitored: usize,
     pub tasks_monitored: usize,
@@ -110,7 +111,7 @@ pub struct MonitorCounts {
     pub tasks_recovered: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorSettings {
     pub check_interval: Seconds,
     pub gpu_timeout: Seconds,
@@ -120,7 +121,7 @@ pub struct MonitorSettings {
 }
 
 /// The monitor's figures in `/monitor/health`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorMetrics {
     /// `"30s"`, `"500ms"`.
     pub check_frequency: String,
@@ -131,7 +132,7 @@ pub struct MonitorMetrics {
 }
 
 /// `GET /monitor/health`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorHealth {
     pub status: HealthStatus,
     pub issues: Vec<String>,
@@ -141,7 +142,7 @@ pub struct MonitorHealth {
 
 /// `GET /heartbeat/task/{id}`. For an unknown or completed task the heartbeat fields are
 /// null and `seconds_since_update` is absent, as in the reference.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatTask {
     pub task_id: String,
     pub heartbeat_exists: bool,
@@ -154,7 +155,7 @@ pub struct HeartbeatTask {
     pub seconds_since_update: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatData {
     pub task_name: String,
     pub start_time: f64,
@@ -164,7 +165,7 @@ pub struct HeartbeatData {
 }
 
 /// `GET /heartbeat/all`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatsAll {
     pub statistics: HeartbeatStatistics,
     /// Running tasks by task id.
@@ -174,7 +175,7 @@ pub struct HeartbeatsAll {
     pub timestamp: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatStatistics {
     pub total_tasks: usize,
     pub active_count: usize,
@@ -183,7 +184,7 @@ pub struct HeartbeatStatistics {
     pub average_heartbeat_interval: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActiveTask {
     pub task_name: String,
     pub last_update: f64,
@@ -192,7 +193,7 @@ pub struct ActiveTask {
     pub gpu_lock: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadTask {
     pub task_id: String,
     pub task_name: String,
@@ -201,7 +202,7 @@ pub struct DeadTask {
     pub status: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrphanedTask {
     pub task_id: String,
     pub task_name: String,
@@ -211,15 +212,16 @@ pub struct OrphanedTask {
 }
 
 /// `GET /timeout/status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimeoutStatus {
     pub timeout_stats: TimeoutStats,
     pub action_history: Vec<ActionEntry>,
+    #[schema(value_type = Vec<String>)]
     pub configured_actions: [&'static str; 3],
     pub timestamp: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimeoutStats {
     pub total_timeouts_detected: u64,
     pub tasks_recovered: u64,
@@ -231,7 +233,7 @@ pub struct TimeoutStats {
 }
 
 /// `GET /timeout/config`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimeoutSettings {
     pub gpu_lock_timeout: Seconds,
     pub task_heartbeat_timeout: Seconds,
@@ -244,7 +246,7 @@ pub struct TimeoutSettings {
 }
 
 /// `GET /statistics`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LedgerStatistics {
     pub timestamp: f64,
     pub gpu_lock: LockSummary,
@@ -254,7 +256,7 @@ pub struct LedgerStatistics {
 }
 
 /// Every lock's counters summed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LockSummary {
     pub overall_status: HealthStatus,
     pub total_attempts: u64,
@@ -265,7 +267,7 @@ pub struct LockSummary {
     pub locks_held: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorSummary {
     pub running: bool,
     pub uptime: f64,
@@ -273,7 +275,7 @@ pub struct MonitorSummary {
     pub issues_detected: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatSummary {
     pub active_tasks: usize,
     pub dead_tasks: usize,
@@ -281,7 +283,7 @@ pub struct HeartbeatSummary {
     pub average_interval: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimeoutSummary {
     pub total_timeouts: u64,
     pub tasks_recovered: u64,
@@ -289,7 +291,7 @@ pub struct TimeoutSummary {
 }
 
 /// `GET /health`: the overall status and its components.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LedgerHealth {
     pub status: HealthStatus,
     pub issues: Vec<String>,
@@ -297,7 +299,7 @@ pub struct LedgerHealth {
     pub timestamp: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HealthComponents {
     pub monitor: MonitorComponent,
     pub heartbeat: HeartbeatComponent,
@@ -309,14 +311,14 @@ pub struct HealthComponents {
     pub gpu: Option<GpuComponent>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Component {
     pub status: HealthStatus,
     pub issues: Vec<String>,
     pub timestamp: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MonitorComponent {
     pub status: HealthStatus,
     pub issues: Vec<String>,
@@ -324,12 +326,12 @@ pub struct MonitorComponent {
     pub timestamp: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckFrequency {
     pub check_frequency: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatComponent {
     pub total_tasks: usize,
     pub active_count: usize,
@@ -340,7 +342,7 @@ pub struct HeartbeatComponent {
 }
 
 /// The GPU sampler's state as `/health` shows it (its fields are the GPU report's).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GpuComponent {
     pub enabled: serde_json::Value,
     pub reason: serde_json::Value,
@@ -350,7 +352,7 @@ pub struct GpuComponent {
 
 /// `POST /monitor/start|stop`, `POST /heartbeat/task/{id}/start`, `DELETE
 /// /heartbeat/task/{id}`: what happened, in words.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Done {
     pub message: String,
     pub success: bool,
@@ -360,7 +362,7 @@ pub struct Done {
 }
 
 /// `POST /heartbeat/cleanup`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Cleanup {
     pub message: &'static str,
     pub success: bool,

@@ -18,7 +18,7 @@ pub const CONFIGURED_ACTIONS: [&str; 3] = [
 ];
 
 /// The answer of `POST /timeout/check`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckReport {
     pub checked_locks: Vec<String>,
     pub timeouts_detected: u64,

@@ -29,7 +29,7 @@ pub enum AdminError {
 }
 
 /// `PATCH /admin/api/nodes/{name}`: the settings that may change at runtime.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodePatch {
     pub weight: Option<u32>,

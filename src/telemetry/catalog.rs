@@ -39,6 +39,8 @@ pub const GPU_UTILIZATION_RATIO: &str = "keel_gpu_utilization_ratio";
 pub const GPU_MEMORY_USED_BYTES: &str = "keel_gpu_memory_used_bytes";
 /// Resident memory of keel (the process collector, always present on Linux).
 pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "keel_process_resident_memory_bytes";
+/// User plus system CPU time of keel, at clock-tick resolution (not whole seconds).
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "keel_process_cpu_seconds_total";
 /// 1 while an alert has at least one firing instance (owned by `crate::alerts`).
 pub const ALERT_FIRING: &str = "keel_alert_firing";
 

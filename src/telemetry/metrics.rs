@@ -20,7 +20,7 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// The control listener's requests as `/api/metrics`' `performance` shows them.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RequestSummary {
     pub requests_total: u64,
     pub errors_total: u64,
@@ -145,8 +145,7 @@ impl Metrics {
         m.register(m.auth_failures.clone());
         m.register(m.auth_throttled.clone());
         #[cfg(target_os = "linux")]
-        m.register(prometheus::process_collector::ProcessCollector::new(
-            std::process::id() as i32,
+        m.register(super::process::ProcessCollector::new(
             catalog::PROCESS_NAMESPACE,
         ));
         m
@@ -259,6 +258,44 @@ mod tests {
             text.contains("keel_process_resident_memory_bytes"),
             "{text}"
         );
+    }
+
+    /// `keel_process_cpu_seconds_total` is the exact tick count over `CLK_TCK`, not whole
+    /// seconds: read between two direct readings it lies between them, and when they agree on
+    /// a fractional value it is that value.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_cpu_seconds_have_clock_tick_resolution() {
+        let metrics = Metrics::new();
+        let exported = || {
+            let text = metrics.render();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(catalog::PROCESS_CPU_SECONDS_TOTAL))
+                .unwrap_or_else(|| panic!("no CPU counter in {text}"));
+            let value = line.rsplit(' ').next().expect("a value");
+            value.parse::<f64>().expect("a number")
+        };
+        let direct = || super::super::process::cpu_seconds_of("self").expect("/proc/self");
+        for _ in 0..500 {
+            let mut x = 0u64;
+            for i in 0..200_000u64 {
+                x = x.wrapping_add(i * i);
+            }
+            std::hint::black_box(x);
+            let before = direct();
+            let seen = exported();
+            let after = direct();
+            assert!(
+                before <= seen && seen <= after,
+                "{before} <= {seen} <= {after}"
+            );
+            if before == after && before.fract() != 0.0 {
+                assert_eq!(seen, before);
+                return;
+            }
+        }
+        panic!("no fractional CPU reading in 500 tries");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 use procfs::process::{Process, Stat};
 use procfs::WithCurrentSystemInfo;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -70,6 +72,76 @@ pub fn rss_bytes_of(pid: &str) -> Option<u64> {
 /// User plus system CPU time of a process so far.
 fn cpu_seconds(stat: &Stat) -> f64 {
     (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64
+}
+
+/// User plus system CPU time of a process (`"self"` or a pid) so far, at clock-tick
+/// resolution.
+pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    stat_of(pid).map(|s| cpu_seconds(&s))
+}
+
+/// The `keel_process_*` families: Prometheus' process collector, with its CPU counter
+/// replaced by the exact figure. The stock collector divides clock ticks by `CLK_TCK` in
+/// integers, so its `..._process_cpu_seconds_total` moves in whole seconds and a `rate()`
+/// over a short window reads 0 or a whole core; keel exports `(utime + stime) / CLK_TCK`
+/// as a float, the same reading `/api/metrics`' `cpu_percent` is computed from.
+#[cfg(target_os = "linux")]
+pub struct ProcessCollector {
+    pid: u32,
+    stock: prometheus::process_collector::ProcessCollector,
+    cpu: prometheus::Counter,
+    /// Collections may run side by side; the counter only moves under this lock, so two of
+    /// them never add the same CPU time twice.
+    cpu_update: Mutex<()>,
+}
+
+#[cfg(target_os = "linux")]
+impl ProcessCollector {
+    /// The collector of this process, its families prefixed `{namespace}_`.
+    pub fn new(namespace: &str) -> Self {
+        let pid = std::process::id();
+        let cpu = prometheus::Counter::with_opts(
+            prometheus::Opts::new(
+                "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds.",
+            )
+            .namespace(namespace),
+        )
+        .expect("valid metric");
+        ProcessCollector {
+            pid,
+            stock: prometheus::process_collector::ProcessCollector::new(pid as i32, namespace),
+            cpu,
+            cpu_update: Mutex::new(()),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Collector for ProcessCollector {
+    /// The stock collector's descriptions: the CPU counter keeps its name, help and type.
+    fn desc(&self) -> Vec<&Desc> {
+        self.stock.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let cpu_name = self.cpu.desc()[0].fq_name.clone();
+        let mut families: Vec<MetricFamily> = self
+            .stock
+            .collect()
+            .into_iter()
+            .filter(|f| f.name() != cpu_name)
+            .collect();
+        if let Some(now) = cpu_seconds_of(&self.pid.to_string()) {
+            let _guard = self.cpu_update.lock().unwrap_or_else(|p| p.into_inner());
+            let ahead = now - self.cpu.get();
+            if ahead > 0.0 {
+                self.cpu.inc_by(ahead);
+            }
+            families.splice(0..0, self.cpu.collect());
+        }
+        families
+    }
 }
 
 #[cfg(test)]

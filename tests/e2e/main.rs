@@ -15,5 +15,6 @@ mod lifecycle;
 mod limits;
 mod llm;
 mod node_compat;
+mod openapi;
 mod store_integrity;
 mod upstream;

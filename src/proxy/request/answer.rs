@@ -10,7 +10,8 @@ use pingora::protocols::http::ServerSession as Session;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
-/// A complete JSON error answer in keel's shape, `{"error":{"type","message"}}`, with
+/// A complete JSON error answer in keel's shape, `{"error":{"type","message","code"}}` (the code
+/// repeats the type unless [`respond_error`] names one), with
 /// `retry-after` when given. Commits the request (see [`RequestCtx::committed`]).
 pub async fn respond_json(
     session: &mut Session,
