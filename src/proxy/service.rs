@@ -178,9 +178,12 @@ impl HttpServerApp for GatewayService {
             )
             .await
         } else {
-            // Phases 2 and 3.
+            // Phases 2 and 3. Boxed: Pingora boxes this method's future per request and
+            // moves it twice on the way; a route's future inline would make each move a
+            // copy of several kilobytes (see docs/gateway.md, "Restructured").
             let request_id = ctx.request_id.clone();
-            catching_panics(&request_id, self.serve(&mut session, &mut ctx)).await
+            let serve = Box::pin(self.serve(&mut session, &mut ctx));
+            catching_panics(&request_id, serve).await
         };
         let reusable = match served {
             Ok(()) => true,
