@@ -111,7 +111,7 @@ impl IdleConns {
         }
     }
 
-    /// Closes connections idle for longer than [`POOL_IDLE`] (the supervisor calls this).
+    /// Closes connections idle for longer than `POOL_IDLE` (the supervisor calls this).
     pub fn expire(&self, now: Instant) {
         for slot in &self.slots {
             // Oldest first: stop at the first one still young.

@@ -253,7 +253,7 @@ impl Node {
     }
 
     /// The Pingora peer for this node, resolving its host off the runtime's workers
-    /// (`lookup_host`) and caching the address for [`DNS_TTL`].
+    /// (`lookup_host`) and caching the address for `DNS_TTL`.
     pub async fn peer(&self) -> Result<Arc<HttpPeer>, AttemptError> {
         let now = Instant::now();
         if let Some((peer, at)) = self.peer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {

@@ -42,16 +42,16 @@
 //!    in-flight count.
 //! 2. **Admit** ([`request::admit`]): client key, path, whole body. A refusal is answered
 //!    there and ends the request.
-//! 3. **Route** ([`GatewayService::serve`]): a generation request (chat completions,
+//! 3. **Route** (`GatewayService::serve`): a generation request (chat completions,
 //!    messages) takes the LLM route ([`LlmRoute::serve`], whose driver is
 //!    [`super::llm::driver`]); anything else the generic route ([`generic::serve`]). A route
 //!    answers completely — nodes, attempts, retry policy ([`super::retry`]), relaying —
 //!    using the shared request module ([`super::request`]), never this file.
-//! 4. **Answer a failure** ([`GatewayService::answer_error`]): runs when a route returned an
+//! 4. **Answer a failure** (`GatewayService::answer_error`): runs when a route returned an
 //!    error or panicked ([`request::answer::catching_panics`]). Before the commitment point
 //!    the client gets a JSON 400/500/502; after it the connection is closed, which tells
 //!    the client its response is incomplete.
-//! 5. **Observe** ([`GatewayService::observe`]): the client-facing request metric, and the
+//! 5. **Observe** (`GatewayService::observe`): the client-facing request metric, and the
 //!    access line ([`access`]), for every request that got past phase 1.
 //! 6. **Keep alive**: the connection goes back to Pingora for the next request only after a
 //!    complete exchange, with pipelined requests kept for their turn.
@@ -180,9 +180,12 @@ impl HttpServerApp for GatewayService {
             )
             .await
         } else {
-            // Phases 2 and 3.
+            // Phases 2 and 3. Boxed: Pingora boxes this method's future per request and
+            // moves it twice on the way; a route's future inline would make each move a
+            // copy of several kilobytes (see docs/gateway.md, "Restructured").
             let request_id = ctx.request_id.clone();
-            catching_panics(&request_id, self.serve(&mut session, &mut ctx)).await
+            let serve = Box::pin(self.serve(&mut session, &mut ctx));
+            catching_panics(&request_id, serve).await
         };
         let reusable = match served {
             Ok(()) => true,

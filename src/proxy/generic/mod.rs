@@ -40,7 +40,7 @@ enum Outcome {
     Relayed,
     /// Nothing reached the client; another node may be tried.
     Failed(AttemptError),
-    /// The exchange broke after the commitment point (or the client went away).
+    /// The response broke after the commitment point (or the client went away).
     Aborted(Box<Error>),
 }
 

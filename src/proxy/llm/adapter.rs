@@ -3,7 +3,7 @@
 //!   half-open probes, the wait queue) restricted by `fallback_for`/`supports_prefill`,
 //!   transport by [`crate::proxy::conns::round_trip`] (pooled, TLS-capable), and each
 //!   attempt's outcome into the node's breaker, metrics and token counts;
-//! - [`PingoraBody`]: an answer body read through Pingora's client session;
+//! - `PingoraBody`: an answer body read through Pingora's client session;
 //! - [`SessionSink`]: the client response written through the Pingora downstream `Session`
 //!   (so Pingora keeps owning framing, keep-alive and graceful shutdown).
 

@@ -58,7 +58,7 @@ const HANDLER_PANIC: ErrorType = ErrorType::new("HandlerPanic");
 
 /// Runs keel's handling of one request with panics caught at this boundary, so that a bug
 /// costs one request instead of the connection task: the panic is logged with its message
-/// and becomes a [`HANDLER_PANIC`] error, which [`error_answer`] turns into a 500 JSON when
+/// and becomes a `HANDLER_PANIC` error, which [`error_answer`] turns into a 500 JSON when
 /// nothing reached the client yet. Guards the future held (the node in-flight counts) are
 /// dropped by the unwind; the request's own in-flight guard lives in its `RequestCtx`,
 /// outside the future, and is dropped when the request ends.

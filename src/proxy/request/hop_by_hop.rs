@@ -42,7 +42,7 @@ pub fn named_by<'a>(
         .any(|token| token.trim().eq_ignore_ascii_case(name))
 }
 
-/// The hop-by-hop headers a message carries: those of [`HOP_BY_HOP`] and those its
+/// The hop-by-hop headers a message carries: the fixed ones ([`is_hop_by_hop`]) and those its
 /// `Connection` names. Empty, without allocating, for the usual message that has none: one
 /// pass over the names decides, instead of a hash lookup per name.
 pub fn present(headers: &HeaderMap) -> Vec<HeaderName> {

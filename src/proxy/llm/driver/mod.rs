@@ -22,9 +22,9 @@
 //!
 //! # Reading order
 //!
-//! - this file: [`serve`] and the attempt loop ([`Driver::run`]): first node, one attempt,
+//! - this file: [`serve`] and the attempt loop (`Driver::run`): first node, one attempt,
 //!   the retry policy's plan ([`crate::proxy::retry`]), the next node or keel's own error;
-//! - [`ports`]: the traits the gateway (and the tests) implement;
+//! - `ports`: the traits the gateway (and the tests) implement;
 //! - `whole`: an error answer (retry or return it) and a whole, non-streaming answer;
 //! - `stream`: one streamed part with its held header, and the continuation of a stream
 //!   that broke mid-answer.

@@ -49,12 +49,12 @@ enum Cut {
 }
 
 impl Cut {
-    /// `mid_answer` for a part that delivered content, else `before` with its class.
-    fn of(part: &Part, mid_answer: AttemptError, before: (ErrorClass, AttemptError)) -> Cut {
+    /// `mid_answer` for a part that delivered content, else `before` of class `class`.
+    fn of(part: &Part, mid_answer: AttemptError, class: ErrorClass, before: AttemptError) -> Cut {
         if part.has_content {
             Cut::MidAnswer(mid_answer)
         } else {
-            Cut::BeforeContent(before.0, before.1)
+            Cut::BeforeContent(class, before)
         }
     }
 }
@@ -127,21 +127,17 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 AttemptError::Stream(format!(
                     "stream stalled: no event for stream_idle ({idle:?})"
                 )),
-                (
-                    ErrorClass::Timeout,
-                    AttemptError::Timeout(format!(
-                        "no content within first_token ({:?})",
-                        self.settings.first_token
-                    )),
-                ),
+                ErrorClass::Timeout,
+                AttemptError::Timeout(format!(
+                    "no content within first_token ({:?})",
+                    self.settings.first_token
+                )),
             )),
             Ok(Err(e)) => Err(Cut::of(
                 part,
                 AttemptError::Stream(format!("stream broke off: {e}")),
-                (
-                    ErrorClass::StreamBroken,
-                    AttemptError::Stream(format!("stream broke off before any content: {e}")),
-                ),
+                ErrorClass::StreamBroken,
+                AttemptError::Stream(format!("stream broke off before any content: {e}")),
             )),
         }
     }
@@ -172,7 +168,8 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 return Err(Cut::of(
                     part,
                     AttemptError::Stream(detail.clone()),
-                    (ErrorClass::Unavailable, AttemptError::Stream(detail)),
+                    ErrorClass::Unavailable,
+                    AttemptError::Stream(detail),
                 ));
             }
             part.has_content |= seen.is_content() || seen.finished || seen.terminal;
@@ -212,10 +209,8 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 let cut = Cut::of(
                     &part,
                     AttemptError::Stream("stream closed before the answer was finished".into()),
-                    (
-                        ErrorClass::StreamBroken,
-                        AttemptError::Stream("stream closed before any content".into()),
-                    ),
+                    ErrorClass::StreamBroken,
+                    AttemptError::Stream("stream closed before any content".into()),
                 );
                 self.cut(node, stream, cut)
             }
