@@ -33,6 +33,9 @@ pub struct PoolFigures {
     pub array_buffers: u64,
     /// Creation time of the slowest worker's last lean context and context with libraries.
     pub context_ns: [u64; 2],
+    /// Executions that required each module since this executor process started, indexed
+    /// like [`snapshot::MODULES`].
+    pub requires: [u64; snapshot::MODULES.len()],
 }
 
 /// Called for every replaced isolate (the executor process forwards it to keel's event bus).
@@ -112,6 +115,7 @@ impl IsolatePool {
                 .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
                 .collect(),
             on_recycle,
+            requires: Arc::default(),
         });
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
@@ -199,6 +203,7 @@ impl IsolatePool {
             heap_limit: sum(&s.heap_limit),
             array_buffers: sum(&s.array_buffers),
             context_ns: [slowest(0), slowest(1)],
+            requires: s.requires.snapshot(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! is answered it replaces only the one that job used, while the thread would otherwise sit
 //! idle, so a request only pays for compiling and running its own code.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -106,6 +106,8 @@ pub struct Shared {
     pub last_context_ns: Vec<[AtomicU64; 2]>,
     /// Where `executor.isolate_recycled` goes.
     pub on_recycle: RecycleSink,
+    /// Executions that required each module.
+    pub requires: Arc<crate::executor::natives::ModuleCounts>,
 }
 
 /// Which of the snapshot's two contexts a job starts from.
@@ -310,7 +312,11 @@ fn execute(
         seq,
         deadline,
         pending: HashMap::new(),
+        unref: HashSet::new(),
         timers: BinaryHeap::new(),
+        bodies: HashMap::new(),
+        tasks: HashMap::new(),
+        requires: shared.requires.clone(),
         next_op: 0,
         fetches: 0,
         logs: Vec::new(),
@@ -348,7 +354,9 @@ fn execute(
     let state = isolate.remove_slot::<ExecState>();
     drop(ctx);
     let elapsed = start.elapsed();
-    let (logs, logs_dropped) = state.map(|s| (s.logs, s.logs_dropped)).unwrap_or_default();
+    let (logs, logs_dropped) = state
+        .map(|mut s| (std::mem::take(&mut s.logs), s.logs_dropped))
+        .unwrap_or_default();
     // Drain completions of this run that arrived too late (they hold no V8 handles).
     while op_rx.try_recv().is_ok() {}
 
@@ -400,6 +408,10 @@ fn execute(
                     "result is {n} bytes, more than executor.max_result_size ({} bytes)",
                     shared.limits.max_result_size
                 ),
+            )),
+            Err(Failure::Undefined) => Err(ExecError::new(
+                ErrorKind::Validation,
+                "the return value cannot be undefined",
             )),
             Err(Failure::Internal(m)) => Err(ExecError::new(ErrorKind::Js("Error".into()), m)),
         }

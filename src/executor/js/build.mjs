@@ -8,8 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// The reference service's warmup order; entry.js lists the factories in the same order.
-const REFERENCE_ORDER = ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid'];
+// The reference service's warmup order, then the modules added since; entry.js lists the
+// factories in the same order (snapshot.rs MODULES checks it).
+const REFERENCE_ORDER = [
+  'crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid',
+  'dayjs', 'fast-xml-parser', 'xlsx', 'sm-crypto-v2',
+];
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(fs.readFileSync(path.join(here, 'package.json'), 'utf8'));

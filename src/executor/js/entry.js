@@ -1,4 +1,6 @@
 // Entry point of the executor's library bundle (built by build.mjs into libs.bundle.js).
+// The first seven modules are the reference's original list, in its warmup order; the
+// rest are the modules its users' workflow code added.
 //
 // Each library is exported as a *factory* rather than as an instantiated module so that the
 // runtime (../runtime.js) can instantiate them one at a time, in the reference service's
@@ -41,4 +43,25 @@ globalThis.__keel_library_factories = [
     },
   ],
   ['uuid', () => require('uuid')],
+  ['dayjs', () => require('dayjs')],
+  ['fast-xml-parser', () => require('fast-xml-parser')],
+  ['xlsx', () => require('xlsx')],
+  ['sm-crypto-v2', () => require('sm-crypto-v2')],
+];
+
+// Files inside a module that Node code requires by path: [path, module, factory].
+globalThis.__keel_library_subpaths = [
+  ['dayjs/plugin/utc', 'dayjs', () => require('dayjs/plugin/utc')],
+  ['dayjs/plugin/timezone', 'dayjs', () => require('dayjs/plugin/timezone')],
+  ['dayjs/plugin/relativeTime', 'dayjs', () => require('dayjs/plugin/relativeTime')],
+  ['dayjs/plugin/customParseFormat', 'dayjs', () => require('dayjs/plugin/customParseFormat')],
+  ['dayjs/plugin/duration', 'dayjs', () => require('dayjs/plugin/duration')],
+  ['dayjs/plugin/isBetween', 'dayjs', () => require('dayjs/plugin/isBetween')],
+  ['dayjs/plugin/advancedFormat', 'dayjs', () => require('dayjs/plugin/advancedFormat')],
+  ['dayjs/plugin/isSameOrAfter', 'dayjs', () => require('dayjs/plugin/isSameOrAfter')],
+  ['dayjs/plugin/isSameOrBefore', 'dayjs', () => require('dayjs/plugin/isSameOrBefore')],
+  ['dayjs/plugin/weekOfYear', 'dayjs', () => require('dayjs/plugin/weekOfYear')],
+  ['dayjs/plugin/quarterOfYear', 'dayjs', () => require('dayjs/plugin/quarterOfYear')],
+  ['dayjs/plugin/localizedFormat', 'dayjs', () => require('dayjs/plugin/localizedFormat')],
+  ['dayjs/locale/zh-cn', 'dayjs', () => require('dayjs/locale/zh-cn')],
 ];

@@ -11,38 +11,68 @@
 // another way: correct, only slower.
 //
 // Rust-implemented functions cannot live in the snapshot (they would need external
-// references), so the few natives (log, fetch, sleep, random, loadLibraries) are handed in
-// per context by `__keel_boot(natives)`, which Rust calls right after creating the context
-// and which then removes itself. User code sees only the web-like globals defined here:
-// require, console, fetch, Headers, Response, setTimeout/clearTimeout/setInterval/
-// clearInterval, crypto, btoa, atob, TextEncoder, TextDecoder.
+// references), so the natives (natives/mod.rs) are handed in per context by
+// `__keel_boot(natives)`, which Rust calls right after creating the context and which then
+// removes itself. The prelude scripts evaluated after this one (web.js: fetch, URL, Blob,
+// ...) register their own per-context hook with `__keel_prelude(hook)`; `__keel_boot`
+// calls each with the natives. Defined here: require, console, timers, queueMicrotask,
+// crypto.
 (function (global) {
   'use strict';
 
-  /** The reference's modules, in its warmup order (snapshot.rs checks the bundle's). */
-  const moduleNames = ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid'];
+  /** The bundle's modules, in its order (snapshot.rs checks the bundle's). */
+  const moduleNames = [
+    'crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid',
+    'dayjs', 'fast-xml-parser', 'xlsx', 'sm-crypto-v2',
+  ];
+  /**
+   * Node's built-in modules that touch the host (files, processes, sockets, the
+   * environment): refused by name, with the reason, rather than "cannot find module".
+   */
+  const refusedBuiltins = new Set([
+    'fs', 'fs/promises', 'path', 'child_process', 'cluster', 'dgram', 'dns', 'http', 'http2',
+    'https', 'inspector', 'module', 'net', 'os', 'process', 'readline', 'repl', 'tls', 'tty',
+    'v8', 'vm', 'worker_threads', 'wasi', 'perf_hooks', 'async_hooks', 'trace_events',
+  ]);
+  /** Hooks of the later prelude scripts, called by __keel_boot with the natives. */
+  const bootHooks = [];
 
   /** Natives from Rust, set per context by __keel_boot. */
   let native = null;
   /** name -> factory; null until this context has evaluated the bundle. */
   let factoryByName = null;
-  /** name -> exports of the modules this context has required so far. */
+  /** subpath ('dayjs/plugin/utc') -> [module, factory]. */
+  let subpathFactories = new Map();
+  /** name -> exports of the modules this context has instantiated so far. */
   const modules = new Map();
+  /** Modules this context's block has required (counted once per execution). */
+  const required = new Set();
 
   /** Takes the factories the bundle left on the global object. */
   function adoptFactories() {
     const factories = global.__keel_library_factories;
+    const subpaths = global.__keel_library_subpaths || [];
     delete global.__keel_library_factories;
+    delete global.__keel_library_subpaths;
     factoryByName = new Map(factories);
+    subpathFactories = new Map(subpaths.map(([p, m, f]) => [p, [m, f]]));
     return factories.map((f) => f[0]);
   }
   const bundleNames = global.__keel_library_factories ? adoptFactories() : [];
 
   function instantiate(name) {
-    if (!moduleNames.includes(name)) return undefined;
+    const sub = name.includes('/') && !moduleNames.includes(name);
+    if (!moduleNames.includes(name) && !(sub && moduleNames.includes(name.split('/')[0]))) return undefined;
     if (factoryByName === null) {
       native.loadLibraries();
       adoptFactories();
+    }
+    if (sub) {
+      const entry = subpathFactories.get(name);
+      if (entry === undefined) return undefined;
+      const exports = entry[1]();
+      modules.set(name, exports);
+      return exports;
     }
     const factory = factoryByName.get(name);
     if (factory === undefined) return undefined;
@@ -73,12 +103,19 @@
   hidden('__keel_seal', function () {
     delete global.__keel_module_names;
     delete global.__keel_load_module;
+    delete global.__keel_prelude;
+    delete global.__keel_builtin;
     delete global.__keel_seal;
+  });
+  // Snapshot time: a later prelude script registers the hook that receives the natives.
+  hidden('__keel_prelude', function (hook) {
+    bootHooks.push(hook);
   });
 
   // ---- per-context boot ------------------------------------------------------------------
   hidden('__keel_boot', function (natives) {
     native = natives;
+    for (const hook of bootHooks) hook(natives);
     // No WebAssembly for user code (the reference's goja had none): wasm memories are not
     // allocated through keel's array-buffer budget, so they would escape the memory bounds.
     // Per context: V8 installs the global again when it deserializes one.
@@ -87,13 +124,44 @@
   });
 
   // ---- require ---------------------------------------------------------------------------
-  defineGlobal('require', function require(name) {
-    if (typeof name !== 'string') {
-      throw new TypeError('require() expects a module name string');
+  /** Modules other prelude scripts provide (Node built-ins such as 'buffer'), by name. */
+  const builtins = new Map();
+  hidden('__keel_builtin', function (name, exports) {
+    builtins.set(name, exports);
+  });
+  defineGlobal('require', function require(id) {
+    if (typeof id !== 'string') {
+      const e = new TypeError(`The "id" argument must be of type string. Received ${id === null ? 'null' : typeof id}`);
+      e.code = 'ERR_INVALID_ARG_TYPE';
+      throw e;
     }
-    const exports = modules.get(name) || instantiate(name);
+    if (id === '') {
+      const e = new TypeError("The argument 'id' must be a non-empty string. Received ''");
+      e.code = 'ERR_INVALID_ARG_VALUE';
+      throw e;
+    }
+    const bare = id.startsWith('node:') ? id.slice(5) : id;
+    if (builtins.has(bare)) return builtins.get(bare);
+    if (refusedBuiltins.has(bare)) {
+      const e = new Error(`Module '${id}' is not available in the executor: code blocks have no file system, processes, sockets or environment`);
+      e.code = 'ERR_ACCESS_DENIED';
+      throw e;
+    }
+    if (id.startsWith('node:')) {
+      const e = new Error(`No such built-in module: ${id}`);
+      e.code = 'ERR_UNKNOWN_BUILTIN_MODULE';
+      throw e;
+    }
+    const exports = modules.get(id) || instantiate(id);
     if (exports === undefined) {
-      throw new Error(`Cannot find module '${name}' (available: ${moduleNames.join(', ')})`);
+      const e = new Error(`Cannot find module '${id}' (available: ${moduleNames.join(', ')})`);
+      e.code = 'MODULE_NOT_FOUND';
+      throw e;
+    }
+    const top = id.split('/')[0];
+    if (!required.has(top)) {
+      required.add(top);
+      if (native) native.noteRequire(moduleNames.indexOf(top));
     }
     return exports;
   });
@@ -119,41 +187,60 @@
   defineGlobal('console', consoleObject);
 
   // ---- timers (resolved by the Rust event loop) --------------------------------------------
+  // A timer is a native sleep (a promise and its operation id); clearing one cancels the
+  // operation, so a cleared timer never holds the call open (see event_loop.rs).
   let nextTimerId = 1;
-  const liveTimers = new Set();
+  /** timer id -> op id of its pending sleep. */
+  const liveTimers = new Map();
   function delayOf(ms) {
     const n = Number(ms);
     return Number.isFinite(n) && n > 0 ? n : 0;
   }
+  function timerCallback(callback) {
+    if (typeof callback !== 'function') {
+      const e = new TypeError(`The "callback" argument must be of type function. Received ${callback === null ? 'null' : typeof callback}`);
+      e.code = 'ERR_INVALID_ARG_TYPE';
+      throw e;
+    }
+  }
   defineGlobal('setTimeout', function setTimeout(callback, ms, ...args) {
-    if (typeof callback !== 'function') throw new TypeError('setTimeout: callback is not a function');
+    timerCallback(callback);
     const id = nextTimerId++;
-    liveTimers.add(id);
-    native.sleep(delayOf(ms)).then(() => {
+    const [promise, op] = native.sleep(delayOf(ms), false);
+    liveTimers.set(id, op);
+    promise.then(() => {
       if (liveTimers.delete(id)) callback(...args);
     });
     return id;
   });
   defineGlobal('setInterval', function setInterval(callback, ms, ...args) {
-    if (typeof callback !== 'function') throw new TypeError('setInterval: callback is not a function');
+    timerCallback(callback);
     const id = nextTimerId++;
     const delay = Math.max(delayOf(ms), 1);
-    liveTimers.add(id);
+    const arm = () => {
+      const [promise, op] = native.sleep(delay, false);
+      liveTimers.set(id, op);
+      promise.then(tick);
+    };
     const tick = () => {
       if (!liveTimers.has(id)) return;
+      arm();
       callback(...args);
-      if (liveTimers.has(id)) native.sleep(delay).then(tick);
     };
-    native.sleep(delay).then(tick);
+    arm();
     return id;
   });
   const clearTimer = function (id) {
+    const op = liveTimers.get(id);
+    if (op === undefined) return;
     liveTimers.delete(id);
+    native.cancel(op);
   };
   defineGlobal('clearTimeout', clearTimer);
   defineGlobal('clearInterval', clearTimer);
   defineGlobal('queueMicrotask', function queueMicrotask(callback) {
-    Promise.resolve().then(callback);
+    timerCallback(callback);
+    Promise.resolve().then(() => callback());
   });
 
   // ---- crypto (getRandomValues from the OS RNG; crypto-js and uuid need it) -----------------
@@ -177,190 +264,4 @@
     },
   });
 
-  // ---- base64 and text encoding --------------------------------------------------------------
-  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-  defineGlobal('btoa', function btoa(input) {
-    const s = String(input);
-    let out = '';
-    for (let i = 0; i < s.length; i += 3) {
-      const a = s.charCodeAt(i);
-      const b = s.charCodeAt(i + 1);
-      const c = s.charCodeAt(i + 2);
-      if (a > 255 || b > 255 || c > 255) {
-        throw new Error('btoa: string contains characters outside of the Latin1 range');
-      }
-      const n = (a << 16) | ((b || 0) << 8) | (c || 0);
-      out += B64[(n >> 18) & 63] + B64[(n >> 12) & 63];
-      out += i + 1 < s.length ? B64[(n >> 6) & 63] : '=';
-      out += i + 2 < s.length ? B64[n & 63] : '=';
-    }
-    return out;
-  });
-  defineGlobal('atob', function atob(input) {
-    const s = String(input).replace(/[\t\n\f\r ]/g, '').replace(/=+$/, '');
-    if (/[^A-Za-z0-9+/]/.test(s) || s.length % 4 === 1) {
-      throw new Error('atob: invalid base64 input');
-    }
-    let out = '';
-    let bits = 0;
-    let acc = 0;
-    for (let i = 0; i < s.length; i++) {
-      acc = (acc << 6) | B64.indexOf(s[i]);
-      bits += 6;
-      if (bits >= 8) {
-        bits -= 8;
-        out += String.fromCharCode((acc >> bits) & 255);
-      }
-    }
-    return out;
-  });
-  class TextEncoder {
-    get encoding() {
-      return 'utf-8';
-    }
-    encode(input = '') {
-      const bin = unescape(encodeURIComponent(String(input)));
-      const out = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-      return out;
-    }
-  }
-  class TextDecoder {
-    get encoding() {
-      return 'utf-8';
-    }
-    decode(input) {
-      if (input === undefined) return '';
-      const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
-      let bin = '';
-      for (let i = 0; i < bytes.length; i += 0x8000) {
-        bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-      }
-      try {
-        return decodeURIComponent(escape(bin));
-      } catch (_) {
-        return bin;
-      }
-    }
-  }
-  defineGlobal('TextEncoder', TextEncoder);
-  defineGlobal('TextDecoder', TextDecoder);
-
-  // ---- fetch ---------------------------------------------------------------------------------
-  class Headers {
-    constructor(init) {
-      this._map = new Map();
-      if (init == null) return;
-      if (init instanceof Headers) {
-        init.forEach((v, k) => this.append(k, v));
-      } else if (Array.isArray(init)) {
-        for (const pair of init) this.append(pair[0], pair[1]);
-      } else if (typeof init === 'object') {
-        for (const k of Object.keys(init)) {
-          if (init[k] !== undefined && init[k] !== null) this.append(k, init[k]);
-        }
-      }
-    }
-    append(name, value) {
-      const k = String(name).toLowerCase();
-      const v = String(value);
-      this._map.set(k, this._map.has(k) ? `${this._map.get(k)}, ${v}` : v);
-    }
-    set(name, value) {
-      this._map.set(String(name).toLowerCase(), String(value));
-    }
-    get(name) {
-      const v = this._map.get(String(name).toLowerCase());
-      return v === undefined ? null : v;
-    }
-    has(name) {
-      return this._map.has(String(name).toLowerCase());
-    }
-    delete(name) {
-      this._map.delete(String(name).toLowerCase());
-    }
-    forEach(callback, thisArg) {
-      for (const [k, v] of this._map) callback.call(thisArg, v, k, this);
-    }
-    entries() {
-      return this._map.entries();
-    }
-    keys() {
-      return this._map.keys();
-    }
-    values() {
-      return this._map.values();
-    }
-    [Symbol.iterator]() {
-      return this._map.entries();
-    }
-    toJSON() {
-      return Object.fromEntries(this._map);
-    }
-  }
-
-  class Response {
-    constructor(body, init = {}) {
-      this._body = body == null ? '' : String(body);
-      this.status = init.status === undefined ? 200 : init.status;
-      this.statusText = init.statusText || '';
-      this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
-      this.url = init.url || '';
-      this.redirected = !!init.redirected;
-      this.type = 'basic';
-      this.bodyUsed = false;
-    }
-    get ok() {
-      return this.status >= 200 && this.status < 300;
-    }
-    _consume() {
-      if (this.bodyUsed) return Promise.reject(new TypeError('Body has already been consumed'));
-      this.bodyUsed = true;
-      return Promise.resolve(this._body);
-    }
-    text() {
-      return this._consume();
-    }
-    json() {
-      return this._consume().then((t) => JSON.parse(t));
-    }
-    arrayBuffer() {
-      return this._consume().then((t) => new TextEncoder().encode(t).buffer);
-    }
-    clone() {
-      return new Response(this._body, this);
-    }
-  }
-  defineGlobal('Headers', Headers);
-  defineGlobal('Response', Response);
-
-  defineGlobal('fetch', function fetch(input, init) {
-    return new Promise((resolve, reject) => {
-      const options = init || {};
-      const url = typeof input === 'string' ? input : input && input.url ? String(input.url) : String(input);
-      const method = String(options.method || 'GET').toUpperCase();
-      const headers = [];
-      new Headers(options.headers).forEach((v, k) => headers.push(k, v));
-      let body = options.body;
-      if (body !== undefined && body !== null) {
-        if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
-          body = new TextDecoder().decode(body);
-        } else {
-          body = String(body);
-        }
-      } else {
-        body = null;
-      }
-      const timeout = Number(options.timeout) > 0 ? Number(options.timeout) : 0;
-      const manual = options.redirect === 'manual' || options.redirect === 'error';
-      native.fetch(method, url, headers, body, timeout, manual).then((r) => {
-        const h = new Headers();
-        for (let i = 0; i + 1 < r.headers.length; i += 2) h.append(r.headers[i], r.headers[i + 1]);
-        if (options.redirect === 'error' && r.status >= 300 && r.status < 400) {
-          throw new TypeError('fetch failed: redirect mode is "error"');
-        }
-        resolve(new Response(r.body, { status: r.status, statusText: r.statusText, headers: h, url: r.url, redirected: r.redirected }));
-      }).catch(reject);
-    });
-  });
 })(globalThis);
