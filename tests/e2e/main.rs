@@ -15,3 +15,4 @@ mod limits;
 mod llm;
 mod store_integrity;
 mod upstream;
+mod web_compat;

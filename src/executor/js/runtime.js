@@ -196,9 +196,16 @@
     const n = Number(ms);
     return Number.isFinite(n) && n > 0 ? n : 0;
   }
+  function received(v) {
+    if (v === null || v === undefined) return `Received ${v}`;
+    if (typeof v === 'object') return v.constructor && v.constructor.name ? `Received an instance of ${v.constructor.name}` : 'Received an object';
+    let shown = String(v);
+    if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+    return `Received type ${typeof v} (${typeof v === 'string' ? `'${shown}'` : shown})`;
+  }
   function timerCallback(callback) {
     if (typeof callback !== 'function') {
-      const e = new TypeError(`The "callback" argument must be of type function. Received ${callback === null ? 'null' : typeof callback}`);
+      const e = new TypeError(`The "callback" argument must be of type function. ${received(callback)}`);
       e.code = 'ERR_INVALID_ARG_TYPE';
       throw e;
     }

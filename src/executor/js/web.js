@@ -121,7 +121,6 @@
         phase: 0,
         stop: false,
         stopNow: false,
-        passive: false,
         dispatching: false,
         timeStamp: Date.now() - started,
       });
@@ -146,7 +145,8 @@
     }
     preventDefault() {
       const s = eventState.get(this);
-      if (s.cancelable && !s.passive) s.canceled = true;
+      // Node 20 does not suppress preventDefault() in passive listeners; neither does keel.
+      if (s.cancelable) s.canceled = true;
     }
     stopPropagation() { eventState.get(this).stop = true; }
     stopImmediatePropagation() { const s = eventState.get(this); s.stop = true; s.stopNow = true; }
@@ -232,7 +232,6 @@
         for (const l of list.slice()) {
           if (l.removed) continue;
           if (l.once) this.removeEventListener(s.type, l.listener, { capture: l.capture });
-          s.passive = l.passive;
           try {
             if (typeof l.listener === 'function') l.listener.call(this, event);
             else if (l.listener && typeof l.listener.handleEvent === 'function') l.listener.handleEvent(event);
@@ -241,7 +240,6 @@
             // and the other listeners still run.
             console.error(err);
           }
-          s.passive = false;
           if (s.stopNow) break;
         }
       }
@@ -389,7 +387,6 @@
   for (const l of ['unicode-1-1-utf-8', 'unicode11utf8', 'unicode20utf8', 'utf-8', 'utf8', 'x-unicode20utf8']) encodingLabels.set(l, 'utf-8');
   for (const l of ['csunicode', 'iso-10646-ucs-2', 'ucs-2', 'unicode', 'unicodefeff', 'utf-16', 'utf-16le']) encodingLabels.set(l, 'utf-16le');
   for (const l of ['ansi_x3.4-1968', 'ascii', 'cp1252', 'cp819', 'csisolatin1', 'ibm819', 'iso-8859-1', 'iso-ir-100', 'iso8859-1', 'iso88591', 'iso_8859-1', 'iso_8859-1:1987', 'l1', 'latin1', 'us-ascii', 'windows-1252', 'x-cp1252']) encodingLabels.set(l, 'windows-1252');
-  const cp1252 = '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178';
 
   class TextDecoder {
     #encoding;
@@ -412,7 +409,10 @@
     get fatal() { return this.#fatal; }
     get ignoreBOM() { return this.#ignoreBOM; }
     decode(input = undefined, options = {}) {
-      let bytes = input === undefined ? new Uint8Array(0) : asBytes(input, 'input');
+      let bytes;
+      if (input === undefined) bytes = new Uint8Array(0);
+      else if (input instanceof ArrayBuffer || ArrayBuffer.isView(input) || (typeof SharedArrayBuffer === 'function' && input instanceof SharedArrayBuffer)) bytes = asBytes(input, 'input');
+      else throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "list" argument must be an instance of SharedArrayBuffer, ArrayBuffer or ArrayBufferView.');
       const stream = !!(options && options.stream);
       if (this.#pending) {
         const joined = new Uint8Array(this.#pending.length + bytes.length);
@@ -437,7 +437,7 @@
       } else if (this.#encoding === 'utf-16le') {
         text = decodeUtf16le(bytes, this.#fatal);
       } else {
-        text = decodeCp1252(bytes);
+        text = decodeLatin1(bytes);
       }
       if (!this.#started && text.length > 0) {
         this.#started = true;
@@ -474,12 +474,10 @@
     }
     return out.toWellFormed();
   }
-  function decodeCp1252(b) {
+  /** Node 20 decodes every windows-1252 label as ISO-8859-1 (bytes 0x80-0x9f stay C1 controls). */
+  function decodeLatin1(b) {
     let out = '';
-    for (let i = 0; i < b.length; i++) {
-      const c = b[i];
-      out += c >= 0x80 && c <= 0x9f ? cp1252[c - 0x80] : String.fromCharCode(c);
-    }
+    for (let i = 0; i < b.length; i += 0x8000) out += String.fromCharCode.apply(null, b.subarray(i, i + 0x8000));
     return out;
   }
   defineGlobal('TextEncoder', TextEncoder);
@@ -503,18 +501,39 @@
     }
     return out;
   });
+  // Node's forgiving-base64 checks, in its order (its messages tell the two failures apart).
+  const B64_WHITESPACE = new Set([0x09, 0x0a, 0x0c, 0x0d, 0x20]);
   defineGlobal('atob', function atob(input) {
     if (arguments.length === 0) throw missingArgs('input');
-    let s = String(input).replace(/[\t\n\f\r ]/g, '');
-    if (s.length % 4 === 0) s = s.replace(/={1,2}$/, '');
-    if (s.length % 4 === 1 || /[^A-Za-z0-9+/]/.test(s)) {
+    const s = `${input}`;
+    let count = 0;
+    let equals = 0;
+    let clean = '';
+    for (let n = 0; n < s.length; n++) {
+      const c = s.charCodeAt(n);
+      if (B64_WHITESPACE.has(c)) continue;
+      count++;
+      if (c === 0x3d) {
+        equals++;
+      } else if (B64.indexOf(s[n]) < 0) {
+        throw new DOMException('Invalid character', 'InvalidCharacterError');
+      } else if (equals) {
+        throw new DOMException('Invalid character', 'InvalidCharacterError');
+      }
+      if (equals > 2) throw new DOMException('Invalid character', 'InvalidCharacterError');
+      if (c !== 0x3d) clean += s[n];
+    }
+    let reminder = count % 4;
+    if (!reminder) reminder = (count - equals) % 4;
+    else if (equals) throw new DOMException('Invalid character', 'InvalidCharacterError');
+    if (reminder === 1) {
       throw new DOMException('The string to be decoded is not correctly encoded.', 'InvalidCharacterError');
     }
     let out = '';
     let bits = 0;
     let acc = 0;
-    for (let i = 0; i < s.length; i++) {
-      acc = ((acc << 6) | B64.indexOf(s[i])) & 0xffffff;
+    for (let i = 0; i < clean.length; i++) {
+      acc = ((acc << 6) | B64.indexOf(clean[i])) & 0xffffff;
       bits += 6;
       if (bits >= 8) {
         bits -= 8;
@@ -781,7 +800,7 @@
       const o = options == null ? {} : options;
       const endings = o.endings === undefined ? 'transparent' : String(o.endings);
       if (endings !== 'transparent' && endings !== 'native') {
-        throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The property 'options.endings' must be one of: 'transparent', 'native'. Received '${endings}'`);
+        throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE', `The property 'options.endings' is invalid. Received '${endings}'`);
       }
       const chunks = [];
       for (const part of sources) {
@@ -1466,7 +1485,7 @@
       if (o.redirect !== undefined) {
         const r = String(o.redirect);
         if (!REDIRECTS.has(r)) {
-          throw new TypeError(`Request constructor: ${r} is not an accepted type. Expected one of follow, error, manual.`);
+          throw new TypeError(`Request constructor: ${r} is not an accepted type. Expected one of follow, manual, error.`);
         }
         st.redirect = r;
       }
