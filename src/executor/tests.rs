@@ -350,3 +350,35 @@ fn fail_fast_child() {
         other => panic!("expected a module error, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+#[ignore]
+fn tmp_measure_contexts() {
+    let sets = std::env::var("SETS").unwrap_or_default();
+    for set in sets.split(';') {
+        std::fs::write("/tmp/keel_only", set).unwrap();
+        let snap = snapshot::build().expect("snapshot");
+        let blob: &'static [u8] = Box::leak(snap.blob.to_vec().into_boxed_slice());
+        let params = v8::CreateParams::default().snapshot_blob(v8::StartupData::from(blob));
+        let mut iso = v8::Isolate::new(params);
+        let mut times = [Vec::new(), Vec::new()];
+        for _ in 0..40 {
+            for kind in 0..2 {
+                v8::scope!(let scope, &mut iso);
+                let t = Instant::now();
+                let c = if kind == 0 {
+                    v8::Context::new(scope, Default::default())
+                } else {
+                    v8::Context::from_snapshot(scope, 0, Default::default()).unwrap()
+                };
+                times[kind].push(t.elapsed().as_secs_f64() * 1000.0);
+                drop(c);
+            }
+            iso.low_memory_notification();
+        }
+        for t in &mut times {
+            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        }
+        println!("SET {set:60} lean {:.3} libs {:.3} snapshot {} KB", times[0][20], times[1][20], blob.len() / 1024);
+    }
+}

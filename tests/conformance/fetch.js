@@ -1,13 +1,11 @@
-// fetch and axios against the local fake server of tests/e2e/web_compat.rs (input.base):
-// bytes stay bytes (arrayBuffer, blob, body reader), gzip/deflate/br answers are
-// decompressed, every body type is sent with its content type, Request objects, response
-// headers, redirects, AbortController/AbortSignal.timeout, and axios' responseTypes, errors
-// and cancellation. Results must equal Node 20's.
+// fetch against the local fake server of tests/e2e/web_compat.rs (input.base): bytes stay
+// bytes (arrayBuffer, blob, body reader), gzip/deflate/br answers are decompressed, every
+// body type is sent with its content type, Request objects, response headers, redirects,
+// AbortController/AbortSignal.timeout. Results must equal Node 20's.
 const base = input.base;
 const hex = (u8) => Array.from(u8, (b) => b.toString(16).padStart(2, '0')).join('');
 const sum = (u8) => u8.reduce((a, b) => (a * 31 + b) >>> 0, 7);
 const expectBytes = (n) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 255);
-const errOf = (e) => ({ name: e && e.name, code: e && e.code !== undefined ? e.code : null });
 
 async function main() {
   const out = {};
@@ -114,27 +112,6 @@ async function main() {
   const idle = AbortSignal.timeout(600000);
   out.timeout_unused = [(await fetch(`${base}/bytes/1`, { signal: idle })).status, idle.aborted];
 
-  // ---- axios ----
-  const axios = require('axios');
-  const ab = await axios.get(`${base}/bytes/1024`, { responseType: 'arraybuffer' });
-  const abBytes = new Uint8Array(ab.data);
-  out.axios_arraybuffer = [ab.status, abBytes.length, sum(abBytes) === sum(expectBytes(1024))];
-  const gz = await axios.get(`${base}/compressed/gzip`);
-  out.axios_gzip = gz.data;
-  out.axios_text = (await axios.get(`${base}/text`, { responseType: 'text' })).data;
-  const posted = await axios.post(`${base}/echo`, new URLSearchParams({ q: 'a b' }));
-  out.axios_urlencoded = [posted.data.type, posted.data.hex];
-  const json = await axios.post(`${base}/echo`, { k: [1, 2] });
-  out.axios_json = [json.data.type, json.data.hex];
-  const bin = await axios.put(`${base}/echo`, new Uint8Array([5, 6, 7]), { headers: { 'Content-Type': 'application/octet-stream' } });
-  out.axios_binary = [bin.data.method, bin.data.type, bin.data.hex];
-  out.axios_headers = (await axios.get(`${base}/headers`)).headers['x-multi'];
-  out.axios_404 = await axios.get(`${base}/status/404`).then(() => 'resolved', (e) => [e.name, e.code, e.response && e.response.status, e.message]);
-  out.axios_timeout = await axios.get(`${base}/delay/3000`, { timeout: 50 }).then(() => 'resolved', (e) => [e.name, e.code, e.message]);
-  const cancel = new AbortController();
-  const pending = axios.get(`${base}/delay/3000`, { signal: cancel.signal });
-  setTimeout(() => cancel.abort(), 20);
-  out.axios_cancel = await pending.then(() => 'resolved', (e) => [e.name, e.code, axios.isCancel(e)]);
   return out;
 }
 return main();
