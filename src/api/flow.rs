@@ -4,7 +4,8 @@
 //! `{"success", "result" | "error":{"type","message"}, "timing", "timestamp", "request_id"}`
 //! for *every* outcome (bad input included, never a panic), `GET /flow/health` carries the
 //! `warmup` block that monitoring and probes read. Admin-issued access tokens are managed
-//! under `/flow/admin/tokens` (admin bearer token).
+//! under `/flow/admin/tokens`, and usage is reported under `/flow/stats/*` (both with the
+//! admin bearer token: the stats name tokens).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub fn router(state: FlowState, admin: AdminAuth) -> Router {
     let admin_routes = Router::new()
         .route("/flow/admin/tokens", post(issue_token).get(list_tokens))
         .route("/flow/admin/tokens/{id}", delete(revoke_token))
+        .route("/flow/stats/modules", get(module_stats))
+        .route("/flow/stats/modules/{name}", get(module_stat))
+        .route("/flow/stats/users", get(user_stats))
         .route_layer(middleware::from_fn_with_state(admin, require_admin))
         .with_state(state.clone());
     Router::new()
@@ -385,7 +389,11 @@ async fn codeblock(
             )
         }
     };
-    match s.executor.execute(req).await {
+    let outcome = s.executor.execute(req).await;
+    if let Some(o) = &owner {
+        s.executor.record_usage(&o.name, &outcome);
+    }
+    match outcome {
         Ok(out) => {
             if !out.logs.is_empty() {
                 tracing::debug!(request_id = %rid, lines = out.logs.len(), dropped = out.logs_dropped, logs = ?out.logs, "code block console output");
@@ -411,6 +419,75 @@ async fn codeblock(
             &rid,
         ),
     }
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0.0%".into();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+}
+
+/// `GET /flow/stats/modules`: executions that required each bundled module since keel
+/// started (from the `require` calls blocks actually made), most used first.
+async fn module_stats(State(s): State<FlowState>) -> Json<Value> {
+    let mut rows = s.executor.module_requires();
+    let total: u64 = rows.iter().map(|(_, n)| n).sum();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    Json(json!({
+        "success": true,
+        "data": {
+            "totalRequires": total,
+            "modules": rows.iter().map(|(name, n)| json!({
+                "name": name, "requires": n, "share": percent(*n, total),
+            })).collect::<Vec<_>>(),
+        },
+        "timestamp": rfc3339(OffsetDateTime::now_utc()),
+    }))
+}
+
+/// `GET /flow/stats/modules/{name}`: one module's figure; 404 for a module keel does not have.
+async fn module_stat(
+    State(s): State<FlowState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let rows = s.executor.module_requires();
+    let total: u64 = rows.iter().map(|(_, n)| n).sum();
+    match rows.iter().find(|(m, _)| *m == name) {
+        Some((m, n)) => Json(json!({
+            "success": true,
+            "data": {"name": m, "requires": n, "share": percent(*n, total), "totalRequires": total},
+            "timestamp": rfc3339(OffsetDateTime::now_utc()),
+        }))
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"success": false, "error": {
+                "type": "NotFound",
+                "message": format!("no module {name:?} (modules: {})", crate::executor::snapshot::MODULES.join(", ")),
+            }})),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /flow/stats/users`: calls per access token (by token name), most active first.
+async fn user_stats(State(s): State<FlowState>) -> Json<Value> {
+    let rows = s.executor.usage();
+    Json(json!({
+        "success": true,
+        "data": {
+            "users": rows.iter().map(|(name, u)| json!({
+                "token": name,
+                "executions": u.executions,
+                "successful": u.successful,
+                "failed": u.failed,
+                "successRate": percent(u.successful, u.executions),
+                "lastUsed": u.last_used,
+            })).collect::<Vec<_>>(),
+        },
+        "timestamp": rfc3339(OffsetDateTime::now_utc()),
+    }))
 }
 
 /// `POST /flow/admin/tokens` body: optional (no body means an unnamed token); when given,

@@ -41,7 +41,7 @@ mod watchdog;
 mod worker;
 
 pub use error::{ErrorKind, ExecError, StartError};
-pub use front::{ExecRequest, Executor, ExecutorStatus, HeapFigures};
+pub use front::{ExecRequest, Executor, ExecutorStatus, HeapFigures, TokenUsage};
 pub use snapshot::WarmupReport;
 pub use worker::ExecOutput;
 

@@ -312,3 +312,75 @@ async fn an_undefined_value_is_a_validation_error() {
         json!({"error": {"name": "ValidationError", "message": "the return value cannot be undefined"}})
     );
 }
+
+/// `/flow/stats/*`: module counts come from the `require` calls blocks made (once per
+/// execution and module, subpaths under their module), token usage from the calls made.
+#[tokio::test]
+async fn stats_count_required_modules_and_token_usage() {
+    let k = Keel::start(spec()).await;
+    let input = json!({});
+    let blocks = [
+        "const _ = require('lodash'); require('lodash'); return _.sum([1, 2])",
+        "require('dayjs/plugin/utc'); return require('dayjs').name || 'dayjs'",
+        "return require('lodash').VERSION",
+        "return 1",
+        "throw new Error('no')",
+    ];
+    for b in blocks {
+        through_keel(&k, b, &input).await;
+    }
+    let admin = |path: &str| {
+        client()
+            .get(k.url(path))
+            .header("authorization", format!("Bearer {}", crate::harness::ADMIN_TOKEN))
+    };
+    // The executor process reports its counts a few times a second.
+    let mut modules = Value::Null;
+    for _ in 0..100 {
+        modules = admin("/flow/stats/modules")
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        if modules["data"]["totalRequires"] == json!(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(modules["data"]["totalRequires"], json!(3), "{modules}");
+    let first = &modules["data"]["modules"][0];
+    assert_eq!(first["name"], json!("lodash"), "{modules}");
+    assert_eq!(first["requires"], json!(2), "{modules}");
+    let one: Value = admin("/flow/stats/modules/dayjs")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(one["data"]["requires"], json!(1), "{one}");
+    let missing = admin("/flow/stats/modules/left-pad")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(missing.status(), 404);
+    let users: Value = admin("/flow/stats/users")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let row = &users["data"]["users"][0];
+    assert_eq!(row["token"], json!("config token 1"), "{users}");
+    assert_eq!(row["executions"], json!(5), "{users}");
+    assert_eq!(row["failed"], json!(1), "{users}");
+    let anonymous = client()
+        .get(k.url("/flow/stats/users"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(anonymous.status(), 401);
+}
