@@ -1,15 +1,20 @@
-//! The startup snapshot: one V8 heap image holding two contexts that every execution
-//! context is deserialized from, so no call ever parses or evaluates library code.
+//! The startup snapshot: one V8 heap image holding the contexts that every execution
+//! context is deserialized from, so no call ever parses or evaluates library code it does
+//! not use. Deserializing a context costs in proportion to the objects it holds (measured:
+//! runtime alone ~0.3 ms, one library ~0.5-0.9 ms, the reference's seven ~1.9 ms, xlsx
+//! alone ~6 ms), so a call should start from a context holding exactly what it requires:
 //!
-//! - the default context, *lean*: the runtime prelude alone. Deserializing it costs a
-//!   fraction of a millisecond, so a block that needs no library (`return input.a + 1`)
-//!   pays for none. (Evaluating the bundle, even without instantiating a library, put
-//!   thousands of module closures in it and tripled that time.) `require` there still
-//!   works: it evaluates the bundle into the context first (see runtime.js).
-//! - [`WITH_LIBRARIES`]: the same with all seven libraries instantiated, in the
-//!   reference's order. Deserializing it costs more (~2 ms: every library's object graph)
-//!   but far less than instantiating them per call (lodash plus crypto-js ~5 ms, all seven
-//!   ~10 ms), so blocks that use `require` start from it.
+//! - the default context, *lean*: the runtime prelude alone, for blocks that require
+//!   nothing (`return input.a + 1`);
+//! - one context per module ([`single`]): the prelude plus that module instantiated, for
+//!   blocks that require one;
+//! - [`COMMON`]: every module but the heavy ones ([`HEAVY`]) instantiated, for blocks that
+//!   require several.
+//!
+//! [`super::requires`] picks one from the `require('…')` literals of a block's code. Any
+//! module a context lacks is still there on `require`: runtime.js has Rust evaluate that
+//! module's section of the bundle into the context (`native.loadLibrary`) and instantiates
+//! it — correct, only slower.
 //!
 //! Made once per process at startup. A module that throws while instantiating aborts
 //! startup with the module named (the reference's fail fast); the [`WarmupReport`] records
@@ -31,8 +36,8 @@ pub const RUNTIME_JS: &str = include_str!("js/runtime.js");
 /// boot hook with `__keel_prelude` (see runtime.js).
 pub const PRELUDE: &[(&str, &str)] = &[("keel:web.js", include_str!("js/web.js"))];
 
-/// Script names in stack traces.
-pub const LIBS_NAME: &str = "keel:libs.bundle.js";
+/// Starts each module's section of [`LIBS_BUNDLE`] (build.mjs writes it).
+const SECTION_MARKER: &str = "//# keel-module ";
 const RUNTIME_NAME: &str = "keel:runtime.js";
 
 /// The bundle's modules: the reference's first seven in its warmup order, then the ones its
@@ -87,9 +92,59 @@ impl WarmupReport {
     }
 }
 
-/// Snapshot index (for `v8::Context::from_snapshot`) of the context with every library
-/// instantiated; the lean context is the snapshot's default.
-pub const WITH_LIBRARIES: usize = 0;
+/// Modules too costly for [`COMMON`] (xlsx alone triples its deserialization time): a block
+/// that requires one starts from its [`single`] context.
+pub const HEAVY: [&str; 1] = ["xlsx"];
+
+/// Snapshot index (for `v8::Context::from_snapshot`) of the context with one module: the
+/// module's index in [`MODULES`]. The lean context is the snapshot's default.
+pub fn single(module: usize) -> usize {
+    module
+}
+
+/// Snapshot index of the context with every module but the [`HEAVY`] ones.
+pub const COMMON: usize = MODULES.len();
+
+/// Contexts in the snapshot besides the default one.
+pub const CONTEXTS: usize = MODULES.len() + 1;
+
+/// The modules (indices into [`MODULES`]) instantiated in snapshot context `index`.
+pub fn context_modules(index: usize) -> Vec<usize> {
+    if index < MODULES.len() {
+        vec![index]
+    } else {
+        (0..MODULES.len())
+            .filter(|m| !HEAVY.contains(&MODULES[*m]))
+            .collect()
+    }
+}
+
+/// The bundle's module sections, `(name, source)` in bundle order.
+pub fn sections(bundle: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = match bundle.find(SECTION_MARKER) {
+        Some(at) => &bundle[at..],
+        None => return out,
+    };
+    while let Some(body) = rest.strip_prefix(SECTION_MARKER) {
+        let (name, body) = body.split_once('\n').unwrap_or((body, ""));
+        let end = body.find(SECTION_MARKER).unwrap_or(body.len());
+        out.push((name.trim(), &body[..end]));
+        rest = &body[end..];
+    }
+    out
+}
+
+/// The embedded bundle's sections, split once per process.
+pub fn bundle_sections() -> &'static [(&'static str, &'static str)] {
+    static SECTIONS: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    SECTIONS.get_or_init(|| sections(LIBS_BUNDLE))
+}
+
+/// The name a module's section carries in stack traces.
+pub fn section_name(module: &str) -> String {
+    format!("keel:libs/{module}.js")
+}
 
 /// A ready snapshot. The blob is leaked on purpose: V8 reads it for as long as any isolate
 /// made from it lives, and there is exactly one per process.
@@ -120,31 +175,50 @@ pub fn build() -> Result<Snapshot, StartError> {
 
 /// Builds a snapshot from the given scripts (tests feed a broken bundle to check fail-fast).
 pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
+    let sections = sections(libs);
+    let names: Vec<&str> = sections.iter().map(|(n, _)| *n).collect();
+    if names != MODULES {
+        return Err(StartError::Runtime(format!(
+            "bundle defines modules {names:?}, expected {MODULES:?}"
+        )));
+    }
     platform::init();
     // One snapshot creator at a time: V8 aborted (libc++ assertion) when two ran at once.
     static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = CREATING.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
-    let mut module_times = Vec::new();
+    let mut module_times: Vec<Option<Duration>> = vec![None; MODULES.len()];
     let mut creator = v8::Isolate::snapshot_creator(None, None);
     let loaded = {
         v8::scope!(let scope, &mut creator);
-        let with_libraries = v8::Context::new(scope, Default::default());
-        let mut r = {
-            let scope = &mut v8::ContextScope::new(scope, with_libraries);
-            load_libraries(scope, libs, runtime, &mut module_times)
-        };
         let lean = v8::Context::new(scope, Default::default());
-        if r.is_ok() {
+        let mut r = {
             let scope = &mut v8::ContextScope::new(scope, lean);
-            r = run_prelude(scope, runtime).and_then(|()| seal(scope));
+            run_prelude(scope, runtime).and_then(|()| seal(scope))
+        };
+        let mut contexts = Vec::with_capacity(CONTEXTS);
+        for index in 0..CONTEXTS {
+            let context = v8::Context::new(scope, Default::default());
+            if r.is_ok() {
+                let scope = &mut v8::ContextScope::new(scope, context);
+                r = load_modules(
+                    scope,
+                    &sections,
+                    &context_modules(index),
+                    runtime,
+                    &mut module_times,
+                );
+            }
+            contexts.push(context);
         }
         scope.set_default_context(lean);
-        let index = scope.add_context(with_libraries);
-        if r.is_ok() && index != WITH_LIBRARIES {
-            r = Err(StartError::Runtime(format!(
-                "context with libraries got snapshot index {index}, expected {WITH_LIBRARIES}"
-            )));
+        for (want, context) in contexts.into_iter().enumerate() {
+            let index = scope.add_context(context);
+            if r.is_ok() && index != want {
+                r = Err(StartError::Runtime(format!(
+                    "snapshot context {want} got index {index}"
+                )));
+            }
         }
         r
     };
@@ -153,6 +227,11 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
     loaded?;
     let blob = blob.ok_or(StartError::Snapshot)?;
     let bytes: &'static [u8] = Box::leak(blob.to_vec().into_boxed_slice());
+    let module_times: Vec<(String, Duration)> = MODULES
+        .iter()
+        .zip(module_times)
+        .filter_map(|(n, t)| t.map(|t| (n.to_string(), t)))
+        .collect();
     let report = WarmupReport {
         status: "completed".into(),
         modules: module_times.iter().map(|(n, _)| n.clone()).collect(),
@@ -167,23 +246,6 @@ pub fn build_from(libs: &str, runtime: &str) -> Result<Snapshot, StartError> {
         blob: bytes,
         warmup: report,
     })
-}
-
-/// Evaluates bundle and runtime and checks that the bundle defines the reference's modules.
-fn evaluate_scripts(
-    scope: &mut v8::PinScope<'_, '_>,
-    libs: &str,
-    runtime: &str,
-) -> Result<(), StartError> {
-    run_script(scope, libs, LIBS_NAME).map_err(StartError::Runtime)?;
-    run_prelude(scope, runtime)?;
-    let names = eval_string_list(scope, "__keel_module_names").map_err(StartError::Runtime)?;
-    if names != MODULES {
-        return Err(StartError::Runtime(format!(
-            "bundle defines modules {names:?}, expected {MODULES:?}"
-        )));
-    }
-    Ok(())
 }
 
 /// The runtime and then every [`PRELUDE`] script.
@@ -207,31 +269,42 @@ fn seal(scope: &mut v8::PinScope<'_, '_>) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The [`WITH_LIBRARIES`] context: evaluates bundle and runtime, instantiates each module in
-/// order (timing each, naming the first that throws), then seals the context.
-fn load_libraries(
+/// A snapshot context holding `modules`: evaluates their sections (which only register
+/// factories) and the prelude, instantiates each module (timing the first instantiation of
+/// each, naming the first that throws), then seals the context.
+fn load_modules(
     scope: &mut v8::PinScope<'_, '_>,
-    libs: &str,
+    sections: &[(&str, &str)],
+    modules: &[usize],
     runtime: &str,
-    module_times: &mut Vec<(String, Duration)>,
+    module_times: &mut [Option<Duration>],
 ) -> Result<(), StartError> {
-    evaluate_scripts(scope, libs, runtime)?;
-    let names = MODULES;
+    for &m in modules {
+        let (name, source) = sections[m];
+        run_script(scope, source, &section_name(name)).map_err(|error| StartError::Module {
+            module: name.to_string(),
+            error,
+        })?;
+    }
+    run_prelude(scope, runtime)?;
     let context = scope.get_current_context();
     let global = context.global(scope);
     let loader = get_function(scope, global, "__keel_load_module").map_err(StartError::Runtime)?;
-    for (i, name) in names.iter().enumerate() {
+    for &m in modules {
+        let name = MODULES[m];
         let t = Instant::now();
         v8::tc_scope!(let tc, scope);
-        let idx = v8::Integer::new(tc, i as i32).into();
-        if loader.call(tc, global.into(), &[idx]).is_none() {
+        let Some(arg) = v8::String::new(tc, name) else {
+            return Err(StartError::Runtime("module name".into()));
+        };
+        if loader.call(tc, global.into(), &[arg.into()]).is_none() {
             let error = exception_text(tc);
             return Err(StartError::Module {
                 module: name.to_string(),
                 error,
             });
         }
-        module_times.push((name.to_string(), t.elapsed()));
+        module_times[m].get_or_insert(t.elapsed());
     }
     seal(scope)
 }
@@ -277,26 +350,6 @@ fn get_function<'s>(
         .get(scope, key.into())
         .ok_or_else(|| format!("{name} missing"))?;
     v8::Local::<v8::Function>::try_from(v).map_err(|_| format!("{name} is not a function"))
-}
-
-fn eval_string_list(
-    scope: &mut v8::PinScope<'_, '_>,
-    global_name: &str,
-) -> Result<Vec<String>, String> {
-    let context = scope.get_current_context();
-    let global = context.global(scope);
-    let key = v8::String::new(scope, global_name).ok_or("bad name")?;
-    let v = global
-        .get(scope, key.into())
-        .ok_or_else(|| format!("{global_name} missing"))?;
-    let arr = v8::Local::<v8::Array>::try_from(v)
-        .map_err(|_| format!("{global_name} is not an array"))?;
-    let mut out = Vec::new();
-    for i in 0..arr.length() {
-        let item = arr.get_index(scope, i).ok_or("bad module list")?;
-        out.push(item.to_rust_string_lossy(scope));
-    }
-    Ok(out)
 }
 
 /// Text of the pending exception of a TryCatch (its stack when there is one).

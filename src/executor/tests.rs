@@ -336,15 +336,17 @@ fn fail_fast_child() {
     if std::env::var_os("KEEL_FAIL_FAST_CHILD").is_none() {
         return;
     }
-    let mut factories = String::new();
+    let mut libs = String::new();
     for m in snapshot::MODULES {
-        if m == "qs" {
-            factories.push_str("['qs', () => { throw new Error('boom in qs') }],");
+        let factory = if m == "qs" {
+            "() => { throw new Error('boom in qs') }".to_string()
         } else {
-            factories.push_str(&format!("['{m}', () => ({{}})],"));
-        }
+            "() => ({})".to_string()
+        };
+        libs.push_str(&format!(
+            "//# keel-module {m}\n(globalThis.__keel_library_factories ||= []).push(['{m}', {factory}]);\n"
+        ));
     }
-    let libs = format!("globalThis.__keel_library_factories = [{factories}];");
     match snapshot::build_from(&libs, snapshot::RUNTIME_JS) {
         Err(StartError::Module { module, error }) => println!("FAILED-MODULE {module}: {error}"),
         other => panic!("expected a module error, got {:?}", other.map(|_| ())),

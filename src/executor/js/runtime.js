@@ -1,14 +1,14 @@
-// keel executor runtime: evaluated once into each of the snapshot's two contexts (see
-// snapshot.rs): after libs.bundle.js in the context with libraries, alone in the lean
-// default context. Everything here is therefore already present in every fresh context.
+// keel executor runtime: evaluated once into each snapshot context (see snapshot.rs): the
+// lean default context, and the contexts holding library modules, where the modules'
+// bundle sections were evaluated first. Everything here is therefore already present in
+// every fresh context.
 //
-// `require(name)` returns the module if this context has it, else instantiates it in this
-// context on first use. In the context with libraries, __keel_load_module instantiated all
-// seven at snapshot time. The lean context has not even evaluated the bundle (thousands of
-// module closures, most of a context's deserialization time), so there `require` first has
-// Rust evaluate the bundle into the context (`native.loadLibraries`). Blocks that mention
-// `require` start from the other context; this path only serves one that reaches `require`
-// another way: correct, only slower.
+// `require(name)` returns the module if this context has instantiated it, else
+// instantiates it here on first use. A module whose bundle section this context has not
+// evaluated is loaded by Rust first (`native.loadLibrary`: that one section, never the
+// whole bundle). The block's context was picked from its `require('…')` literals
+// (requires.rs), so this path only serves a module required another way: correct, only
+// slower.
 //
 // Rust-implemented functions cannot live in the snapshot (they would need external
 // references), so the natives (natives/mod.rs) are handed in per context by
@@ -20,7 +20,7 @@
 (function (global) {
   'use strict';
 
-  /** The bundle's modules, in its order (snapshot.rs checks the bundle's). */
+  /** The bundle's modules, in its order (snapshot.rs MODULES, whose indices natives use). */
   const moduleNames = [
     'crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid',
     'dayjs', 'fast-xml-parser', 'xlsx', 'sm-crypto-v2',
@@ -39,35 +39,36 @@
 
   /** Natives from Rust, set per context by __keel_boot. */
   let native = null;
-  /** name -> factory; null until this context has evaluated the bundle. */
-  let factoryByName = null;
+  /** name -> factory of every module section this context has evaluated. */
+  const factoryByName = new Map();
   /** subpath ('dayjs/plugin/utc') -> [module, factory]. */
-  let subpathFactories = new Map();
+  const subpathFactories = new Map();
   /** name -> exports of the modules this context has instantiated so far. */
   const modules = new Map();
   /** Modules this context's block has required (counted once per execution). */
   const required = new Set();
 
-  /** Takes the factories the bundle left on the global object. */
+  /** Takes the factories the evaluated bundle sections left on the global object. */
   function adoptFactories() {
-    const factories = global.__keel_library_factories;
-    const subpaths = global.__keel_library_subpaths || [];
+    for (const [name, factory] of global.__keel_library_factories || []) factoryByName.set(name, factory);
+    for (const [p, m, f] of global.__keel_library_subpaths || []) subpathFactories.set(p, [m, f]);
     delete global.__keel_library_factories;
     delete global.__keel_library_subpaths;
-    factoryByName = new Map(factories);
-    subpathFactories = new Map(subpaths.map(([p, m, f]) => [p, [m, f]]));
-    return factories.map((f) => f[0]);
   }
-  const bundleNames = global.__keel_library_factories ? adoptFactories() : [];
+  adoptFactories();
+
+  /** Makes sure this context has evaluated module `name`'s bundle section. */
+  function ensureSection(name) {
+    if (factoryByName.has(name)) return;
+    native.loadLibrary(moduleNames.indexOf(name));
+    adoptFactories();
+  }
 
   function instantiate(name) {
-    const sub = name.includes('/') && !moduleNames.includes(name);
-    if (!moduleNames.includes(name) && !(sub && moduleNames.includes(name.split('/')[0]))) return undefined;
-    if (factoryByName === null) {
-      native.loadLibraries();
-      adoptFactories();
-    }
-    if (sub) {
+    const top = name.split('/')[0];
+    if (!moduleNames.includes(top)) return undefined;
+    ensureSection(top);
+    if (top !== name) {
       const entry = subpathFactories.get(name);
       if (entry === undefined) return undefined;
       const exports = entry[1]();
@@ -92,16 +93,12 @@
   }
 
   // ---- snapshot-time helpers (removed before the snapshot is taken) -------------------------
-  // The bundle's module names (empty in the lean context, which has not evaluated it).
-  hidden('__keel_module_names', bundleNames);
-  // Snapshot time, context with libraries: instantiates one module (Rust times each).
-  hidden('__keel_load_module', function (index) {
-    const name = bundleNames[index];
-    instantiate(name);
+  // Snapshot time, contexts with modules: instantiates one module (Rust times each).
+  hidden('__keel_load_module', function (name) {
+    if (instantiate(name) === undefined) throw new Error(`the bundle has no module ${name}`);
     return name;
   });
   hidden('__keel_seal', function () {
-    delete global.__keel_module_names;
     delete global.__keel_load_module;
     delete global.__keel_prelude;
     delete global.__keel_builtin;

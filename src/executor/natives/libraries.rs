@@ -1,4 +1,4 @@
-//! `require`'s natives: loading the library bundle into a lean context, and counting which
+//! `require`'s natives: loading one module's bundle section into a context, and counting which
 //! modules the blocks actually use (the operators' `/flow/stats/modules`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,19 +19,30 @@ impl ModuleCounts {
     }
 }
 
-/// Evaluates the library bundle into the calling (lean) context, for a `require` there.
-/// V8's compilation cache makes every call after an isolate's first skip the parse.
-pub(super) fn native_load_libraries(
+/// `loadLibrary(index)`: evaluates module `index`'s section of the bundle into the calling
+/// context (it registers the module's factory; runtime.js instantiates it). V8's
+/// compilation cache makes every load after an isolate's first skip the parse.
+pub(super) fn native_load_library(
     scope: &mut v8::PinScope<'_, '_>,
-    _args: v8::FunctionCallbackArguments<'_>,
+    args: v8::FunctionCallbackArguments<'_>,
     _rv: v8::ReturnValue<'_, v8::Value>,
 ) {
-    if let Err(e) = snapshot::run_script(scope, snapshot::LIBS_BUNDLE, snapshot::LIBS_NAME) {
+    let sections = snapshot::bundle_sections();
+    let Some(&(name, source)) = args
+        .get(0)
+        .number_value(scope)
+        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+        .and_then(|n| sections.get(n as usize))
+    else {
+        throw(scope, "TypeError", "loadLibrary: no such module");
+        return;
+    };
+    if let Err(e) = snapshot::run_script(scope, source, &snapshot::section_name(name)) {
         if !scope.is_execution_terminating() {
             throw(
                 scope,
                 "Error",
-                &format!("loading the libraries failed: {e}"),
+                &format!("loading module {name} failed: {e}"),
             );
         }
     }

@@ -114,8 +114,8 @@ pub(super) fn install(
     set_fn(
         scope,
         natives,
-        "loadLibraries",
-        guarded!(libraries::native_load_libraries),
+        "loadLibrary",
+        guarded!(libraries::native_load_library),
     )?;
     Ok(())
 }
