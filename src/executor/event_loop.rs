@@ -83,7 +83,10 @@ impl Drop for ExecState {
 
 /// Why a run ended without a value.
 pub(crate) enum Failure {
-    Js { name: String, message: String },
+    Js {
+        name: String,
+        message: String,
+    },
     Terminated,
     NeverSettles,
     ResultTooLarge(usize),
@@ -282,7 +285,12 @@ fn complete_fetch(scope: &mut v8::PinScope<'_, '_>, done: OpDone) {
                 "length",
                 v8::Number::new(scope, length as f64).into(),
             );
-            set_val(scope, obj, "op", v8::Number::new(scope, done.op as f64).into());
+            set_val(
+                scope,
+                obj,
+                "op",
+                v8::Number::new(scope, done.op as f64).into(),
+            );
             set_val(
                 scope,
                 obj,

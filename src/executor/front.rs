@@ -202,7 +202,11 @@ impl Executor {
     /// order (counted in the executor process, from the `require` calls blocks made).
     pub fn module_requires(&self) -> Vec<(&'static str, u64)> {
         let counts = self.supervisor.view().module_requires;
-        super::snapshot::MODULES.iter().copied().zip(counts).collect()
+        super::snapshot::MODULES
+            .iter()
+            .copied()
+            .zip(counts)
+            .collect()
     }
 
     pub fn config(&self) -> &ExecutorConfig {

@@ -82,7 +82,10 @@ mod tests {
 
     #[test]
     fn literals_pick_the_context() {
-        assert_eq!(ContextKind::for_code("return input.a + 1"), ContextKind::Lean);
+        assert_eq!(
+            ContextKind::for_code("return input.a + 1"),
+            ContextKind::Lean
+        );
         assert_eq!(
             ContextKind::for_code("const _ = require('lodash'); return _.sum([1])"),
             ContextKind::Snapshot(snapshot::single(index("lodash")))
@@ -100,7 +103,10 @@ mod tests {
             ContextKind::Snapshot(snapshot::single(index("xlsx")))
         );
         // Dynamic names and unknown modules: the common context (runtime.js loads the rest).
-        assert_eq!(ContextKind::for_code("require(name)"), ContextKind::Snapshot(COMMON));
+        assert_eq!(
+            ContextKind::for_code("require(name)"),
+            ContextKind::Snapshot(COMMON)
+        );
         assert_eq!(
             ContextKind::for_code("require(`${x}`); require('left-pad')"),
             ContextKind::Snapshot(COMMON)

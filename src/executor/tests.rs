@@ -353,34 +353,74 @@ fn fail_fast_child() {
     }
 }
 
-#[test]
-#[ignore]
-fn tmp_measure_contexts() {
-    let sets = std::env::var("SETS").unwrap_or_default();
-    for set in sets.split(';') {
-        std::fs::write("/tmp/keel_only", set).unwrap();
-        let snap = snapshot::build().expect("snapshot");
-        let blob: &'static [u8] = Box::leak(snap.blob.to_vec().into_boxed_slice());
-        let params = v8::CreateParams::default().snapshot_blob(v8::StartupData::from(blob));
-        let mut iso = v8::Isolate::new(params);
-        let mut times = [Vec::new(), Vec::new()];
-        for _ in 0..40 {
-            for kind in 0..2 {
-                v8::scope!(let scope, &mut iso);
-                let t = Instant::now();
-                let c = if kind == 0 {
-                    v8::Context::new(scope, Default::default())
-                } else {
-                    v8::Context::from_snapshot(scope, 0, Default::default()).unwrap()
-                };
-                times[kind].push(t.elapsed().as_secs_f64() * 1000.0);
-                drop(c);
-            }
-            iso.low_memory_notification();
-        }
-        for t in &mut times {
-            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        }
-        println!("SET {set:60} lean {:.3} libs {:.3} snapshot {} KB", times[0][20], times[1][20], blob.len() / 1024);
+/// A block starts from the context holding what it names in `require('…')`; anything else
+/// is loaded on `require` from its own bundle section, and no module state outlives a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_module_contexts_and_lazy_sections() {
+    let ex = executor(|c| c.pool_size = 1);
+    let blocks = [
+        // the lodash context; xlsx is loaded on the spot
+        "require('lodash'); const n = 'xl' + 'sx'; return [typeof require('lodash').sum, typeof require(n).utils.aoa_to_sheet]",
+        // the lean context: qs comes from its section
+        "const r = globalThis['req' + 'uire']; return [typeof r('qs').stringify, typeof r('dayjs/plugin/utc')]",
+        // several modules: the common context
+        "return [require('dayjs')(0).valueOf(), typeof require('fast-xml-parser').XMLParser, typeof require('sm-crypto-v2').sm3]",
+    ];
+    for b in blocks {
+        let out = run(&ex, b, json!({})).await.expect(b);
+        assert!(
+            !out.result.to_string().contains("undefined"),
+            "{b}: {}",
+            out.result
+        );
     }
+    run(
+        &ex,
+        "require('dayjs').leak = 1; require('xlsx').leak = 2; return 1",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    let out = run(
+        &ex,
+        "return [typeof require('dayjs').leak, typeof require('xlsx').leak, typeof __keel_library_factories]",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(out.result, json!(["undefined", "undefined", "undefined"]));
+    let out = run(&ex, "return typeof require('fs')", json!({})).await;
+    assert_eq!(err_type(out), "Error");
+}
+
+/// The reference's completion rule: the value is taken once nothing the block started is
+/// pending; `undefined` is a ValidationError; cleared timers and unref'd ones hold nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_loop_runs_to_its_end() {
+    let ex = executor(|_| {});
+    let out = run(
+        &ex,
+        "const o = {n: 0}; setTimeout(() => { o.n = 1; setTimeout(() => o.n = 2, 5); }, 5); return o;",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(out.result, json!({"n": 2}));
+    let out = run(
+        &ex,
+        "const t = setTimeout(() => {}, 100000); clearTimeout(t); AbortSignal.timeout(100000); return 'done';",
+        json!({}),
+    )
+    .await
+    .expect("cleared and unref'd timers hold nothing");
+    assert_eq!(out.result, json!("done"));
+    let e = run(&ex, "setTimeout(() => {}, 1)", json!({}))
+        .await
+        .expect_err("undefined");
+    assert_eq!(e.kind, ErrorKind::Validation);
+    assert_eq!(e.message, "the return value cannot be undefined");
+    let e = run(&ex, "setInterval(() => {}, 10); return 1", json!({}))
+        .await
+        .expect_err("an interval never cleared runs into the timeout");
+    assert_eq!(e.kind, ErrorKind::Timeout);
 }

@@ -118,7 +118,11 @@ impl TokenStore {
             let hit = f.ct_eq(&d);
             found |= hit;
             if bool::from(hit) {
-                let n = if info.name.is_empty() { &info.id } else { &info.name };
+                let n = if info.name.is_empty() {
+                    &info.id
+                } else {
+                    &info.name
+                };
                 name = Some(n.clone());
             }
         }

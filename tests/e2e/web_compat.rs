@@ -254,24 +254,24 @@ async fn conformance(name: &str, needs_modules: bool) -> Value {
     let code = std::fs::read_to_string(&file).expect("conformance file");
     let k = Keel::start(spec()).await;
     let keel = through_keel(&k, &code, &input).await;
-    match through_node(&file, &input, needs_modules).await {
-        Some(node) => {
-            let mut diffs = Vec::new();
-            differences(&node, &keel, "", &mut diffs);
-            assert!(
-                diffs.is_empty(),
-                "{name}: keel differs from Node 20 at {} place(s):\n{}",
-                diffs.len(),
-                diffs.join("\n")
-            );
-        }
-        None => {}
+    if let Some(node) = through_node(&file, &input, needs_modules).await {
+        let mut diffs = Vec::new();
+        differences(&node, &keel, "", &mut diffs);
+        assert!(
+            diffs.is_empty(),
+            "{name}: keel differs from Node 20 at {} place(s):\n{}",
+            diffs.len(),
+            diffs.join("\n")
+        );
     }
     keel
 }
 
 fn succeeded(name: &str, keel: &Value) {
-    assert!(keel.get("result").is_some(), "{name} failed in keel: {keel}");
+    assert!(
+        keel.get("result").is_some(),
+        "{name} failed in keel: {keel}"
+    );
 }
 
 #[tokio::test]
@@ -330,9 +330,10 @@ async fn stats_count_required_modules_and_token_usage() {
         through_keel(&k, b, &input).await;
     }
     let admin = |path: &str| {
-        client()
-            .get(k.url(path))
-            .header("authorization", format!("Bearer {}", crate::harness::ADMIN_TOKEN))
+        client().get(k.url(path)).header(
+            "authorization",
+            format!("Bearer {}", crate::harness::ADMIN_TOKEN),
+        )
     };
     // The executor process reports its counts a few times a second.
     let mut modules = Value::Null;

@@ -90,18 +90,38 @@ pub(super) fn install(
 ) -> Result<(), String> {
     set_fn(scope, natives, "log", guarded!(console::native_log))?;
     set_fn(scope, natives, "fetch", guarded!(fetch::native_fetch))?;
-    set_fn(scope, natives, "takeBody", guarded!(fetch::native_take_body))?;
+    set_fn(
+        scope,
+        natives,
+        "takeBody",
+        guarded!(fetch::native_take_body),
+    )?;
     set_fn(scope, natives, "sleep", guarded!(timers::native_sleep))?;
     set_fn(scope, natives, "cancel", guarded!(timers::native_cancel))?;
-    set_fn(scope, natives, "utf8Length", guarded!(text::native_utf8_length))?;
-    set_fn(scope, natives, "utf8Write", guarded!(text::native_utf8_write))?;
+    set_fn(
+        scope,
+        natives,
+        "utf8Length",
+        guarded!(text::native_utf8_length),
+    )?;
+    set_fn(
+        scope,
+        natives,
+        "utf8Write",
+        guarded!(text::native_utf8_write),
+    )?;
     set_fn(
         scope,
         natives,
         "utf8EncodeInto",
         guarded!(text::native_utf8_encode_into),
     )?;
-    set_fn(scope, natives, "utf8Decode", guarded!(text::native_utf8_decode))?;
+    set_fn(
+        scope,
+        natives,
+        "utf8Decode",
+        guarded!(text::native_utf8_decode),
+    )?;
     set_fn(scope, natives, "urlParse", guarded!(url::native_url_parse))?;
     set_fn(scope, natives, "urlSet", guarded!(url::native_url_set))?;
     set_fn(

@@ -44,7 +44,11 @@ pub(super) fn native_cancel(
     args: v8::FunctionCallbackArguments<'_>,
     _rv: v8::ReturnValue<'_, v8::Value>,
 ) {
-    let Some(op) = args.get(0).number_value(scope).filter(|n| *n >= 0.0 && n.fract() == 0.0) else {
+    let Some(op) = args
+        .get(0)
+        .number_value(scope)
+        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+    else {
         return;
     };
     let op = op as u64;

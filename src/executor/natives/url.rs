@@ -74,7 +74,11 @@ pub(super) fn native_url_set(
         bounded_string(scope, args.get(1), 16),
         bounded_string(scope, args.get(2), MAX_URL_INPUT),
     ) else {
-        throw(scope, "TypeError", "urlSet: expected (href, setter, value) strings");
+        throw(
+            scope,
+            "TypeError",
+            "urlSet: expected (href, setter, value) strings",
+        );
         return;
     };
     let Ok(mut url) = url::Url::parse(&href) else {
