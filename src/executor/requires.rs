@@ -26,13 +26,14 @@ impl ContextKind {
         }
     }
 
-    /// The context for `code`: none required → lean; one → that module's; several → the
-    /// common one, or a heavy module's own context when one is among them (the others are
-    /// then instantiated on `require`); `require` with no literal module name → common.
+    /// The context for `code`: no bundled module required → lean; one → that module's;
+    /// several → the common one, or a heavy module's own context when one is among them
+    /// (the others are then instantiated on `require`); only a `require` whose module the
+    /// code does not spell out (`require(name)`) → common.
     pub fn for_code(code: &str) -> ContextKind {
-        let required = required_modules(code);
+        let (required, computed) = scan(code);
         match required.as_slice() {
-            [] if code.contains("require") => ContextKind::Snapshot(COMMON),
+            [] if computed => ContextKind::Snapshot(COMMON),
             [] => ContextKind::Lean,
             [one] => ContextKind::Snapshot(snapshot::single(*one)),
             many => match many.iter().find(|m| HEAVY.contains(&MODULES[**m])) {
@@ -44,22 +45,28 @@ impl ContextKind {
 }
 
 /// Indices (into [`MODULES`], sorted, distinct) of the bundled modules named in
-/// `require('name')`, `require("name/sub")` or `` require(`name`) `` literals.
-pub fn required_modules(code: &str) -> Vec<usize> {
+/// `require('name')`, `require("name/sub")` or `` require(`name`) `` literals, and whether
+/// `require` also appears in any other form (a computed name, `const r = require`).
+/// Literals naming anything else (`require('node:crypto')`) need no module context.
+pub fn scan(code: &str) -> (Vec<usize>, bool) {
     let mut found = Vec::new();
+    let mut computed = false;
     let mut rest = code;
     while let Some(at) = rest.find("require") {
         rest = &rest[at + "require".len()..];
-        if let Some(name) = literal_argument(rest) {
-            let top = name.split('/').next().unwrap_or(name);
-            if let Some(i) = MODULES.iter().position(|m| *m == top) {
-                found.push(i);
+        match literal_argument(rest) {
+            Some(name) => {
+                let top = name.split('/').next().unwrap_or(name);
+                if let Some(i) = MODULES.iter().position(|m| *m == top) {
+                    found.push(i);
+                }
             }
+            None => computed = true,
         }
     }
     found.sort_unstable();
     found.dedup();
-    found
+    (found, computed)
 }
 
 /// The string of `( 'literal' )` at the start of `s` (whitespace allowed), if it is one.
