@@ -60,7 +60,8 @@ pub struct HeapFigures {
     /// Time the most recent lean context (libraries on `require`) took to create and boot,
     /// slowest worker.
     pub last_context_creation: Duration,
-    /// The same for the context with all seven libraries instantiated.
+    /// The same for the last context with modules instantiated (one module's, or the
+    /// common one; see snapshot.rs).
     pub last_context_with_libraries: Duration,
 }
 

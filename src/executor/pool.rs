@@ -31,7 +31,8 @@ pub struct PoolFigures {
     pub heap_limit: u64,
     /// Array-buffer bytes held now, summed over the pool.
     pub array_buffers: u64,
-    /// Creation time of the slowest worker's last lean context and context with libraries.
+    /// Creation time of the slowest worker's last lean context and last context with
+    /// modules.
     pub context_ns: [u64; 2],
     /// Executions that required each module since this executor process started, indexed
     /// like [`snapshot::MODULES`].
