@@ -2,9 +2,9 @@
 //! overview document, alerts, and the embedded web UI itself.
 
 use super::auth::{require_admin, AdminAuth};
-use super::{alerts, events, overview, session, web};
+use super::{alerts, event_stream, overview, session, web};
 use crate::alerts::AlertEngine;
-use crate::telemetry::snapshot::Snapshots;
+use crate::telemetry::dashboard_feed::DashboardFeed;
 use crate::telemetry::Telemetry;
 use axum::middleware;
 use axum::routing::get;
@@ -17,7 +17,7 @@ use tokio::sync::watch;
 #[derive(Clone)]
 pub struct DashboardState {
     pub telemetry: Telemetry,
-    pub snapshots: Arc<Snapshots>,
+    pub feed: Arc<DashboardFeed>,
     pub alerts: Arc<AlertEngine>,
     /// Random per process: a client that sees it change knows keel restarted.
     pub instance: Arc<str>,
@@ -38,7 +38,7 @@ pub fn router(state: DashboardState, auth: AdminAuth, serve_ui: bool) -> Router 
         )
         .with_state(auth.clone());
     let data = Router::new()
-        .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/events", get(event_stream::stream))
         .route("/api/v1/overview", get(overview::document))
         .route("/api/v1/alerts", get(alerts::list))
         .route_layer(middleware::from_fn_with_state(auth, require_admin))

@@ -3,12 +3,12 @@
 //! plumbing: its router state, token checks, error mapping, optional JSON bodies.
 
 use super::auth::{bearer_token, AdminAuth};
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorDetail};
 use crate::config::Secret;
 use crate::gpu::Gpus;
 use crate::ledger::{
-    AcquireRequest, Acquired, BusyReason, HeartbeatUpdate, Ledger, LedgerError, LockView,
-    TokenResult,
+    AcquireRequest, Acquired, BusyReason, HeartbeatAck, HeartbeatUpdate, Ledger, LedgerError,
+    LockView, TokenResult,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -18,8 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -61,16 +60,18 @@ impl LedgerApi {
 impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> Self {
         match e {
-            LedgerError::InvalidKey(m) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_lock_key", m)
+            LedgerError::InvalidKey(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_lock_key", e.to_string())
             }
             LedgerError::UnknownLock(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_lock", e.to_string())
             }
-            LedgerError::InvalidRequest(m) => ApiError::bad_request(m),
-            LedgerError::Capacity(m) => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_tasks", m)
-            }
+            LedgerError::InvalidRequest(_) => ApiError::bad_request(e.to_string()),
+            LedgerError::TooManyTasks { .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_tasks",
+                e.to_string(),
+            ),
             LedgerError::Store(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_error",
@@ -136,14 +137,37 @@ struct ReleaseBody {
 }
 
 /// A 409 body: the outcome's fields plus the usual `error` object.
-fn conflict(mut body: Value, kind: &str, message: String) -> Response {
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("error".into(), json!({"type": kind, "message": message}));
-    }
-    (StatusCode::CONFLICT, Json(body)).into_response()
+#[derive(Serialize)]
+struct Conflict<T> {
+    #[serde(flatten)]
+    outcome: T,
+    error: ErrorDetail,
 }
 
-fn stale(flag: &str, token: u64, view: LockView) -> Response {
+fn conflict<T: Serialize>(outcome: T, kind: &'static str, message: String) -> Response {
+    let error = ErrorDetail { kind, message };
+    (StatusCode::CONFLICT, Json(Conflict { outcome, error })).into_response()
+}
+
+/// Which call a stale token was refused on: its flag (`renewed` / `released`) reads false.
+#[derive(Clone, Copy)]
+enum TokenCall {
+    Renew,
+    Release,
+}
+
+/// The lock's state with the refused call's flag.
+#[derive(Serialize)]
+struct Stale {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    renewed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    released: Option<bool>,
+    #[serde(flatten)]
+    view: LockView,
+}
+
+fn stale(call: TokenCall, token: u64, view: LockView) -> Response {
     let message = match view.fencing_token {
         Some(current) => format!(
             "fencing token {token} is not the holder's: {} holds {} with token {current}",
@@ -155,16 +179,27 @@ fn stale(flag: &str, token: u64, view: LockView) -> Response {
             view.lock_key
         ),
     };
-    let mut body = serde_json::to_value(&view).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert(flag.into(), json!(false));
-    }
+    let body = Stale {
+        renewed: matches!(call, TokenCall::Renew).then_some(false),
+        released: matches!(call, TokenCall::Release).then_some(false),
+        view,
+    };
     conflict(body, "stale_token", message)
 }
 
+/// `GET /api/v1/locks`.
+#[derive(Serialize)]
+struct LockList {
+    locks: Vec<LockView>,
+    timestamp: f64,
+}
+
 /// `GET /api/v1/locks`: every lock with holder, token and expiry.
-async fn list(State(s): State<LedgerApi>) -> Json<Value> {
-    Json(json!({"locks": s.ledger.locks(), "timestamp": crate::clock::unix_now()}))
+async fn list(State(s): State<LedgerApi>) -> Json<LockList> {
+    Json(LockList {
+        locks: s.ledger.locks(),
+        timestamp: crate::clock::unix_now(),
+    })
 }
 
 /// `POST /api/v1/locks/{lock_key}/acquire`: 200 with a fencing token, or 409.
@@ -199,11 +234,7 @@ async fn acquire(
                     format!("keel is shutting down; {} was not granted", b.lock_key)
                 }
             };
-            conflict(
-                serde_json::to_value(&b).unwrap_or_else(|_| json!({})),
-                "lock_held",
-                message,
-            )
+            conflict(b, "lock_held", message)
         }
     })
 }
@@ -224,7 +255,7 @@ async fn renew(
             .await?
         {
             TokenResult::Done(r) => Json(r).into_response(),
-            TokenResult::Stale(view) => stale("renewed", body.fencing_token, view),
+            TokenResult::Stale(view) => stale(TokenCall::Renew, body.fencing_token, view),
         },
     )
 }
@@ -241,7 +272,7 @@ async fn release(
     Ok(
         match s.ledger.release(&lock_key, body.fencing_token).await? {
             TokenResult::Done(r) => Json(r).into_response(),
-            TokenResult::Stale(view) => stale("released", body.fencing_token, view),
+            TokenResult::Stale(view) => stale(TokenCall::Release, body.fencing_token, view),
         },
     )
 }
@@ -252,7 +283,7 @@ async fn heartbeat(
     headers: HeaderMap,
     task: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HeartbeatAck>, ApiError> {
     s.require_worker(&headers)?;
     let task_id = path_param(task)?;
     let update: HeartbeatUpdate = optional_body(&body?)?;

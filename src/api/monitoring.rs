@@ -9,7 +9,11 @@
 use super::error::ApiError;
 use super::locks::{optional_body, path_param, LedgerApi};
 use crate::ledger::key::DEFAULT_LOCK_KEY;
-use crate::ledger::HeartbeatUpdate;
+use crate::ledger::{
+    CheckReport, Cleanup, Done, ForceReleased, GpuComponent, HeartbeatTask, HeartbeatUpdate,
+    HeartbeatsAll, LedgerHealth, LedgerStatistics, LockHealth, LockStatus, MonitorHealth,
+    MonitorStatus, TimeoutSettings, TimeoutStatus,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -17,7 +21,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub fn router(state: LedgerApi) -> Router {
     let m = Router::new()
@@ -62,29 +66,29 @@ fn unix_now() -> f64 {
 async fn lock_status(
     State(s): State<LedgerApi>,
     q: Result<Query<LockKeyQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LockStatus>, ApiError> {
     Ok(Json(s.ledger.lock_status(&lock_key(q)?)?))
 }
 
 async fn lock_health(
     State(s): State<LedgerApi>,
     q: Result<Query<LockKeyQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LockHealth>, ApiError> {
     Ok(Json(s.ledger.lock_health(&lock_key(q)?)?))
 }
 
-async fn monitor_status(State(s): State<LedgerApi>) -> Json<Value> {
+async fn monitor_status(State(s): State<LedgerApi>) -> Json<MonitorStatus> {
     Json(s.ledger.monitor_status())
 }
 
-async fn monitor_health(State(s): State<LedgerApi>) -> Json<Value> {
+async fn monitor_health(State(s): State<LedgerApi>) -> Json<MonitorHealth> {
     Json(s.ledger.monitor_health())
 }
 
 async fn monitor_start(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     s.require_admin(&headers)?;
     let changed = s.ledger.set_monitor(true);
     let message = if changed {
@@ -92,13 +96,17 @@ async fn monitor_start(
     } else {
         "monitor already running"
     };
-    Ok(Json(json!({"message": message, "success": true})))
+    Ok(Json(Done {
+        message: message.to_string(),
+        success: true,
+        task_id: None,
+    }))
 }
 
 async fn monitor_stop(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     s.require_admin(&headers)?;
     let changed = s.ledger.set_monitor(false);
     let message = if changed {
@@ -106,17 +114,21 @@ async fn monitor_stop(
     } else {
         "monitor already stopped"
     };
-    Ok(Json(json!({"message": message, "success": true})))
+    Ok(Json(Done {
+        message: message.to_string(),
+        success: true,
+        task_id: None,
+    }))
 }
 
 async fn heartbeat_task(
     State(s): State<LedgerApi>,
     task: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HeartbeatTask>, ApiError> {
     Ok(Json(s.ledger.heartbeat_task(&path_param(task)?)))
 }
 
-async fn heartbeat_all(State(s): State<LedgerApi>) -> Json<Value> {
+async fn heartbeat_all(State(s): State<LedgerApi>) -> Json<HeartbeatsAll> {
     Json(s.ledger.heartbeats_all())
 }
 
@@ -125,23 +137,23 @@ async fn heartbeat_start(
     headers: HeaderMap,
     task: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     s.require_worker(&headers)?;
     let task_id = path_param(task)?;
     let update: HeartbeatUpdate = optional_body(&body?)?;
     s.ledger.heartbeat_start(&task_id, update)?;
-    Ok(Json(json!({
-        "message": format!("heartbeat started for task {task_id}"),
-        "success": true,
-        "task_id": task_id,
-    })))
+    Ok(Json(Done {
+        message: format!("heartbeat started for task {task_id}"),
+        success: true,
+        task_id: Some(task_id),
+    }))
 }
 
 async fn heartbeat_stop(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     task: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     s.require_worker(&headers)?;
     let task_id = path_param(task)?;
     let stopped = s.ledger.heartbeat_stop(&task_id)?;
@@ -150,30 +162,32 @@ async fn heartbeat_stop(
     } else {
         format!("no running heartbeat for task {task_id}")
     };
-    Ok(Json(
-        json!({"message": message, "success": stopped, "task_id": task_id}),
-    ))
+    Ok(Json(Done {
+        message,
+        success: stopped,
+        task_id: Some(task_id),
+    }))
 }
 
 async fn heartbeat_cleanup(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Cleanup>, ApiError> {
     s.require_admin(&headers)?;
     let (dead, orphaned) = s.ledger.heartbeat_cleanup();
-    Ok(Json(json!({
-        "message": "heartbeat cleanup done",
-        "success": true,
-        "cleaned_dead_tasks": dead,
-        "cleaned_orphaned_tasks": orphaned,
-    })))
+    Ok(Json(Cleanup {
+        message: "heartbeat cleanup done",
+        success: true,
+        cleaned_dead_tasks: dead,
+        cleaned_orphaned_tasks: orphaned,
+    }))
 }
 
-async fn timeout_status(State(s): State<LedgerApi>) -> Json<Value> {
+async fn timeout_status(State(s): State<LedgerApi>) -> Json<TimeoutStatus> {
     Json(s.ledger.timeout_status())
 }
 
-async fn timeout_config(State(s): State<LedgerApi>) -> Json<Value> {
+async fn timeout_config(State(s): State<LedgerApi>) -> Json<TimeoutSettings> {
     Json(s.ledger.timeout_config())
 }
 
@@ -181,7 +195,7 @@ async fn timeout_check(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     q: Result<Query<LockKeyQuery>, QueryRejection>,
-) -> Result<Json<crate::ledger::CheckReport>, ApiError> {
+) -> Result<Json<CheckReport>, ApiError> {
     s.require_admin(&headers)?;
     Ok(Json(s.ledger.timeout_check(&lock_key(q)?).await?))
 }
@@ -197,7 +211,7 @@ async fn lock_release(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<crate::ledger::ForceReleased>, ApiError> {
+) -> Result<Json<ForceReleased>, ApiError> {
     s.require_admin(&headers)?;
     let body: ReleaseBody = optional_body(&body?)?;
     let key = body
@@ -207,18 +221,19 @@ async fn lock_release(
     Ok(Json(s.ledger.force_release(&key, &task_name).await?))
 }
 
-async fn statistics(State(s): State<LedgerApi>) -> Json<Value> {
+async fn statistics(State(s): State<LedgerApi>) -> Json<LedgerStatistics> {
     Json(s.ledger.statistics())
 }
 
-async fn health(State(s): State<LedgerApi>) -> Json<Value> {
+async fn health(State(s): State<LedgerApi>) -> Json<LedgerHealth> {
     let mut h = s.ledger.health();
-    if let Some(components) = h.get_mut("components").and_then(Value::as_object_mut) {
-        let gpu = s.gpus.report();
-        components.insert(
-            "gpu".into(),
-            json!({"enabled": gpu["enabled"], "reason": gpu.get("reason"), "warnings": gpu["warnings"], "timestamp": unix_now()}),
-        );
-    }
+    let gpu = s.gpus.report();
+    let field = |name: &str| gpu.get(name).cloned().unwrap_or(Value::Null);
+    h.components.gpu = Some(GpuComponent {
+        enabled: field("enabled"),
+        reason: field("reason"),
+        warnings: field("warnings"),
+        timestamp: unix_now(),
+    });
     Json(h)
 }

@@ -18,10 +18,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use cookie::{Cookie, SameSite};
 use redb::{ReadableTable, TableDefinition};
 use serde::Deserialize;
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -178,11 +178,14 @@ impl SessionStore {
     }
 
     fn set_cookie(&self, value: &str, max_age: Duration) -> String {
-        format!(
-            "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
-            max_age.as_secs(),
-            if self.secure { "; Secure" } else { "" }
-        )
+        let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        Cookie::build((COOKIE, value))
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .path("/")
+            .max_age(time::Duration::seconds(max_age))
+            .secure(self.secure)
+            .to_string()
     }
 }
 
@@ -196,16 +199,17 @@ fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The session cookie's value in a request, if any.
+/// The session cookie's value in a request, if any (every `Cookie` header, RFC 6265
+/// pairs; a malformed pair is skipped).
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE)
+        .and_then(|c| c.value_raw())
 }
 
 #[derive(Deserialize)]
@@ -214,12 +218,23 @@ pub struct Login {
     token: String,
 }
 
-fn session_body(s: &Session) -> serde_json::Value {
-    json!({
-        "authenticated": true,
-        "csrf_token": s.csrf,
-        "expires_at": crate::clock::unix_to_rfc3339(s.expires_unix),
-    })
+/// The answer of a login and of `GET /api/v1/session`; a logout answers only
+/// `authenticated: false`.
+#[derive(Serialize)]
+struct SessionBody {
+    authenticated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+fn session_body(s: &Session) -> SessionBody {
+    SessionBody {
+        authenticated: true,
+        csrf_token: Some(s.csrf.clone()),
+        expires_at: Some(crate::clock::unix_to_rfc3339(s.expires_unix)),
+    }
 }
 
 /// `POST /api/v1/session` `{"token": "<admin token>"}`: sets the session cookie and answers
@@ -269,7 +284,12 @@ pub async fn logout(
     if let Some(c) = session_cookie(&headers) {
         store.remove(c).await?;
     }
-    let mut resp = Json(json!({"authenticated": false})).into_response();
+    let mut resp = Json(SessionBody {
+        authenticated: false,
+        csrf_token: None,
+        expires_at: None,
+    })
+    .into_response();
     if let Ok(v) = HeaderValue::from_str(&store.set_cookie("", Duration::ZERO)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -2,7 +2,7 @@
 //! validated once before anything binds.
 //!
 //! Every section is a `serde` struct with `deny_unknown_fields` and documented defaults, so a
-//! config file only needs the keys it changes. Loading ([`load`]) collects *every* structural
+//! config file only needs the keys it changes. Loading ([`load()`]) collects *every* structural
 //! problem (unknown keys, wrong types); [`Config::validate`] then collects every semantic one
 //! (ranges, zero durations, unwritable paths). Both report `ConfigError { path, message }`.
 
@@ -15,12 +15,13 @@ mod gpu;
 mod ledger;
 mod llm;
 mod load;
+mod lock_key;
 mod log;
 mod proxy;
 mod types;
 mod validate;
 
-pub use alerts::AlertsConfig;
+pub use alerts::{AlertsConfig, ALERT_NAMES, FEED_HISTORY};
 pub use control::{
     AdminTokenSource, ControlConfig, GENERATED_ADMIN_TOKEN_FILE, MIN_ADMIN_TOKEN_CHARS,
 };
@@ -37,6 +38,7 @@ pub use llm::{
     DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
 };
 pub use load::{load, resolve_path, LoadError, CREDENTIAL_NAME};
+pub use lock_key::{check_lock_key, LockKeyError, MAX_KEY_LEN};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{
     BreakerConfig, NodeConfig, PrewarmConfig, ProxyConfig, QueueConfig, RetryConfig, ShiftConfig,
@@ -138,6 +140,9 @@ impl Config {
         )
     }
 }
+
+#[cfg(test)]
+mod doc_tables;
 
 #[cfg(test)]
 mod tests {

@@ -147,8 +147,8 @@ impl NodeConfig {
                 ),
             );
         }
-        if let Err(message) = check_base_url(&self.base_url) {
-            v.error("base_url", message);
+        if let Err(problem) = check_base_url(&self.base_url) {
+            v.error("base_url", problem.to_string());
         }
         v.range("weight", self.weight, 0, MAX_WEIGHT);
         let p = &self.health_path;
@@ -178,20 +178,35 @@ impl NodeConfig {
     }
 }
 
+/// Why a node's `base_url` cannot be forwarded to.
+#[derive(Debug, thiserror::Error)]
+enum BaseUrlProblem {
+    #[error("{0:?} is not a URL: {1}")]
+    NotAUrl(String, #[source] url::ParseError),
+    #[error("{0:?}: scheme must be http or https")]
+    Scheme(String),
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    #[error("{0:?} must not have a query or fragment")]
+    QueryOrFragment(String),
+    #[error("{0:?} must not carry credentials (use api_key)")]
+    Credentials(String),
+}
+
 /// A base URL keel can forward to: http or https, a host, no query or fragment.
-fn check_base_url(text: &str) -> Result<(), String> {
-    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+fn check_base_url(text: &str) -> Result<(), BaseUrlProblem> {
+    let url = url::Url::parse(text).map_err(|e| BaseUrlProblem::NotAUrl(text.into(), e))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{text:?}: scheme must be http or https"));
+        return Err(BaseUrlProblem::Scheme(text.into()));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{text:?} has no host"));
+        return Err(BaseUrlProblem::NoHost(text.into()));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{text:?} must not have a query or fragment"));
+        return Err(BaseUrlProblem::QueryOrFragment(text.into()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("{text:?} must not carry credentials (use api_key)"));
+        return Err(BaseUrlProblem::Credentials(text.into()));
     }
     Ok(())
 }

@@ -12,8 +12,10 @@
 //!
 //! The worst finding decides the status; `issues` lists every finding.
 
+use super::answers::GpuIssue;
+use super::state::{Now, State};
 use super::stats::ratio;
-use super::{GpuIssue, Inner, Now, State};
+use super::Inner;
 use serde::Serialize;
 
 pub const HELD_FRACTION_WARNING: f64 = 0.8;

@@ -5,7 +5,7 @@
 //! holds it under a lock, and taking it again signals that task, waits for the lock and
 //! checks the socket's peer address (`getpeername`). On a keep-alive hot path that is a
 //! task spawn, two wake-ups (often across threads) and a system call per request. keel
-//! knows which node a connection belongs to, so each [`Node`](super::node::Node) keeps its
+//! knows which node a connection belongs to, so each [`super::node::Node`] keeps its
 //! idle connections itself, most recently used first, and a connection is tested only when
 //! it is taken: a non-blocking read that must find nothing (a closed or chattering idle
 //! connection is dropped). Fresh connections (TCP or TLS) still come from Pingora's

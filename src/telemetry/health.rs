@@ -59,7 +59,7 @@ impl HealthRegistry {
         );
     }
 
-    pub fn snapshot(&self) -> BTreeMap<String, ComponentHealth> {
+    pub fn components(&self) -> BTreeMap<String, ComponentHealth> {
         self.components
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -68,7 +68,7 @@ impl HealthRegistry {
 
     /// The worst status among enabled components: down > degraded > healthy.
     pub fn overall(&self) -> ComponentStatus {
-        let snap = self.snapshot();
+        let snap = self.components();
         let statuses = snap.values().map(|c| c.status);
         let mut overall = ComponentStatus::Healthy;
         for s in statuses {

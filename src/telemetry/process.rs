@@ -1,8 +1,13 @@
-//! Process RSS and CPU for `/api/metrics` and alerts, read from `/proc/self` (Linux).
+//! keel's own RSS and CPU for `/api/metrics`, the dashboard and alerts, and the executor
+//! process's RSS for its supervisor — read through `procfs`, the reader behind the
+//! Prometheus process collector (`keel_process_*`), so both report the same figures from
+//! one `/proc` parser instead of a hand-written second one.
 //!
 //! CPU percent needs two samples; a background task calls [`ProcessStats::sample`] once a
 //! second and readers get the last computed value without touching `/proc`.
 
+use procfs::process::{Process, Stat};
+use procfs::WithCurrentSystemInfo;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -18,22 +23,22 @@ pub struct ProcessStats {
 impl ProcessStats {
     /// Reads `/proc/self` and updates RSS and CPU percent since the previous sample.
     pub fn sample(&self) {
-        if let Some(rss) = read_rss_bytes() {
-            self.rss_bytes.store(rss, Ordering::Relaxed);
-        }
-        if let Some(cpu_seconds) = read_cpu_seconds() {
-            let now = Instant::now();
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((then, then_cpu)) = *last {
-                let wall = now.duration_since(then).as_secs_f64();
-                if wall > 0.0 {
-                    let pct = ((cpu_seconds - then_cpu) / wall * 100.0).max(0.0);
-                    self.cpu_centi_percent
-                        .store((pct * 100.0) as u64, Ordering::Relaxed);
-                }
+        let Some(stat) = stat_of("self") else {
+            return;
+        };
+        self.rss_bytes.store(rss_of(&stat), Ordering::Relaxed);
+        let cpu_seconds = cpu_seconds(&stat);
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((then, then_cpu)) = *last {
+            let wall = now.duration_since(then).as_secs_f64();
+            if wall > 0.0 {
+                let pct = ((cpu_seconds - then_cpu) / wall * 100.0).max(0.0);
+                self.cpu_centi_percent
+                    .store((pct * 100.0) as u64, Ordering::Relaxed);
             }
-            *last = Some((now, cpu_seconds));
         }
+        *last = Some((now, cpu_seconds));
     }
 
     pub fn rss_bytes(&self) -> u64 {
@@ -45,45 +50,26 @@ impl ProcessStats {
     }
 }
 
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v > 0 {
-        v as u64
-    } else {
-        4096
-    }
+fn stat_of(pid: &str) -> Option<Stat> {
+    let process = match pid {
+        "self" => Process::myself(),
+        pid => Process::new(pid.parse().ok()?),
+    };
+    process.and_then(|p| p.stat()).ok()
 }
 
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if v > 0 {
-        v as f64
-    } else {
-        100.0
-    }
+fn rss_of(stat: &Stat) -> u64 {
+    stat.rss_bytes().get()
 }
 
-fn read_rss_bytes() -> Option<u64> {
-    rss_bytes_of("self")
-}
-
-/// Resident memory of a process (`"self"` or a pid), from `/proc/<pid>/statm`.
+/// Resident memory of a process (`"self"` or a pid).
 pub fn rss_bytes_of(pid: &str) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * page_size())
+    stat_of(pid).map(|s| rss_of(&s))
 }
 
-fn read_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name may contain spaces; fields after ')' are fixed.
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks())
+/// User plus system CPU time of a process so far.
+fn cpu_seconds(stat: &Stat) -> f64 {
+    (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64
 }
 
 #[cfg(test)]
@@ -102,5 +88,8 @@ mod tests {
         p.sample();
         assert!(p.rss_bytes() > 0);
         assert!(p.cpu_percent() >= 0.0);
+        let pid = std::process::id().to_string();
+        assert!(rss_bytes_of(&pid).is_some_and(|b| b > 0));
+        assert_eq!(rss_bytes_of("not-a-pid"), None);
     }
 }

@@ -13,6 +13,7 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod llm;
+mod node_compat;
 mod store_integrity;
 mod upstream;
 mod web_compat;

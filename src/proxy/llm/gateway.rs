@@ -45,10 +45,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-pub const LLM_ATTEMPTS_TOTAL: &str = "keel_llm_attempts_total";
-pub const LLM_REQUESTS_TOTAL: &str = "keel_llm_requests_total";
-pub const LLM_MALFORMED_EVENTS_TOTAL: &str = "keel_llm_malformed_events_total";
-pub const LLM_DEDUP_TOTAL: &str = "keel_llm_dedup_total";
+pub use crate::telemetry::catalog::{
+    LLM_ATTEMPTS_TOTAL, LLM_DEDUP_TOTAL, LLM_MALFORMED_EVENTS_TOTAL, LLM_REQUESTS_TOTAL,
+};
 
 /// Headers never copied from an upstream answer to the client. Names, not strings: a
 /// `&str` key is parsed into a header name again on every lookup.

@@ -1,6 +1,7 @@
-//! `/flow/*`: the reference code-block service's API, served by the V8 executor.
+//! The executor's API under `/flow/*` (the reference code-block service's paths), served by
+//! the V8 executor.
 //!
-//! Shapes follow `shared/spec/code-executor.md`: `POST /flow/codeblock` answers
+//! Shapes follow `shared/spec/code-executor.md` (types in [`super::executor_shapes`]): `POST /flow/codeblock` answers
 //! `{"success", "result" | "error":{"type","message"}, "timing", "timestamp", "request_id"}`
 //! for *every* outcome (bad input included, never a panic), `GET /flow/health` carries the
 //! `warmup` block that monitoring and probes read. Admin-issued access tokens are managed
@@ -20,13 +21,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::auth::{require_admin, AdminAuth};
 use super::error::{ApiError, ApiPath};
+use super::executor_shapes::*;
 use super::locks::optional_body;
-use super::ratelimit::RateLimiter;
+use super::ratelimit::RateLimits;
 use crate::config::{
     ENV_EXECUTION_TIMEOUT_MS, ENV_MAX_CODE_LENGTH, ENV_MAX_CONCURRENT, ENV_MAX_INPUT_SIZE,
     ENV_MAX_RESULT_SIZE,
@@ -34,16 +36,16 @@ use crate::config::{
 use crate::executor::tokens::TokenStore;
 use crate::executor::{ErrorKind, ExecError, ExecRequest, Executor};
 
-/// State of the `/flow` routes.
+/// State of the executor's routes.
 #[derive(Clone)]
-pub struct FlowState {
+pub struct ExecutorApi {
     pub executor: Arc<Executor>,
     pub tokens: Arc<TokenStore>,
-    pub limiter: Arc<RateLimiter>,
+    pub limits: Arc<RateLimits>,
     pub started: Instant,
 }
 
-pub fn router(state: FlowState, admin: AdminAuth) -> Router {
+pub fn router(state: ExecutorApi, admin: AdminAuth) -> Router {
     let admin_routes = Router::new()
         .route("/flow/admin/tokens", post(issue_token).get(list_tokens))
         .route("/flow/admin/tokens/{id}", delete(revoke_token))
@@ -89,127 +91,137 @@ fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-async fn service_info(State(s): State<FlowState>) -> Json<Value> {
-    Json(json!({
-        "service": SERVICE,
-        "version": env!("CARGO_PKG_VERSION"),
-        "engine": format!("V8 {}", crate::executor::platform::version()),
-        "description": "JavaScript code-block executor (V8 isolates from a snapshot)",
-        "uptime": s.started.elapsed().as_secs(),
-        "endpoints": {
-            "execute": "POST /flow/codeblock",
-            "health": "GET /flow/health",
-            "status": "GET /flow/status",
-            "limits": "GET /flow/limits"
+async fn service_info(State(s): State<ExecutorApi>) -> Json<ServiceInfo> {
+    Json(ServiceInfo {
+        service: SERVICE,
+        version: env!("CARGO_PKG_VERSION"),
+        engine: format!("V8 {}", crate::executor::platform::version()),
+        description: "JavaScript code-block executor (V8 isolates from a snapshot)",
+        uptime: s.started.elapsed().as_secs(),
+        endpoints: Endpoints {
+            execute: "POST /flow/codeblock",
+            health: "GET /flow/health",
+            status: "GET /flow/status",
+            limits: "GET /flow/limits",
         },
-        "modules": crate::executor::snapshot::MODULES,
-    }))
+        modules: crate::executor::snapshot::MODULES,
+    })
 }
 
-fn runtime_block(ex: &Executor) -> Value {
+fn runtime_block(ex: &Executor) -> Runtime {
     let st = ex.status();
-    json!({
-        "poolSize": st.pool_size,
-        "maxConcurrent": st.max_concurrent,
-        "currentExecutions": st.current_executions,
-        "totalExecutions": st.total_executions,
-        "successRate": st.success_rate,
-    })
+    Runtime {
+        pool_size: st.pool_size,
+        max_concurrent: st.max_concurrent,
+        current_executions: st.current_executions,
+        total_executions: st.total_executions,
+        success_rate: st.success_rate,
+    }
 }
 
-fn memory_block(ex: &Executor) -> Value {
+fn memory_block(ex: &Executor) -> Memory {
     let h = ex.heap();
-    json!({
-        "alloc": mib(h.used),
-        "arrayBuffers": mib(h.array_buffers),
-        "arrayBufferBytes": h.array_buffers,
-        "processMemoryLimitBytes": ex.memory_ceiling(),
-        "totalAlloc": mib(h.total),
-        "sys": mib(h.limit),
-        "heapUsedBytes": h.used,
-        "heapTotalBytes": h.total,
-        "heapLimitBytes": h.limit,
-        "isolates": ex.status().pool_size,
-        "lastContextCreationMs": h.last_context_creation.as_secs_f64() * 1000.0,
-        "lastContextWithLibrariesMs": h.last_context_with_libraries.as_secs_f64() * 1000.0,
-    })
+    Memory {
+        alloc: mib(h.used),
+        array_buffers: mib(h.array_buffers),
+        array_buffer_bytes: h.array_buffers,
+        process_memory_limit_bytes: ex.memory_ceiling(),
+        total_alloc: mib(h.total),
+        sys: mib(h.limit),
+        heap_used_bytes: h.used,
+        heap_total_bytes: h.total,
+        heap_limit_bytes: h.limit,
+        isolates: ex.status().pool_size,
+        last_context_creation_ms: h.last_context_creation.as_secs_f64() * 1000.0,
+        last_context_with_libraries_ms: h.last_context_with_libraries.as_secs_f64() * 1000.0,
+    }
 }
 
-async fn health(State(s): State<FlowState>) -> Json<Value> {
+async fn health(State(s): State<ExecutorApi>) -> Json<Health> {
     let ex = &s.executor;
     let w = ex.warmup();
     let down = ex.down_reason();
-    Json(json!({
+    Json(Health {
         // While the executor process restarts, calls get 503 at once: say so here too.
-        "status": if down.is_some() { "degraded" } else { "healthy" },
-        "reason": down,
-        "timestamp": rfc3339(OffsetDateTime::now_utc()),
-        "service": SERVICE,
-        "version": env!("CARGO_PKG_VERSION"),
-        "runtime": runtime_block(ex),
-        "memory": memory_block(ex),
-        "warmup": {
-            "status": w.status,
-            "modules": w.modules,
-            "totalModules": w.total_modules,
-            "successCount": w.modules.len(),
-            "elapsed": format!("{:?}", w.elapsed),
-            "elapsedMs": w.elapsed.as_millis() as u64,
-            "timestamp": rfc3339(w.finished_at),
-            "details": w.module_times.iter().map(|(n, t)| json!({
-                "name": n, "status": "ok", "elapsedMs": t.as_secs_f64() * 1000.0
-            })).collect::<Vec<_>>(),
-            "snapshotBytes": w.snapshot_bytes,
-        }
-    }))
+        status: if down.is_some() {
+            "degraded"
+        } else {
+            "healthy"
+        },
+        reason: down,
+        timestamp: rfc3339(OffsetDateTime::now_utc()),
+        service: SERVICE,
+        version: env!("CARGO_PKG_VERSION"),
+        runtime: runtime_block(ex),
+        memory: memory_block(ex),
+        warmup: Warmup {
+            success_count: w.modules.len(),
+            elapsed: format!("{:?}", w.elapsed),
+            elapsed_ms: w.elapsed.as_millis() as u64,
+            timestamp: rfc3339(w.finished_at),
+            details: w
+                .module_times
+                .iter()
+                .map(|(n, t)| WarmupDetail {
+                    name: n.clone(),
+                    status: "ok",
+                    elapsed_ms: t.as_secs_f64() * 1000.0,
+                })
+                .collect(),
+            snapshot_bytes: w.snapshot_bytes,
+            status: w.status,
+            modules: w.modules,
+            total_modules: w.total_modules,
+        },
+    })
 }
 
-async fn status(State(s): State<FlowState>) -> Json<Value> {
+async fn status(State(s): State<ExecutorApi>) -> Json<Status> {
     let st = s.executor.status();
-    Json(json!({
-        "status": "running",
-        "timestamp": rfc3339(OffsetDateTime::now_utc()),
-        "uptime": s.started.elapsed().as_secs(),
-        "memory": memory_block(&s.executor),
-        "executor": {
-            "currentExecutions": st.current_executions,
-            "maxConcurrent": st.max_concurrent,
-            "queueLength": st.queue_length,
-            "total": st.total_executions,
-            "successful": st.successful,
-            "failed": st.failed,
-            "successRate": st.success_rate,
-            "poolSize": st.pool_size,
-            "isolatesIdle": st.isolates_idle,
-            "isolatesBusy": st.isolates_busy,
-            "isolatesStarting": st.isolates_starting,
-            "isolatesRecycled": st.isolates_recycled,
-            "processRestarts": st.process_restarts,
-            "processPid": st.process_pid,
-            "sandbox": st.sandbox,
-        }
-    }))
+    Json(Status {
+        status: "running",
+        timestamp: rfc3339(OffsetDateTime::now_utc()),
+        uptime: s.started.elapsed().as_secs(),
+        memory: memory_block(&s.executor),
+        executor: PoolStatus {
+            current_executions: st.current_executions,
+            max_concurrent: st.max_concurrent,
+            queue_length: st.queue_length,
+            total: st.total_executions,
+            successful: st.successful,
+            failed: st.failed,
+            success_rate: st.success_rate,
+            pool_size: st.pool_size,
+            isolates_idle: st.isolates_idle,
+            isolates_busy: st.isolates_busy,
+            isolates_starting: st.isolates_starting,
+            isolates_recycled: st.isolates_recycled,
+            process_restarts: st.process_restarts,
+            process_pid: st.process_pid,
+            sandbox: st.sandbox,
+        },
+    })
 }
 
-async fn limits(State(s): State<FlowState>) -> Json<Value> {
+async fn limits(State(s): State<ExecutorApi>) -> Json<Limits> {
     let c = s.executor.config();
-    Json(json!({
-        "executionTimeout": c.execution_timeout.as_millis() as u64,
-        "maxCodeLength": c.max_code_length,
-        "maxInputSize": c.max_input_size,
-        "maxConcurrent": c.max_concurrent,
-        "maxResultSize": c.max_result_size,
-        "heapLimitMb": c.heap_limit_mb,
-        "arrayBufferLimitMb": c.array_buffer_limit_mb,
-        "memoryLimitMb": c.memory_limit_mib(),
-        "env": {
-            "executionTimeout": ENV_EXECUTION_TIMEOUT_MS,
-            "maxCodeLength": ENV_MAX_CODE_LENGTH,
-            "maxInputSize": ENV_MAX_INPUT_SIZE,
-            "maxConcurrent": ENV_MAX_CONCURRENT,
-            "maxResultSize": ENV_MAX_RESULT_SIZE,
-        }
-    }))
+    Json(Limits {
+        execution_timeout: c.execution_timeout.as_millis() as u64,
+        max_code_length: c.max_code_length,
+        max_input_size: c.max_input_size,
+        max_concurrent: c.max_concurrent,
+        max_result_size: c.max_result_size,
+        heap_limit_mb: c.heap_limit_mb,
+        array_buffer_limit_mb: c.array_buffer_limit_mb,
+        memory_limit_mb: c.memory_limit_mib(),
+        env: LimitVariables {
+            execution_timeout: ENV_EXECUTION_TIMEOUT_MS,
+            max_code_length: ENV_MAX_CODE_LENGTH,
+            max_input_size: ENV_MAX_INPUT_SIZE,
+            max_concurrent: ENV_MAX_CONCURRENT,
+            max_result_size: ENV_MAX_RESULT_SIZE,
+        },
+    })
 }
 
 /// The reference's failure envelope with a status.
@@ -221,14 +233,25 @@ fn failure(
     started: Instant,
     rid: &str,
 ) -> Response {
-    let body = json!({
-        "success": false,
-        "error": {"type": kind, "message": message},
-        "timing": {"executionTime": exec.as_millis() as u64, "totalTime": started.elapsed().as_millis() as u64},
-        "timestamp": plain_timestamp(),
-        "request_id": rid,
-    });
+    let body = Codeblock {
+        success: false,
+        result: None,
+        error: Some(CodeblockError {
+            kind: kind.to_string(),
+            message: message.to_string(),
+        }),
+        timing: timing(exec, started),
+        timestamp: plain_timestamp(),
+        request_id: rid.to_string(),
+    };
     with_rid((status, Json(body)).into_response(), rid)
+}
+
+fn timing(exec: Duration, started: Instant) -> Timing {
+    Timing {
+        execution_time: exec.as_millis() as u64,
+        total_time: started.elapsed().as_millis() as u64,
+    }
 }
 
 fn with_rid(mut resp: Response, rid: &str) -> Response {
@@ -303,38 +326,24 @@ fn timeout_ms(t: &Value) -> Result<Duration, ExecError> {
 }
 
 async fn codeblock(
-    State(s): State<FlowState>,
+    State(s): State<ExecutorApi>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
     let rid = request_id(&headers);
-    let cfg = &s.executor.config().rate_limit;
-    let ip = peer.ip().to_string();
+    let limited = s.executor.config().rate_limit.enabled;
+    let ip = peer.ip();
     let token = headers
         .get("accesstoken")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let owner = s.tokens.check(token);
-    if cfg.enabled {
+    if limited {
         let allowed = match &owner {
-            None => s.limiter.allow(
-                &format!("ip-anon:{ip}"),
-                cfg.ip_unauthenticated_qps,
-                cfg.ip_unauthenticated_burst,
-            ),
-            Some(o) => {
-                s.limiter.allow(
-                    &format!("ip-auth:{ip}"),
-                    cfg.ip_authenticated_qps,
-                    cfg.ip_authenticated_burst,
-                ) && s.limiter.allow(
-                    &format!("token:{}", o.key),
-                    cfg.token_per_minute / 60.0,
-                    cfg.token_burst,
-                )
-            }
+            None => s.limits.allow_unauthenticated(ip),
+            Some(o) => s.limits.allow_authenticated(ip, &o.key),
         };
         if !allowed {
             return failure(
@@ -398,16 +407,14 @@ async fn codeblock(
             if !out.logs.is_empty() {
                 tracing::debug!(request_id = %rid, lines = out.logs.len(), dropped = out.logs_dropped, logs = ?out.logs, "code block console output");
             }
-            let body = json!({
-                "success": true,
-                "result": out.result,
-                "timing": {
-                    "executionTime": out.execution_time.as_millis() as u64,
-                    "totalTime": started.elapsed().as_millis() as u64,
-                },
-                "timestamp": plain_timestamp(),
-                "request_id": rid,
-            });
+            let body = Codeblock {
+                success: true,
+                result: Some(out.result),
+                error: None,
+                timing: timing(out.execution_time, started),
+                timestamp: plain_timestamp(),
+                request_id: rid.clone(),
+            };
             with_rid((StatusCode::OK, Json(body)).into_response(), &rid)
         }
         Err(e) => failure(
@@ -430,64 +437,83 @@ fn percent(part: u64, whole: u64) -> String {
 
 /// `GET /flow/stats/modules`: executions that required each bundled module since keel
 /// started (from the `require` calls blocks actually made), most used first.
-async fn module_stats(State(s): State<FlowState>) -> Json<Value> {
+async fn module_stats(State(s): State<ExecutorApi>) -> Json<ModuleStats> {
     let mut rows = s.executor.module_requires();
     let total: u64 = rows.iter().map(|(_, n)| n).sum();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    Json(json!({
-        "success": true,
-        "data": {
-            "totalRequires": total,
-            "modules": rows.iter().map(|(name, n)| json!({
-                "name": name, "requires": n, "share": percent(*n, total),
-            })).collect::<Vec<_>>(),
+    Json(ModuleStats {
+        success: true,
+        data: ModuleStatsData {
+            total_requires: total,
+            modules: rows
+                .into_iter()
+                .map(|(name, n)| ModuleRequires {
+                    name,
+                    requires: n,
+                    share: percent(n, total),
+                })
+                .collect(),
         },
-        "timestamp": rfc3339(OffsetDateTime::now_utc()),
-    }))
+        timestamp: rfc3339(OffsetDateTime::now_utc()),
+    })
 }
 
 /// `GET /flow/stats/modules/{name}`: one module's figure; 404 for a module keel does not have.
 async fn module_stat(
-    State(s): State<FlowState>,
+    State(s): State<ExecutorApi>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Response {
     let rows = s.executor.module_requires();
     let total: u64 = rows.iter().map(|(_, n)| n).sum();
-    match rows.iter().find(|(m, _)| *m == name) {
-        Some((m, n)) => Json(json!({
-            "success": true,
-            "data": {"name": m, "requires": n, "share": percent(*n, total), "totalRequires": total},
-            "timestamp": rfc3339(OffsetDateTime::now_utc()),
-        }))
+    match rows.into_iter().find(|(m, _)| *m == name) {
+        Some((m, n)) => Json(ModuleStat {
+            success: true,
+            data: ModuleStatData {
+                module: ModuleRequires {
+                    name: m,
+                    requires: n,
+                    share: percent(n, total),
+                },
+                total_requires: total,
+            },
+            timestamp: rfc3339(OffsetDateTime::now_utc()),
+        })
         .into_response(),
         None => (
             StatusCode::NOT_FOUND,
-            Json(json!({"success": false, "error": {
-                "type": "NotFound",
-                "message": format!("no module {name:?} (modules: {})", crate::executor::snapshot::MODULES.join(", ")),
-            }})),
+            Json(NotFound {
+                success: false,
+                error: CodeblockError {
+                    kind: "NotFound".into(),
+                    message: format!(
+                        "no module {name:?} (modules: {})",
+                        crate::executor::snapshot::MODULES.join(", ")
+                    ),
+                },
+            }),
         )
             .into_response(),
     }
 }
 
 /// `GET /flow/stats/users`: calls per access token (by token name), most active first.
-async fn user_stats(State(s): State<FlowState>) -> Json<Value> {
-    let rows = s.executor.usage();
-    Json(json!({
-        "success": true,
-        "data": {
-            "users": rows.iter().map(|(name, u)| json!({
-                "token": name,
-                "executions": u.executions,
-                "successful": u.successful,
-                "failed": u.failed,
-                "successRate": percent(u.successful, u.executions),
-                "lastUsed": u.last_used,
-            })).collect::<Vec<_>>(),
+async fn user_stats(State(s): State<ExecutorApi>) -> Json<UserStats> {
+    Json(UserStats {
+        success: true,
+        data: UserStatsData {
+            users: s
+                .executor
+                .usage()
+                .into_iter()
+                .map(|(token, usage)| UserUsage {
+                    success_rate: percent(usage.successful, usage.executions),
+                    token,
+                    usage,
+                })
+                .collect(),
         },
-        "timestamp": rfc3339(OffsetDateTime::now_utc()),
-    }))
+        timestamp: rfc3339(OffsetDateTime::now_utc()),
+    })
 }
 
 /// `POST /flow/admin/tokens` body: optional (no body means an unnamed token); when given,
@@ -502,7 +528,7 @@ struct IssueBody {
 const MAX_TOKEN_NAME: usize = 100;
 
 async fn issue_token(
-    State(s): State<FlowState>,
+    State(s): State<ExecutorApi>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: IssueBody = optional_body(&body?)?;
@@ -522,12 +548,14 @@ async fn issue_token(
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
-async fn list_tokens(State(s): State<FlowState>) -> Json<Value> {
-    Json(json!({"tokens": s.tokens.list()}))
+async fn list_tokens(State(s): State<ExecutorApi>) -> Json<TokenList> {
+    Json(TokenList {
+        tokens: s.tokens.list(),
+    })
 }
 
 async fn revoke_token(
-    State(s): State<FlowState>,
+    State(s): State<ExecutorApi>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if s.tokens.revoke(&id).await? {

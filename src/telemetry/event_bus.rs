@@ -62,7 +62,7 @@ impl EventBus {
     pub fn new(capacity: usize, registry: &Registry) -> Self {
         let counter = IntCounterVec::new(
             Opts::new(
-                super::metrics::EVENTS_TOTAL,
+                super::catalog::EVENTS_TOTAL,
                 "Operator events emitted, by kind",
             ),
             &["kind", "level"],
