@@ -4,9 +4,15 @@ const http = require('http');
 const [url, token, seconds, conc, block] = process.argv.slice(2);
 const BLOCKS = {
   trivial: 'return input.a + 1',
+  // One library (keel: the snapshot context holding just that module).
+  lodash: "const _ = require('lodash'); return _.sum(_.map(input.xs, x => x * 2));",
+  dayjs: "const dayjs = require('dayjs'); return dayjs(1700000000000 + input.a).toISOString();",
+  // The heavy one: SheetJS (keel: its own context, ~6 ms to deserialize).
+  xlsx: "const XLSX = require('xlsx'); return XLSX.utils.encode_cell({ r: input.a, c: 2 });",
+  // Two libraries (keel: the context with every module but xlsx).
   lodash_crypto: "const _ = require('lodash'); const C = require('crypto-js'); return { s: _.sum(_.map(input.xs, x => x * 2)), h: C.SHA256(JSON.stringify(input)).toString() };",
-  // Fresh context plus all seven libraries instantiated (keel: on require, in the call's
-  // context; Node: require returns the host's already-loaded modules).
+  // The reference's seven by computed name (keel: no literal names, so the context with
+  // every module but xlsx; Node: require returns the host's already-loaded modules).
   all_libs: "for (const n of ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid']) require(n); return 1;",
   cpu: 'let h = 0; for (let i = 0; i < 3e6; i++) { h = (h * 31 + i) | 0; } return h;',
 };

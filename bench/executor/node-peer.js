@@ -1,4 +1,4 @@
-// The Node.js peer: what a team would otherwise build — the same seven libraries preloaded
+// The Node.js peer: what a team would otherwise build — the same libraries preloaded
 // with require(), every call in vm.runInNewContext with a timeout, same HTTP shape as keel.
 //   node node-peer.js PORT
 const http = require('http');
@@ -7,7 +7,7 @@ const path = require('path');
 const nm = path.join(__dirname, '../../src/executor/js/node_modules');
 const t0 = process.hrtime.bigint();
 const libs = {};
-for (const n of ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid']) libs[n] = require(require.resolve(n, { paths: [path.dirname(nm)] }));
+for (const n of ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid', 'dayjs', 'fast-xml-parser', 'xlsx', 'sm-crypto-v2']) libs[n] = require(require.resolve(n, { paths: [path.dirname(nm)] }));
 const warmMs = Number(process.hrtime.bigint() - t0) / 1e6;
 let ctxNs = 0n, ctxN = 0n;
 const req = (n) => { if (!(n in libs)) throw new Error(`Cannot find module '${n}'`); return libs[n]; };

@@ -54,7 +54,7 @@ wait_up "http://127.0.0.1:$NPORT/"; NSTART_MS=$(( $(now_ms) - t0 ))
 NRSS0=$(rss_kb $NPID)
 
 declare -A R
-for block in trivial lodash_crypto all_libs cpu; do
+for block in trivial lodash dayjs xlsx lodash_crypto all_libs cpu; do
   R[keel_$block]=$(node bench/executor/load.js "http://127.0.0.1:$KPORT/flow/codeblock" bench-token-123 "$SECS" "$CONC" $block)
   R[node_$block]=$(node bench/executor/load.js "http://127.0.0.1:$NPORT/" x "$SECS" "$CONC" $block)
 done
@@ -80,7 +80,10 @@ print(round(statistics.median(seen), 3))
 PY
 }
 KCTX=$(ctx_median "return 1" lastContextCreationMs)
-KCTX7=$(ctx_median "return typeof require('lodash')" lastContextWithLibrariesMs)
+KCTXL=$(ctx_median "return typeof require('lodash')" lastContextWithLibrariesMs)
+KCTXC=$(ctx_median "return typeof require('lodash') + typeof require('qs')" lastContextWithLibrariesMs)
+KCTXX=$(ctx_median "return typeof require('xlsx')" lastContextWithLibrariesMs)
+KREQ=$(python3 -c "print('-' if '-' in ('$KCTX', '$KCTXL') else round($KCTXL - $KCTX, 3))")
 NSTAT=$(curl -s "http://127.0.0.1:$NPORT/")
 NCTX=$(echo "$NSTAT" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["contextMs"],3))')
 
@@ -89,7 +92,7 @@ echo
 echo "keel: $BENCH_KEEL_BIN, pool_size=$POOL; node $(node --version) vm.runInNewContext; concurrency $CONC, ${SECS}s per block; $(nproc) cores"
 printf '| %-34s | %12s | %12s |\n' metric keel node
 printf '|%s|%s|%s|\n' ------------------------------------ -------------- --------------
-for block in trivial lodash_crypto all_libs; do
+for block in trivial lodash dayjs xlsx lodash_crypto all_libs; do
   for m in p50 p99; do
     printf '| %-34s | %12s | %12s |\n' "$block $m latency (ms)" "$(f "${R[keel_$block]}" $m)" "$(f "${R[node_$block]}" $m)"
   done
@@ -99,7 +102,10 @@ printf '| %-34s | %12s | %12s |\n' "cpu-heavy throughput (req/s)" "$(f "${R[keel
 printf '| %-34s | %12s | %12s |\n' "cpu-heavy p50 (ms)" "$(f "${R[keel_cpu]}" p50)" "$(f "${R[node_cpu]}" p50)"
 printf '| %-34s | %12s | %12s |\n' "startup to warm (ms)" "$KSTART_MS" "$NSTART_MS"
 printf '| %-34s | %12s | %12s |\n' "fresh context, lean (ms, median)" "$KCTX" "$NCTX"
-printf '| %-34s | %12s | %12s |\n' "fresh context, 7 libs (ms, median)" "$KCTX7" "n/a (shared)"
+printf '| %-34s | %12s | %12s |\n' "context, lodash only (ms, median)" "$KCTXL" "n/a (shared)"
+printf '| %-34s | %12s | %12s |\n' "require of lodash (ms, = above - lean)" "$KREQ" "0 (shared)"
+printf '| %-34s | %12s | %12s |\n' "context, common modules (ms, median)" "$KCTXC" "n/a (shared)"
+printf '| %-34s | %12s | %12s |\n' "context, xlsx (ms, median)" "$KCTXX" "n/a (shared)"
 printf '| %-34s | %12s | %12s |\n' "RSS per extra isolate (MiB)" "$(( (RSS8 - RSS1) / 7 / 1024 ))" "n/a (1 process)"
 printf '| %-34s | %12s | %12s |\n' "RSS at start (MiB; keel pool=1)" "$(( RSS1 / 1024 ))" "$(( NRSS0 / 1024 ))"
 echo

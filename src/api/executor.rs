@@ -5,7 +5,8 @@
 //! `{"success", "result" | "error":{"type","message"}, "timing", "timestamp", "request_id"}`
 //! for *every* outcome (bad input included, never a panic), `GET /flow/health` carries the
 //! `warmup` block that monitoring and probes read. Admin-issued access tokens are managed
-//! under `/flow/admin/tokens` (admin bearer token).
+//! under `/flow/admin/tokens`, and usage is reported under `/flow/stats/*` (both with the
+//! admin bearer token: the stats name tokens).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub fn routes(admin: AdminAuth) -> OpenApiRouter<ExecutorApi> {
     let admin_routes = OpenApiRouter::new()
         .routes(routes!(issue_token, list_tokens))
         .routes(routes!(revoke_token))
+        .routes(routes!(module_stats))
+        .routes(routes!(module_stat))
+        .routes(routes!(user_stats))
         .route_layer(middleware::from_fn_with_state(admin, require_admin));
     OpenApiRouter::new()
         .routes(routes!(service_info))
@@ -489,7 +493,11 @@ async fn codeblock(
             )
         }
     };
-    match s.executor.execute(req).await {
+    let outcome = s.executor.execute(req).await;
+    if let Some(o) = &owner {
+        s.executor.record_usage(&o.name, &outcome);
+    }
+    match outcome {
         Ok(out) => {
             if !out.logs.is_empty() {
                 tracing::debug!(request_id = %rid, lines = out.logs.len(), dropped = out.logs_dropped, logs = ?out.logs, "code block console output");
@@ -513,6 +521,121 @@ async fn codeblock(
             &rid,
         ),
     }
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0.0%".into();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+}
+
+/// Executions per module
+///
+/// Executions that required each bundled module since keel started (from the `require`
+/// calls blocks actually made), most used first.
+#[utoipa::path(get, path = "/flow/stats/modules", tag = "executor",
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Per-module figures.", body = ModuleStats),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
+async fn module_stats(State(s): State<ExecutorApi>) -> Json<ModuleStats> {
+    let mut rows = s.executor.module_requires();
+    let total: u64 = rows.iter().map(|(_, n)| n).sum();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    Json(ModuleStats {
+        success: true,
+        data: ModuleStatsData {
+            total_requires: total,
+            modules: rows
+                .into_iter()
+                .map(|(name, n)| ModuleRequires {
+                    name,
+                    requires: n,
+                    share: percent(n, total),
+                })
+                .collect(),
+        },
+        timestamp: rfc3339(OffsetDateTime::now_utc()),
+    })
+}
+
+/// One module's executions
+///
+/// One bundled module's figure; 404 (in the service's own shape) for a module keel does not
+/// have.
+#[utoipa::path(get, path = "/flow/stats/modules/{name}", tag = "executor",
+    security(("admin" = []), ("session" = [])),
+    params(("name" = String, Path, description = "A bundled module, e.g. `lodash`.")),
+    responses(
+        (status = 200, description = "The module's figure.", body = ModuleStat),
+        (status = 404, description = "No such module.", body = NotFound),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
+async fn module_stat(
+    State(s): State<ExecutorApi>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let rows = s.executor.module_requires();
+    let total: u64 = rows.iter().map(|(_, n)| n).sum();
+    match rows.into_iter().find(|(m, _)| *m == name) {
+        Some((m, n)) => Json(ModuleStat {
+            success: true,
+            data: ModuleStatData {
+                module: ModuleRequires {
+                    name: m,
+                    requires: n,
+                    share: percent(n, total),
+                },
+                total_requires: total,
+            },
+            timestamp: rfc3339(OffsetDateTime::now_utc()),
+        })
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(NotFound {
+                success: false,
+                error: CodeblockError {
+                    kind: "NotFound".into(),
+                    message: format!(
+                        "no module {name:?} (modules: {})",
+                        crate::executor::snapshot::MODULES.join(", ")
+                    ),
+                },
+            }),
+        )
+            .into_response(),
+    }
+}
+
+/// Executions per access token
+///
+/// Calls per access token (by token name), most active first.
+#[utoipa::path(get, path = "/flow/stats/users", tag = "executor",
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Per-token figures.", body = UserStats),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
+async fn user_stats(State(s): State<ExecutorApi>) -> Json<UserStats> {
+    Json(UserStats {
+        success: true,
+        data: UserStatsData {
+            users: s
+                .executor
+                .usage()
+                .into_iter()
+                .map(|(token, usage)| UserUsage {
+                    success_rate: percent(usage.successful, usage.executions),
+                    token,
+                    usage,
+                })
+                .collect(),
+        },
+        timestamp: rfc3339(OffsetDateTime::now_utc()),
+    })
 }
 
 /// `POST /flow/admin/tokens` body: optional (no body means an unnamed token); when given,

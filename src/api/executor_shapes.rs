@@ -3,6 +3,7 @@
 //! existing clients, so the compiler holds them.
 
 use crate::executor::tokens::TokenInfo;
+use crate::executor::TokenUsage;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::openapi::schema::{
@@ -23,7 +24,7 @@ pub struct ServiceInfo {
     pub endpoints: Endpoints,
     /// The libraries in the snapshot, in load order.
     #[schema(value_type = Vec<String>)]
-    pub modules: [&'static str; 7],
+    pub modules: [&'static str; crate::executor::snapshot::MODULES.len()],
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -267,4 +268,76 @@ pub struct Timing {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
+}
+
+/// `GET /flow/stats/modules`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModuleStats {
+    pub success: bool,
+    pub data: ModuleStatsData,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleStatsData {
+    pub total_requires: u64,
+    /// Most required first.
+    pub modules: Vec<ModuleRequires>,
+}
+
+/// One bundled module's executions that required it, and its share of all of them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModuleRequires {
+    #[schema(value_type = String)]
+    pub name: &'static str,
+    pub requires: u64,
+    pub share: String,
+}
+
+/// `GET /flow/stats/modules/{name}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModuleStat {
+    pub success: bool,
+    pub data: ModuleStatData,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleStatData {
+    #[serde(flatten)]
+    pub module: ModuleRequires,
+    pub total_requires: u64,
+}
+
+/// `GET /flow/stats/users`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserStats {
+    pub success: bool,
+    pub data: UserStatsData,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserStatsData {
+    /// Most active first.
+    pub users: Vec<UserUsage>,
+}
+
+/// One access token's calls, by token name.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserUsage {
+    pub token: String,
+    #[serde(flatten)]
+    pub usage: TokenUsage,
+    pub success_rate: String,
+}
+
+/// The 404 of `GET /flow/stats/modules/{name}`, in the service's own error shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotFound {
+    pub success: bool,
+    pub error: CodeblockError,
 }

@@ -1,14 +1,23 @@
 //! A call's event loop: compiles and runs the block as a function body, then drives its
-//! promise, timers and fetches until it settles or the deadline passes, and turns what it
-//! returned or threw into JSON or a [`Failure`].
+//! promise, timers and fetches, and turns what it returned or threw into JSON or a
+//! [`Failure`].
+//!
+//! Completion follows the reference: the loop runs to its end. The result is taken only
+//! once the returned value has settled *and* nothing the block started is still pending
+//! (timers, fetches) — so a block that returns an object and fills it in from a timer or a
+//! fetch answers with the filled-in object — all within the call's deadline. Only unref'd
+//! timers (`AbortSignal.timeout`) do not hold the call open, as they do not hold Node's
+//! process open. A rejected returned promise answers at once. A block whose value is
+//! `undefined` is the reference's `ValidationError`.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::fetch::{FetchError, FetchResponse, Fetcher};
 use super::js_values::{get_str, make_error, set_string, set_val};
+use super::natives::ModuleCounts;
 use super::worker::Job;
 
 /// The completion of an asynchronous operation started by a native.
@@ -23,7 +32,15 @@ pub(crate) struct ExecState {
     pub(crate) seq: u64,
     pub(crate) deadline: Instant,
     pub(crate) pending: HashMap<u64, v8::Global<v8::PromiseResolver>>,
+    /// Pending timers that do not hold the call open (unref'd).
+    pub(crate) unref: HashSet<u64>,
     pub(crate) timers: BinaryHeap<std::cmp::Reverse<(Instant, u64)>>,
+    /// Bodies of answered fetches until the prelude takes them (`takeBody`).
+    pub(crate) bodies: HashMap<u64, Vec<u8>>,
+    /// Fetches in flight on the runtime, aborted when cancelled or when the call ends.
+    pub(crate) tasks: HashMap<u64, tokio::task::AbortHandle>,
+    /// Per-module `require` counts of the pool.
+    pub(crate) requires: Arc<ModuleCounts>,
     pub(crate) next_op: u64,
     pub(crate) fetches: usize,
     pub(crate) logs: Vec<String>,
@@ -37,12 +54,44 @@ pub(crate) struct ExecState {
     pub(crate) max_console_bytes: usize,
 }
 
+impl ExecState {
+    /// Forgets a pending operation: its promise is never settled and the call no longer
+    /// waits for it; a fetch in flight is aborted.
+    pub(crate) fn forget(&mut self, op: u64) {
+        self.pending.remove(&op);
+        self.unref.remove(&op);
+        self.bodies.remove(&op);
+        if let Some(task) = self.tasks.remove(&op) {
+            task.abort();
+        }
+    }
+
+    /// Operations the call still waits for.
+    fn holding(&self) -> usize {
+        self.pending.len().saturating_sub(self.unref.len())
+    }
+}
+
+impl Drop for ExecState {
+    /// A call that ends (answered, timed out, failed) takes its fetches with it.
+    fn drop(&mut self) {
+        for task in self.tasks.values() {
+            task.abort();
+        }
+    }
+}
+
 /// Why a run ended without a value.
 pub(crate) enum Failure {
-    Js { name: String, message: String },
+    Js {
+        name: String,
+        message: String,
+    },
     Terminated,
     NeverSettles,
     ResultTooLarge(usize),
+    /// The block's value was `undefined` (the reference's ValidationError).
+    Undefined,
     Internal(String),
 }
 
@@ -105,46 +154,52 @@ pub(super) fn run_in_context(
         return Err(Failure::Terminated);
     }
 
-    let value = if let Ok(promise) = v8::Local::<v8::Promise>::try_from(value) {
-        loop {
-            match promise.state() {
-                v8::PromiseState::Fulfilled => break promise.result(tc),
+    let promise = v8::Local::<v8::Promise>::try_from(value).ok();
+    let value = loop {
+        let settled = match promise {
+            None => Some(value),
+            Some(p) => match p.state() {
+                v8::PromiseState::Fulfilled => Some(p.result(tc)),
                 v8::PromiseState::Rejected => {
-                    let e = promise.result(tc);
+                    let e = p.result(tc);
                     return Err(js_failure(tc, e));
                 }
-                v8::PromiseState::Pending => {}
-            }
-            let (pending, next_timer) = match tc.get_slot::<ExecState>() {
-                Some(st) => (st.pending.len(), st.timers.peek().map(|t| t.0 .0)),
-                None => return Err(Failure::Internal("execution state lost".into())),
-            };
-            if pending == 0 {
-                return Err(Failure::NeverSettles);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Failure::Terminated);
-            }
-            let wake = next_timer.map_or(deadline, |t| t.min(deadline));
-            match op_rx.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(done) if done.seq == seq => complete_fetch(tc, done),
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => fire_timers(tc),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Failure::Internal("event loop channel closed".into()))
-                }
-            }
-            tc.perform_microtask_checkpoint();
-            if tc.has_terminated() || tc.is_execution_terminating() {
-                return Err(Failure::Terminated);
+                v8::PromiseState::Pending => None,
+            },
+        };
+        let (holding, next_timer) = match tc.get_slot::<ExecState>() {
+            Some(st) => (st.holding(), st.timers.peek().map(|t| t.0 .0)),
+            None => return Err(Failure::Internal("execution state lost".into())),
+        };
+        if holding == 0 {
+            match settled {
+                Some(v) => break v,
+                None => return Err(Failure::NeverSettles),
             }
         }
-    } else {
-        value
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Failure::Terminated);
+        }
+        let wake = next_timer.map_or(deadline, |t| t.min(deadline));
+        match op_rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(done) if done.seq == seq => complete_fetch(tc, done),
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => fire_timers(tc),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Failure::Internal("event loop channel closed".into()))
+            }
+        }
+        tc.perform_microtask_checkpoint();
+        if tc.has_terminated() || tc.is_execution_terminating() {
+            return Err(Failure::Terminated);
+        }
     };
 
-    if value.is_undefined() || value.is_function() || value.is_symbol() {
+    if value.is_undefined() {
+        return Err(Failure::Undefined);
+    }
+    if value.is_function() || value.is_symbol() {
         return Ok("null".to_string());
     }
     let json = match v8::json::stringify(tc, value) {
@@ -199,15 +254,21 @@ fn js_failure(scope: &mut v8::PinScope<'_, '_>, exc: v8::Local<'_, v8::Value>) -
 }
 
 fn complete_fetch(scope: &mut v8::PinScope<'_, '_>, done: OpDone) {
-    let Some(resolver) = scope
-        .get_slot_mut::<ExecState>()
-        .and_then(|st| st.pending.remove(&done.op))
-    else {
+    let Some(st) = scope.get_slot_mut::<ExecState>() else {
+        return;
+    };
+    st.tasks.remove(&done.op);
+    let Some(resolver) = st.pending.remove(&done.op) else {
         return;
     };
     let resolver = v8::Local::new(scope, &resolver);
     match done.result {
-        Ok(resp) => {
+        Ok(mut resp) => {
+            let body = std::mem::take(&mut resp.body);
+            let length = body.len();
+            if let Some(st) = scope.get_slot_mut::<ExecState>() {
+                st.bodies.insert(done.op, body);
+            }
             let obj = v8::Object::new(scope);
             set_val(
                 scope,
@@ -217,7 +278,19 @@ fn complete_fetch(scope: &mut v8::PinScope<'_, '_>, done: OpDone) {
             );
             set_string(scope, obj, "statusText", &resp.status_text);
             set_string(scope, obj, "url", &resp.url);
-            set_string(scope, obj, "body", &resp.body);
+            // The body waits in Rust: the prelude allocates `length` bytes and takes it.
+            set_val(
+                scope,
+                obj,
+                "length",
+                v8::Number::new(scope, length as f64).into(),
+            );
+            set_val(
+                scope,
+                obj,
+                "op",
+                v8::Number::new(scope, done.op as f64).into(),
+            );
             set_val(
                 scope,
                 obj,
@@ -250,6 +323,7 @@ fn fire_timers(scope: &mut v8::PinScope<'_, '_>) {
                 break;
             }
             st.timers.pop();
+            st.unref.remove(&op);
             if let Some(r) = st.pending.remove(&op) {
                 due.push(r);
             }

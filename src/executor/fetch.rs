@@ -1,6 +1,10 @@
 //! The HTTP side of the `fetch` global: one shared reqwest client whose DNS resolver enforces
 //! the [`NetworkPolicy`], manual redirects (each hop re-checked), and size/time limits.
 //!
+//! Bodies are bytes end to end; answers in gzip, deflate or br are decompressed (reqwest
+//! asks for them and decodes them, like Node's fetch), and the size limit applies to the
+//! decompressed bytes, so a compression bomb stops at `max_response_size`.
+//!
 //! Runs on the Tokio runtime; isolate threads only send a request and later receive the
 //! outcome through their event loop, so no V8 thread ever blocks on the network.
 
@@ -19,7 +23,7 @@ pub struct FetchRequest {
     pub method: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
+    pub body: Option<Vec<u8>>,
     /// Already capped by the execution's remaining time.
     pub timeout: Duration,
     /// `redirect: 'manual'`: hand 3xx responses back instead of following them.
@@ -33,7 +37,8 @@ pub struct FetchResponse {
     pub status_text: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    /// The body as received (decompressed when the server sent gzip, deflate or br).
+    pub body: Vec<u8>,
     pub redirected: bool,
 }
 
@@ -269,7 +274,7 @@ impl Fetcher {
             status_text: status.canonical_reason().unwrap_or("").to_string(),
             url,
             headers,
-            body: String::from_utf8_lossy(&buf).into_owned(),
+            body: buf,
             redirected,
         })
     }

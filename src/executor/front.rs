@@ -60,9 +60,25 @@ pub struct HeapFigures {
     /// Time the most recent lean context (libraries on `require`) took to create and boot,
     /// slowest worker.
     pub last_context_creation: Duration,
-    /// The same for the context with all seven libraries instantiated.
+    /// The same for the last context with modules instantiated (one module's, or the
+    /// common one; see snapshot.rs).
     pub last_context_with_libraries: Duration,
 }
+
+/// One access token's calls (`/flow/stats/users`).
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    pub executions: u64,
+    pub successful: u64,
+    pub failed: u64,
+    /// RFC 3339 time of the last call.
+    pub last_used: String,
+}
+
+/// Most tokens `/flow/stats/users` keeps figures for; calls of further tokens are counted
+/// under one `other` row, so issuing tokens without end cannot grow this map without end.
+const MAX_TOKENS_TRACKED: usize = 10_000;
 
 /// The running executor. [`Executor::shutdown`] stops its process.
 pub struct Executor {
@@ -71,6 +87,8 @@ pub struct Executor {
     config: ExecutorConfig,
     counters: Counters,
     metrics: ExecutorMetrics,
+    /// Calls per access token name since keel started.
+    usage: std::sync::Mutex<std::collections::HashMap<String, TokenUsage>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -100,6 +118,7 @@ impl Executor {
             config: config.clone(),
             counters: Counters::default(),
             metrics,
+            usage: Default::default(),
         })
     }
 
@@ -152,6 +171,43 @@ impl Executor {
                 }
             }
         }
+    }
+
+    /// Counts one call of the token named `token` (after [`Executor::execute`]).
+    pub fn record_usage(&self, token: &str, outcome: &Result<ExecOutput, ExecError>) {
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let key = if usage.contains_key(token) || usage.len() < MAX_TOKENS_TRACKED {
+            token
+        } else {
+            "other"
+        };
+        let u = usage.entry(key.to_string()).or_default();
+        u.executions += 1;
+        match outcome {
+            Ok(_) => u.successful += 1,
+            Err(_) => u.failed += 1,
+        }
+        u.last_used = crate::clock::now_rfc3339();
+    }
+
+    /// Calls per token name, most used first.
+    pub fn usage(&self) -> Vec<(String, TokenUsage)> {
+        let usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows: Vec<(String, TokenUsage)> =
+            usage.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        rows.sort_by(|a, b| b.1.executions.cmp(&a.1.executions).then(a.0.cmp(&b.0)));
+        rows
+    }
+
+    /// Executions that required each module since keel started, in `snapshot::MODULES`
+    /// order (counted in the executor process, from the `require` calls blocks made).
+    pub fn module_requires(&self) -> Vec<(&'static str, u64)> {
+        let counts = self.supervisor.view().module_requires;
+        super::snapshot::MODULES
+            .iter()
+            .copied()
+            .zip(counts)
+            .collect()
     }
 
     pub fn config(&self) -> &ExecutorConfig {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::alloc::{self, Budget};
 use super::natives;
-use super::snapshot::WITH_LIBRARIES;
-use super::worker::{ContextKind, Shared};
+use super::requires::ContextKind;
+use super::worker::Shared;
 
 /// Set by the near-heap-limit callback; lives (boxed) as long as its isolate.
 pub(super) struct HeapGuard {
@@ -94,9 +94,9 @@ pub(super) fn prepare_context(
     v8::scope!(let scope, isolate);
     let context = match kind {
         ContextKind::Lean => v8::Context::new(scope, Default::default()),
-        ContextKind::WithLibraries => {
-            v8::Context::from_snapshot(scope, WITH_LIBRARIES, Default::default())
-                .ok_or("the snapshot has no context with libraries")?
+        ContextKind::Snapshot(index) => {
+            v8::Context::from_snapshot(scope, index, Default::default())
+                .ok_or("the snapshot lacks a context")?
         }
     };
     let scope = &mut v8::ContextScope::new(scope, context);

@@ -1,5 +1,5 @@
 //! Small helpers for building and reading JavaScript values from Rust: properties, error
-//! objects of a given name, promise pairs, and strings read with a length bound.
+//! objects of a given name, and strings read with a length bound.
 
 pub(super) fn get_str(
     scope: &mut v8::PinScope<'_, '_>,
@@ -77,14 +77,4 @@ pub(super) fn bounded_string(
         return None;
     }
     Some(s.to_rust_string_lossy(scope))
-}
-
-pub(super) fn promise_pair<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    rv: &mut v8::ReturnValue<'_, v8::Value>,
-) -> Option<v8::Local<'s, v8::PromiseResolver>> {
-    let resolver = v8::PromiseResolver::new(scope)?;
-    let promise = resolver.get_promise(scope);
-    rv.set(promise.into());
-    Some(resolver)
 }

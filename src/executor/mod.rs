@@ -1,6 +1,6 @@
 //! The code-block executor: users' JavaScript on a pool of V8 isolates started from a
-//! snapshot that already holds the reference service's seven libraries — in a process of
-//! its own, so that nothing user code does can stop the rest of keel.
+//! snapshot that already holds the library modules and the Node-compatible web globals — in
+//! a process of its own, so that nothing user code does can stop the rest of keel.
 //!
 //! In keel's main process:
 //! - [`front`]: validation, admission (max concurrent), counters, the API's view;
@@ -9,8 +9,9 @@
 //!
 //! In the executor process (`keel executor-child`, [`child`]):
 //! - [`sandbox`]: Landlock and seccomp, applied before anything else runs;
-//! - [`snapshot`]: the V8 heap image: a lean context (runtime only) and one with the seven
-//!   libraries instantiated (fail fast per module);
+//! - [`snapshot`]: the V8 heap image: a lean context (runtime only), one per library
+//!   module and one with the common ones instantiated (fail fast per module); [`requires`]
+//!   picks a call's context from the modules its code requires;
 //! - [`pool`]: the isolate threads and their queue;
 //! - [`worker`]: one isolate per OS thread taking calls; [`isolate`]: the isolate, its heap
 //!   guard and context boot; [`event_loop`]: one call's run to completion; [`natives`]: the
@@ -33,6 +34,7 @@ mod natives;
 pub mod platform;
 pub mod policy;
 pub mod pool;
+mod requires;
 pub mod sandbox;
 pub mod snapshot;
 pub mod supervisor;
@@ -41,7 +43,7 @@ mod watchdog;
 mod worker;
 
 pub use error::{ErrorKind, ExecError, StartError};
-pub use front::{ExecRequest, Executor, ExecutorStatus, HeapFigures};
+pub use front::{ExecRequest, Executor, ExecutorStatus, HeapFigures, TokenUsage};
 pub use snapshot::WarmupReport;
 pub use worker::ExecOutput;
 

@@ -31,8 +31,12 @@ pub struct PoolFigures {
     pub heap_limit: u64,
     /// Array-buffer bytes held now, summed over the pool.
     pub array_buffers: u64,
-    /// Creation time of the slowest worker's last lean context and context with libraries.
+    /// Creation time of the slowest worker's last lean context and last context with
+    /// modules.
     pub context_ns: [u64; 2],
+    /// Executions that required each module since this executor process started, indexed
+    /// like [`snapshot::MODULES`].
+    pub requires: [u64; snapshot::MODULES.len()],
 }
 
 /// Called for every replaced isolate (the executor process forwards it to keel's event bus).
@@ -112,6 +116,7 @@ impl IsolatePool {
                 .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
                 .collect(),
             on_recycle,
+            requires: Arc::default(),
         });
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
@@ -199,6 +204,7 @@ impl IsolatePool {
             heap_limit: sum(&s.heap_limit),
             array_buffers: sum(&s.array_buffers),
             context_ns: [slowest(0), slowest(1)],
+            requires: s.requires.snapshot(),
         }
     }
 

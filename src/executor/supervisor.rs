@@ -218,6 +218,13 @@ impl Conn {
 #[derive(Debug, Clone, Default)]
 pub struct ChildView {
     pub figures: PoolFigures,
+    /// Executions that required each module (indexed like `snapshot::MODULES`) since keel
+    /// started: the counts of executor processes that ended plus the current one's.
+    pub module_requires: [u64; super::snapshot::MODULES.len()],
+    /// The counts of the executor processes that ended, and the pid whose figures
+    /// `figures` holds (a new pid means the last process's counts are final).
+    requires_base: [u64; super::snapshot::MODULES.len()],
+    figures_pid: Option<u32>,
     pub warmup: Option<WarmupReport>,
     pub sandbox: Option<SandboxReport>,
     pub pid: Option<u32>,
@@ -744,7 +751,19 @@ fn apply_figures(inner: &Inner, conn: &Conn, mut f: PoolFigures) {
     m.queue_depth.set(f.queued as i64);
     m.heap_used.set(f.heap_used as i64);
     m.array_buffers.set(f.array_buffers as i64);
-    inner.view.lock().unwrap_or_else(|p| p.into_inner()).figures = f;
+    let mut view = inner.view.lock().unwrap_or_else(|p| p.into_inner());
+    if view.figures_pid != Some(conn.pid) {
+        let ended = view.figures.requires;
+        for (base, n) in view.requires_base.iter_mut().zip(ended) {
+            *base += n;
+        }
+        view.figures_pid = Some(conn.pid);
+    }
+    let base = view.requires_base;
+    for ((total, base), now) in view.module_requires.iter_mut().zip(base).zip(f.requires) {
+        *total = base + now;
+    }
+    view.figures = f;
 }
 
 fn recycled(inner: &Inner, r: &IsolateRecycled) {

@@ -336,19 +336,124 @@ fn fail_fast_child() {
     if std::env::var_os("KEEL_FAIL_FAST_CHILD").is_none() {
         return;
     }
-    let mut factories = String::new();
+    let mut libs = String::new();
     for m in snapshot::MODULES {
-        if m == "qs" {
-            factories.push_str("['qs', () => { throw new Error('boom in qs') }],");
+        let factory = if m == "qs" {
+            "() => { throw new Error('boom in qs') }".to_string()
         } else {
-            factories.push_str(&format!("['{m}', () => ({{}})],"));
-        }
+            "() => ({})".to_string()
+        };
+        libs.push_str(&format!(
+            "//# keel-module {m}\n(globalThis.__keel_library_factories ||= []).push(['{m}', {factory}]);\n"
+        ));
     }
-    let libs = format!("globalThis.__keel_library_factories = [{factories}];");
     match snapshot::build_from(&libs, snapshot::RUNTIME_JS) {
         Err(StartError::Module { module, error }) => println!("FAILED-MODULE {module}: {error}"),
         other => panic!("expected a module error, got {:?}", other.map(|_| ())),
     }
+}
+
+/// The Node prelude scripts (Buffer, crypto) and web.js live in every snapshot context, lean
+/// and per-module alike, and work together: Buffers are bodies and parts, the libraries
+/// that need `crypto.getRandomValues` find it, one `require` serves both kinds of module.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_and_web_preludes_in_every_context() {
+    let ex = executor(|c| c.pool_size = 1);
+    let common = "const b = Buffer.from('hi'); const fd = new FormData(); fd.append('f', new Blob([b]));
+        return new Blob([b]).text().then((t) => [b.toString('base64'), btoa('hi'), Buffer.isBuffer(fd.getBuffer()),
+          require('node:crypto').createHash('sha256').update(new TextEncoder().encode('a')).digest('hex').slice(0, 8),
+          typeof crypto.getRandomValues, typeof require('buffer').Buffer, t])";
+    let expected = json!(["aGk=", "aGk=", true, "ca978112", "function", "function", "hi"]);
+    for prefix in [
+        "",
+        "require('lodash');",
+        "require('xlsx');",
+        "require('qs'); require('dayjs');",
+    ] {
+        let code = format!("{prefix} {common}");
+        let out = run(&ex, &code, json!({})).await.expect(&code);
+        assert_eq!(out.result, expected, "{code}");
+    }
+    let out = run(
+        &ex,
+        "return [require('uuid').v4().length, require('crypto-js').lib.WordArray.random(4).sigBytes]",
+        json!({}),
+    )
+    .await
+    .expect("uuid and crypto-js use the crypto global");
+    assert_eq!(out.result, json!([36, 4]));
+}
+
+/// A block starts from the context holding what it names in `require('…')`; anything else
+/// is loaded on `require` from its own bundle section, and no module state outlives a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_module_contexts_and_lazy_sections() {
+    let ex = executor(|c| c.pool_size = 1);
+    let blocks = [
+        // the lodash context; xlsx is loaded on the spot
+        "require('lodash'); const n = 'xl' + 'sx'; return [typeof require('lodash').sum, typeof require(n).utils.aoa_to_sheet]",
+        // the lean context: qs comes from its section
+        "const r = globalThis['req' + 'uire']; return [typeof r('qs').stringify, typeof r('dayjs/plugin/utc')]",
+        // several modules: the common context
+        "return [require('dayjs')(0).valueOf(), typeof require('fast-xml-parser').XMLParser, typeof require('sm-crypto-v2').sm3]",
+    ];
+    for b in blocks {
+        let out = run(&ex, b, json!({})).await.expect(b);
+        assert!(
+            !out.result.to_string().contains("undefined"),
+            "{b}: {}",
+            out.result
+        );
+    }
+    run(
+        &ex,
+        "require('dayjs').leak = 1; require('xlsx').leak = 2; return 1",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    let out = run(
+        &ex,
+        "return [typeof require('dayjs').leak, typeof require('xlsx').leak, typeof __keel_library_factories]",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(out.result, json!(["undefined", "undefined", "undefined"]));
+    let out = run(&ex, "return typeof require('fs')", json!({})).await;
+    assert_eq!(err_type(out), "Error");
+}
+
+/// The reference's completion rule: the value is taken once nothing the block started is
+/// pending; `undefined` is a ValidationError; cleared timers and unref'd ones hold nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_loop_runs_to_its_end() {
+    let ex = executor(|_| {});
+    let out = run(
+        &ex,
+        "const o = {n: 0}; setTimeout(() => { o.n = 1; setTimeout(() => o.n = 2, 5); }, 5); return o;",
+        json!({}),
+    )
+    .await
+    .expect("ok");
+    assert_eq!(out.result, json!({"n": 2}));
+    let out = run(
+        &ex,
+        "const t = setTimeout(() => {}, 100000); clearTimeout(t); AbortSignal.timeout(100000); return 'done';",
+        json!({}),
+    )
+    .await
+    .expect("cleared and unref'd timers hold nothing");
+    assert_eq!(out.result, json!("done"));
+    let e = run(&ex, "setTimeout(() => {}, 1)", json!({}))
+        .await
+        .expect_err("undefined");
+    assert_eq!(e.kind, ErrorKind::Validation);
+    assert_eq!(e.message, "the return value cannot be undefined");
+    let e = run(&ex, "setInterval(() => {}, 10); return 1", json!({}))
+        .await
+        .expect_err("an interval never cleared runs into the timeout");
+    assert_eq!(e.kind, ErrorKind::Timeout);
 }
 
 /// Hostile values for the natives' arguments, as JavaScript source.

@@ -36,6 +36,9 @@ pub struct IssuedToken {
 #[derive(Debug, Clone)]
 pub struct TokenOwner {
     pub key: String,
+    /// What `/flow/stats/users` counts under: an issued token's name (its id when it has
+    /// none), `config token N` for the N-th configured one.
+    pub name: String,
 }
 
 pub struct TokenStore {
@@ -100,15 +103,32 @@ impl TokenStore {
         }
         let d = digest(candidate);
         let mut found = subtle::Choice::from(0);
-        for f in &self.fixed {
-            found |= f.ct_eq(&d);
+        // Every digest is compared (constant time in the token); which one matched only
+        // picks the name.
+        let mut name = None;
+        for (i, f) in self.fixed.iter().enumerate() {
+            let hit = f.ct_eq(&d);
+            found |= hit;
+            if bool::from(hit) {
+                name = Some(format!("config token {}", i + 1));
+            }
         }
         let issued = self.issued.read().unwrap_or_else(|p| p.into_inner());
-        for (f, _) in issued.iter() {
-            found |= f.ct_eq(&d);
+        for (f, info) in issued.iter() {
+            let hit = f.ct_eq(&d);
+            found |= hit;
+            if bool::from(hit) {
+                let n = if info.name.is_empty() {
+                    &info.id
+                } else {
+                    &info.name
+                };
+                name = Some(n.clone());
+            }
         }
         bool::from(found).then(|| TokenOwner {
             key: hex(&d)[..16].to_string(),
+            name: name.unwrap_or_default(),
         })
     }
 

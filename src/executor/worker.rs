@@ -2,11 +2,13 @@
 //! context deserialized from the snapshot, drives its promises, timers and fetches to
 //! completion (the event loop), and replaces its isolate after a termination.
 //!
-//! Latency: each worker keeps one booted context of each [`ContextKind`] ready; after a job
-//! is answered it replaces only the one that job used, while the thread would otherwise sit
-//! idle, so a request only pays for compiling and running its own code.
+//! Latency: each worker keeps booted contexts ready — the lean one, the common one and the
+//! last single-module one a job used ([`Ready`]); after a job is answered it replaces the
+//! one that job used, while the thread would otherwise sit idle, so a request usually pays
+//! only for compiling and running its own code. A job whose context is not ready boots it
+//! on the spot.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,8 @@ use super::event_loop::{self, ExecState, Failure, OpDone};
 use super::fetch::Fetcher;
 use super::isolate::{self, LiveIsolate};
 use super::pool::RecycleSink;
-use super::snapshot::Snapshot;
+use super::requires::ContextKind;
+use super::snapshot::{self, Snapshot};
 use super::watchdog::Watchdog;
 use crate::telemetry::{Event, Level};
 
@@ -101,33 +104,51 @@ pub struct Shared {
     /// hang check of the executor process's monitor thread.
     pub deadlines: Vec<AtomicU64>,
     pub epoch: Instant,
-    /// Creation time of the last context of each [`ContextKind`] each worker prepared (ns),
-    /// for health and the bench: `[worker][kind]`.
+    /// Creation time of the last lean context and the last other context each worker
+    /// prepared (ns), for health and the bench: `[worker][lean, with modules]`.
     pub last_context_ns: Vec<[AtomicU64; 2]>,
     /// Where `executor.isolate_recycled` goes.
     pub on_recycle: RecycleSink,
+    /// Executions that required each module.
+    pub requires: Arc<crate::executor::natives::ModuleCounts>,
 }
 
-/// Which of the snapshot's two contexts a job starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContextKind {
-    /// Runtime only; libraries are instantiated on `require`.
-    Lean = 0,
-    /// All seven libraries already instantiated.
-    WithLibraries = 1,
+/// The booted contexts a worker keeps, by [`ContextKind::slot`]: always the lean and the
+/// common one, and at most one single-module context (the last one a job used), so an
+/// isolate never holds every module's context at once.
+struct Ready {
+    slots: Vec<Option<v8::Global<v8::Context>>>,
+    /// The single-module kind kept ready, if any.
+    single: Option<ContextKind>,
 }
 
-impl ContextKind {
-    const ALL: [ContextKind; 2] = [ContextKind::Lean, ContextKind::WithLibraries];
+impl Ready {
+    fn new() -> Ready {
+        Ready {
+            slots: ContextKind::all().map(|_| None).collect(),
+            single: None,
+        }
+    }
 
-    /// A block that mentions `require` starts with the libraries in place. A textual hint
-    /// only: a block that reaches `require` some other way still gets its module, from the
-    /// lean context's lazy path.
-    fn for_code(code: &str) -> ContextKind {
-        if code.contains("require") {
-            ContextKind::WithLibraries
-        } else {
-            ContextKind::Lean
+    /// Kinds to have booted before the next job: the fixed ones, then the kept single one.
+    fn wanted(&self) -> Vec<ContextKind> {
+        let mut kinds = vec![ContextKind::Lean, ContextKind::Snapshot(snapshot::COMMON)];
+        kinds.extend(self.single);
+        kinds
+    }
+
+    fn take(&mut self, kind: ContextKind) -> Option<v8::Global<v8::Context>> {
+        self.slots[kind.slot()].take()
+    }
+
+    /// After a job of `kind`: keep that kind ready next; a different single-module
+    /// context kept until now is dropped.
+    fn used(&mut self, kind: ContextKind) {
+        if self.wanted().contains(&kind) {
+            return;
+        }
+        if let Some(old) = self.single.replace(kind) {
+            self.slots[old.slot()] = None;
         }
     }
 }
@@ -223,23 +244,16 @@ pub fn run(shared: Arc<Shared>, index: usize) {
         shared.set_state(index, STARTING);
         let mut live = isolate::new_isolate(&shared);
         watchdog.set_isolate(live.isolate.thread_safe_handle());
-        let mut ready: [Option<v8::Global<v8::Context>>; 2] = [None, None];
+        let mut ready = Ready::new();
         'jobs: loop {
-            for kind in ContextKind::ALL {
-                if ready[kind as usize].is_some() {
+            for kind in ready.wanted() {
+                if ready.slots[kind.slot()].is_some() {
                     continue;
                 }
-                let t = Instant::now();
-                match isolate::prepare_context(&mut live.isolate, kind) {
-                    Ok(c) => ready[kind as usize] = Some(c),
-                    Err(e) => {
-                        tracing::error!(worker = index, error = %e, "executor context boot failed; recycling isolate");
-                        shared.recycled(index, RecycleReason::Crash);
-                        break 'jobs;
-                    }
+                match boot(&shared, index, &mut live, kind) {
+                    Some(c) => ready.slots[kind.slot()] = Some(c),
+                    None => break 'jobs,
                 }
-                shared.last_context_ns[index][kind as usize]
-                    .store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             }
             shared.set_state(index, IDLE);
             let job = shared
@@ -265,12 +279,20 @@ pub fn run(shared: Arc<Shared>, index: usize) {
             }
             shared.set_state(index, BUSY);
             seq += 1;
-            let Some(ctx) = ready[ContextKind::for_code(&job.code) as usize].take() else {
-                (job.reply)(Err(ExecError::new(
-                    ErrorKind::Unavailable,
-                    "the isolate had no context ready",
-                )));
-                continue;
+            let kind = ContextKind::for_code(&job.code);
+            ready.used(kind);
+            let ctx = match ready.take(kind) {
+                Some(c) => c,
+                None => match boot(&shared, index, &mut live, kind) {
+                    Some(c) => c,
+                    None => {
+                        (job.reply)(Err(ExecError::new(
+                            ErrorKind::Unavailable,
+                            "the isolate could not boot a context",
+                        )));
+                        break 'jobs;
+                    }
+                },
             };
             let (outcome, recycle) = execute(
                 index, &shared, &mut live, &watchdog, &op_tx, &op_rx, ctx, &job, seq,
@@ -288,6 +310,30 @@ pub fn run(shared: Arc<Shared>, index: usize) {
         }
         drop(ready);
         drop(live);
+    }
+}
+
+/// Boots a context of `kind` and records how long it took; `None` (after reporting the
+/// isolate as crashed) when it cannot.
+fn boot(
+    shared: &Shared,
+    worker: usize,
+    live: &mut LiveIsolate,
+    kind: ContextKind,
+) -> Option<v8::Global<v8::Context>> {
+    let t = Instant::now();
+    match isolate::prepare_context(&mut live.isolate, kind) {
+        Ok(c) => {
+            let which = usize::from(kind != ContextKind::Lean);
+            shared.last_context_ns[worker][which]
+                .store(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            Some(c)
+        }
+        Err(e) => {
+            tracing::error!(worker, error = %e, "executor context boot failed; recycling isolate");
+            shared.recycled(worker, RecycleReason::Crash);
+            None
+        }
     }
 }
 
@@ -310,7 +356,11 @@ fn execute(
         seq,
         deadline,
         pending: HashMap::new(),
+        unref: HashSet::new(),
         timers: BinaryHeap::new(),
+        bodies: HashMap::new(),
+        tasks: HashMap::new(),
+        requires: shared.requires.clone(),
         next_op: 0,
         fetches: 0,
         logs: Vec::new(),
@@ -348,7 +398,9 @@ fn execute(
     let state = isolate.remove_slot::<ExecState>();
     drop(ctx);
     let elapsed = start.elapsed();
-    let (logs, logs_dropped) = state.map(|s| (s.logs, s.logs_dropped)).unwrap_or_default();
+    let (logs, logs_dropped) = state
+        .map(|mut s| (std::mem::take(&mut s.logs), s.logs_dropped))
+        .unwrap_or_default();
     // Drain completions of this run that arrived too late (they hold no V8 handles).
     while op_rx.try_recv().is_ok() {}
 
@@ -400,6 +452,10 @@ fn execute(
                     "result is {n} bytes, more than executor.max_result_size ({} bytes)",
                     shared.limits.max_result_size
                 ),
+            )),
+            Err(Failure::Undefined) => Err(ExecError::new(
+                ErrorKind::Validation,
+                "the return value cannot be undefined",
             )),
             Err(Failure::Internal(m)) => Err(ExecError::new(ErrorKind::Js("Error".into()), m)),
         }

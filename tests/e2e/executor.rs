@@ -134,11 +134,15 @@ async fn every_library_works_through_codeblock() {
             "lodash",
             "qs",
             "pinyin",
-            "uuid"
+            "uuid",
+            "dayjs",
+            "fast-xml-parser",
+            "xlsx",
+            "sm-crypto-v2"
         ])
     );
-    assert_eq!(h["warmup"]["successCount"], json!(7));
-    assert_eq!(h["warmup"]["totalModules"], json!(7));
+    assert_eq!(h["warmup"]["successCount"], json!(11));
+    assert_eq!(h["warmup"]["totalModules"], json!(11));
     assert!(h["warmup"]["elapsedMs"].is_u64());
     assert!(h["memory"]["heapUsedBytes"].is_u64());
     assert_eq!(h["runtime"]["poolSize"], json!(2));

@@ -18,3 +18,4 @@ mod node_compat;
 mod openapi;
 mod store_integrity;
 mod upstream;
+mod web_compat;

@@ -1,4 +1,5 @@
-// Regenerates libs.bundle.js and LICENSES/ from the pinned npm packages.
+// Regenerates libs.bundle.js (one section per module, see modules/) and LICENSES/ from the
+// pinned npm packages.
 //
 //   cd src/executor/js && npm ci && node build.mjs
 //
@@ -8,8 +9,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// The reference service's warmup order; entry.js lists the factories in the same order.
-const REFERENCE_ORDER = ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid'];
+// The reference service's warmup order, then the modules added since; entry.js lists the
+// factories in the same order (snapshot.rs MODULES checks it).
+const REFERENCE_ORDER = [
+  'crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid',
+  'dayjs', 'fast-xml-parser', 'xlsx', 'sm-crypto-v2',
+];
+
+/** Starts each module's section; snapshot.rs splits the bundle at these lines. */
+const SECTION_MARKER = '//# keel-module ';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const pkg = JSON.parse(fs.readFileSync(path.join(here, 'package.json'), 'utf8'));
@@ -113,25 +121,34 @@ function compactPinyinPlugin() {
   };
 }
 
-const result = await build({
-  plugins: [compactPinyinPlugin()],
-  entryPoints: [path.join(here, 'entry.js')],
-  bundle: true,
-  format: 'iife',
-  platform: 'browser', // pick the packages' browser builds: no Node built-ins in V8
-  target: 'es2022',
-  minifyWhitespace: true,
-  minifySyntax: true,
-  legalComments: 'none', // licence texts go to LICENSES/ instead
-  charset: 'utf8',
-  metafile: true,
-  write: false,
-  logLevel: 'warning',
-});
+// One section per module, each built on its own (a module's dependencies are bundled into
+// its section): a context evaluates only the sections of the modules it holds, and a lazy
+// `require` evaluates one section, never the whole bundle (natives/libraries.rs).
+const sections = [];
+const inputs = new Set();
+for (const name of REFERENCE_ORDER) {
+  const result = await build({
+    plugins: [compactPinyinPlugin()],
+    entryPoints: [path.join(here, 'modules', `${name}.js`)],
+    bundle: true,
+    format: 'iife',
+    platform: 'browser', // pick the packages' browser builds: no Node built-ins in V8
+    target: 'es2022',
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'none', // licence texts go to LICENSES/ instead
+    charset: 'utf8',
+    metafile: true,
+    write: false,
+    logLevel: 'warning',
+  });
+  for (const input of Object.keys(result.metafile.inputs)) inputs.add(input);
+  sections.push(`${SECTION_MARKER}${name}\n${result.outputFiles[0].text}`);
+}
 
 // Every npm package that ended up in the bundle, transitive dependencies included.
 const packages = new Map();
-for (const input of Object.keys(result.metafile.inputs)) {
+for (const input of [...inputs].sort()) {
   const m = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//);
   if (!m) continue;
   const dir = path.join(here, 'node_modules', m[1]);
@@ -145,7 +162,7 @@ const header =
   ' * Modules (reference order): ' + REFERENCE_ORDER.map((n) => `${n}@${pkg.dependencies[n]}`).join(', ') + '\n' +
   ' * Packages included: ' + names.map((n) => `${n}@${packages.get(n).version}`).join(', ') + '\n' +
   ' * Licences: src/executor/js/LICENSES/ */\n';
-const code = result.outputFiles[0].text;
+const code = sections.join('');
 fs.writeFileSync(path.join(here, 'libs.bundle.js'), header + code);
 
 const licDir = path.join(here, 'LICENSES');

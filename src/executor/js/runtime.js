@@ -1,47 +1,71 @@
-// keel executor runtime: evaluated once into each of the snapshot's two contexts (see
-// snapshot.rs): after libs.bundle.js in the context with libraries, alone in the lean
-// default context. Everything here is therefore already present in every fresh context.
+// keel executor runtime: evaluated once into each snapshot context (see snapshot.rs): the
+// lean default context, and the contexts holding library modules, where the modules'
+// bundle sections were evaluated first. Everything here is therefore already present in
+// every fresh context.
 //
-// `require(name)` returns the module if this context has it, else instantiates it in this
-// context on first use. In the context with libraries, __keel_load_module instantiated all
-// seven at snapshot time. The lean context has not even evaluated the bundle (thousands of
-// module closures, most of a context's deserialization time), so there `require` first has
-// Rust evaluate the bundle into the context (`native.loadLibraries`). Blocks that mention
-// `require` start from the other context; this path only serves one that reaches `require`
-// another way: correct, only slower.
+// `require(name)` returns the module if this context has instantiated it, else
+// instantiates it here on first use. A module whose bundle section this context has not
+// evaluated is loaded by Rust first (`native.loadLibrary`: that one section, never the
+// whole bundle). The block's context was picked from its `require('…')` literals
+// (requires.rs), so this path only serves a module required another way: correct, only
+// slower.
 //
 // Rust-implemented functions cannot live in the snapshot (they would need external
-// references), so the few natives (log, fetch, sleep, random, loadLibraries) are handed in
-// per context by `__keel_boot(natives)`, which Rust calls right after creating the context
-// and which then removes itself. User code sees only the web-like globals defined here:
-// require, console, fetch, Headers, Response, setTimeout/clearTimeout/setInterval/
-// clearInterval, btoa, atob, TextEncoder, TextDecoder (and, from the prelude scripts after
-// this one, Buffer and crypto).
+// references), so the natives (natives/mod.rs) are handed in per context by
+// `__keel_boot(natives)`, which Rust calls right after creating the context and which then
+// removes itself. The prelude scripts evaluated after this one (snapshot.rs PRELUDE:
+// node_errors.js, node_buffer.js, node_crypto.js, web.js) register their Node core modules,
+// globals and per-context hooks through `__keel_prelude`; `__keel_boot` calls each hook with
+// the natives. Defined here: require, console, timers, queueMicrotask.
 (function (global) {
   'use strict';
 
-  /** The reference's modules, in its warmup order (snapshot.rs checks the bundle's). */
-  const moduleNames = ['crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid'];
-
-  /** Natives from Rust, set per context by __keel_boot. */
-  let native = null;
-  /** name -> factory; null until this context has evaluated the bundle. */
-  let factoryByName = null;
-  /** name -> exports of the modules this context has required so far. */
-  const modules = new Map();
-  /** Node core modules of the prelude scripts: name -> factory (see __keel_prelude). */
-  const builtinFactories = new Map();
-  /** Per-context hooks of the prelude scripts, called with the natives. */
-  const bootHooks = [];
+  /** The bundle's modules, in its order (snapshot.rs MODULES, whose indices natives use). */
+  const moduleNames = [
+    'crypto-js', 'axios', 'date-fns', 'lodash', 'qs', 'pinyin', 'uuid',
+    'dayjs', 'fast-xml-parser', 'xlsx', 'sm-crypto-v2',
+  ];
   /**
-   * Node core modules a code block cannot have, as on the reference: no file system,
-   * processes, network sockets, workers or environment inside the sandbox.
+   * Node's built-in modules that touch the host (files, processes, sockets, the
+   * environment): refused by name, with the reason, rather than "cannot find module".
    */
   const refusedBuiltins = new Set([
     'fs', 'fs/promises', 'path', 'path/posix', 'path/win32', 'child_process', 'cluster',
     'dgram', 'dns', 'dns/promises', 'http', 'http2', 'https', 'inspector', 'module', 'net',
     'os', 'process', 'readline', 'repl', 'tls', 'tty', 'v8', 'vm', 'wasi', 'worker_threads',
+    'perf_hooks', 'async_hooks', 'trace_events',
   ]);
+  /** Hooks of the later prelude scripts, called by __keel_boot with the natives. */
+  const bootHooks = [];
+  /** Node core modules of the prelude scripts: name -> factory (see __keel_prelude). */
+  const builtinFactories = new Map();
+
+  /** Natives from Rust, set per context by __keel_boot. */
+  let native = null;
+  /** name -> factory of every module section this context has evaluated. */
+  const factoryByName = new Map();
+  /** subpath ('dayjs/plugin/utc') -> [module, factory]. */
+  const subpathFactories = new Map();
+  /** name -> exports of the modules this context has instantiated so far. */
+  const modules = new Map();
+  /** Modules this context's block has required (counted once per execution). */
+  const required = new Set();
+
+  /** Takes the factories the evaluated bundle sections left on the global object. */
+  function adoptFactories() {
+    for (const [name, factory] of global.__keel_library_factories || []) factoryByName.set(name, factory);
+    for (const [p, m, f] of global.__keel_library_subpaths || []) subpathFactories.set(p, [m, f]);
+    delete global.__keel_library_factories;
+    delete global.__keel_library_subpaths;
+  }
+  adoptFactories();
+
+  /** Makes sure this context has evaluated module `name`'s bundle section. */
+  function ensureSection(name) {
+    if (factoryByName.has(name)) return;
+    native.loadLibrary(moduleNames.indexOf(name));
+    adoptFactories();
+  }
 
   /** A Node core module of the prelude scripts, made on its first require in this context. */
   function builtin(name) {
@@ -53,26 +77,17 @@
     }
     return exports;
   }
-  function codedError(Base, code, message) {
-    const e = new Base(message);
-    e.code = code;
-    return e;
-  }
-
-  /** Takes the factories the bundle left on the global object. */
-  function adoptFactories() {
-    const factories = global.__keel_library_factories;
-    delete global.__keel_library_factories;
-    factoryByName = new Map(factories);
-    return factories.map((f) => f[0]);
-  }
-  const bundleNames = global.__keel_library_factories ? adoptFactories() : [];
 
   function instantiate(name) {
-    if (!moduleNames.includes(name)) return undefined;
-    if (factoryByName === null) {
-      native.loadLibraries();
-      adoptFactories();
+    const top = name.split('/')[0];
+    if (!moduleNames.includes(top)) return undefined;
+    ensureSection(top);
+    if (top !== name) {
+      const entry = subpathFactories.get(name);
+      if (entry === undefined) return undefined;
+      const exports = entry[1]();
+      modules.set(name, exports);
+      return exports;
     }
     const factory = factoryByName.get(name);
     if (factory === undefined) return undefined;
@@ -92,23 +107,18 @@
   }
 
   // ---- snapshot-time helpers (removed before the snapshot is taken) -------------------------
-  // The bundle's module names (empty in the lean context, which has not evaluated it).
-  hidden('__keel_module_names', bundleNames);
-  // Snapshot time, context with libraries: instantiates one module (Rust times each).
-  hidden('__keel_load_module', function (index) {
-    const name = bundleNames[index];
-    instantiate(name);
+  // Snapshot time, contexts with modules: instantiates one module (Rust times each).
+  hidden('__keel_load_module', function (name) {
+    if (instantiate(name) === undefined) throw new Error(`the bundle has no module ${name}`);
     return name;
   });
   hidden('__keel_seal', function () {
-    delete global.__keel_module_names;
     delete global.__keel_load_module;
     delete global.__keel_prelude;
     delete global.__keel_seal;
   });
-  // The prelude scripts evaluated after this one (snapshot.rs PRELUDE: node_errors.js,
-  // node_buffer.js, node_crypto.js...) register their Node core modules and per-context
-  // native hooks here.
+  // Snapshot time: the prelude scripts evaluated after this one register their Node core
+  // modules and per-context native hooks here.
   hidden('__keel_prelude', {
     /** Node core module `name` (also `node:name`), made by `factory()` on first require. */
     defineModule(name, factory) {
@@ -119,7 +129,7 @@
       bootHooks.push(hook);
     },
     defineGlobal,
-    /** Shared between the prelude scripts (errors, validators). */
+    /** Shared between the prelude scripts (errors, validators, lazy globals). */
     internals: {},
   });
 
@@ -135,19 +145,39 @@
   });
 
   // ---- require ---------------------------------------------------------------------------
-  defineGlobal('require', function require(name) {
-    if (typeof name !== 'string') {
-      throw new TypeError('require() expects a module name string');
+  defineGlobal('require', function require(id) {
+    if (typeof id !== 'string') {
+      const e = new TypeError(`The "id" argument must be of type string. Received ${id === null ? 'null' : typeof id}`);
+      e.code = 'ERR_INVALID_ARG_TYPE';
+      throw e;
     }
-    const bare = name.startsWith('node:') ? name.slice(5) : name;
+    if (id === '') {
+      const e = new TypeError("The argument 'id' must be a non-empty string. Received ''");
+      e.code = 'ERR_INVALID_ARG_VALUE';
+      throw e;
+    }
+    const bare = id.startsWith('node:') ? id.slice(5) : id;
     if (builtinFactories.has(bare)) return builtin(bare);
     if (refusedBuiltins.has(bare)) {
-      throw codedError(Error, 'ERR_ACCESS_DENIED', `Module '${name}' is not available in a code block: no file system, processes, network sockets or environment`);
+      const e = new Error(`Module '${id}' is not available in a code block: no file system, processes, network sockets or environment`);
+      e.code = 'ERR_ACCESS_DENIED';
+      throw e;
     }
-    if (bare !== name) throw codedError(Error, 'ERR_UNKNOWN_BUILTIN_MODULE', `No such built-in module: ${name}`);
-    const exports = modules.get(name) || instantiate(name);
+    if (id.startsWith('node:')) {
+      const e = new Error(`No such built-in module: ${id}`);
+      e.code = 'ERR_UNKNOWN_BUILTIN_MODULE';
+      throw e;
+    }
+    const exports = modules.get(id) || instantiate(id);
     if (exports === undefined) {
-      throw new Error(`Cannot find module '${name}' (available: ${[...moduleNames, ...builtinFactories.keys()].join(', ')})`);
+      const e = new Error(`Cannot find module '${id}' (available: ${[...moduleNames, ...builtinFactories.keys()].join(', ')})`);
+      e.code = 'MODULE_NOT_FOUND';
+      throw e;
+    }
+    const top = id.split('/')[0];
+    if (!required.has(top)) {
+      required.add(top);
+      if (native) native.noteRequire(moduleNames.indexOf(top));
     }
     return exports;
   });
@@ -173,227 +203,66 @@
   defineGlobal('console', consoleObject);
 
   // ---- timers (resolved by the Rust event loop) --------------------------------------------
+  // A timer is a native sleep (a promise and its operation id); clearing one cancels the
+  // operation, so a cleared timer never holds the call open (see event_loop.rs).
   let nextTimerId = 1;
-  const liveTimers = new Set();
+  /** timer id -> op id of its pending sleep. */
+  const liveTimers = new Map();
   function delayOf(ms) {
     const n = Number(ms);
     return Number.isFinite(n) && n > 0 ? n : 0;
   }
+  function received(v) {
+    if (v === null || v === undefined) return `Received ${v}`;
+    if (typeof v === 'object') return v.constructor && v.constructor.name ? `Received an instance of ${v.constructor.name}` : 'Received an object';
+    let shown = String(v);
+    if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+    return `Received type ${typeof v} (${typeof v === 'string' ? `'${shown}'` : shown})`;
+  }
+  function timerCallback(callback) {
+    if (typeof callback !== 'function') {
+      const e = new TypeError(`The "callback" argument must be of type function. ${received(callback)}`);
+      e.code = 'ERR_INVALID_ARG_TYPE';
+      throw e;
+    }
+  }
   defineGlobal('setTimeout', function setTimeout(callback, ms, ...args) {
-    if (typeof callback !== 'function') throw new TypeError('setTimeout: callback is not a function');
+    timerCallback(callback);
     const id = nextTimerId++;
-    liveTimers.add(id);
-    native.sleep(delayOf(ms)).then(() => {
+    const [promise, op] = native.sleep(delayOf(ms), false);
+    liveTimers.set(id, op);
+    promise.then(() => {
       if (liveTimers.delete(id)) callback(...args);
     });
     return id;
   });
   defineGlobal('setInterval', function setInterval(callback, ms, ...args) {
-    if (typeof callback !== 'function') throw new TypeError('setInterval: callback is not a function');
+    timerCallback(callback);
     const id = nextTimerId++;
     const delay = Math.max(delayOf(ms), 1);
-    liveTimers.add(id);
+    const arm = () => {
+      const [promise, op] = native.sleep(delay, false);
+      liveTimers.set(id, op);
+      promise.then(tick);
+    };
     const tick = () => {
       if (!liveTimers.has(id)) return;
+      arm();
       callback(...args);
-      if (liveTimers.has(id)) native.sleep(delay).then(tick);
     };
-    native.sleep(delay).then(tick);
+    arm();
     return id;
   });
   const clearTimer = function (id) {
+    const op = liveTimers.get(id);
+    if (op === undefined) return;
     liveTimers.delete(id);
+    native.cancel(op);
   };
   defineGlobal('clearTimeout', clearTimer);
   defineGlobal('clearInterval', clearTimer);
   defineGlobal('queueMicrotask', function queueMicrotask(callback) {
-    Promise.resolve().then(callback);
-  });
-
-  // ---- base64 and text encoding --------------------------------------------------------------
-  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-  defineGlobal('btoa', function btoa(input) {
-    const s = String(input);
-    let out = '';
-    for (let i = 0; i < s.length; i += 3) {
-      const a = s.charCodeAt(i);
-      const b = s.charCodeAt(i + 1);
-      const c = s.charCodeAt(i + 2);
-      if (a > 255 || b > 255 || c > 255) {
-        throw new Error('btoa: string contains characters outside of the Latin1 range');
-      }
-      const n = (a << 16) | ((b || 0) << 8) | (c || 0);
-      out += B64[(n >> 18) & 63] + B64[(n >> 12) & 63];
-      out += i + 1 < s.length ? B64[(n >> 6) & 63] : '=';
-      out += i + 2 < s.length ? B64[n & 63] : '=';
-    }
-    return out;
-  });
-  defineGlobal('atob', function atob(input) {
-    const s = String(input).replace(/[\t\n\f\r ]/g, '').replace(/=+$/, '');
-    if (/[^A-Za-z0-9+/]/.test(s) || s.length % 4 === 1) {
-      throw new Error('atob: invalid base64 input');
-    }
-    let out = '';
-    let bits = 0;
-    let acc = 0;
-    for (let i = 0; i < s.length; i++) {
-      acc = (acc << 6) | B64.indexOf(s[i]);
-      bits += 6;
-      if (bits >= 8) {
-        bits -= 8;
-        out += String.fromCharCode((acc >> bits) & 255);
-      }
-    }
-    return out;
-  });
-  class TextEncoder {
-    get encoding() {
-      return 'utf-8';
-    }
-    encode(input = '') {
-      const bin = unescape(encodeURIComponent(String(input)));
-      const out = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-      return out;
-    }
-  }
-  class TextDecoder {
-    get encoding() {
-      return 'utf-8';
-    }
-    decode(input) {
-      if (input === undefined) return '';
-      const bytes = input instanceof ArrayBuffer ? new Uint8Array(input) : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
-      let bin = '';
-      for (let i = 0; i < bytes.length; i += 0x8000) {
-        bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-      }
-      try {
-        return decodeURIComponent(escape(bin));
-      } catch (_) {
-        return bin;
-      }
-    }
-  }
-  defineGlobal('TextEncoder', TextEncoder);
-  defineGlobal('TextDecoder', TextDecoder);
-
-  // ---- fetch ---------------------------------------------------------------------------------
-  class Headers {
-    constructor(init) {
-      this._map = new Map();
-      if (init == null) return;
-      if (init instanceof Headers) {
-        init.forEach((v, k) => this.append(k, v));
-      } else if (Array.isArray(init)) {
-        for (const pair of init) this.append(pair[0], pair[1]);
-      } else if (typeof init === 'object') {
-        for (const k of Object.keys(init)) {
-          if (init[k] !== undefined && init[k] !== null) this.append(k, init[k]);
-        }
-      }
-    }
-    append(name, value) {
-      const k = String(name).toLowerCase();
-      const v = String(value);
-      this._map.set(k, this._map.has(k) ? `${this._map.get(k)}, ${v}` : v);
-    }
-    set(name, value) {
-      this._map.set(String(name).toLowerCase(), String(value));
-    }
-    get(name) {
-      const v = this._map.get(String(name).toLowerCase());
-      return v === undefined ? null : v;
-    }
-    has(name) {
-      return this._map.has(String(name).toLowerCase());
-    }
-    delete(name) {
-      this._map.delete(String(name).toLowerCase());
-    }
-    forEach(callback, thisArg) {
-      for (const [k, v] of this._map) callback.call(thisArg, v, k, this);
-    }
-    entries() {
-      return this._map.entries();
-    }
-    keys() {
-      return this._map.keys();
-    }
-    values() {
-      return this._map.values();
-    }
-    [Symbol.iterator]() {
-      return this._map.entries();
-    }
-    toJSON() {
-      return Object.fromEntries(this._map);
-    }
-  }
-
-  class Response {
-    constructor(body, init = {}) {
-      this._body = body == null ? '' : String(body);
-      this.status = init.status === undefined ? 200 : init.status;
-      this.statusText = init.statusText || '';
-      this.headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
-      this.url = init.url || '';
-      this.redirected = !!init.redirected;
-      this.type = 'basic';
-      this.bodyUsed = false;
-    }
-    get ok() {
-      return this.status >= 200 && this.status < 300;
-    }
-    _consume() {
-      if (this.bodyUsed) return Promise.reject(new TypeError('Body has already been consumed'));
-      this.bodyUsed = true;
-      return Promise.resolve(this._body);
-    }
-    text() {
-      return this._consume();
-    }
-    json() {
-      return this._consume().then((t) => JSON.parse(t));
-    }
-    arrayBuffer() {
-      return this._consume().then((t) => new TextEncoder().encode(t).buffer);
-    }
-    clone() {
-      return new Response(this._body, this);
-    }
-  }
-  defineGlobal('Headers', Headers);
-  defineGlobal('Response', Response);
-
-  defineGlobal('fetch', function fetch(input, init) {
-    return new Promise((resolve, reject) => {
-      const options = init || {};
-      const url = typeof input === 'string' ? input : input && input.url ? String(input.url) : String(input);
-      const method = String(options.method || 'GET').toUpperCase();
-      const headers = [];
-      new Headers(options.headers).forEach((v, k) => headers.push(k, v));
-      let body = options.body;
-      if (body !== undefined && body !== null) {
-        if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
-          body = new TextDecoder().decode(body);
-        } else {
-          body = String(body);
-        }
-      } else {
-        body = null;
-      }
-      const timeout = Number(options.timeout) > 0 ? Number(options.timeout) : 0;
-      const manual = options.redirect === 'manual' || options.redirect === 'error';
-      native.fetch(method, url, headers, body, timeout, manual).then((r) => {
-        const h = new Headers();
-        for (let i = 0; i + 1 < r.headers.length; i += 2) h.append(r.headers[i], r.headers[i + 1]);
-        if (options.redirect === 'error' && r.status >= 300 && r.status < 400) {
-          throw new TypeError('fetch failed: redirect mode is "error"');
-        }
-        resolve(new Response(r.body, { status: r.status, statusText: r.statusText, headers: h, url: r.url, redirected: r.redirected }));
-      }).catch(reject);
-    });
+    timerCallback(callback);
+    Promise.resolve().then(() => callback());
   });
 })(globalThis);

@@ -1,12 +1,14 @@
 //! `fetch`: validates what user code asks for, then hands the request to the Tokio runtime;
 //! the event loop resolves the promise when the answer (or the policy's refusal) comes.
+//! Bodies cross as bytes both ways: the request's from a typed array, the response's into
+//! one the prelude allocates (so it counts against the array-buffer budget).
 
 use std::time::Instant;
 
 use super::super::event_loop::{ExecState, OpDone};
 use super::super::fetch::FetchRequest;
-use super::super::js_values::{bounded_string, make_error, promise_pair};
-use super::millis;
+use super::super::js_values::{bounded_string, make_error, throw};
+use super::{millis, view_bytes};
 
 /// Most header pairs and bytes of header text a `fetch` may send.
 const MAX_FETCH_HEADERS: u32 = 256;
@@ -19,9 +21,13 @@ pub(super) fn native_fetch(
     args: v8::FunctionCallbackArguments<'_>,
     mut rv: v8::ReturnValue<'_, v8::Value>,
 ) {
-    let Some(resolver) = promise_pair(scope, &mut rv) else {
+    let Some(resolver) = v8::PromiseResolver::new(scope) else {
         return;
     };
+    let promise = resolver.get_promise(scope);
+    // `[promise, op]`; op -1 until the request is under way (a refusal rejects at once).
+    let refused_pair = [promise.into(), v8::Number::new(scope, -1.0).into()];
+    rv.set(v8::Array::new_with_elements(scope, &refused_pair).into());
     let reject = |scope: &mut v8::PinScope<'_, '_>, msg: &str| {
         let e = make_error(scope, "TypeError", msg);
         resolver.reject(scope, e);
@@ -81,20 +87,21 @@ pub(super) fn native_fetch(
         let max = scope
             .get_slot::<ExecState>()
             .map_or(0, |st| st.fetcher.max_request_size());
-        match bounded_string(scope, body_arg, max) {
-            Some(b) if b.len() <= max => Some(b),
-            _ => {
+        match view_bytes(body_arg) {
+            Some(b) if b.len() <= max => Some(b.to_vec()),
+            Some(_) => {
                 return reject(
                     scope,
                     &format!("fetch: the request body is larger than {max} bytes (executor.fetch.max_request_size)"),
                 )
             }
+            None => return reject(scope, "fetch: the request body must be bytes"),
         }
     };
     let timeout_ms = args.get(4).number_value(scope);
     let manual = args.get(5).is_true();
     let global = v8::Global::new(scope, resolver);
-
+    let mut op_id = None;
     let refused = {
         let Some(st) = scope.get_slot_mut::<ExecState>() else {
             return;
@@ -112,6 +119,7 @@ pub(super) fn native_fetch(
             let op = st.next_op;
             st.next_op += 1;
             st.pending.insert(op, global);
+            op_id = Some(op);
             let req = FetchRequest {
                 method,
                 url,
@@ -123,10 +131,11 @@ pub(super) fn native_fetch(
             let tx = st.op_tx.clone();
             let fetcher = st.fetcher.clone();
             let seq = st.seq;
-            st.runtime.spawn(async move {
+            let task = st.runtime.spawn(async move {
                 let result = fetcher.fetch(req).await;
                 let _ = tx.send(OpDone { seq, op, result });
             });
+            st.tasks.insert(op, task.abort_handle());
             None
         }
     };
@@ -134,4 +143,40 @@ pub(super) fn native_fetch(
         let e = make_error(scope, "TypeError", &msg);
         resolver.reject(scope, e);
     }
+    let op = v8::Number::new(scope, op_id.map_or(-1.0, |o| o as f64));
+    let pair = [promise.into(), op.into()];
+    rv.set(v8::Array::new_with_elements(scope, &pair).into());
+}
+
+/// `takeBody(op, uint8array)`: copies a completed fetch's body (kept in Rust since the
+/// answer came) into the array the prelude allocated for it, `length` bytes long.
+pub(super) fn native_take_body(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    _rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some(op) = args.get(0).number_value(scope).filter(|n| *n >= 0.0) else {
+        return throw(scope, "TypeError", "takeBody: bad operation id");
+    };
+    let Ok(view) = v8::Local::<v8::ArrayBufferView>::try_from(args.get(1)) else {
+        return throw(scope, "TypeError", "takeBody: expected a Uint8Array");
+    };
+    let Some(body) = scope
+        .get_slot_mut::<ExecState>()
+        .and_then(|st| st.bodies.remove(&(op as u64)))
+    else {
+        return throw(scope, "TypeError", "takeBody: no such body");
+    };
+    let len = view.byte_length();
+    if len != body.len() {
+        return throw(scope, "TypeError", "takeBody: wrong length");
+    }
+    let ptr = view.data() as *mut u8;
+    if len == 0 || ptr.is_null() {
+        return;
+    }
+    // SAFETY: `ptr` points at `len` bytes of the view's live backing store; no JS runs
+    // while we hold the slice.
+    let out = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+    out.copy_from_slice(&body);
 }

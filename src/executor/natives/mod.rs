@@ -1,6 +1,6 @@
 //! The natives: Rust functions handed to each context (as `__keel_boot`'s argument) that
-//! the runtime prelude (`js/runtime.js`) builds `console`, `fetch`, timers, `crypto` and
-//! `require` on.
+//! the runtime prelude (`js/runtime.js`, `js/web.js`) builds `console`, `fetch`, timers,
+//! `crypto`, `require`, `TextEncoder`/`TextDecoder` and `URL` on.
 //!
 //!
 //! A native runs inside a V8 callback: a Rust panic there cannot unwind through V8's C++
@@ -18,7 +18,11 @@ mod console;
 mod fetch;
 mod libraries;
 mod random;
+mod text;
 mod timers;
+mod url;
+
+pub use libraries::ModuleCounts;
 
 /// Wraps a native so that a panic inside it becomes a JS exception for that call only.
 macro_rules! guarded {
@@ -64,6 +68,29 @@ pub(crate) fn millis(value: Option<f64>, cap: Duration) -> Option<Duration> {
     Some(Duration::try_from_secs_f64(ms / 1000.0).map_or(cap, |d| d.min(cap)))
 }
 
+/// The bytes of an `ArrayBuffer` or an `ArrayBufferView` (typed array, DataView); `None`
+/// for anything else. The slice borrows the backing store: use it before any JavaScript
+/// runs again (which could detach or resize it).
+pub(crate) fn view_bytes<'a>(value: v8::Local<'a, v8::Value>) -> Option<&'a [u8]> {
+    let (ptr, len) = if let Ok(view) = v8::Local::<v8::ArrayBufferView>::try_from(value) {
+        (view.data() as *const u8, view.byte_length())
+    } else if let Ok(buf) = v8::Local::<v8::ArrayBuffer>::try_from(value) {
+        let len = buf.byte_length();
+        match buf.data() {
+            Some(p) => (p.as_ptr() as *const u8, len),
+            None => (std::ptr::null(), 0),
+        }
+    } else {
+        return None;
+    };
+    if len == 0 || ptr.is_null() {
+        return Some(&[]);
+    }
+    // SAFETY: `ptr` points at `len` live bytes of the backing store, which the local keeps
+    // alive; callers use the slice before any JavaScript runs.
+    Some(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
 /// Puts every native on `natives` (the object `__keel_boot` receives).
 pub(super) fn install(
     scope: &mut v8::PinScope<'_, '_>,
@@ -71,13 +98,52 @@ pub(super) fn install(
 ) -> Result<(), String> {
     set_fn(scope, natives, "log", guarded!(console::native_log))?;
     set_fn(scope, natives, "fetch", guarded!(fetch::native_fetch))?;
+    set_fn(
+        scope,
+        natives,
+        "takeBody",
+        guarded!(fetch::native_take_body),
+    )?;
     set_fn(scope, natives, "sleep", guarded!(timers::native_sleep))?;
+    set_fn(scope, natives, "cancel", guarded!(timers::native_cancel))?;
+    set_fn(
+        scope,
+        natives,
+        "utf8Length",
+        guarded!(text::native_utf8_length),
+    )?;
+    set_fn(
+        scope,
+        natives,
+        "utf8Write",
+        guarded!(text::native_utf8_write),
+    )?;
+    set_fn(
+        scope,
+        natives,
+        "utf8EncodeInto",
+        guarded!(text::native_utf8_encode_into),
+    )?;
+    set_fn(
+        scope,
+        natives,
+        "utf8Decode",
+        guarded!(text::native_utf8_decode),
+    )?;
+    set_fn(scope, natives, "urlParse", guarded!(url::native_url_parse))?;
+    set_fn(scope, natives, "urlSet", guarded!(url::native_url_set))?;
+    set_fn(
+        scope,
+        natives,
+        "noteRequire",
+        guarded!(libraries::native_note_require),
+    )?;
     set_fn(scope, natives, "random", guarded!(random::native_random))?;
     set_fn(
         scope,
         natives,
-        "loadLibraries",
-        guarded!(libraries::native_load_libraries),
+        "loadLibrary",
+        guarded!(libraries::native_load_library),
     )?;
     set_fn(scope, natives, "load", guarded!(load_family))?;
     Ok(())
