@@ -3,7 +3,7 @@
 //! [`TARGET`] so that it is emitted whatever `[log] level` says.
 //!
 //! The routes note what they learn while they serve ([`AccessNotes`] in the request's
-//! [`RequestCtx`](super::RequestCtx)): the key's name, the model, each node tried and how
+//! [`super::RequestCtx`]): the key's name, the model, each node tried and how
 //! its try ended, the first byte and first token, token usage. The dispatcher writes the
 //! line once the request ended ([`AccessLog::write`]), adding status, duration and bytes.
 //! Successes are sampled (`access_sample`); an error (status ≥ 400, an answer cut short, a
