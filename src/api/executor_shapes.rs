@@ -240,6 +240,7 @@ pub struct Codeblock {
     /// What the code returned (success only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
+    /// What went wrong (failure only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<CodeblockError>,
     pub timing: Timing,

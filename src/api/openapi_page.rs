@@ -60,7 +60,7 @@ pub fn render(doc: &Value) -> String {
     for (tag, description) in &tags {
         let _ = writeln!(out, "## {tag} routes\n\n{description}\n");
         for op in ops.iter().filter(|o| o.tag == *tag) {
-            operation(&mut out, op);
+            operation(&mut out, doc, op);
         }
     }
     schemas(&mut out, doc);
@@ -140,7 +140,7 @@ fn auth_of(op: &Value) -> String {
     }
 }
 
-fn operation(out: &mut String, op: &Op) {
+fn operation(out: &mut String, doc: &Value, op: &Op) {
     let o = op.op;
     let _ = writeln!(out, "### `{} {}`\n", op.method.to_uppercase(), op.path);
     if let Some(s) = o["summary"].as_str() {
@@ -186,6 +186,16 @@ fn operation(out: &mut String, op: &Op) {
                     .unwrap_or_default()
             );
             examples(out, media, "Request");
+            // A named body schema carries its examples itself.
+            let named = media["schema"]["$ref"]
+                .as_str()
+                .and_then(|r| r.rsplit('/').next());
+            if let Some(name) = named {
+                let schema = &doc["components"]["schemas"][name];
+                for e in schema["examples"].as_array().into_iter().flatten() {
+                    let _ = writeln!(out, "Request example:\n\n```json\n{}\n```\n", pretty(e));
+                }
+            }
         }
     }
     out.push_str("| Status | Body | What |\n|---|---|---|\n");
@@ -336,7 +346,12 @@ fn type_of(s: &Value) -> String {
     }
     for (key, word) in [("allOf", " and "), ("oneOf", " or "), ("anyOf", " or ")] {
         if let Some(parts) = s[key].as_array() {
-            let parts: Vec<String> = parts.iter().map(type_of).filter(|t| t != "any").collect();
+            let mut parts: Vec<String> = parts.iter().map(type_of).filter(|t| t != "any").collect();
+            // `null` reads best last: "[`X`] or null".
+            if let Some(i) = parts.iter().position(|p| p == "null") {
+                let null = parts.remove(i);
+                parts.push(null);
+            }
             if !parts.is_empty() {
                 return parts.join(word);
             }
@@ -363,15 +378,11 @@ fn type_of(s: &Value) -> String {
             other => other.to_string(),
         })
         .collect();
-    let base = if named.is_empty() {
-        "any".to_string()
-    } else {
-        named.join(" or ")
-    };
-    if nullable {
-        format!("{base} or null")
-    } else {
-        base
+    match (named.is_empty(), nullable) {
+        (true, true) => "null".to_string(),
+        (true, false) => "any".to_string(),
+        (false, true) => format!("{} or null", named.join(" or ")),
+        (false, false) => named.join(" or "),
     }
 }
 

@@ -18,10 +18,8 @@ const RECENT_EVENTS: usize = 200;
 /// The overview: the live payload's fields, then the rest of the first paint.
 #[derive(Serialize, ToSchema)]
 pub struct Overview {
-    /// `snapshot` (the newest second's figures), `health` (by component) and `sections`
-    /// (by domain): the payload of the event stream's `snapshot` events.
+    /// The payload of the event stream's `snapshot` events.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     live: LivePayload,
     /// Random per process: a change means keel restarted.
     #[schema(value_type = String)]

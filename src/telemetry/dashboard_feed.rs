@@ -219,9 +219,11 @@ fn merge(into: &mut Buckets, other: &Buckets) {
 }
 
 /// The SSE `snapshot` event's data (the wire name stays the dashboard's).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LivePayload {
-    /// The newest second's figures (`null` before the first reading).
+    /// The newest second's figures (`null` before the first reading): rates, latency,
+    /// memory and CPU, and per node, GPU, lock, heartbeat and the executor.
+    #[schema(value_type = Option<Object>)]
     pub snapshot: Option<Arc<Figures>>,
     pub health: BTreeMap<String, ComponentHealth>,
     /// Each domain's section by name.
