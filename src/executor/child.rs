@@ -35,6 +35,9 @@ pub const EXIT_HUNG: i32 = 3;
 struct Writer(Arc<Mutex<UnixStream>>);
 
 impl Writer {
+    /// Encodes first and locks only for the write (not [`ipc::write_msg`], which encodes
+    /// into the writer): a large result being serialized must not hold up the other
+    /// isolates' frames.
     fn send(&self, msg: &FromChild) -> io::Result<()> {
         let frame = ipc::encode(msg)?;
         let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -112,7 +112,7 @@ fn close_inherited_files() {
     }
 }
 
-fn restrict_files() -> Result<String, String> {
+fn restrict_files() -> Result<String, landlock::RulesetError> {
     use landlock::{
         Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
         RulesetStatus, Scope, ABI,
@@ -130,8 +130,7 @@ fn restrict_files() -> Result<String, String> {
         .and_then(|r| r.scope(Scope::Signal))
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(landlock::path_beneath_rules(&readable, read)))
-        .and_then(|r| r.restrict_self())
-        .map_err(|e| e.to_string())?;
+        .and_then(|r| r.restrict_self())?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => "enforced".to_string(),
         RulesetStatus::PartiallyEnforced => {
@@ -141,19 +140,15 @@ fn restrict_files() -> Result<String, String> {
     })
 }
 
-fn restrict_syscalls() -> Result<(), String> {
+fn restrict_syscalls() -> Result<(), seccompiler::Error> {
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
     };
-    let arch = std::env::consts::ARCH
-        .try_into()
-        .map_err(|e| format!("{e:?}"))?;
+    let arch = std::env::consts::ARCH.try_into()?;
     let own_pid = std::process::id() as u64;
     let mut denied: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|nr| (*nr, Vec::new())).collect();
-    let cond = |arg, op, value| {
-        SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value).map_err(|e| e.to_string())
-    };
+    let cond = |arg, op, value| SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value);
     // A new process: clone without CLONE_THREAD. Threads (the pool's isolates) stay allowed.
     denied.insert(
         libc::SYS_clone,
@@ -161,22 +156,19 @@ fn restrict_syscalls() -> Result<(), String> {
             0,
             SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
             0,
-        )?])
-        .map_err(|e| e.to_string())?],
+        )?])?],
     );
     // Signals only to this process's own threads (abort() raises SIGABRT that way).
     denied.insert(
         libc::SYS_tgkill,
-        vec![SeccompRule::new(vec![cond(0, SeccompCmpOp::Ne, own_pid)?])
-            .map_err(|e| e.to_string())?],
+        vec![SeccompRule::new(vec![cond(0, SeccompCmpOp::Ne, own_pid)?])?],
     );
     let deny = SeccompFilter::new(
         denied,
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
         arch,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     // clone3 passes its flags through a pointer the filter cannot read: make glibc fall
     // back to clone. A second filter, since one filter has one match action.
     let no_clone3 = SeccompFilter::new(
@@ -184,11 +176,10 @@ fn restrict_syscalls() -> Result<(), String> {
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
         arch,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     for filter in [deny, no_clone3] {
-        let program: seccompiler::BpfProgram = filter.try_into().map_err(|e| format!("{e:?}"))?;
-        seccompiler::apply_filter(&program).map_err(|e| e.to_string())?;
+        let program: seccompiler::BpfProgram = filter.try_into()?;
+        seccompiler::apply_filter(&program)?;
     }
     Ok(())
 }

@@ -378,34 +378,30 @@ impl Supervisor {
     /// Stops the executor process: running blocks finish (up to its shutdown), then it
     /// exits; no restart follows. Blocking.
     pub fn shutdown(&self) {
-        self.inner.stopping.store(true, Ordering::SeqCst);
-        self.inner.wake.1.notify_all();
-        let conn = self
-            .inner
-            .conn
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(conn) = conn {
+        if let Some(conn) = self.stop() {
             conn.close_writes();
         }
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }
     }
-}
 
-impl Drop for Supervisor {
-    fn drop(&mut self) {
+    /// Tells the supervisor thread to stop restarting and takes the live connection, which
+    /// the caller ends gently ([`Supervisor::shutdown`]) or at once (drop).
+    fn stop(&self) -> Option<Arc<Conn>> {
         self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.wake.1.notify_all();
-        if let Some(conn) = self
-            .inner
+        self.inner
             .conn
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-        {
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if let Some(conn) = self.stop() {
             conn.kill(Death::Exited(0));
         }
     }

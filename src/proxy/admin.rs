@@ -143,14 +143,13 @@ impl Gateway {
             return Err(AdminError::Exists(config.name));
         }
         let now = Instant::now();
-        let node = Node::new(config.clone(), Source::Runtime, self.config(), false, now).map_err(
-            |message| {
+        let node =
+            Node::new(config.clone(), Source::Runtime, self.config(), false, now).map_err(|e| {
                 AdminError::Invalid(vec![ConfigError {
                     path: "base_url".into(),
-                    message,
+                    message: e.to_string(),
                 }])
-            },
-        )?;
+            })?;
         persist::save(&self.store, &config.name, &StoredNode::upsert(&config)).await?;
         let node = Arc::new(node);
         let mut nodes = (*self.pool.nodes()).clone();

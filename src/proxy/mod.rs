@@ -75,10 +75,18 @@ pub enum GatewayError {
     },
     #[error("cannot start a proxy thread: {0}")]
     Thread(#[source] std::io::Error),
-    #[error("node {name}: {message}")]
-    Node { name: String, message: String },
-    #[error("client key {name}: {message}")]
-    ClientKey { name: String, message: String },
+    #[error("node {name}: {source}")]
+    Node {
+        name: String,
+        #[source]
+        source: node::TargetError,
+    },
+    #[error("client key {name}: {source}")]
+    ClientKey {
+        name: String,
+        #[source]
+        source: request::key_limits::KeyEntryError,
+    },
 }
 
 /// Everything the proxy service, the supervisor and the admin API share.
@@ -279,7 +287,7 @@ pub async fn start(
         // Nodes present at startup take traffic at once; only later arrivals prewarm.
         let name = node_config.name.clone();
         let node = Node::new(node_config, source, &config, true, now)
-            .map_err(|message| GatewayError::Node { name, message })?;
+            .map_err(|source| GatewayError::Node { name, source })?;
         nodes.push(Arc::new(node));
     }
     pool.replace(nodes);
@@ -288,10 +296,10 @@ pub async fn start(
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            request::key_limits::ClientKeyEntry::of(i, k, now).map_err(|message| {
+            request::key_limits::ClientKeyEntry::of(i, k, now).map_err(|source| {
                 GatewayError::ClientKey {
                     name: k.name(i),
-                    message,
+                    source,
                 }
             })
         })

@@ -24,6 +24,19 @@ pub enum Source {
     Runtime,
 }
 
+/// Why a node's `base_url` cannot be used as an upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{0}")]
+    Url(#[from] url::ParseError),
+    #[error("unsupported scheme {0} (http or https)")]
+    Scheme(String),
+    #[error("no host")]
+    NoHost,
+    #[error("no port")]
+    NoPort,
+}
+
 /// A node's base URL, split for building peers and request paths.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -37,22 +50,20 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn parse(base_url: &str) -> Result<Target, String> {
-        let url = url::Url::parse(base_url).map_err(|e| e.to_string())?;
+    pub fn parse(base_url: &str) -> Result<Target, TargetError> {
+        let url = url::Url::parse(base_url)?;
         let tls = match url.scheme() {
             "http" => false,
             "https" => true,
-            other => return Err(format!("unsupported scheme {other}")),
+            other => return Err(TargetError::Scheme(other.to_string())),
         };
         let host = url
             .host_str()
-            .ok_or_else(|| "no host".to_string())?
+            .ok_or(TargetError::NoHost)?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| "no port".to_string())?;
+        let port = url.port_or_known_default().ok_or(TargetError::NoPort)?;
         let authority = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
             None => url.host_str().unwrap_or(&host).to_string(),
@@ -123,7 +134,7 @@ impl Node {
         proxy: &ProxyConfig,
         ready: bool,
         now: Instant,
-    ) -> Result<Node, String> {
+    ) -> Result<Node, TargetError> {
         let target = Target::parse(&config.base_url)?;
         Ok(Node {
             name: config.name.clone(),

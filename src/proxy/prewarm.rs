@@ -12,7 +12,7 @@ use super::node_events::{
 use super::Gateway;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Longest body read from a probe answer before the connection is dropped instead of reused.
 const MAX_PROBE_BODY: usize = 64 * 1024;
@@ -55,7 +55,7 @@ async fn run(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
         let started = Instant::now();
         let outcome = match tokio::time::timeout(cfg.timeout, probe(gw, node)).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no answer within {:?}", cfg.timeout)),
+            Err(_) => Err(ProbeError::Timeout(cfg.timeout)),
         };
         let latency = started.elapsed();
         gw.pool
@@ -66,7 +66,7 @@ async fn run(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
         let (success, detail) = match outcome {
             Ok(status) if status < 500 => (true, format!("status {status}")),
             Ok(status) => (false, format!("status {status}")),
-            Err(e) => (false, e),
+            Err(e) => (false, e.to_string()),
         };
         successes += u32::from(success);
         events.emit(&PrewarmProbe {
@@ -140,8 +140,19 @@ pub fn activate_unprobed(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
     activate(gw, node, reason, Instant::now());
 }
 
+/// Why a probe got no status.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error("{0}")]
+    Attempt(#[from] super::attempt::AttemptError),
+    #[error("no response header")]
+    NoHeader,
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
 /// One probe: its status, or why there was none.
-async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
+async fn probe(gw: &Gateway, node: &Node) -> Result<u16, ProbeError> {
     let (method, path) = if node.config.health_path.is_empty() {
         ("HEAD", node.target.path_for("/"))
     } else {
@@ -153,13 +164,11 @@ async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
         env!("CARGO_PKG_VERSION")
     );
     let (mut session, peer) =
-        super::conns::round_trip(&gw.transport, node, head.as_bytes(), &Bytes::new())
-            .await
-            .map_err(|e| e.to_string())?;
+        super::conns::round_trip(&gw.transport, node, head.as_bytes(), &Bytes::new()).await?;
     let status = session
         .response_header()
         .map(|h| h.status.as_u16())
-        .ok_or("no response header")?;
+        .ok_or(ProbeError::NoHeader)?;
     if method == "HEAD" {
         // No body follows; the session would wait for the announced one, so the
         // connection is closed instead of reused (see `conns::round_trip`).

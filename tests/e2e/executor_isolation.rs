@@ -5,7 +5,7 @@
 //! values, and the sandbox (seccomp, Landlock) tried from inside.
 
 use crate::fake_llm::FakeLlm;
-use crate::harness::{client, keel_bin, Keel, Spec};
+use crate::harness::{client, keel_bin, series, Keel, Spec};
 use base64::Engine;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -67,12 +67,6 @@ async fn wait_serving(k: &Keel) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("executor did not come back; log:\n{}", k.log());
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 fn signal(pid: i32, sig: i32) {
@@ -182,7 +176,7 @@ async fn an_executor_crash_costs_only_its_own_calls() {
     assert_ne!(new_pid, pid, "a new executor process serves");
     let m = k.metrics().await;
     assert_eq!(
-        metric(&m, "keel_executor_restarts_total{reason=\"crashed\"}"),
+        series(&m, "keel_executor_restarts_total{reason=\"crashed\"}"),
         1.0
     );
     assert_eq!(executor_status(&k).await["processRestarts"], 1);
@@ -218,7 +212,7 @@ async fn memory_ceiling_stops_the_process_and_budgets_stop_the_call() {
     assert_ne!(executor_pid(&k).await, pid);
     let m = k.metrics().await;
     assert_eq!(
-        metric(&m, "keel_executor_restarts_total{reason=\"memory_limit\"}"),
+        series(&m, "keel_executor_restarts_total{reason=\"memory_limit\"}"),
         1.0
     );
     drop(k);
@@ -317,7 +311,7 @@ async fn a_silent_executor_process_is_replaced() {
     wait_serving(&k).await;
     let m = k.metrics().await;
     assert_eq!(
-        metric(&m, "keel_executor_restarts_total{reason=\"unresponsive\"}"),
+        series(&m, "keel_executor_restarts_total{reason=\"unresponsive\"}"),
         1.0
     );
 }

@@ -37,6 +37,22 @@ async fn start(nodes: &[String], sections: &str) -> Keel {
     .await
 }
 
+/// A scripted `node1` (priority 1), a healthy `node2` (priority 2) and keel in front of both
+/// with [`FAST`] settings: the usual primary-and-fallback pair of a failover test.
+async fn primary_and_fallback(script: Script) -> (Upstream, Upstream, Keel) {
+    let primary = Upstream::with("node1", script).await;
+    let fallback = Upstream::start("node2").await;
+    let k = start(
+        &[
+            node("node1", &primary.url(), "priority = 1"),
+            node("node2", &fallback.url(), "priority = 2"),
+        ],
+        FAST,
+    )
+    .await;
+    (primary, fallback, k)
+}
+
 async fn post(k: &Keel, body: &Value) -> reqwest::Response {
     client()
         .post(k.proxy_url("/v1/messages"))
@@ -141,23 +157,11 @@ async fn scenario1_unreachable_node_is_retried_on_the_healthy_one() {
 
 #[tokio::test]
 async fn scenario2_breaker_opens_then_half_opens_after_cooldown_then_recovers() {
-    let flaky = Upstream::with(
-        "node1",
-        Script {
-            fail_next: 3,
-            fail_status: 503,
-            ..Script::default()
-        },
-    )
-    .await;
-    let backup = Upstream::start("node2").await;
-    let k = start(
-        &[
-            node("node1", &flaky.url(), "priority = 1"),
-            node("node2", &backup.url(), "priority = 2"),
-        ],
-        FAST,
-    )
+    let (flaky, _backup, k) = primary_and_fallback(Script {
+        fail_next: 3,
+        fail_status: 503,
+        ..Script::default()
+    })
     .await;
     for _ in 0..3 {
         let r = post(&k, &msg()).await;
@@ -243,22 +247,10 @@ async fn scenario3_added_node_is_prewarmed_then_takes_traffic() {
 
 #[tokio::test]
 async fn post_retried_after_503_arrives_intact_at_the_second_node() {
-    let first = Upstream::with(
-        "node1",
-        Script {
-            fail_next: 1,
-            ..Script::default()
-        },
-    )
-    .await;
-    let second = Upstream::start("node2").await;
-    let k = start(
-        &[
-            node("node1", &first.url(), "priority = 1"),
-            node("node2", &second.url(), "priority = 2"),
-        ],
-        FAST,
-    )
+    let (first, second, k) = primary_and_fallback(Script {
+        fail_next: 1,
+        ..Script::default()
+    })
     .await;
     // 300 KiB: far above Pingora's 64 KiB retry buffer.
     let big = "x".repeat(300 * 1024);
@@ -295,23 +287,11 @@ async fn no_retry_after_the_first_byte_reached_the_client() {
             format!("data: {{\"i\":{i}}}\n\n"),
         )
     };
-    let breaking = Upstream::with(
-        "node1",
-        Script {
-            sse: Some((0..5).map(ev).collect()),
-            drop_after: Some(2),
-            ..Script::default()
-        },
-    )
-    .await;
-    let other = Upstream::start("node2").await;
-    let k = start(
-        &[
-            node("node1", &breaking.url(), "priority = 1"),
-            node("node2", &other.url(), "priority = 2"),
-        ],
-        FAST,
-    )
+    let (_breaking, other, k) = primary_and_fallback(Script {
+        sse: Some((0..5).map(ev).collect()),
+        drop_after: Some(2),
+        ..Script::default()
+    })
     .await;
     let r = post(&k, &json!({"model": "m", "stream": true})).await;
     assert_eq!(r.status(), 200);

@@ -254,9 +254,28 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String,
     )
 }
 
+/// `keel validate` of a config file in `dir` made of `data_dir = "<dir>/data"` and `rest`:
+/// (exit code, stdout, stderr).
+pub fn validate_config(dir: &Path, rest: &str) -> (i32, String, String) {
+    let cfg = dir.join("k.toml");
+    let text = format!("data_dir = \"{}/data\"\n{rest}", dir.display());
+    std::fs::write(&cfg, text).expect("write config");
+    let path = cfg.to_str().expect("utf-8 temp path");
+    run_cli(&["validate", "--config", path], &[], dir)
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_gzip()
         .build()
         .expect("client")
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in a Prometheus exposition,
+/// 0 when absent (counters that never moved are not exposed).
+pub fn series(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or(0.0)
 }

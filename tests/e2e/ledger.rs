@@ -6,7 +6,7 @@
 //! No assertion depends on how fast this machine is: waits poll for a state with a generous
 //! deadline, and exclusion is checked through fencing tokens and overlap detection.
 
-use crate::harness::{client, run_cli, Keel, Spec, ADMIN_TOKEN};
+use crate::harness::{client, run_cli, validate_config, Keel, Spec, ADMIN_TOKEN};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -1056,19 +1056,9 @@ async fn without_a_driver_gpu_is_disabled_with_the_reason_and_locks_still_work()
 #[test]
 fn ledger_config_errors_are_all_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("k.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}/data\"\n[control]\nadmin_token = \"test-admin-token\"\n[ledger]\nlocks = [\"gpu_lock:0\", \"gpu lock\", \"gpu_lock:0\"]\ncheck_interval = \"0s\"\nheartbeat_timeout = \"0s\"\nlock_timeout = \"2h\"\nmax_ttl = \"1h\"\nworker_token = \"\"\n[gpu]\nenabled = \"sometimes\"\nsample_interval = \"0s\"\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let (code, _, err) = run_cli(
-        &["validate", "--config", cfg.to_str().unwrap()],
-        &[],
+    let (code, _, err) = validate_config(
         dir.path(),
+        "[control]\nadmin_token = \"test-admin-token\"\n[ledger]\nlocks = [\"gpu_lock:0\", \"gpu lock\", \"gpu_lock:0\"]\ncheck_interval = \"0s\"\nheartbeat_timeout = \"0s\"\nlock_timeout = \"2h\"\nmax_ttl = \"1h\"\nworker_token = \"\"\n[gpu]\nenabled = \"sometimes\"\nsample_interval = \"0s\"\n",
     );
     assert_eq!(code, 78, "{err}");
     for needle in [

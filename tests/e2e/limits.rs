@@ -4,7 +4,7 @@
 //! while the address is blocked), and the admin token is never weak — a short one is a
 //! config error, a missing one is generated into the data dir.
 
-use crate::harness::{client, run_cli, Keel, Spec, ADMIN_TOKEN};
+use crate::harness::{client, series, validate_config, Keel, Spec, ADMIN_TOKEN};
 use crate::upstream::Upstream;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,14 +16,6 @@ const SHORT_TIMEOUTS: &str = "header_read_timeout = \"1s\"\nidle_timeout = \"2s\
 
 /// Half a request head: a request line and one header, no blank line.
 const HALF_HEAD: &[u8] = b"GET /health HTTP/1.1\r\nHost: keel\r\n";
-
-/// The value of one series in a Prometheus exposition (0 when absent).
-fn series(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels))
-        .and_then(|rest| rest.trim().parse().ok())
-        .unwrap_or(0.0)
-}
 
 fn closed(text: &str, listener: &str, reason: &str) -> f64 {
     series(
@@ -303,20 +295,7 @@ async fn failed_authentication_is_rate_limited_per_address() {
 #[test]
 fn a_short_admin_token_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("k.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}/data\"\n[control]\nadmin_token = \"change-me\"\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let (code, _, err) = run_cli(
-        &["validate", "--config", cfg.to_str().unwrap()],
-        &[],
-        dir.path(),
-    );
+    let (code, _, err) = validate_config(dir.path(), "[control]\nadmin_token = \"change-me\"\n");
     assert_eq!(code, 78, "{err}");
     assert!(
         err.lines()

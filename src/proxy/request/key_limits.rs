@@ -207,10 +207,24 @@ impl KeyLimits {
     }
 }
 
+/// Why a client key entry cannot be used (validation catches the hash; the file can still
+/// vanish between validation and start).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyEntryError {
+    #[error("cannot read key_file {}", path.display())]
+    KeyFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key_hash is not 64 hex digits")]
+    KeyHash,
+}
+
 impl ClientKeyEntry {
     /// The run-time form of entry `index` of `[proxy] client_keys`; `Err` when its
     /// `key_file` cannot be read.
-    pub fn of(index: usize, config: &ClientKeyConfig, now: Instant) -> Result<Self, String> {
+    pub fn of(index: usize, config: &ClientKeyConfig, now: Instant) -> Result<Self, KeyEntryError> {
         let name: Arc<str> = Arc::from(config.name(index));
         let named = match config {
             ClientKeyConfig::Plain(key) => {
@@ -225,15 +239,17 @@ impl ClientKeyEntry {
         let matcher = if let Some(key) = &named.key {
             Matcher::Key(key.clone())
         } else if let Some(path) = &named.key_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read key_file {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|source| KeyEntryError::KeyFile {
+                path: path.clone(),
+                source,
+            })?;
             Matcher::Key(Secret::new(text.trim()))
         } else {
             let hash = named
                 .key_hash
                 .as_deref()
                 .and_then(parse_key_hash)
-                .ok_or("key_hash is not 64 hex digits")?;
+                .ok_or(KeyEntryError::KeyHash)?;
             Matcher::Hash(hash)
         };
         let limited = named.requests_per_minute.is_some()
