@@ -6,6 +6,7 @@ use super::rules::{self, Finding, HeldTracker, Inputs, Severity, RULES};
 use crate::config::AlertsConfig;
 use crate::telemetry::catalog;
 use crate::telemetry::dashboard_feed::DashboardFeed;
+use crate::telemetry::metrics::Built;
 use crate::telemetry::{Event, Level, Telemetry};
 use prometheus::{IntGaugeVec, Opts};
 use serde::Serialize;
@@ -57,7 +58,7 @@ impl AlertEngine {
             ),
             &["alert"],
         )
-        .expect("valid metric");
+        .built();
         for r in &RULES {
             gauge.with_label_values(&[r.name]).set(0);
         }

@@ -4,6 +4,7 @@ use crate::telemetry::catalog::{
     GPU_COMPUTE_PROCESSES, GPU_LOCK_WARNING, GPU_LOCK_WARNINGS_TOTAL, GPU_MEMORY_TOTAL_BYTES,
     GPU_MEMORY_USED_BYTES, GPU_POWER_WATTS, GPU_TEMPERATURE_CELSIUS, GPU_UTILIZATION_RATIO,
 };
+use crate::telemetry::metrics::Built;
 use crate::telemetry::Metrics;
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts};
 
@@ -19,7 +20,7 @@ pub struct GpuMetrics {
 }
 
 fn gauge(name: &str, help: &str) -> GaugeVec {
-    GaugeVec::new(Opts::new(name, help), &["gpu"]).expect("valid metric")
+    GaugeVec::new(Opts::new(name, help), &["gpu"]).built()
 }
 
 impl GpuMetrics {
@@ -34,12 +35,12 @@ impl GpuMetrics {
                 Opts::new(GPU_COMPUTE_PROCESSES, "Compute processes on the GPU"),
                 &["gpu"],
             )
-            .expect("valid metric"),
+            .built(),
             warning: IntGaugeVec::new(
                 Opts::new(GPU_LOCK_WARNING, "1 while a GPU/lock cross-check warns"),
                 &["gpu", "kind"],
             )
-            .expect("valid metric"),
+            .built(),
             warnings_total: IntCounterVec::new(
                 Opts::new(
                     GPU_LOCK_WARNINGS_TOTAL,
@@ -47,7 +48,7 @@ impl GpuMetrics {
                 ),
                 &["kind"],
             )
-            .expect("valid metric"),
+            .built(),
         };
         metrics.register(m.utilization.clone());
         metrics.register(m.memory_used.clone());

@@ -10,6 +10,7 @@ use crate::telemetry::catalog::{
     GPU_LOCK_WAIT_SECONDS, HEARTBEAT_FAILURE_RATIO, LEDGER_JOURNAL_COMMIT_OPS,
     LEDGER_JOURNAL_COMMIT_SECONDS, LEDGER_TIMEOUTS_TOTAL, TASK_HEARTBEAT_AGE_SECONDS,
 };
+use crate::telemetry::metrics::Built;
 use crate::telemetry::Metrics;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -41,7 +42,7 @@ impl LedgerMetrics {
             ),
             &["result"],
         )
-        .expect("valid metric");
+        .built();
         let wait_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 GPU_LOCK_WAIT_SECONDS,
@@ -49,7 +50,7 @@ impl LedgerMetrics {
             )
             .buckets(WAIT_BUCKETS.to_vec()),
         )
-        .expect("valid metric");
+        .built();
         let timeouts = IntCounterVec::new(
             Opts::new(
                 LEDGER_TIMEOUTS_TOTAL,
@@ -57,7 +58,7 @@ impl LedgerMetrics {
             ),
             &["kind"],
         )
-        .expect("valid metric");
+        .built();
         for result in ["acquired", "conflict", "timeout"] {
             acquisitions.with_label_values(&[result]);
         }
@@ -71,7 +72,7 @@ impl LedgerMetrics {
             )
             .buckets(crate::telemetry::metrics::LATENCY_BUCKETS.to_vec()),
         )
-        .expect("valid metric");
+        .built();
         let commit_ops = Histogram::with_opts(
             HistogramOpts::new(
                 LEDGER_JOURNAL_COMMIT_OPS,
@@ -81,7 +82,7 @@ impl LedgerMetrics {
                 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0,
             ]),
         )
-        .expect("valid metric");
+        .built();
         metrics.register(acquisitions.clone());
         metrics.register(wait_seconds.clone());
         metrics.register(timeouts.clone());
@@ -129,7 +130,7 @@ impl StateCollector {
             HEARTBEAT_FAILURE_RATIO,
             "Share of tracked tasks that are orphaned (no heartbeat within the timeout)",
         ))
-        .expect("valid metric");
+        .built();
         let descs = [
             held.desc(),
             token.desc(),
@@ -158,7 +159,7 @@ impl StateCollector {
             Opts::new(GPU_LOCK_HELD, "1 while the lock is held"),
             &["lock"],
         )
-        .expect("valid metric");
+        .built();
         let token = IntGaugeVec::new(
             Opts::new(
                 GPU_LOCK_FENCING_TOKEN,
@@ -166,12 +167,12 @@ impl StateCollector {
             ),
             &["lock"],
         )
-        .expect("valid metric");
+        .built();
         let waiters = IntGaugeVec::new(
             Opts::new(GPU_LOCK_WAITERS, "Acquires queued for the lock"),
             &["lock"],
         )
-        .expect("valid metric");
+        .built();
         let age = GaugeVec::new(
             Opts::new(
                 TASK_HEARTBEAT_AGE_SECONDS,
@@ -179,7 +180,7 @@ impl StateCollector {
             ),
             &["task"],
         )
-        .expect("valid metric");
+        .built();
         (held, token, waiters, age)
     }
 }

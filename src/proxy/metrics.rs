@@ -3,6 +3,7 @@
 
 use super::breaker::BreakerState;
 use super::node::Node;
+use crate::telemetry::metrics::Built;
 use crate::telemetry::metrics::LATENCY_BUCKETS;
 use crate::telemetry::Metrics;
 use prometheus::{
@@ -69,7 +70,7 @@ pub struct NodeSeries {
 impl GatewayMetrics {
     pub fn register(m: &Metrics) -> Self {
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            let c = IntCounterVec::new(Opts::new(name, help), labels).built();
             m.register(c.clone());
             c
         };
@@ -78,17 +79,17 @@ impl GatewayMetrics {
                 HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
                 labels,
             )
-            .expect("valid metric");
+            .built();
             m.register(h.clone());
             h
         };
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).built();
             m.register(g.clone());
             g
         };
         let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
+            let g = IntGauge::new(name, help).built();
             m.register(g.clone());
             g
         };

@@ -7,6 +7,7 @@
 //! resume) and broadcasts them. A slow subscriber lags and is told so by the broadcast
 //! channel; emitting never waits for anyone.
 
+use super::metrics::Built;
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -67,7 +68,7 @@ impl EventBus {
             ),
             &["kind", "level"],
         )
-        .expect("valid metric");
+        .built();
         if let Err(e) = registry.register(Box::new(counter.clone())) {
             tracing::error!(error = %e, "metric registration failed");
         }

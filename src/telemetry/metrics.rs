@@ -13,6 +13,20 @@ use super::catalog::{
     BUILD_INFO, HTTP_REQUESTS_IN_FLIGHT, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS,
 };
 
+/// Finishes building a collector from the catalog's names: construction fails only for a
+/// malformed name or label set, which are constants here, and every collector is built
+/// when keel starts — so the test suite meets any such mistake before a user could.
+pub trait Built<T> {
+    fn built(self) -> T;
+}
+
+impl<T> Built<T> for prometheus::Result<T> {
+    #[allow(clippy::expect_used)]
+    fn built(self) -> T {
+        self.expect("metric names and labels are constants of telemetry::catalog")
+    }
+}
+
 /// Latency buckets in seconds, from sub-millisecond control calls to slow LLM answers.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -59,13 +73,13 @@ impl Metrics {
             Opts::new(BUILD_INFO, "keel build information; always 1"),
             &["version"],
         )
-        .expect("valid metric");
+        .built();
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let http_requests = IntCounterVec::new(
             Opts::new(HTTP_REQUESTS_TOTAL, "Control-listener requests"),
             &["route", "method", "status"],
         )
-        .expect("valid metric");
+        .built();
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
                 HTTP_REQUEST_DURATION_SECONDS,
@@ -74,7 +88,7 @@ impl Metrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
         )
-        .expect("valid metric");
+        .built();
         let http_in_flight = IntGaugeVec::new(
             Opts::new(
                 HTTP_REQUESTS_IN_FLIGHT,
@@ -82,7 +96,7 @@ impl Metrics {
             ),
             &["listener"],
         )
-        .expect("valid metric");
+        .built();
         let connections_closed = IntCounterVec::new(
             Opts::new(
                 catalog::CONNECTIONS_CLOSED_TOTAL,
@@ -90,17 +104,17 @@ impl Metrics {
             ),
             &["listener", "reason"],
         )
-        .expect("valid metric");
+        .built();
         let connections_open = IntGaugeVec::new(
             Opts::new(catalog::CONNECTIONS_OPEN, "Client connections open"),
             &["listener"],
         )
-        .expect("valid metric");
+        .built();
         let auth_failures = IntCounterVec::new(
             Opts::new(catalog::AUTH_FAILURES_TOTAL, "Refused credentials"),
             &["listener"],
         )
-        .expect("valid metric");
+        .built();
         let auth_throttled = IntCounterVec::new(
             Opts::new(
                 catalog::AUTH_THROTTLED_TOTAL,
@@ -108,7 +122,7 @@ impl Metrics {
             ),
             &["listener"],
         )
-        .expect("valid metric");
+        .built();
         // Every series exists from the start at 0, so rates and alerts see the first event.
         for listener in crate::limits::Listener::ALL {
             let l = listener.label();
@@ -132,9 +146,9 @@ impl Metrics {
                 HistogramOpts::new(catalog::ALL_REQUESTS_INTERNAL, "internal")
                     .buckets(LATENCY_BUCKETS.to_vec()),
             )
-            .expect("valid metric"),
+            .built(),
             all_errors: prometheus::IntCounter::new(catalog::ALL_ERRORS_INTERNAL, "internal")
-                .expect("valid metric"),
+                .built(),
         };
         m.register(build);
         m.register(m.http_requests.clone());

@@ -6,6 +6,7 @@
 //! CPU percent needs two samples; a background task calls [`ProcessStats::sample`] once a
 //! second and readers get the last computed value without touching `/proc`.
 
+use super::metrics::Built;
 use procfs::process::{Process, Stat};
 use procfs::WithCurrentSystemInfo;
 use prometheus::core::{Collector, Desc};
@@ -107,7 +108,7 @@ impl ProcessCollector {
             )
             .namespace(namespace),
         )
-        .expect("valid metric");
+        .built();
         ProcessCollector {
             pid,
             stock: prometheus::process_collector::ProcessCollector::new(pid as i32, namespace),

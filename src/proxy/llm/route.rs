@@ -20,6 +20,7 @@ use crate::proxy::request::identity::client_key;
 use crate::proxy::request::RequestCtx;
 use crate::proxy::retry::BudgetConfig;
 use crate::proxy::Gateway;
+use crate::telemetry::metrics::Built;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
@@ -67,8 +68,7 @@ impl LlmRoute {
     pub fn new(gw: &Arc<Gateway>) -> Self {
         let registry = &gw.pool.telemetry.metrics;
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(prometheus::Opts::new(name, help), labels)
-                .expect("valid metric");
+            let c = IntCounterVec::new(prometheus::Opts::new(name, help), labels).built();
             registry.register(c.clone());
             c
         };

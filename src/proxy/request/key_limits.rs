@@ -10,6 +10,7 @@
 //! until the bucket allows the next request); a model outside `models` is a 403.
 
 use crate::config::{parse_key_hash, ClientKeyConfig, Secret};
+use crate::telemetry::metrics::Built;
 use parking_lot::Mutex;
 use prometheus::IntCounterVec;
 use sha2::{Digest, Sha256};
@@ -302,8 +303,7 @@ impl KeyMetrics {
     pub fn register(metrics: &crate::telemetry::Metrics) -> Self {
         use crate::telemetry::catalog::{CLIENT_KEY_REQUESTS_TOTAL, CLIENT_KEY_TOKENS_TOTAL};
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(prometheus::Opts::new(name, help), labels)
-                .expect("valid metric");
+            let c = IntCounterVec::new(prometheus::Opts::new(name, help), labels).built();
             metrics.register(c.clone());
             c
         };
