@@ -8,16 +8,16 @@ use super::validate::Scope;
 use std::time::Duration;
 
 /// A new connection must deliver its first complete request head within this.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A kept-alive connection must deliver its next complete request head within this after
 /// its previous response (nginx's `keepalive_timeout` is 75 s; 60 s is a common choice).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Control listener connections: operators, workers, Prometheus, dashboards.
-pub const DEFAULT_CONTROL_MAX_CONNECTIONS: usize = 1024;
+pub(super) const DEFAULT_CONTROL_MAX_CONNECTIONS: usize = 1024;
 /// Proxy listener connections: LLM clients, many of them streaming at once.
-pub const DEFAULT_PROXY_MAX_CONNECTIONS: usize = 10_000;
+pub(super) const DEFAULT_PROXY_MAX_CONNECTIONS: usize = 10_000;
 /// Failed authentications per client address and minute (also the burst).
-pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 20;
+pub(super) const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 20;
 
 /// Longest timeout either listener accepts: beyond this a timeout protects nothing.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Where `keel` looks for its config when `--config` is not given, in order (after the
 /// systemd credential, see [`CREDENTIAL_NAME`]).
-pub const DEFAULT_PATHS: [&str; 2] = ["./config.toml", "/etc/keel/keel.toml"];
+pub(super) const DEFAULT_PATHS: [&str; 2] = ["./config.toml", "/etc/keel/keel.toml"];
 
 /// The config's name as a systemd credential (`LoadCredential=keel.toml:/etc/keel/keel.toml`).
 /// systemd, as root, copies the file into `$CREDENTIALS_DIRECTORY`, readable only by the

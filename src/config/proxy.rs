@@ -127,7 +127,7 @@ fn default_true() -> bool {
 }
 
 /// Longest node name: names are metric labels and URL path segments.
-pub const MAX_NODE_NAME: usize = 64;
+pub(super) const MAX_NODE_NAME: usize = 64;
 /// Highest node weight.
 pub const MAX_WEIGHT: u32 = 100;
 

@@ -7,19 +7,19 @@ use super::snapshot::{self, COMMON, HEAVY, MODULES};
 
 /// Where a call's context comes from: the lean default context, or snapshot context `n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ContextKind {
+pub(super) enum ContextKind {
     Lean,
     Snapshot(usize),
 }
 
 impl ContextKind {
     /// Every kind, lean first; a kind's position is its [`ContextKind::slot`].
-    pub fn all() -> impl Iterator<Item = ContextKind> {
+    pub(super) fn all() -> impl Iterator<Item = ContextKind> {
         std::iter::once(ContextKind::Lean).chain((0..snapshot::CONTEXTS).map(ContextKind::Snapshot))
     }
 
     /// Dense index of the kind (0 lean, 1 + snapshot index).
-    pub fn slot(self) -> usize {
+    pub(super) fn slot(self) -> usize {
         match self {
             ContextKind::Lean => 0,
             ContextKind::Snapshot(n) => n + 1,
@@ -30,7 +30,7 @@ impl ContextKind {
     /// several → the common one, or a heavy module's own context when one is among them
     /// (the others are then instantiated on `require`); only a `require` whose module the
     /// code does not spell out (`require(name)`) → common.
-    pub fn for_code(code: &str) -> ContextKind {
+    pub(super) fn for_code(code: &str) -> ContextKind {
         let (required, computed) = scan(code);
         match required.as_slice() {
             [] if computed => ContextKind::Snapshot(COMMON),
@@ -48,7 +48,7 @@ impl ContextKind {
 /// `require('name')`, `require("name/sub")` or `` require(`name`) `` literals, and whether
 /// `require` also appears in any other form (a computed name, `const r = require`).
 /// Literals naming anything else (`require('node:crypto')`) need no module context.
-pub fn scan(code: &str) -> (Vec<usize>, bool) {
+pub(super) fn scan(code: &str) -> (Vec<usize>, bool) {
     let mut found = Vec::new();
     let mut computed = false;
     let mut rest = code;

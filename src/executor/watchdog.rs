@@ -19,7 +19,7 @@ struct State {
     shutdown: bool,
 }
 
-pub struct Watchdog {
+pub(super) struct Watchdog {
     shared: Arc<(Mutex<State>, Condvar)>,
     thread: Option<JoinHandle<()>>,
 }
@@ -30,7 +30,7 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Watchdog {
-    pub fn spawn(name: String) -> std::io::Result<Self> {
+    pub(super) fn spawn(name: String) -> std::io::Result<Self> {
         let shared: Arc<(Mutex<State>, Condvar)> = Arc::default();
         let s = shared.clone();
         let thread = std::thread::Builder::new().name(name).spawn(move || {
@@ -67,11 +67,11 @@ impl Watchdog {
     }
 
     /// Points the watchdog at a (new) isolate.
-    pub fn set_isolate(&self, handle: v8::IsolateHandle) {
+    pub(super) fn set_isolate(&self, handle: v8::IsolateHandle) {
         lock(&self.shared.0).handle = Some(handle);
     }
 
-    pub fn arm(&self, seq: u64, deadline: Instant) {
+    pub(super) fn arm(&self, seq: u64, deadline: Instant) {
         let mut st = lock(&self.shared.0);
         st.armed = Some((seq, deadline));
         st.fired = None;
@@ -79,7 +79,7 @@ impl Watchdog {
     }
 
     /// Stops watching; true when the watchdog terminated execution `seq`.
-    pub fn disarm(&self, seq: u64) -> bool {
+    pub(super) fn disarm(&self, seq: u64) -> bool {
         let mut st = lock(&self.shared.0);
         st.armed = None;
         st.fired.take() == Some(seq)

@@ -33,7 +33,7 @@ pub trait JobSource: Send {
 }
 
 /// The in-process queue behind `IsolatePool::submit`.
-pub struct ChannelJobs {
+pub(super) struct ChannelJobs {
     pub rx: mpsc::Receiver<Job>,
     pub queued: Arc<AtomicUsize>,
 }
@@ -47,7 +47,7 @@ impl JobSource for ChannelJobs {
 }
 
 /// Where a job's outcome goes; called exactly once, on the worker thread.
-pub type Reply = Box<dyn FnOnce(Result<ExecOutput, ExecError>) + Send>;
+pub(super) type Reply = Box<dyn FnOnce(Result<ExecOutput, ExecError>) + Send>;
 
 /// A code block to run.
 pub struct Job {
@@ -71,7 +71,7 @@ pub struct ExecOutput {
 
 /// Limits every worker applies.
 #[derive(Debug, Clone)]
-pub struct WorkerLimits {
+pub(super) struct WorkerLimits {
     pub heap_limit: usize,
     /// Bytes of array-buffer backing stores one isolate may hold (see [`super::alloc`]).
     pub array_buffer_limit: usize,
@@ -83,7 +83,7 @@ pub struct WorkerLimits {
 }
 
 /// Everything the workers share.
-pub struct Shared {
+pub(super) struct Shared {
     pub snapshot: &'static Snapshot,
     pub limits: WorkerLimits,
     pub fetcher: Arc<Fetcher>,
@@ -230,7 +230,7 @@ impl Shared {
 }
 
 /// Worker thread body.
-pub fn run(shared: Arc<Shared>, index: usize) {
+pub(super) fn run(shared: Arc<Shared>, index: usize) {
     let watchdog = match Watchdog::spawn(format!("keel-v8-wd-{index}")) {
         Ok(w) => w,
         Err(e) => {

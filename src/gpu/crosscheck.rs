@@ -16,12 +16,12 @@ pub const IDLE_LOCK: &str = "idle_lock";
 
 /// Tracks, per GPU, since when utilization has been 0 % without interruption.
 #[derive(Debug, Default)]
-pub struct IdleTracker {
+pub(super) struct IdleTracker {
     zero_since: HashMap<u32, Instant>,
 }
 
 impl IdleTracker {
-    pub fn observe(&mut self, samples: &[GpuSample], now: Instant) {
+    pub(super) fn observe(&mut self, samples: &[GpuSample], now: Instant) {
         for s in samples {
             if s.utilization_percent == 0 {
                 self.zero_since.entry(s.index).or_insert(now);
@@ -32,7 +32,7 @@ impl IdleTracker {
     }
 
     /// How long GPU `index` has been idle (zero when it is busy).
-    pub fn idle_for(&self, index: u32, now: Instant) -> Duration {
+    pub(super) fn idle_for(&self, index: u32, now: Instant) -> Duration {
         self.zero_since.get(&index).map_or(Duration::ZERO, |since| {
             now.saturating_duration_since(*since)
         })
@@ -40,7 +40,7 @@ impl IdleTracker {
 }
 
 /// The findings for one sample.
-pub fn cross_check(
+pub(super) fn cross_check(
     samples: &[GpuSample],
     locks: &[LockHolding],
     idle: &IdleTracker,

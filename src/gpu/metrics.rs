@@ -8,7 +8,7 @@ use crate::telemetry::metrics::Built;
 use crate::telemetry::Metrics;
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts};
 
-pub struct GpuMetrics {
+pub(super) struct GpuMetrics {
     pub utilization: GaugeVec,
     pub memory_used: GaugeVec,
     pub memory_total: GaugeVec,
@@ -24,7 +24,7 @@ fn gauge(name: &str, help: &str) -> GaugeVec {
 }
 
 impl GpuMetrics {
-    pub fn register(metrics: &Metrics) -> Self {
+    pub(super) fn register(metrics: &Metrics) -> Self {
         let m = GpuMetrics {
             utilization: gauge(GPU_UTILIZATION_RATIO, "GPU utilization, 0..1"),
             memory_used: gauge(GPU_MEMORY_USED_BYTES, "GPU memory in use"),

@@ -24,30 +24,30 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The mark file's name inside `data_dir`.
-pub const FENCE_FILE: &str = "keel.fence";
+pub(super) const FENCE_FILE: &str = "keel.fence";
 /// How far above a token its key's mark is raised: the number of acquisitions that share
 /// one write of the mark file.
-pub const RESERVE_AHEAD: u64 = 1000;
+pub(super) const RESERVE_AHEAD: u64 = 1000;
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FencingCounter {
+pub(super) struct FencingCounter {
     /// The last token issued for this key (0: none yet).
     last: u64,
 }
 
 impl FencingCounter {
-    pub fn starting_after(last: u64) -> Self {
+    pub(super) fn starting_after(last: u64) -> Self {
         FencingCounter { last }
     }
 
     /// The next token; the counter moves past it at once.
-    pub fn issue(&mut self) -> u64 {
+    pub(super) fn issue(&mut self) -> u64 {
         self.last += 1;
         self.last
     }
 
-    pub fn last(&self) -> u64 {
+    pub(super) fn last(&self) -> u64 {
         self.last
     }
 }
@@ -76,7 +76,7 @@ struct MarkFile {
 }
 
 /// The per-key high-water marks, as on disk.
-pub struct HighWater {
+pub(super) struct HighWater {
     path: PathBuf,
     marks: Mutex<BTreeMap<String, u64>>,
 }
@@ -85,7 +85,7 @@ impl HighWater {
     /// Reads `data_dir/keel.fence`; a missing file is an empty set of marks (first start, or
     /// a store from a keel before the mark existed). A file that is there but unreadable
     /// is an error: silently ignoring it would defeat its purpose.
-    pub fn load(data_dir: &Path) -> Result<HighWater, FenceError> {
+    pub(super) fn load(data_dir: &Path) -> Result<HighWater, FenceError> {
         let path = data_dir.join(FENCE_FILE);
         let unreadable = |detail: String| FenceError::Unreadable {
             path: path.clone(),
@@ -112,19 +112,19 @@ impl HighWater {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The mark of `key` (0: none).
-    pub fn mark(&self, key: &str) -> u64 {
+    pub(super) fn mark(&self, key: &str) -> u64 {
         self.lock().get(key).copied().unwrap_or(0)
     }
 
     /// Call before the tokens `(key, token)` are answered: every mark below its token is
     /// raised to `token + RESERVE_AHEAD` and written durably. Writes nothing (the common
     /// case) when every token is covered already.
-    pub fn cover<'a>(
+    pub(super) fn cover<'a>(
         &self,
         tokens: impl IntoIterator<Item = (&'a str, u64)>,
     ) -> Result<(), FenceError> {
@@ -147,7 +147,7 @@ impl HighWater {
     /// At a clean shutdown, once nothing can hand out a token any more: the marks of the
     /// given keys become their exact last tokens, so the next start continues without a
     /// gap. Keys not given keep their marks.
-    pub fn settle(&self, last: impl IntoIterator<Item = (String, u64)>) -> Result<(), FenceError> {
+    pub(super) fn settle(&self, last: impl IntoIterator<Item = (String, u64)>) -> Result<(), FenceError> {
         let mut marks = self.lock();
         let mut next = marks.clone();
         for (key, token) in last {

@@ -18,8 +18,8 @@ use super::stats::ratio;
 use super::Inner;
 use serde::Serialize;
 
-pub const HELD_FRACTION_WARNING: f64 = 0.8;
-pub const HEARTBEAT_FAILURE_WARNING: f64 = 0.1;
+pub(super) const HELD_FRACTION_WARNING: f64 = 0.8;
+pub(super) const HEARTBEAT_FAILURE_WARNING: f64 = 0.1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -30,7 +30,7 @@ pub enum HealthStatus {
 }
 
 #[derive(Debug, Clone)]
-pub struct Findings {
+pub(super) struct Findings {
     pub status: HealthStatus,
     pub issues: Vec<String>,
 }
@@ -45,19 +45,19 @@ impl Default for Findings {
 }
 
 impl Findings {
-    pub fn add(&mut self, status: HealthStatus, issue: String) {
+    pub(super) fn add(&mut self, status: HealthStatus, issue: String) {
         self.status = self.status.max(status);
         self.issues.push(issue);
     }
 
-    pub fn merge(&mut self, other: Findings) {
+    pub(super) fn merge(&mut self, other: Findings) {
         self.status = self.status.max(other.status);
         self.issues.extend(other.issues);
     }
 }
 
 /// Heartbeat counts: (active, orphaned, dead).
-pub fn task_counts(st: &State, now: Now, timeout: std::time::Duration) -> (usize, usize, usize) {
+pub(super) fn task_counts(st: &State, now: Now, timeout: std::time::Duration) -> (usize, usize, usize) {
     let mut counts = (0, 0, 0);
     for t in st.tasks.values() {
         if t.is_dead() {
@@ -72,7 +72,7 @@ pub fn task_counts(st: &State, now: Now, timeout: std::time::Duration) -> (usize
 }
 
 /// Orphaned tasks over all tracked tasks.
-pub fn heartbeat_failure_rate(counts: (usize, usize, usize)) -> f64 {
+pub(super) fn heartbeat_failure_rate(counts: (usize, usize, usize)) -> f64 {
     let (active, orphaned, dead) = counts;
     ratio(orphaned as u64, (active + orphaned + dead) as u64)
 }

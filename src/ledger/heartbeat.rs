@@ -12,20 +12,20 @@ use serde::Deserialize;
 use std::time::{Duration, Instant};
 
 /// Completed tasks kept for `dead_tasks` until a cleanup (oldest dropped beyond this).
-pub const DEAD_TASK_LIMIT: usize = 1000;
+pub(super) const DEAD_TASK_LIMIT: usize = 1000;
 /// Tasks tracked at once (running, orphaned, dead). A new task id beyond this is refused
 /// until a cleanup: it bounds memory and the `task` label of the heartbeat-age gauge.
-pub const TRACKED_TASK_LIMIT: usize = 10_000;
+pub(super) const TRACKED_TASK_LIMIT: usize = 10_000;
 
 /// A task in memory: its record plus the monotonic time of its last heartbeat.
 #[derive(Debug, Clone)]
-pub struct Task {
+pub(super) struct Task {
     pub record: TaskRecord,
     pub last_mono: Instant,
 }
 
 impl Task {
-    pub fn restore(record: TaskRecord, now: Now) -> Task {
+    pub(super) fn restore(record: TaskRecord, now: Now) -> Task {
         let age = Duration::from_secs_f64((now.unix - record.last_update).max(0.0));
         Task {
             last_mono: now.mono.checked_sub(age).unwrap_or(now.mono),
@@ -33,12 +33,12 @@ impl Task {
         }
     }
 
-    pub fn age(&self, now: Instant) -> Duration {
+    pub(super) fn age(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.last_mono)
     }
 
     /// Orphaned: flagged by the monitor, or running without a heartbeat within `timeout`.
-    pub fn is_orphaned(&self, now: Instant, timeout: Duration) -> bool {
+    pub(super) fn is_orphaned(&self, now: Instant, timeout: Duration) -> bool {
         match self.record.phase {
             TaskPhase::Orphaned => true,
             TaskPhase::Running => self.age(now) > timeout,
@@ -46,12 +46,12 @@ impl Task {
         }
     }
 
-    pub fn is_dead(&self) -> bool {
+    pub(super) fn is_dead(&self) -> bool {
         self.record.phase == TaskPhase::Completed
     }
 
     /// The reference's `status` value.
-    pub fn status_text(&self, now: Instant, timeout: Duration) -> String {
+    pub(super) fn status_text(&self, now: Instant, timeout: Duration) -> String {
         if self.is_dead() {
             "completed".into()
         } else if self.is_orphaned(now, timeout) {

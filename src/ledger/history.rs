@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 /// A bounded, newest-first list whose entries carry a sequence number (the store key).
 #[derive(Debug)]
-pub struct Bounded<T> {
+pub(super) struct Bounded<T> {
     limit: usize,
     next_seq: u64,
     entries: VecDeque<(u64, T)>,
@@ -14,7 +14,7 @@ pub struct Bounded<T> {
 
 impl<T: Clone> Bounded<T> {
     /// Rebuilt from stored `(seq, entry)` pairs in any order.
-    pub fn restore(limit: usize, mut stored: Vec<(u64, T)>) -> Self {
+    pub(super) fn restore(limit: usize, mut stored: Vec<(u64, T)>) -> Self {
         stored.sort_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         stored.truncate(limit);
         let next_seq = stored.first().map(|(s, _)| s + 1).unwrap_or(1);
@@ -26,7 +26,7 @@ impl<T: Clone> Bounded<T> {
     }
 
     /// Adds an entry at the front; returns its sequence number.
-    pub fn push(&mut self, entry: T) -> u64 {
+    pub(super) fn push(&mut self, entry: T) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.entries.push_front((seq, entry));
@@ -35,11 +35,11 @@ impl<T: Clone> Bounded<T> {
     }
 
     /// Newest first.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
         self.entries.iter().map(|(_, e)| e)
     }
 
-    pub fn newest(&self, n: usize) -> Vec<T> {
+    pub(super) fn newest(&self, n: usize) -> Vec<T> {
         self.iter().take(n).cloned().collect()
     }
 }

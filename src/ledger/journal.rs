@@ -45,10 +45,10 @@ const COUNTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("ledger_coun
 const TIMEOUT_COUNTERS_KEY: &str = "timeouts";
 
 /// Answered once the submission's transaction committed (or failed).
-pub type Ack = oneshot::Sender<Result<(), JournalError>>;
-pub type AckRx = oneshot::Receiver<Result<(), JournalError>>;
+pub(super) type Ack = oneshot::Sender<Result<(), JournalError>>;
+pub(super) type AckRx = oneshot::Receiver<Result<(), JournalError>>;
 
-pub fn ack_channel() -> (Ack, AckRx) {
+pub(super) fn ack_channel() -> (Ack, AckRx) {
     oneshot::channel()
 }
 
@@ -59,7 +59,7 @@ enum Msg {
 
 /// Everything the store held at startup.
 #[derive(Default)]
-pub struct Loaded {
+pub(super) struct Loaded {
     pub locks: Vec<(String, LockRow)>,
     pub history: Vec<(u64, HistoryEntry)>,
     pub actions: Vec<(u64, ActionEntry)>,
@@ -69,7 +69,7 @@ pub struct Loaded {
 }
 
 /// The handle the ledger submits through; cheap to share.
-pub struct Journal {
+pub(super) struct Journal {
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The last commit error, until a later commit succeeds.
@@ -78,7 +78,7 @@ pub struct Journal {
 
 impl Journal {
     /// Starts the writer thread; `observe` histograms get each commit's duration and size.
-    pub fn start(
+    pub(super) fn start(
         store: Store,
         fence: Arc<HighWater>,
         flush_interval: Duration,
@@ -117,7 +117,7 @@ impl Journal {
 
     /// Queues `ops`; each ack is answered after they (and everything before them) committed.
     /// With no acks the ops are batched. After [`Journal::close`] acks fail at once.
-    pub fn submit(&self, ops: Vec<Op>, acks: Vec<Ack>) {
+    pub(super) fn submit(&self, ops: Vec<Op>, acks: Vec<Ack>) {
         if ops.is_empty() && acks.is_empty() {
             return;
         }
@@ -133,7 +133,7 @@ impl Journal {
         }
     }
 
-    pub fn failure(&self) -> Option<JournalError> {
+    pub(super) fn failure(&self) -> Option<JournalError> {
         self.failure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -141,7 +141,7 @@ impl Journal {
     }
 
     /// Commits everything pending and stops the writer (blocking; call off the runtime).
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(tx) = tx {
             let (done_tx, done_rx) = mpsc::sync_channel(1);
@@ -174,7 +174,7 @@ struct Writer {
 }
 
 /// Histograms the writer reports each commit into.
-pub struct CommitObserver {
+pub(super) struct CommitObserver {
     pub seconds: prometheus::Histogram,
     pub ops: prometheus::Histogram,
 }
@@ -343,7 +343,7 @@ impl Writer {
 }
 
 /// Creates the tables if missing and reads everything back (blocking).
-pub fn load(store: &Store, history_limit: usize) -> Result<Loaded, StoreError> {
+pub(super) fn load(store: &Store, history_limit: usize) -> Result<Loaded, StoreError> {
     let txn = store.begin_write()?;
     let mut out = Loaded::default();
     {

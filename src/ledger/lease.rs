@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// A live lease held in memory.
 #[derive(Debug, Clone)]
-pub struct Lease {
+pub(super) struct Lease {
     pub holder: String,
     pub task_id: Option<String>,
     pub fencing_token: u64,
@@ -27,7 +27,7 @@ pub struct Lease {
 
 impl Lease {
     /// A lease starting now (`now`/`now_unix` are the same moment on both clocks).
-    pub fn new(
+    pub(super) fn new(
         holder: String,
         task_id: Option<String>,
         fencing_token: u64,
@@ -46,27 +46,27 @@ impl Lease {
         }
     }
 
-    pub fn is_expired(&self, now: Instant) -> bool {
+    pub(super) fn is_expired(&self, now: Instant) -> bool {
         now >= self.expires_mono
     }
 
-    pub fn remaining(&self, now: Instant) -> Duration {
+    pub(super) fn remaining(&self, now: Instant) -> Duration {
         self.expires_mono.saturating_duration_since(now)
     }
 
     /// Extends the lease to `ttl` from now.
-    pub fn renew(&mut self, ttl: Duration, now: Instant, now_unix: f64) {
+    pub(super) fn renew(&mut self, ttl: Duration, now: Instant, now_unix: f64) {
         self.expires_mono = now + ttl;
         self.expires_at = now_unix + ttl.as_secs_f64();
     }
 
     /// Seconds held so far, on the monotonic clock.
-    pub fn age(&self, now: Instant) -> f64 {
+    pub(super) fn age(&self, now: Instant) -> f64 {
         now.saturating_duration_since(self.acquired_mono)
             .as_secs_f64()
     }
 
-    pub fn record(&self) -> LeaseRecord {
+    pub(super) fn record(&self) -> LeaseRecord {
         LeaseRecord {
             holder: self.holder.clone(),
             task_id: self.task_id.clone(),
@@ -79,7 +79,7 @@ impl Lease {
     /// Rebuilds a lease after a restart: both monotonic instants are placed so that the
     /// wall-clock distances from `now_unix` are preserved (a lease whose expiry passed while
     /// keel was down comes back already expired).
-    pub fn from_record(r: LeaseRecord, now: Instant, now_unix: f64) -> Lease {
+    pub(super) fn from_record(r: LeaseRecord, now: Instant, now_unix: f64) -> Lease {
         let remaining = Duration::from_secs_f64((r.expires_at - now_unix).max(0.0));
         let age = Duration::from_secs_f64((now_unix - r.acquired_at).max(0.0));
         Lease {
@@ -96,7 +96,7 @@ impl Lease {
 
 /// Remaining TTL in whole seconds as the reference (Redis `TTL`) reported it, rounded up so
 /// a lease with time left never reads as 0.
-pub fn ttl_whole_seconds(remaining: Duration) -> u64 {
+pub(super) fn ttl_whole_seconds(remaining: Duration) -> u64 {
     let ms = remaining.as_millis() as u64;
     ms.div_ceil(1000)
 }
@@ -104,7 +104,7 @@ pub fn ttl_whole_seconds(remaining: Duration) -> u64 {
 /// The lease length a client asked for (`ttl_seconds`): `default` when absent, else a
 /// number of seconds in `(0, max]`. NaN, infinities, negatives and anything over `max`
 /// are refused, so no client number reaches a `Duration` unchecked.
-pub fn requested_ttl(
+pub(super) fn requested_ttl(
     seconds: Option<f64>,
     default: Duration,
     max: Duration,
@@ -121,7 +121,7 @@ pub fn requested_ttl(
 
 /// How long a client is willing to queue (`wait_seconds`): 0 when absent, else a number
 /// of seconds in `[0, max]`, refused otherwise (as [`requested_ttl`]).
-pub fn requested_wait(seconds: Option<f64>, max: Duration) -> Result<Duration, RequestError> {
+pub(super) fn requested_wait(seconds: Option<f64>, max: Duration) -> Result<Duration, RequestError> {
     match seconds {
         None => Ok(Duration::ZERO),
         Some(w) if (0.0..=max.as_secs_f64()).contains(&w) => Ok(seconds_up_to(w, max)),

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-pub struct LockState {
+pub(super) struct LockState {
     pub lease: Option<Lease>,
     pub fencing: FencingCounter,
     pub waiters: VecDeque<Waiter>,
@@ -29,7 +29,7 @@ pub struct LockState {
 }
 
 impl LockState {
-    pub fn new(fencing: FencingCounter, lease: Option<Lease>, stats: LockStats) -> Self {
+    pub(super) fn new(fencing: FencingCounter, lease: Option<Lease>, stats: LockStats) -> Self {
         LockState {
             lease,
             fencing,
@@ -38,7 +38,7 @@ impl LockState {
         }
     }
 
-    pub fn row(&self) -> LockRow {
+    pub(super) fn row(&self) -> LockRow {
         LockRow {
             fencing_last: self.fencing.last(),
             lease: self.lease.as_ref().map(Lease::record),
@@ -47,7 +47,7 @@ impl LockState {
 }
 
 /// A queued acquire.
-pub struct Waiter {
+pub(super) struct Waiter {
     pub id: u64,
     pub holder: String,
     pub task_id: Option<String>,
@@ -57,14 +57,14 @@ pub struct Waiter {
 }
 
 /// The lock, handed to a waiter; `ack` resolves when the hand-off is durable.
-pub struct Grant {
+pub(super) struct Grant {
     pub fencing_token: u64,
     pub expires_at: f64,
     pub ack: AckRx,
 }
 
 /// What an acquire decided under the mutex.
-pub enum AcquireStep {
+pub(super) enum AcquireStep {
     Granted {
         fencing_token: u64,
         expires_at: f64,
@@ -78,7 +78,7 @@ pub enum AcquireStep {
 }
 
 /// The outcome of a renew or release: done, or the token is not the holder's.
-pub enum TokenStep {
+pub(super) enum TokenStep {
     Done {
         ack: AckRx,
         held_seconds: f64,

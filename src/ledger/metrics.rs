@@ -17,14 +17,14 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts};
 
 /// `kind` label values of [`LEDGER_TIMEOUTS_TOTAL`].
-pub const TIMEOUT_LEASE: &str = "lease_expired";
-pub const TIMEOUT_HEARTBEAT: &str = "heartbeat_orphaned";
+pub(super) const TIMEOUT_LEASE: &str = "lease_expired";
+pub(super) const TIMEOUT_HEARTBEAT: &str = "heartbeat_orphaned";
 
 const WAIT_BUCKETS: &[f64] = &[
     0.0, 0.001, 0.01, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
-pub struct LedgerMetrics {
+pub(super) struct LedgerMetrics {
     pub acquisitions: IntCounterVec,
     pub wait_seconds: Histogram,
     pub timeouts: IntCounterVec,
@@ -34,7 +34,7 @@ pub struct LedgerMetrics {
 }
 
 impl LedgerMetrics {
-    pub fn register(metrics: &Metrics) -> Self {
+    pub(super) fn register(metrics: &Metrics) -> Self {
         let acquisitions = IntCounterVec::new(
             Opts::new(
                 GPU_LOCK_ACQUISITIONS_TOTAL,
@@ -100,7 +100,7 @@ impl LedgerMetrics {
 
 /// What the scrape-time gauges show.
 #[derive(Default)]
-pub struct GaugeReading {
+pub(super) struct GaugeReading {
     /// (lock key, held, last fencing token, waiters)
     pub locks: Vec<(String, bool, u64, usize)>,
     /// (task id, seconds since its last heartbeat) for running tasks.
@@ -111,7 +111,7 @@ pub struct GaugeReading {
 type Reader = Box<dyn Fn() -> GaugeReading + Send + Sync>;
 
 /// Computes lock and heartbeat gauges from the ledger state when scraped.
-pub struct StateCollector {
+pub(super) struct StateCollector {
     read: Reader,
     held: IntGaugeVec,
     token: IntGaugeVec,
@@ -124,7 +124,7 @@ pub struct StateCollector {
 }
 
 impl StateCollector {
-    pub fn new(read: impl Fn() -> GaugeReading + Send + Sync + 'static) -> Self {
+    pub(super) fn new(read: impl Fn() -> GaugeReading + Send + Sync + 'static) -> Self {
         let (held, token, waiters, age) = Self::vectors();
         let failure_ratio = Gauge::with_opts(Opts::new(
             HEARTBEAT_FAILURE_RATIO,

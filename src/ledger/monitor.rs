@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Default, Clone)]
-pub struct MonitorStats {
+pub(super) struct MonitorStats {
     pub running: bool,
     /// Unix seconds of the last start, while running.
     pub start_time: Option<f64>,
@@ -24,13 +24,13 @@ pub struct MonitorStats {
 }
 
 impl MonitorStats {
-    pub fn uptime(&self) -> f64 {
+    pub(super) fn uptime(&self) -> f64 {
         self.started_mono
             .filter(|_| self.running)
             .map_or(0.0, |s| s.elapsed().as_secs_f64())
     }
 
-    pub fn average_check_ms(&self) -> f64 {
+    pub(super) fn average_check_ms(&self) -> f64 {
         if self.checks_performed == 0 {
             0.0
         } else {
@@ -40,7 +40,7 @@ impl MonitorStats {
 }
 
 /// The monitor loop; checks while the switch is on, parks while it is off.
-pub fn spawn(ledger: Ledger, mut switch: watch::Receiver<bool>, every: Duration) -> JoinHandle<()> {
+pub(super) fn spawn(ledger: Ledger, mut switch: watch::Receiver<bool>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             if !*switch.borrow_and_update() {

@@ -5,7 +5,7 @@ use crate::telemetry::{Event, EventBus, Level};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LockAcquired {
+pub(super) struct LockAcquired {
     pub lock_key: String,
     pub holder: String,
     pub fencing_token: u64,
@@ -13,7 +13,7 @@ pub struct LockAcquired {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LockReleased {
+pub(super) struct LockReleased {
     pub lock_key: String,
     pub holder: String,
     pub fencing_token: u64,
@@ -21,14 +21,14 @@ pub struct LockReleased {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LockExpired {
+pub(super) struct LockExpired {
     pub lock_key: String,
     pub holder: String,
     pub fencing_token: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LockForceReleased {
+pub(super) struct LockForceReleased {
     #[serde(flatten)]
     pub released: LockReleased,
     /// Who released it: the operator's `task_name`, or `monitor` for a recovery.
@@ -37,7 +37,7 @@ pub struct LockForceReleased {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TaskOrphaned {
+pub(super) struct TaskOrphaned {
     pub task_id: String,
     pub task_name: String,
     pub last_update: f64,
@@ -45,14 +45,14 @@ pub struct TaskOrphaned {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TaskRecovered {
+pub(super) struct TaskRecovered {
     pub task_id: String,
     pub lock_key: String,
     pub fencing_token: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct MonitorToggled {
+pub(super) struct MonitorToggled {
     pub running: bool,
 }
 
@@ -179,7 +179,7 @@ impl Event for MonitorToggled {
 
 /// The events a ledger operation produced, emitted after the state lock is released.
 #[derive(Debug, Clone)]
-pub enum LedgerEvent {
+pub(super) enum LedgerEvent {
     Acquired(LockAcquired),
     Released(LockReleased),
     Expired(LockExpired),
@@ -190,7 +190,7 @@ pub enum LedgerEvent {
 }
 
 impl LedgerEvent {
-    pub fn emit(&self, bus: &EventBus) {
+    pub(super) fn emit(&self, bus: &EventBus) {
         match self {
             LedgerEvent::Acquired(e) => bus.emit(e),
             LedgerEvent::Released(e) => bus.emit(e),

@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 
 /// A lock's durable row (`ledger_locks_v1`): the fencing counter and the current lease.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LockRow {
+pub(super) struct LockRow {
     pub fencing_last: u64,
     pub lease: Option<LeaseRecord>,
 }
 
 /// The persisted form of a lease (see `lease::Lease`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LeaseRecord {
+pub(super) struct LeaseRecord {
     pub holder: String,
     pub task_id: Option<String>,
     pub fencing_token: u64,
@@ -27,7 +27,7 @@ pub struct LeaseRecord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TaskPhase {
+pub(super) enum TaskPhase {
     Running,
     /// No heartbeat within `heartbeat_timeout` (flagged by the monitor); a later heartbeat
     /// brings the task back to running.
@@ -38,7 +38,7 @@ pub enum TaskPhase {
 
 /// A task's persisted heartbeat (`ledger_tasks_v1`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TaskRecord {
+pub(super) struct TaskRecord {
     pub task_name: String,
     pub start_time: f64,
     pub last_update: f64,
@@ -55,7 +55,7 @@ pub struct TaskRecord {
 /// Persisted counters of one lock (`ledger_counters_v1`, batched writes).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct LockCounters {
+pub(super) struct LockCounters {
     pub total_attempts: u64,
     pub success_count: u64,
     pub timeout_count: u64,
@@ -72,7 +72,7 @@ pub struct LockCounters {
 /// Persisted counters of the timeout manager (batched writes).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub struct TimeoutCounters {
+pub(super) struct TimeoutCounters {
     /// Expired leases plus orphaned tasks.
     pub total_timeouts_detected: u64,
     pub tasks_recovered: u64,
@@ -126,7 +126,7 @@ pub struct ActionEntry {
 
 /// One change to persist.
 #[derive(Debug, Clone)]
-pub enum Op {
+pub(super) enum Op {
     Lock {
         key: String,
         row: LockRow,

@@ -24,7 +24,7 @@ pub(crate) struct Now {
 }
 
 impl Now {
-    pub fn read() -> Now {
+    pub(super) fn read() -> Now {
         Now {
             mono: Instant::now(),
             unix: crate::clock::unix_now(),

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 /// Attempts remembered for `recent_success_rate`.
 const RECENT_ATTEMPTS: usize = 100;
 /// The window of the held-time rule.
-pub const HOLD_WINDOW: Duration = Duration::from_secs(3600);
+pub(super) const HOLD_WINDOW: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptResult {
+pub(super) enum AttemptResult {
     Success,
     Timeout,
     Failure,
@@ -23,7 +23,7 @@ pub enum AttemptResult {
 
 impl AttemptResult {
     /// The `result` label of `keel_gpu_lock_acquisitions_total`.
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             AttemptResult::Success => "acquired",
             AttemptResult::Timeout => "timeout",
@@ -34,7 +34,7 @@ impl AttemptResult {
 
 impl LockCounters {
     /// Mean seconds a completed hold lasted (`average_execution_time`).
-    pub fn average_execution_time(&self) -> f64 {
+    pub(super) fn average_execution_time(&self) -> f64 {
         if self.completed_holds == 0 {
             0.0
         } else {
@@ -42,16 +42,16 @@ impl LockCounters {
         }
     }
 
-    pub fn success_rate(&self) -> f64 {
+    pub(super) fn success_rate(&self) -> f64 {
         ratio(self.success_count, self.total_attempts)
     }
 
-    pub fn timeout_rate(&self) -> f64 {
+    pub(super) fn timeout_rate(&self) -> f64 {
         ratio(self.timeout_count, self.total_attempts)
     }
 }
 
-pub fn ratio(part: u64, whole: u64) -> f64 {
+pub(super) fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
@@ -61,7 +61,7 @@ pub fn ratio(part: u64, whole: u64) -> f64 {
 
 /// Counters plus in-memory windows (recent attempts, held intervals).
 #[derive(Debug, Default)]
-pub struct LockStats {
+pub(super) struct LockStats {
     pub counters: LockCounters,
     recent: VecDeque<bool>,
     /// Closed hold intervals that end within the last hour.
@@ -69,14 +69,14 @@ pub struct LockStats {
 }
 
 impl LockStats {
-    pub fn restore(counters: LockCounters) -> Self {
+    pub(super) fn restore(counters: LockCounters) -> Self {
         LockStats {
             counters,
             ..Default::default()
         }
     }
 
-    pub fn record_attempt(&mut self, result: AttemptResult) {
+    pub(super) fn record_attempt(&mut self, result: AttemptResult) {
         let c = &mut self.counters;
         c.total_attempts += 1;
         match result {
@@ -92,7 +92,7 @@ impl LockStats {
     }
 
     /// A hold from `start` ended at `end`.
-    pub fn record_hold(&mut self, start: Instant, end: Instant) {
+    pub(super) fn record_hold(&mut self, start: Instant, end: Instant) {
         self.counters.completed_holds += 1;
         self.counters.total_hold_seconds += end.saturating_duration_since(start).as_secs_f64();
         self.holds.push_back((start, end));
@@ -102,7 +102,7 @@ impl LockStats {
     }
 
     /// Success rate of the last 100 attempts (1.0 when there were none).
-    pub fn recent_success_rate(&self) -> f64 {
+    pub(super) fn recent_success_rate(&self) -> f64 {
         if self.recent.is_empty() {
             return 1.0;
         }
@@ -111,7 +111,7 @@ impl LockStats {
 
     /// Share of the last hour (0..=1) the lock was held, counting a current hold that
     /// started at `current`.
-    pub fn held_fraction_last_hour(&mut self, now: Instant, current: Option<Instant>) -> f64 {
+    pub(super) fn held_fraction_last_hour(&mut self, now: Instant, current: Option<Instant>) -> f64 {
         let Some(window_start) = now.checked_sub(HOLD_WINDOW) else {
             // Less than an hour of monotonic time exists: everything is inside the window.
             return self.held_seconds_since(None, now, current) / HOLD_WINDOW.as_secs_f64();

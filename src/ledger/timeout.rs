@@ -11,7 +11,7 @@ use super::state::{Effects, Now, State};
 use serde::Serialize;
 use std::time::Duration;
 
-pub const CONFIGURED_ACTIONS: [&str; 3] = [
+pub(super) const CONFIGURED_ACTIONS: [&str; 3] = [
     "force_release_gpu_lock",
     "update_task_status",
     "log_timeout_event",

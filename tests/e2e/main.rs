@@ -1,8 +1,9 @@
 //! keel's one integration test binary: every test starts the real `keel` binary on free
 //! loopback ports (see `harness`) and talks to it over real sockets.
 
-// Test code: a failed unwrap is a failed test (the library denies both, see Cargo.toml).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Test code: a failed unwrap is a failed test (the library warns on both, see Cargo.toml),
+// and `pub` marks what the test modules share inside this crate.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod bad_input;
 mod dashboard;

@@ -10,11 +10,11 @@ use super::super::snapshot;
 /// Executions that required each module (indexed like [`snapshot::MODULES`]), since the
 /// executor process started.
 #[derive(Debug, Default)]
-pub struct ModuleCounts(pub [AtomicU64; snapshot::MODULES.len()]);
+pub(crate) struct ModuleCounts(pub [AtomicU64; snapshot::MODULES.len()]);
 
 impl ModuleCounts {
     /// The counts now.
-    pub fn snapshot(&self) -> [u64; snapshot::MODULES.len()] {
+    pub(crate) fn snapshot(&self) -> [u64; snapshot::MODULES.len()] {
         std::array::from_fn(|i| self.0[i].load(Ordering::Relaxed))
     }
 }

@@ -22,7 +22,7 @@ mod text;
 mod timers;
 mod url;
 
-pub use libraries::ModuleCounts;
+pub(super) use libraries::ModuleCounts;
 
 /// Wraps a native so that a panic inside it becomes a JS exception for that call only.
 macro_rules! guarded {
