@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch, with sub-second precision.
-pub fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -12,12 +12,12 @@ pub fn unix_now() -> f64 {
 }
 
 /// Now, as RFC 3339 UTC with milliseconds (`2026-11-25T13:35:16.123Z`).
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     rfc3339(time::OffsetDateTime::now_utc())
 }
 
 /// A Unix timestamp in seconds as RFC 3339 UTC.
-pub fn unix_to_rfc3339(secs: f64) -> String {
+pub(crate) fn unix_to_rfc3339(secs: f64) -> String {
     let nanos = (secs * 1e9) as i128;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .map(rfc3339)

@@ -4,16 +4,16 @@
 
 pub mod alerts;
 pub mod api;
-pub mod clock;
+pub(crate) mod clock;
 pub mod config;
 pub mod executor;
-pub mod gpu;
-pub mod ledger;
-pub mod limits;
+pub(crate) mod gpu;
+pub(crate) mod ledger;
+pub(crate) mod limits;
 pub mod proxy;
 pub mod runfile;
 pub mod signals;
-pub mod store;
+pub(crate) mod store;
 pub mod systemd;
 pub mod telemetry;
 

@@ -11,8 +11,8 @@ use crate::ledger::{GpuIssue, LockHolding};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-pub const UNLOCKED_USE: &str = "unlocked_use";
-pub const IDLE_LOCK: &str = "idle_lock";
+pub(crate) const UNLOCKED_USE: &str = "unlocked_use";
+pub(crate) const IDLE_LOCK: &str = "idle_lock";
 
 /// Tracks, per GPU, since when utilization has been 0 % without interruption.
 #[derive(Debug, Default)]

@@ -9,8 +9,8 @@ mod crosscheck;
 mod metrics;
 mod source;
 
-pub use crosscheck::{IDLE_LOCK, UNLOCKED_USE};
-pub use source::{GpuError, GpuProcess, GpuSample, GpuSource, NvmlSource, ScriptedSource};
+pub(crate) use crosscheck::{IDLE_LOCK, UNLOCKED_USE};
+pub(crate) use source::{GpuError, GpuSample, GpuSource, NvmlSource};
 
 use crate::config::{GpuConfig, GpuMode};
 use crate::ledger::key::gpu_lock_key;
@@ -52,7 +52,7 @@ impl Detected {
 }
 
 /// Looks for GPUs as `[gpu] enabled` says (blocking: NVML loads a library).
-pub fn detect(config: &GpuConfig) -> Result<Detected, GpuStartError> {
+pub(crate) fn detect(config: &GpuConfig) -> Result<Detected, GpuStartError> {
     if config.enabled == GpuMode::Off {
         return Ok(Detected::Disabled {
             reason: "disabled by [gpu] enabled = false".into(),
@@ -149,7 +149,7 @@ struct MonitorInner {
 
 /// A cross-check warning raised (emitted once per transition into the warning).
 #[derive(Debug, Clone, Serialize)]
-pub struct GpuLockWarning {
+pub(crate) struct GpuLockWarning {
     pub gpu: u32,
     pub lock_key: String,
     pub kind: &'static str,
@@ -381,6 +381,8 @@ impl GpuMonitor {
 
 #[cfg(test)]
 mod tests {
+    use super::source::scripted::ScriptedSource;
+    use super::source::GpuProcess;
     use super::*;
     use crate::config::LedgerConfig;
     use crate::ledger::AcquireRequest;

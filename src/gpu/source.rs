@@ -6,8 +6,6 @@ use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 use serde::Serialize;
-use std::collections::VecDeque;
-use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
@@ -49,13 +47,13 @@ pub trait GpuSource: Send + Sync {
 }
 
 /// The NVIDIA driver through `nvml-wrapper` (which dlopens `libnvidia-ml.so.1`).
-pub struct NvmlSource {
+pub(crate) struct NvmlSource {
     nvml: Nvml,
 }
 
 impl NvmlSource {
     /// Loads the driver library; the error says why not (no driver, no device...).
-    pub fn open() -> Result<NvmlSource, GpuError> {
+    pub(crate) fn open() -> Result<NvmlSource, GpuError> {
         Nvml::init()
             .map(|nvml| NvmlSource { nvml })
             .map_err(|e| GpuError::Unavailable(e.to_string()))
@@ -112,36 +110,44 @@ impl GpuSource for NvmlSource {
     }
 }
 
-/// Replays scripted samples (the last one repeats): the GPU data path in tests.
-pub struct ScriptedSource {
-    frames: Mutex<VecDeque<Vec<GpuSample>>>,
-    last: Mutex<Vec<GpuSample>>,
-}
+/// The GPU data path in tests, without a driver.
+#[cfg(test)]
+pub(crate) mod scripted {
+    use super::{GpuError, GpuSample, GpuSource};
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
 
-impl ScriptedSource {
-    pub fn new(frames: Vec<Vec<GpuSample>>) -> Self {
-        ScriptedSource {
-            frames: Mutex::new(frames.into()),
-            last: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl GpuSource for ScriptedSource {
-    fn sample(&self) -> Result<Vec<GpuSample>, GpuError> {
-        let next = self
-            .frames
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front();
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(frame) = next {
-            *last = frame;
-        }
-        Ok(last.clone())
+    /// Replays scripted samples (the last one repeats): the GPU data path in tests.
+    pub(crate) struct ScriptedSource {
+        frames: Mutex<VecDeque<Vec<GpuSample>>>,
+        last: Mutex<Vec<GpuSample>>,
     }
 
-    fn describe(&self) -> String {
-        "scripted GPU source".into()
+    impl ScriptedSource {
+        pub(crate) fn new(frames: Vec<Vec<GpuSample>>) -> Self {
+            ScriptedSource {
+                frames: Mutex::new(frames.into()),
+                last: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl GpuSource for ScriptedSource {
+        fn sample(&self) -> Result<Vec<GpuSample>, GpuError> {
+            let next = self
+                .frames
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(frame) = next {
+                *last = frame;
+            }
+            Ok(last.clone())
+        }
+
+        fn describe(&self) -> String {
+            "scripted GPU source".into()
+        }
     }
 }

@@ -147,7 +147,10 @@ impl HighWater {
     /// At a clean shutdown, once nothing can hand out a token any more: the marks of the
     /// given keys become their exact last tokens, so the next start continues without a
     /// gap. Keys not given keep their marks.
-    pub(super) fn settle(&self, last: impl IntoIterator<Item = (String, u64)>) -> Result<(), FenceError> {
+    pub(super) fn settle(
+        &self,
+        last: impl IntoIterator<Item = (String, u64)>,
+    ) -> Result<(), FenceError> {
         let mut marks = self.lock();
         let mut next = marks.clone();
         for (key, token) in last {

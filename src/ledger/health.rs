@@ -57,7 +57,11 @@ impl Findings {
 }
 
 /// Heartbeat counts: (active, orphaned, dead).
-pub(super) fn task_counts(st: &State, now: Now, timeout: std::time::Duration) -> (usize, usize, usize) {
+pub(super) fn task_counts(
+    st: &State,
+    now: Now,
+    timeout: std::time::Duration,
+) -> (usize, usize, usize) {
     let mut counts = (0, 0, 0);
     for t in st.tasks.values() {
         if t.is_dead() {

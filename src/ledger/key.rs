@@ -2,13 +2,13 @@
 //! reads as a free lock (as the reference did); a malformed one is a client error. The
 //! syntax check is config's (`[ledger] locks` is checked with it before anything starts).
 
-pub use crate::config::{check_lock_key, LockKeyError};
+pub(crate) use crate::config::check_lock_key;
 
 /// The key every reference endpoint uses when `lock_key` is not given.
-pub const DEFAULT_LOCK_KEY: &str = "gpu_lock:0";
+pub(crate) const DEFAULT_LOCK_KEY: &str = "gpu_lock:0";
 
 /// The lock key of GPU `index`.
-pub fn gpu_lock_key(index: u32) -> String {
+pub(crate) fn gpu_lock_key(index: u32) -> String {
     format!("gpu_lock:{index}")
 }
 

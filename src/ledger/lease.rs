@@ -121,7 +121,10 @@ pub(super) fn requested_ttl(
 
 /// How long a client is willing to queue (`wait_seconds`): 0 when absent, else a number
 /// of seconds in `[0, max]`, refused otherwise (as [`requested_ttl`]).
-pub(super) fn requested_wait(seconds: Option<f64>, max: Duration) -> Result<Duration, RequestError> {
+pub(super) fn requested_wait(
+    seconds: Option<f64>,
+    max: Duration,
+) -> Result<Duration, RequestError> {
     match seconds {
         None => Ok(Duration::ZERO),
         Some(w) if (0.0..=max.as_secs_f64()).contains(&w) => Ok(seconds_up_to(w, max)),

@@ -23,7 +23,7 @@ mod health;
 mod heartbeat;
 mod history;
 mod journal;
-pub mod key;
+pub(crate) mod key;
 mod lease;
 mod locks;
 mod metrics;
@@ -38,16 +38,16 @@ mod stats;
 mod timeout;
 mod views;
 
-pub use answers::{
+pub(crate) use answers::{
     AcquireRequest, Acquired, Busy, BusyReason, ForceReleased, GpuIssue, HeartbeatAck, Held,
     LockHolding, LockView, Released, Renewed, TokenResult,
 };
-pub use error::{JournalError, LedgerError, RequestError};
-pub use fencing::FenceError;
-pub use health::HealthStatus;
-pub use heartbeat::HeartbeatUpdate;
-pub use report_shapes::*;
-pub use timeout::CheckReport;
+pub(crate) use error::{JournalError, LedgerError, RequestError};
+pub(crate) use fencing::FenceError;
+pub(crate) use health::HealthStatus;
+pub(crate) use heartbeat::HeartbeatUpdate;
+pub(crate) use report_shapes::*;
+pub(crate) use timeout::CheckReport;
 
 use crate::config::LedgerConfig;
 use crate::store::{Store, StoreError};

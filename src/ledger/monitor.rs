@@ -40,7 +40,11 @@ impl MonitorStats {
 }
 
 /// The monitor loop; checks while the switch is on, parks while it is off.
-pub(super) fn spawn(ledger: Ledger, mut switch: watch::Receiver<bool>, every: Duration) -> JoinHandle<()> {
+pub(super) fn spawn(
+    ledger: Ledger,
+    mut switch: watch::Receiver<bool>,
+    every: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             if !*switch.borrow_and_update() {

@@ -353,7 +353,7 @@ pub struct GpuComponent {
 /// `POST /monitor/start|stop`, `POST /heartbeat/task/{id}/start`, `DELETE
 /// /heartbeat/task/{id}`: what happened, in words.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Done {
+pub(crate) struct Done {
     pub message: String,
     pub success: bool,
     /// The task concerned (heartbeat calls only).
@@ -363,7 +363,7 @@ pub struct Done {
 
 /// `POST /heartbeat/cleanup`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Cleanup {
+pub(crate) struct Cleanup {
     pub message: &'static str,
     pub success: bool,
     pub cleaned_dead_tasks: usize,

@@ -111,7 +111,11 @@ impl LockStats {
 
     /// Share of the last hour (0..=1) the lock was held, counting a current hold that
     /// started at `current`.
-    pub(super) fn held_fraction_last_hour(&mut self, now: Instant, current: Option<Instant>) -> f64 {
+    pub(super) fn held_fraction_last_hour(
+        &mut self,
+        now: Instant,
+        current: Option<Instant>,
+    ) -> f64 {
         let Some(window_start) = now.checked_sub(HOLD_WINDOW) else {
             // Less than an hour of monotonic time exists: everything is inside the window.
             return self.held_seconds_since(None, now, current) / HOLD_WINDOW.as_secs_f64();

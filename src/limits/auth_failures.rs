@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Addresses tracked at most (about 40 bytes each).
-pub const MAX_TRACKED: usize = 65_536;
+pub(crate) const MAX_TRACKED: usize = 65_536;
 /// How often refilled buckets are dropped.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How often a full table may be swept (a sweep walks every bucket).

@@ -5,11 +5,11 @@
 //! `keel_connections_closed_total{listener,reason}`, `keel_connections_open{listener}`,
 //! `keel_auth_failures_total{listener}`, `keel_auth_throttled_total{listener}`.
 
-pub mod auth_failures;
-pub mod connections;
+pub(crate) mod auth_failures;
+pub(crate) mod connections;
 
-pub use auth_failures::AuthFailures;
-pub use connections::{CloseReason, ConnLimit, ConnSlot};
+pub(crate) use auth_failures::AuthFailures;
+pub(crate) use connections::{CloseReason, ConnLimit, ConnSlot};
 
 /// The listener a limit belongs to (a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Bumped when a table's key or value layout changes incompatibly.
-pub const SCHEMA_VERSION: u64 = 1;
+pub(crate) const SCHEMA_VERSION: u64 = 1;
 
 /// The store's file name inside `data_dir`.
-pub const FILE_NAME: &str = "keel.redb";
+pub(crate) const FILE_NAME: &str = "keel.redb";
 /// Where a new store is built before it is renamed to [`FILE_NAME`].
 const NEW_FILE_NAME: &str = "keel.redb.new";
 
@@ -35,7 +35,7 @@ const SCHEMA_KEY: &str = "schema_version";
 
 /// What an operator can do about a store file keel will not open; shared by every
 /// integrity error so the advice is the same wherever it is printed.
-pub fn recovery_advice(path: &Path) -> String {
+pub(crate) fn recovery_advice(path: &Path) -> String {
     format!(
         "keel does not start a new store under an existing name. Restore {name} from a \
          backup, or move it away (mv {p} {p}.broken) to start with an empty store; fencing \
