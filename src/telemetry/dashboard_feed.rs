@@ -4,7 +4,7 @@
 //! every SSE client shares (serialized once, not once per client).
 
 use super::health::ComponentHealth;
-use super::sample::{Buckets, ExecutorRaw, GpuRaw, RawSample};
+use super::sample::{Buckets, ExecutorRaw, GpuRaw, KeyRaw, RawSample};
 use super::Telemetry;
 use serde::Serialize;
 use serde_json::Value;
@@ -28,6 +28,16 @@ pub struct NodeFigures {
     pub p99_seconds: Option<f64>,
     pub tokens_per_second: f64,
     pub breaker: Option<String>,
+}
+
+/// Per client key (by name) over one interval: what the Gateway view's key table shows.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct KeyFigures {
+    /// Requests admitted per second.
+    pub rps: f64,
+    /// Requests refused per second (a limit, or a model outside the allow-list).
+    pub refused_per_second: f64,
+    pub tokens_per_second: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -101,6 +111,9 @@ pub struct Figures {
     pub tokens_per_second: f64,
     pub queue_depth: Option<f64>,
     pub nodes: BTreeMap<String, NodeFigures>,
+    /// Named client keys (absent when none is configured or none has been used).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, KeyFigures>,
     pub gpus: BTreeMap<String, GpuFigures>,
     pub locks: BTreeMap<String, LockFigures>,
     /// Heartbeat age in seconds by task id.
@@ -155,6 +168,14 @@ impl Figures {
             tokens_per_second: per_sec(tokens),
             queue_depth: newer.queue_depth,
             nodes,
+            keys: newer
+                .keys
+                .iter()
+                .map(|(name, k)| {
+                    let o = older.keys.get(name).cloned().unwrap_or_default();
+                    (name.clone(), key(k, &o, per_sec))
+                })
+                .collect(),
             gpus: newer
                 .gpus
                 .iter()
@@ -178,6 +199,14 @@ impl Figures {
                 .as_ref()
                 .map(|ex| ExecutorFigures::between(older.executor.as_ref(), ex, secs)),
         }
+    }
+}
+
+fn key(newer: &KeyRaw, older: &KeyRaw, per_sec: impl Fn(f64) -> f64) -> KeyFigures {
+    KeyFigures {
+        rps: per_sec(counter_delta(newer.admitted, older.admitted)),
+        refused_per_second: per_sec(counter_delta(newer.refused, older.refused)),
+        tokens_per_second: per_sec(counter_delta(newer.tokens, older.tokens)),
     }
 }
 
@@ -376,6 +405,52 @@ mod tests {
         // No time between readings: no rates, no division by zero.
         let same = at(base, 0, 100.0, 0.0);
         assert_eq!(Figures::between(&same, &same).rps, 0.0);
+    }
+
+    #[test]
+    fn client_keys_get_rates_of_their_own() {
+        let base = Instant::now();
+        let mut older = at(base, 0, 0.0, 0.0);
+        let mut newer = at(base, 2, 0.0, 0.0);
+        older.keys.insert(
+            "team-a".into(),
+            KeyRaw {
+                admitted: 10.0,
+                refused: 0.0,
+                tokens: 100.0,
+            },
+        );
+        newer.keys.insert(
+            "team-a".into(),
+            KeyRaw {
+                admitted: 16.0,
+                refused: 4.0,
+                tokens: 160.0,
+            },
+        );
+        // A key first seen in the newer reading counts from zero.
+        newer.keys.insert(
+            "team-b".into(),
+            KeyRaw {
+                admitted: 2.0,
+                refused: 0.0,
+                tokens: 0.0,
+            },
+        );
+        let f = Figures::between(&older, &newer);
+        assert_eq!(
+            f.keys["team-a"],
+            KeyFigures {
+                rps: 3.0,
+                refused_per_second: 2.0,
+                tokens_per_second: 30.0
+            }
+        );
+        assert_eq!(f.keys["team-b"].rps, 1.0);
+        let json = serde_json::to_value(Figures::between(&older, &older)).unwrap();
+        assert!(json["keys"]["team-a"].is_object(), "{json}");
+        let none = serde_json::to_value(Figures::default()).unwrap();
+        assert!(none.get("keys").is_none(), "no keys, no field: {none}");
     }
 
     #[test]

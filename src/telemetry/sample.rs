@@ -101,6 +101,15 @@ pub struct NodeRaw {
     pub breaker: Option<String>,
 }
 
+/// One named client key's counters (`[[proxy.client_keys]]`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyRaw {
+    pub admitted: f64,
+    /// Refused for a limit or a model outside the key's allow-list.
+    pub refused: f64,
+    pub tokens: f64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LockRaw {
     pub held: bool,
@@ -132,6 +141,8 @@ pub struct RawSample {
     /// Wall clock, Unix seconds (for chart axes).
     pub unix: f64,
     pub nodes: BTreeMap<String, NodeRaw>,
+    /// By client key name.
+    pub keys: BTreeMap<String, KeyRaw>,
     pub queue_depth: Option<f64>,
     pub locks: BTreeMap<String, LockRaw>,
     /// Heartbeat age in seconds by task id.
@@ -150,6 +161,7 @@ impl RawSample {
             at,
             unix,
             nodes: BTreeMap::new(),
+            keys: BTreeMap::new(),
             queue_depth: None,
             locks: BTreeMap::new(),
             heartbeats: BTreeMap::new(),
@@ -189,6 +201,19 @@ impl RawSample {
                         let node = s.nodes.entry(label(m, "node").to_owned()).or_default();
                         node.breaker = Some(label(m, "state").to_owned());
                     }
+                }),
+                names::CLIENT_KEY_REQUESTS_TOTAL => each(f, |m| {
+                    let key = s.keys.entry(label(m, "key").to_owned()).or_default();
+                    let v = m.get_counter().value();
+                    if label(m, "outcome") == "admitted" {
+                        key.admitted += v;
+                    } else {
+                        key.refused += v;
+                    }
+                }),
+                names::CLIENT_KEY_TOKENS_TOTAL => each(f, |m| {
+                    s.keys.entry(label(m, "key").to_owned()).or_default().tokens +=
+                        m.get_counter().value();
                 }),
                 names::QUEUE_DEPTH => {
                     s.queue_depth = Some(f.get_metric().iter().map(|m| m.get_gauge().value()).sum())
@@ -325,6 +350,38 @@ mod tests {
         assert_eq!(a.latency.0.last().map(|b| b.1), Some(1));
         assert!(s.locks["gpu_lock:0"].held);
         assert_eq!(s.rss_bytes, 10.0);
+    }
+
+    #[test]
+    fn client_keys_split_admitted_from_refused() {
+        let r = Registry::new();
+        let req = IntCounterVec::new(
+            Opts::new(names::CLIENT_KEY_REQUESTS_TOTAL, "h"),
+            &["key", "outcome"],
+        )
+        .unwrap();
+        let tok = IntCounterVec::new(
+            Opts::new(names::CLIENT_KEY_TOKENS_TOTAL, "h"),
+            &["key", "kind"],
+        )
+        .unwrap();
+        r.register(Box::new(req.clone())).unwrap();
+        r.register(Box::new(tok.clone())).unwrap();
+        req.with_label_values(&["team", "admitted"]).inc_by(5);
+        req.with_label_values(&["team", "requests_limited"])
+            .inc_by(2);
+        req.with_label_values(&["team", "model_denied"]).inc_by(1);
+        tok.with_label_values(&["team", "input"]).inc_by(30);
+        tok.with_label_values(&["team", "output"]).inc_by(12);
+        let s = RawSample::read(&r.gather(), 0.0, 0.0);
+        assert_eq!(
+            s.keys["team"],
+            KeyRaw {
+                admitted: 5.0,
+                refused: 3.0,
+                tokens: 42.0
+            }
+        );
     }
 
     #[test]

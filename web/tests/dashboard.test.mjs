@@ -7,13 +7,15 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { Keel, ROOT, TOKEN, fakeUpstream } from './harness.mjs';
+import { Keel, OPS_KEY, ROOT, TEAM_KEY, TOKEN, fakeUpstream } from './harness.mjs';
 
 const ARTIFACTS = process.env.ARTIFACTS || join(ROOT, 'tests/artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
 
 let keel; let browser; let page; let up; let components;
 
+/** One chat completion through keel's proxy with a client key. */
+const chat = (key) => fetch(`${keel.proxyUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: '{"model":"fake","messages":[{"role":"user","content":"hi"}]}' });
 const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 const view = async (id) => { await page.goto(`${keel.url}/#/${id}`); await page.waitForSelector(`main[data-view="${id}"] .view`); };
 const until = async (fn, ms = 20000, what = 'condition') => {
@@ -167,7 +169,7 @@ test('gateway: nodes, breaker opens in the UI, weight change through the UI', as
   await page.waitForSelector('[data-node="node-b"]');
   // Traffic through the proxy while node-a fails: its breaker opens.
   up[0].state.failing = true;
-  const send = () => fetch(`${keel.proxyUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"fake","messages":[{"role":"user","content":"hi"}]}' }).then((r) => r.text(), () => '');
+  const send = () => chat(OPS_KEY).then((r) => r.text(), () => '');
   await until(async () => {
     await Promise.all(Array.from({ length: 10 }, send));
     return (await page.textContent('[data-node="node-a"] [data-testid=breaker]')) === 'open';
@@ -191,6 +193,25 @@ test('gateway: nodes, breaker opens in the UI, weight change through the UI', as
   const nodes = await keel.admin('GET', '/admin/api/nodes');
   const list = Array.isArray(nodes.body) ? nodes.body : nodes.body.nodes;
   assert.equal(list.find((n) => n.name === 'node-b').weight, 7);
+});
+
+test('gateway: client keys show their requests and refusals per second', async (t) => {
+  if (components.proxy === 'disabled' || !keel.nodesConfigured) return t.skip('the gateway is not built into this keel yet');
+  await view('gateway');
+  // team-a may send two requests a minute: the third and fourth are refused (429).
+  const statuses = [];
+  for (let i = 0; i < 4; i++) statuses.push((await chat(TEAM_KEY)).status);
+  assert.deepEqual(statuses.slice(2), [429, 429], String(statuses));
+  await page.waitForSelector('[data-testid=client-keys] [data-key="team-a"]', { timeout: 20000 });
+  // The row shows the refusals while the second they fell in is the newest reading.
+  assert.ok(await page.isVisible('[data-testid=client-keys] [data-key="team-a"] th'));
+  const history = await until(async () => {
+    const o = await keel.admin('GET', '/api/v1/overview');
+    const h = o.body?.history || [];
+    return h.some((f) => f.keys?.['team-a']?.refused_per_second > 0) ? h : false;
+  }, 20000, 'team-a refusals in the feed');
+  assert.ok(history.some((f) => f.keys?.['team-a']?.rps > 0));
+  await shot('gateway-client-keys');
 });
 
 test('GPUs & locks: a held lock shows its holder and is force-released from the UI', async (t) => {

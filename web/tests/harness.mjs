@@ -12,6 +12,9 @@ export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const TOKEN = 'browser-test-token';
 /** Access token of `POST /flow/codeblock` in the generated config. */
 export const EXEC_TOKEN = 'browser-test-exec-token';
+/** Client keys of the proxy: `ops` has no limits, `team-a` two requests a minute. */
+export const OPS_KEY = 'sk-browser-ops-key';
+export const TEAM_KEY = 'sk-browser-team-a-key';
 
 export function freePort() {
   return new Promise((ok, fail) => {
@@ -76,11 +79,21 @@ rate_window = "10s"
 pool_size = 2
 access_tokens = ["${EXEC_TOKEN}"]
 `;
+    // Two named client keys: `ops` without limits (the gateway scenario's traffic), `team-a`
+    // with a small request budget (the client-key table's refusals).
+    const keys = `[[proxy.client_keys]]
+name = "ops"
+key = "${OPS_KEY}"
+[[proxy.client_keys]]
+name = "team-a"
+key = "${TEAM_KEY}"
+requests_per_minute = 2
+`;
     const nodes = this.upstreams.map((u, i) => `[[proxy.nodes]]
 name = "node-${String.fromCharCode(97 + i)}"
 base_url = "${u.url}"
 weight = 50
-`).join('\n');
+`).join('\n') + (this.upstreams.length ? `\n${keys}` : '');
     // A keel built without the gateway has no `proxy.nodes`; fall back to no nodes there.
     this.config = join(this.dir, 'keel.toml');
     // ...and one built without the executor has no `[executor]`: drop it likewise.

@@ -1,6 +1,7 @@
 // Gateway: every upstream node with breaker, shift stage, weights, traffic share and
 // latency/error charts; add / re-weight / disable-enable / remove through the admin API,
-// each behind a confirmation, each result shown as a notice.
+// each behind a confirmation, each result shown as a notice; then the named client keys
+// (requests, refusals and tokens per second, from the live snapshot's `keys`).
 import { html, useMemo } from '../html.js';
 import { del, get, patch, post } from '../api.js';
 import { Chart } from '../chart.js';
@@ -45,6 +46,9 @@ export function Gateway({ live }) {
   const xs = useMemo(() => hist.map((h) => h.t), [hist.length, last]);
   const p99 = useMemo(() => [xs, ...names.map((n) => hist.map((h) => h.nodes?.[n]?.p99_seconds ?? null))], [xs, names.join()]);
   const errs = useMemo(() => [xs, ...names.map((n) => hist.map((h) => h.nodes?.[n]?.error_rate ?? null))], [xs, names.join()]);
+  const keys = live.snapshot?.keys || {};
+  const keyNames = useMemo(() => [...new Set(hist.flatMap((h) => Object.keys(h.keys || {})))].sort(), [xs]);
+  const keyRps = useMemo(() => [xs, ...keyNames.map((k) => hist.map((h) => h.keys?.[k]?.rps ?? null))], [xs, keyNames.join()]);
 
   const unavailable = error && (error.status === 404 || error.status === 503);
   const disabled = live.health.proxy?.status === 'disabled';
@@ -99,6 +103,15 @@ export function Gateway({ live }) {
               </td></tr>`;
           })}</tbody></table></div>`}
     <//>
+    ${keyNames.length ? html`<${Card} title="Client keys">
+      <div class="table-wrap"><table class="table" data-testid="client-keys">
+        <thead><tr><th scope="col">Key</th><th scope="col" class="num">Req/s</th><th scope="col" class="num">Refused/s</th><th scope="col" class="num">Tokens/s</th></tr></thead>
+        <tbody>${keyNames.map((k) => {
+          const f = keys[k] || {};
+          return html`<tr key=${k} data-key=${k}><th scope="row">${k}</th><td class="num" data-testid="key-rps">${num(f.rps)}</td><td class="num" data-testid="key-refused">${num(f.refused_per_second)}</td><td class="num">${num(f.tokens_per_second)}</td></tr>`;
+        })}</tbody></table></div>
+      <div class="charts"><${Chart} title="Requests per second by client key" series=${keyNames.map((k) => ({ label: k }))} data=${keyRps} format=${num} /></div>
+    <//>` : null}
     ${names.length ? html`<div class="charts">
       <${Chart} title="p99 latency by node" series=${names.map((n) => ({ label: n }))} data=${p99} format=${secs} />
       <${Chart} title="Error rate by node" series=${names.map((n) => ({ label: n }))} data=${errs} format=${pct} />
