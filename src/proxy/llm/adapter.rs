@@ -253,10 +253,7 @@ impl Upstream for GatewayUpstream<'_> {
             }
             // Neither a failure of the node nor an answer: no breaker record, no tokens.
             Report::Lost => {
-                self.route
-                    .attempts
-                    .with_label_values(&[name, "lost"])
-                    .inc();
+                self.route.attempts.with_label_values(&[name, "lost"]).inc();
             }
             Report::MalformedEvent => self.route.malformed.with_label_values(&[name]).inc(),
         }

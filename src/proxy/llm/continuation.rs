@@ -447,7 +447,10 @@ impl PrefillMemory {
         let mut map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, at| now.saturating_duration_since(*at) < PREFILL_REFUSAL_TTL);
         if map.len() >= PREFILL_REFUSALS_MAX {
-            let oldest = map.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone());
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 map.remove(&k);
             }
@@ -742,6 +745,81 @@ mod tests {
         let e = s.error_event("node a: stream cut");
         assert_eq!(e.event.as_deref(), Some("error"));
         assert_eq!(json_of(&e)["error"]["message"], "node a: stream cut");
+    }
+
+    #[test]
+    fn anthropic_regeneration_skips_the_delivered_prefix_across_deltas() {
+        let delta = |t: &str| {
+            an(
+                "content_block_delta",
+                json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":t}}),
+            )
+        };
+        let start = [
+            an(
+                "message_start",
+                json!({"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":10,"output_tokens":1}}}),
+            ),
+            an(
+                "content_block_start",
+                json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+            ),
+        ];
+        let mut s = ClientStream::new(&request(Dialect::Anthropic, false));
+        feed(&mut s, &start);
+        feed(&mut s, &[delta("Hello, "), delta("wor")]);
+        assert_eq!(s.end_of_upstream(), Ending::Broken);
+        let mut regen = s.clone();
+        regen.begin_regeneration();
+        // "Hel" + "lo, w" are the delivered text again; "orld" brings "ld" that is new.
+        let out = feed(&mut regen, &start);
+        assert!(out.is_empty(), "{out:?}");
+        assert!(feed(&mut regen, &[delta("Hel"), delta("lo, w")]).is_empty());
+        let out = feed(&mut regen, &[delta("orld")]);
+        assert_eq!(json_of(&out[0])["delta"]["text"], "ld");
+        assert!(!regen.diverged());
+        assert_eq!(regen.delivered(), "Hello, world");
+
+        let mut other = s.clone();
+        other.begin_regeneration();
+        feed(&mut other, &start);
+        assert!(feed(&mut other, &[delta("Hi there")]).is_empty());
+        assert!(other.diverged());
+
+        // Finished before repeating everything delivered: diverged too.
+        let mut short = s;
+        short.begin_regeneration();
+        feed(&mut short, &start);
+        feed(&mut short, &[delta("Hello")]);
+        feed(
+            &mut short,
+            &[an(
+                "message_delta",
+                json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}),
+            )],
+        );
+        assert!(short.diverged());
+    }
+
+    #[test]
+    fn prefill_refusals_are_remembered_per_node_and_model_for_a_while() {
+        let memory = PrefillMemory::default();
+        let t0 = Instant::now();
+        memory.remember("b", "m1", t0);
+        assert!(memory.refused("b", "m1", t0 + Duration::from_secs(60)));
+        assert!(!memory.refused("b", "m2", t0));
+        assert!(!memory.refused("c", "m1", t0));
+        assert!(!memory.refused("b", "m1", t0 + PREFILL_REFUSAL_TTL));
+        // Bounded: the oldest pair goes first.
+        for i in 0..PREFILL_REFUSALS_MAX {
+            memory.remember(
+                "n",
+                &format!("model-{i}"),
+                t0 + Duration::from_millis(i as u64 + 1),
+            );
+        }
+        assert!(!memory.refused("b", "m1", t0 + Duration::from_secs(1)));
+        assert!(memory.refused("n", "model-5", t0 + Duration::from_secs(1)));
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl LlmRoute {
                 .flatten(),
             attempts: counter(
                 LLM_ATTEMPTS_TOTAL,
-                "LLM attempts by node and outcome (answered, refused, or the failure class)",
+                "LLM attempts by node and outcome (answered, refused, lost, or the failure class)",
                 &["node", "outcome"],
             ),
             requests: counter(

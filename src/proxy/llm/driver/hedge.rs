@@ -231,7 +231,8 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             return Err(Attempt::Failed(failure, error));
         }
         if !is_event_stream(&response.headers) {
-            let error = AttemptError::Stream("answered a streaming request without a stream".into());
+            let error =
+                AttemptError::Stream("answered a streaming request without a stream".into());
             return Err(self.failed(hedge, ErrorClass::Unavailable, false, error));
         }
         let stream = ClientStream::new(self.request);

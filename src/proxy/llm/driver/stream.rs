@@ -11,8 +11,8 @@ use super::{read_all, wait_until, Attempt, Driver, Served, MAX_ERROR_BODY};
 use super::{ClientGone, ClientSink, LlmNode, Report, Upstream, UpstreamResponse};
 use crate::proxy::attempt::AttemptError;
 use crate::proxy::llm::classify::{is_prefill_rejection, ErrorClass};
-use crate::proxy::llm::dialect::map_model;
 use crate::proxy::llm::continuation::{ClientStream, Ending};
+use crate::proxy::llm::dialect::map_model;
 use crate::proxy::llm::sse::{SseEvent, SseItem, SseParser};
 use crate::proxy::llm::stream_event::inspect;
 use crate::proxy::retry::{Failure, Plan};
@@ -86,7 +86,10 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         started: Instant,
     ) -> Attempt {
         let deadline = started + self.settings.first_token;
-        match self.prime(node, response, stream, committed, deadline).await {
+        match self
+            .prime(node, response, stream, committed, deadline)
+            .await
+        {
             Ok(primed) => self.deliver(node, primed).await,
             Err(failed) => failed,
         }

@@ -789,7 +789,10 @@ async fn slow_first_token_is_hedged_and_the_faster_fallback_is_delivered() {
         vec![node("a", &standard(), false), node("b", &standard(), false)],
         vec![
             ("a", vec![Step::Sse(slow_stream("a", 2000, &["late"]))]),
-            ("b", vec![Step::Sse(slow_stream("b", 50, &["Hello", " there"]))]),
+            (
+                "b",
+                vec![Step::Sse(slow_stream("b", 50, &["Hello", " there"]))],
+            ),
         ],
     );
     let start = Instant::now();
@@ -830,7 +833,10 @@ async fn a_failing_hedge_leaves_the_primary_to_finish() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],
         vec![
-            ("a", vec![Step::Sse(slow_stream("a", 450, &["slow", " but sure"]))]),
+            (
+                "a",
+                vec![Step::Sse(slow_stream("a", 450, &["slow", " but sure"]))],
+            ),
             ("b", vec![Step::Status(503, vec![], "{}".into())]),
         ],
     );
@@ -906,7 +912,10 @@ async fn a_refused_prefill_regenerates_and_splices_the_rest_of_a_matching_answer
     let (served, client) = run(&fake2, &openai(true)).await;
     assert_eq!(served, Served::Complete { status: 200 });
     assert_eq!(fake2.tried(), ["a", "b"]);
-    assert_eq!(fake2.bodies()[1]["messages"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        fake2.bodies()[1]["messages"].as_array().map(Vec::len),
+        Some(1)
+    );
     assert_eq!(client.streamed_text(), "Hello, world!");
 }
 
@@ -921,7 +930,10 @@ async fn a_diverging_regeneration_ends_with_the_primarys_cut_never_the_400() {
     let text = client.text();
     assert_eq!(client.streamed_text(), "Hello, wor");
     assert!(text.contains("the answer from node a broke off"), "{text}");
-    assert!(!text.contains("400") && !text.contains("invalid_prefill"), "{text}");
+    assert!(
+        !text.contains("400") && !text.contains("invalid_prefill"),
+        "{text}"
+    );
     assert!(!text.contains("[DONE]"), "{text}");
     assert_eq!(statuses(&fake), ["a:stream_broken", "b:400", "b:lost"]);
 }
