@@ -251,9 +251,13 @@ impl Upstream for GatewayUpstream<'_> {
                 m.count_upstream(&node.node, crate::telemetry::metrics::status_class(status));
                 pool.record(&node.node, true, node.probe, now);
             }
-            // Neither a failure of the node nor an answer: no breaker record, no tokens.
+            // Neither a failure of the node nor an answer: no breaker record, no tokens; a
+            // probe slot it held goes back, so the half-open budget cannot leak.
             Report::Lost => {
                 self.route.attempts.with_label_values(&[name, "lost"]).inc();
+                if node.probe {
+                    node.node.control().breaker.release_probe();
+                }
             }
             Report::MalformedEvent => self.route.malformed.with_label_values(&[name]).inc(),
         }

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 /// How the first attempt's wait for content ended.
 enum Outcome<N> {
     /// One attempt produced content first; `.0` is the node (`None`: the primary).
-    Won(Option<N>, Primed),
+    Won(Option<N>, Box<Primed>),
     /// The primary ended (failed) before `first_token`, or no hedge could start.
     Alone(Attempt),
     /// Both failed; the hedge's failure is the last one.
@@ -69,25 +69,27 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 () = wait_until(token_at) => None,
             };
             hedge_started = Instant::now();
-            match (early, self.hedge_node(hedge_started)) {
-                (Some(Ok(primed)), _) => Outcome::Won(None, primed),
-                (Some(Err(failed)), _) => Outcome::Alone(failed),
-                (None, None) => {
-                    // No hedge possible: the primary's first_token is over, as without hedging.
-                    drop(primary);
-                    let error = AttemptError::Timeout(format!(
-                        "no content within first_token ({first_token:?})"
-                    ));
-                    Outcome::Alone(self.failed(node, ErrorClass::Timeout, false, error))
-                }
-                (None, Some(hedge)) => {
-                    let raced = self.hedge_attempt(&hedge, hedge_started + first_token);
-                    self.race(node, primary, hedge.clone(), raced).await
-                }
+            match early {
+                Some(Ok(primed)) => Outcome::Won(None, Box::new(primed)),
+                Some(Err(failed)) => Outcome::Alone(failed),
+                None => match self.hedge_node(hedge_started) {
+                    // No hedge possible: the primary's first_token is over, as without
+                    // hedging (its pinned future, and connection, end with this block).
+                    None => {
+                        let error = AttemptError::Timeout(format!(
+                            "no content within first_token ({first_token:?})"
+                        ));
+                        Outcome::Alone(self.failed(node, ErrorClass::Timeout, false, error))
+                    }
+                    Some(hedge) => {
+                        let raced = self.hedge_attempt(&hedge, hedge_started + first_token);
+                        self.race(node, primary, hedge.clone(), raced).await
+                    }
+                },
             }
         };
         match outcome {
-            Outcome::Won(None, primed) => self.deliver(node, primed).await,
+            Outcome::Won(None, primed) => self.deliver(node, *primed).await,
             Outcome::Alone(attempt) => attempt,
             Outcome::Won(Some(hedge), primed) => {
                 self.budget.record_attempt(hedge.name(), hedge_started);
@@ -96,7 +98,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                     hedge = hedge.name(),
                     "slow first token: the hedge answered first"
                 );
-                let attempt = self.deliver(&hedge, primed).await;
+                let attempt = self.deliver(&hedge, *primed).await;
                 self.switched = Some(hedge);
                 attempt
             }
@@ -151,7 +153,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                         if hedge_failed.is_none() {
                             self.up.report(&hedge, Report::Lost);
                         }
-                        return Outcome::Won(None, primed);
+                        return Outcome::Won(None, Box::new(primed));
                     }
                     Err(failed) => primary_failed = Some(failed),
                 },
@@ -172,7 +174,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                                 },
                             );
                         }
-                        return Outcome::Won(Some(hedge), primed);
+                        return Outcome::Won(Some(hedge), Box::new(primed));
                     }
                     Err(failed) => hedge_failed = Some(failed),
                 },
