@@ -29,8 +29,13 @@ use tokio::time::Instant;
 
 /// How the first attempt's wait for content ended.
 enum Outcome<N> {
-    /// One attempt produced content first; `.0` is the node (`None`: the primary).
-    Won(Option<N>, Box<Primed>),
+    /// The primary produced content first; `hedge`: the one it beat, if one started.
+    PrimaryWon {
+        hedge: Option<N>,
+        primed: Box<Primed>,
+    },
+    /// The hedge produced content first.
+    HedgeWon { hedge: N, primed: Box<Primed> },
     /// The primary ended (failed) before `first_token`, or no hedge could start.
     Alone(Attempt),
     /// Both failed; the hedge's failure is the last one.
@@ -70,7 +75,10 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             };
             hedge_started = Instant::now();
             match early {
-                Some(Ok(primed)) => Outcome::Won(None, Box::new(primed)),
+                Some(Ok(primed)) => Outcome::PrimaryWon {
+                    hedge: None,
+                    primed: Box::new(primed),
+                },
                 Some(Err(failed)) => Outcome::Alone(failed),
                 None => match self.hedge_node(hedge_started) {
                     // No hedge possible: the primary's first_token is over, as without
@@ -89,9 +97,16 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             }
         };
         match outcome {
-            Outcome::Won(None, primed) => self.deliver(node, *primed).await,
+            Outcome::PrimaryWon { hedge, primed } => {
+                // A lost hedge was an attempt of this request all the same (the bounds of
+                // `retry.max_attempts` hold).
+                if let Some(hedge) = hedge {
+                    self.budget.record_attempt(hedge.name(), hedge_started);
+                }
+                self.deliver(node, *primed).await
+            }
             Outcome::Alone(attempt) => attempt,
-            Outcome::Won(Some(hedge), primed) => {
+            Outcome::HedgeWon { hedge, primed } => {
                 self.budget.record_attempt(hedge.name(), hedge_started);
                 tracing::info!(
                     node = node.name(),
@@ -153,7 +168,10 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                         if hedge_failed.is_none() {
                             self.up.report(&hedge, Report::Lost);
                         }
-                        return Outcome::Won(None, Box::new(primed));
+                        return Outcome::PrimaryWon {
+                            hedge: Some(hedge),
+                            primed: Box::new(primed),
+                        };
                     }
                     Err(failed) => primary_failed = Some(failed),
                 },
@@ -174,7 +192,10 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                                 },
                             );
                         }
-                        return Outcome::Won(Some(hedge), Box::new(primed));
+                        return Outcome::HedgeWon {
+                            hedge,
+                            primed: Box::new(primed),
+                        };
                     }
                     Err(failed) => hedge_failed = Some(failed),
                 },
