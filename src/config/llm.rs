@@ -72,8 +72,11 @@ pub const DEFAULT_FIRST_BYTE: Duration = Duration::from_secs(60);
 /// once (generation time is bounded by `first_token` and `stream_idle`), so a node silent
 /// for 10 s is dead and the fallback gets its turn well within `total`.
 pub const DEFAULT_STREAM_FIRST_BYTE: Duration = Duration::from_secs(10);
-/// Default `[proxy.timeouts] first_token`.
-pub const DEFAULT_FIRST_TOKEN: Duration = Duration::from_secs(30);
+/// Default `[proxy.timeouts] first_token`: when it passes, a hedge starts on the fallback
+/// (`[proxy.retry] hedge`), so a primary whose first token takes 20 s is answered by the
+/// fallback about 10 s into the request. Equal to `stream_first_byte`: a header later than
+/// the first token's deadline could never bring content in time.
+pub const DEFAULT_FIRST_TOKEN: Duration = Duration::from_secs(10);
 /// Default `[proxy.timeouts] stream_idle`.
 pub const DEFAULT_STREAM_IDLE: Duration = Duration::from_secs(30);
 /// Default `[proxy.retry] max_retry_after`: a gateway that waits longer holds the client

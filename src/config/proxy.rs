@@ -236,6 +236,10 @@ pub struct RetryConfig {
     /// retrying the same node; longer waits move to a fallback node instead.
     #[serde(with = "humantime_serde")]
     pub max_retry_after: Duration,
+    /// LLM routes: when a stream has no content within `timeouts.first_token` and a node
+    /// takes over `timeout`, start it beside the slow one and keep whichever produces
+    /// content first (a hedge). Off: the slow node is abandoned and the fallback starts then.
+    pub hedge: bool,
 }
 
 impl Default for RetryConfig {
@@ -248,6 +252,7 @@ impl Default for RetryConfig {
             per_try_timeout: Duration::from_secs(30),
             max_body: 8 * 1024 * 1024,
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            hedge: true,
         }
     }
 }

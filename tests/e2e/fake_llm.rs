@@ -51,6 +51,8 @@ pub enum Fault {
     ContextLength,
     /// 400 content-policy refusal.
     ContentPolicy,
+    /// 400 refusing an assistant prefill, in the API's wording (see [`FakeLlm::refuse_prefill`]).
+    PrefillRefused,
 }
 
 /// One API request as the provider saw it.
@@ -80,6 +82,9 @@ struct State {
     health_checks: u32,
     /// Until then every API request gets 503 (an outage by the clock, not by the script).
     down_until: Option<Instant>,
+    /// A request ending in an assistant prefill gets 400 `invalid_prefill` (a model that
+    /// cannot continue a text).
+    refuse_prefill: bool,
 }
 
 pub struct FakeLlm {
@@ -107,6 +112,7 @@ impl FakeLlm {
             gap: Duration::from_millis(20),
             health_checks: 0,
             down_until: None,
+            refuse_prefill: false,
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -135,6 +141,11 @@ impl FakeLlm {
 
     pub fn set_gap(&self, gap: Duration) {
         self.lock().gap = gap;
+    }
+
+    /// Requests with an assistant prefill get 400 `invalid_prefill` from now on.
+    pub fn refuse_prefill(&self) {
+        self.lock().refuse_prefill = true;
     }
 
     pub fn attempts(&self) -> Vec<Attempt> {
@@ -203,7 +214,9 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             headers,
             body: request.clone(),
         });
-        let fault = if s.down_until.is_some_and(|t| Instant::now() < t) {
+        let fault = if s.refuse_prefill && prefill_of(&request).is_some() {
+            Fault::PrefillRefused
+        } else if s.down_until.is_some_and(|t| Instant::now() < t) {
             Fault::Status {
                 status: 503,
                 retry_after: None,
@@ -257,6 +270,15 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                 "Your request was rejected as a result of our safety system (content policy).",
                 Some("content_policy_violation"),
             );
+            return respond(&mut sock, 400, &[], "application/json", &body).await;
+        }
+        Fault::PrefillRefused => {
+            let message = match api {
+                Api::OpenAi => "Conversation must end with a user message",
+                Api::Anthropic => "This model does not support assistant message prefill. The conversation must end with a user message.",
+            };
+            let code = (api == Api::OpenAi).then_some("invalid_prefill");
+            let body = error_body(api, "invalid_request_error", message, code);
             return respond(&mut sock, 400, &[], "application/json", &body).await;
         }
         Fault::NoHeaders(d) => tokio::time::sleep(d).await,

@@ -18,6 +18,7 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod llm;
+mod llm_hedge;
 mod node_compat;
 mod openapi;
 mod store_integrity;

@@ -71,9 +71,10 @@ pub struct GatewayUpstream<'a> {
     request_id: String,
     started: Instant,
     route: &'a LlmRoute,
-    /// When the current attempt was sent: attempts run one after another, and its report
-    /// observes `keel_upstream_request_duration_seconds` from here (header, body, stream).
-    attempt_sent: std::sync::Mutex<Option<Instant>>,
+    /// When each node's current attempt was sent: its report observes
+    /// `keel_upstream_request_duration_seconds` from here (header, body, stream). By node,
+    /// because a hedge runs beside the attempt it hedges.
+    attempt_sent: std::sync::Mutex<Vec<(Arc<Node>, Instant)>>,
     /// Each try and the usage reported, for the access line (taken by the route).
     notes: std::sync::Mutex<(Vec<Try>, Option<Usage>)>,
 }
@@ -92,7 +93,7 @@ impl<'a> GatewayUpstream<'a> {
             request_id: ctx.request_id.clone(),
             started: ctx.started,
             route,
-            attempt_sent: std::sync::Mutex::new(None),
+            attempt_sent: std::sync::Mutex::new(Vec::new()),
             notes: Default::default(),
         }
     }
@@ -159,7 +160,11 @@ impl Upstream for GatewayUpstream<'_> {
         node: &GatewayNode,
         body: Bytes,
     ) -> Result<UpstreamResponse, AttemptError> {
-        *self.attempt_sent.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        {
+            let mut sent = self.attempt_sent.lock().unwrap_or_else(|p| p.into_inner());
+            sent.retain(|(n, _)| !Arc::ptr_eq(n, &node.node));
+            sent.push((node.node.clone(), Instant::now()));
+        }
         let head = self.head.for_node(&node.node, &self.request_id, body.len());
         let in_flight = NodeInFlight::new(&node.node);
         let (session, peer) =
@@ -191,11 +196,11 @@ impl Upstream for GatewayUpstream<'_> {
         let name = node.node.name.as_str();
         let now = Instant::now();
         if !matches!(report, Report::MalformedEvent) {
-            let sent = self
-                .attempt_sent
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+            let sent = {
+                let mut sent = self.attempt_sent.lock().unwrap_or_else(|p| p.into_inner());
+                let at = sent.iter().position(|(n, _)| Arc::ptr_eq(n, &node.node));
+                at.map(|i| sent.swap_remove(i).1)
+            };
             if let Some(sent) = sent {
                 m.observe_upstream_duration(&node.node, now.duration_since(sent).as_secs_f64());
             }
@@ -204,6 +209,7 @@ impl Upstream for GatewayUpstream<'_> {
             Report::Answered { usage, .. } => self.note(name, None, *usage),
             Report::Failed { class, usage, .. } => self.note(name, Some(class.name()), *usage),
             Report::Refused { .. } => self.note(name, Some("refused"), None),
+            Report::Lost => self.note(name, Some("lost"), None),
             Report::MalformedEvent => {}
         }
         match report {
@@ -245,8 +251,28 @@ impl Upstream for GatewayUpstream<'_> {
                 m.count_upstream(&node.node, crate::telemetry::metrics::status_class(status));
                 pool.record(&node.node, true, node.probe, now);
             }
+            // Neither a failure of the node nor an answer: no breaker record, no tokens; a
+            // probe slot it held goes back, so the half-open budget cannot leak.
+            Report::Lost => {
+                self.route.attempts.with_label_values(&[name, "lost"]).inc();
+                if node.probe {
+                    node.node.control().breaker.release_probe();
+                }
+            }
             Report::MalformedEvent => self.route.malformed.with_label_values(&[name]).inc(),
         }
+    }
+
+    fn prefill_refused(&self, node: &GatewayNode, model: &str) -> bool {
+        self.route
+            .prefill
+            .refused(&node.node.name, model, Instant::now())
+    }
+
+    fn remember_prefill_refusal(&self, node: &GatewayNode, model: &str) {
+        self.route
+            .prefill
+            .remember(&node.node.name, model, Instant::now());
     }
 }
 

@@ -89,6 +89,25 @@ pub fn is_context_length(body: &[u8]) -> bool {
     .any(|m| text.contains(m))
 }
 
+/// A refused assistant prefill: OpenAI-compatible servers' `invalid_prefill` or "must end
+/// with a user message", and Anthropic's "does not support assistant message prefill".
+/// Not a node failure — the node cannot continue a text, but can answer the request anew.
+pub fn is_prefill_rejection(status: u16, body: &[u8]) -> bool {
+    if !matches!(status, 400 | 422) {
+        return false;
+    }
+    let text = error_text(body);
+    [
+        "invalid_prefill",
+        "prefill",
+        "must end with a user message",
+        "final message must be a user message",
+        "last message must be a user message",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
 fn is_content_policy(body: &[u8]) -> bool {
     let text = error_text(body);
     [
@@ -227,6 +246,20 @@ mod tests {
                 }
             ));
         }
+    }
+
+    #[test]
+    fn prefill_rejections_are_recognised() {
+        let openai = r#"{"error":{"message":"Conversation must end with a user message","type":"invalid_request_error","code":"invalid_prefill"}}"#;
+        let anthropic = r#"{"type":"error","error":{"type":"invalid_request_error","message":"This model does not support assistant message prefill. The conversation must end with a user message."}}"#;
+        for body in [openai, anthropic] {
+            assert!(is_prefill_rejection(400, body.as_bytes()), "{body}");
+        }
+        assert!(!is_prefill_rejection(500, openai.as_bytes()));
+        assert!(!is_prefill_rejection(
+            400,
+            br#"{"error":{"code":"context_length_exceeded"}}"#
+        ));
     }
 
     #[test]

@@ -9,6 +9,13 @@
 //! indices are mapped onto the client's, and the usage the client is told is the sum of
 //! all parts. The result reads as one answer from one message.
 //!
+//! A node that refuses the prefill (see [`super::classify::is_prefill_rejection`]) can still
+//! finish the answer by *regenerating* it without one ([`ClientStream::begin_regeneration`]):
+//! its text must then begin exactly with what the client already received; that prefix is
+//! skipped and only the rest is spliced in. Should it say something else, the answer
+//! [diverged](ClientStream::diverged) and cannot be completed. [`PrefillMemory`] keeps which
+//! node and model refused, so the next continuation there regenerates at once.
+//!
 //! It also produces the two endings a broken upstream needs: a proper terminator when the
 //! upstream finished its answer but not its stream, and an in-band error event in the API's
 //! own format — with no `[DONE]` or `message_stop` after it — when the answer cannot be
@@ -20,6 +27,8 @@ use super::stream_event::Inspected;
 use super::token_usage::{StreamUsage, Usage};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The first part's identity, stamped onto continuation chunks (OpenAI).
 #[derive(Debug, Default, Clone)]
@@ -61,6 +70,10 @@ pub struct ClientStream {
     open_block: Option<u64>,
     next_block: u64,
     block_map: HashMap<u64, u64>,
+    /// A regenerated part: the delivered text it must repeat before anything new is sent.
+    regen_prefix: Option<String>,
+    /// The regenerated text said something other than what was delivered.
+    diverged: bool,
 }
 
 impl ClientStream {
@@ -81,6 +94,8 @@ impl ClientStream {
             open_block: None,
             next_block: 0,
             block_map: HashMap::new(),
+            regen_prefix: None,
+            diverged: false,
         }
     }
 
@@ -122,6 +137,47 @@ impl ClientStream {
         self.skip_ws = self.delivered[kept..].to_string();
     }
 
+    /// Starts the next part as a regeneration: the node answers the original request anew,
+    /// and its text is spliced in only after it repeated everything delivered so far.
+    pub fn begin_regeneration(&mut self) {
+        self.begin_continuation();
+        self.skip_ws.clear();
+        self.regen_prefix = Some(self.delivered.clone());
+    }
+
+    /// The regenerated text departed from the delivered one (or ended before repeating
+    /// it): this part cannot be spliced in.
+    pub fn diverged(&self) -> bool {
+        self.diverged
+    }
+
+    /// Text of a continuation part → what is new to the client: the whitespace the prefill
+    /// left out ([`strip_skip`]) or, when regenerating, the delivered prefix is removed.
+    fn splice_text(&mut self, text: &str) -> String {
+        let text = strip_skip(&mut self.skip_ws, text);
+        let Some(prefix) = self.regen_prefix.as_mut() else {
+            return text;
+        };
+        if prefix.is_empty() {
+            return text;
+        }
+        if let Some(rest) = prefix.strip_prefix(text.as_str()) {
+            *prefix = rest.to_string();
+            return String::new();
+        }
+        match text.strip_prefix(prefix.as_str()) {
+            Some(rest) => {
+                let rest = rest.to_string();
+                prefix.clear();
+                rest
+            }
+            None => {
+                self.diverged = true;
+                String::new()
+            }
+        }
+    }
+
     /// One upstream event of the current part (not an error, not malformed) → what the
     /// client gets, possibly nothing.
     pub fn push(&mut self, event: SseEvent, seen: &Inspected) -> Vec<SseEvent> {
@@ -133,6 +189,13 @@ impl ClientStream {
             Dialect::OpenAi => self.push_openai(event, seen),
             Dialect::Anthropic => self.push_anthropic(event, seen),
         };
+        // A regenerated answer that finished before repeating the delivered text.
+        if seen.finished && self.regen_prefix.as_ref().is_some_and(|p| !p.is_empty()) {
+            self.diverged = true;
+        }
+        if self.diverged {
+            return Vec::new();
+        }
         if seen.terminal && !out.is_empty() {
             self.terminated = true;
         }
@@ -172,8 +235,7 @@ impl ClientStream {
                     };
                     delta.remove("role");
                     if let Some(Value::String(text)) = delta.get_mut("content") {
-                        let kept = strip_skip(&mut self.skip_ws, text);
-                        *text = kept;
+                        *text = self.splice_text(text);
                     }
                 }
             }
@@ -261,7 +323,7 @@ impl ClientStream {
                 ev.insert("index".into(), json!(client));
                 if let Some(Value::Object(delta)) = ev.get_mut("delta") {
                     if let Some(Value::String(text)) = delta.get_mut("text") {
-                        let kept = strip_skip(&mut self.skip_ws, text);
+                        let kept = self.splice_text(text);
                         if kept.is_empty() {
                             return Vec::new();
                         }
@@ -355,6 +417,45 @@ impl ClientStream {
     /// Deliberately followed by nothing: no `[DONE]`, no `message_stop`.
     pub fn error_event(&self, message: &str) -> SseEvent {
         error_event(self.dialect, "stream_broken", message)
+    }
+}
+
+/// How long a node's refusal of a prefill for a model is remembered. A model's support for
+/// prefills changes with a deployment, not from one request to the next; an hour keeps the
+/// refused attempt (a wasted round trip before every regeneration) rare and still notices a
+/// redeployed model the same day.
+pub const PREFILL_REFUSAL_TTL: Duration = Duration::from_secs(3600);
+/// Node and model pairs remembered at most; the oldest refusal is forgotten first.
+pub const PREFILL_REFUSALS_MAX: usize = 1024;
+
+/// Which node and model pairs refused an assistant prefill recently: bounded, with a TTL.
+#[derive(Debug, Default)]
+pub struct PrefillMemory {
+    refused: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl PrefillMemory {
+    /// Whether `node` refused a prefill for `model` within [`PREFILL_REFUSAL_TTL`] of `now`.
+    pub fn refused(&self, node: &str, model: &str, now: Instant) -> bool {
+        let map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(node.to_string(), model.to_string()))
+            .is_some_and(|at| now.saturating_duration_since(*at) < PREFILL_REFUSAL_TTL)
+    }
+
+    /// Remembers a refusal at `now`; expired entries go first, then the oldest when full.
+    pub fn remember(&self, node: &str, model: &str, now: Instant) {
+        let mut map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, at| now.saturating_duration_since(*at) < PREFILL_REFUSAL_TTL);
+        if map.len() >= PREFILL_REFUSALS_MAX {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                map.remove(&k);
+            }
+        }
+        map.insert((node.to_string(), model.to_string()), now);
     }
 }
 
@@ -644,6 +745,81 @@ mod tests {
         let e = s.error_event("node a: stream cut");
         assert_eq!(e.event.as_deref(), Some("error"));
         assert_eq!(json_of(&e)["error"]["message"], "node a: stream cut");
+    }
+
+    #[test]
+    fn anthropic_regeneration_skips_the_delivered_prefix_across_deltas() {
+        let delta = |t: &str| {
+            an(
+                "content_block_delta",
+                json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":t}}),
+            )
+        };
+        let start = [
+            an(
+                "message_start",
+                json!({"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":10,"output_tokens":1}}}),
+            ),
+            an(
+                "content_block_start",
+                json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+            ),
+        ];
+        let mut s = ClientStream::new(&request(Dialect::Anthropic, false));
+        feed(&mut s, &start);
+        feed(&mut s, &[delta("Hello, "), delta("wor")]);
+        assert_eq!(s.end_of_upstream(), Ending::Broken);
+        let mut regen = s.clone();
+        regen.begin_regeneration();
+        // "Hel" + "lo, w" are the delivered text again; "orld" brings "ld" that is new.
+        let out = feed(&mut regen, &start);
+        assert!(out.is_empty(), "{out:?}");
+        assert!(feed(&mut regen, &[delta("Hel"), delta("lo, w")]).is_empty());
+        let out = feed(&mut regen, &[delta("orld")]);
+        assert_eq!(json_of(&out[0])["delta"]["text"], "ld");
+        assert!(!regen.diverged());
+        assert_eq!(regen.delivered(), "Hello, world");
+
+        let mut other = s.clone();
+        other.begin_regeneration();
+        feed(&mut other, &start);
+        assert!(feed(&mut other, &[delta("Hi there")]).is_empty());
+        assert!(other.diverged());
+
+        // Finished before repeating everything delivered: diverged too.
+        let mut short = s;
+        short.begin_regeneration();
+        feed(&mut short, &start);
+        feed(&mut short, &[delta("Hello")]);
+        feed(
+            &mut short,
+            &[an(
+                "message_delta",
+                json!({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}),
+            )],
+        );
+        assert!(short.diverged());
+    }
+
+    #[test]
+    fn prefill_refusals_are_remembered_per_node_and_model_for_a_while() {
+        let memory = PrefillMemory::default();
+        let t0 = Instant::now();
+        memory.remember("b", "m1", t0);
+        assert!(memory.refused("b", "m1", t0 + Duration::from_secs(60)));
+        assert!(!memory.refused("b", "m2", t0));
+        assert!(!memory.refused("c", "m1", t0));
+        assert!(!memory.refused("b", "m1", t0 + PREFILL_REFUSAL_TTL));
+        // Bounded: the oldest pair goes first.
+        for i in 0..PREFILL_REFUSALS_MAX {
+            memory.remember(
+                "n",
+                &format!("model-{i}"),
+                t0 + Duration::from_millis(i as u64 + 1),
+            );
+        }
+        assert!(!memory.refused("b", "m1", t0 + Duration::from_secs(1)));
+        assert!(memory.refused("n", "model-5", t0 + Duration::from_secs(1)));
     }
 
     #[test]

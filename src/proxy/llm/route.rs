@@ -11,6 +11,7 @@
 //! Everything else takes the generic route (`proxy::generic`).
 
 use super::adapter::{GatewayUpstream, SessionSink};
+use super::continuation::PrefillMemory;
 use super::dedup::{self, Capture, Claim, Dedup, StoredResponse};
 use super::dialect::{Dialect, LlmRequest};
 use super::driver::{self, ClientGone, ClientSink, Served, Settings};
@@ -60,6 +61,8 @@ pub struct LlmRoute {
     /// `keel_llm_malformed_events_total{node}`, counted by the adapter.
     pub(super) malformed: IntCounterVec,
     dedup_outcomes: IntCounterVec,
+    /// Node and model pairs that refused an assistant prefill (see `continuation`).
+    pub(super) prefill: PrefillMemory,
     /// `requests` by outcome, resolved once (index as in [`LlmRoute::finish`]).
     outcomes: [std::sync::OnceLock<prometheus::IntCounter>; 5],
 }
@@ -81,7 +84,7 @@ impl LlmRoute {
                 .flatten(),
             attempts: counter(
                 LLM_ATTEMPTS_TOTAL,
-                "LLM attempts by node and outcome (answered, refused, or the failure class)",
+                "LLM attempts by node and outcome (answered, refused, lost, or the failure class)",
                 &["node", "outcome"],
             ),
             requests: counter(
@@ -99,6 +102,7 @@ impl LlmRoute {
                 "Idempotency-key outcomes (replayed, shared, mismatch)",
                 &["outcome"],
             ),
+            prefill: PrefillMemory::default(),
             outcomes: Default::default(),
         }
     }
@@ -122,6 +126,7 @@ impl LlmRoute {
             stream_first_byte: cfg.timeouts.stream_first_byte,
             first_token: cfg.timeouts.first_token,
             stream_idle: cfg.timeouts.stream_idle,
+            hedge: cfg.retry.hedge,
         };
         let key = self
             .dedup_header

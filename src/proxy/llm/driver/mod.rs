@@ -36,6 +36,7 @@
 //! point. Production reads the monotonic clock through it; the tests run on tokio's paused
 //! clock (`start_paused`), so a 300 ms limit or a 2 s pause costs no real time.
 
+mod hedge;
 mod ports;
 mod stream;
 #[cfg(test)]
@@ -79,6 +80,9 @@ pub struct Settings {
     pub first_token: Duration,
     /// Silence between two events once content flows.
     pub stream_idle: Duration,
+    /// Start a fallback beside a stream that has no content within `first_token` and keep
+    /// whichever produces content first (see `hedge`); off: the slow node is abandoned.
+    pub hedge: bool,
 }
 
 /// How the request ended, for the request log and metrics.
@@ -131,6 +135,9 @@ enum Attempt {
     Failed(Failure, AttemptError),
     /// The stream broke after this node delivered content to the client.
     Broken(Box<ClientStream>, AttemptError),
+    /// A regenerated answer (after a refused prefill) did not begin with the text the
+    /// client already had: it cannot be spliced in.
+    Diverged,
 }
 
 /// Runs `request` against the upstream nodes and answers `client`. `started` is when the
@@ -150,6 +157,7 @@ pub async fn serve<U: Upstream, C: ClientSink>(
         budget: Budget::new(settings.budget.clone(), started),
         failures: Vec::new(),
         held: None,
+        switched: None,
     };
     driver.run().await
 }
@@ -164,6 +172,9 @@ struct Driver<'a, U: Upstream, C: ClientSink> {
     /// the full error` for the log (addresses and transport errors never reach clients).
     failures: Vec<(String, String, ErrorClass)>,
     held: Option<HeldError>,
+    /// The node the current attempt ended on when it is not the one it began on: a hedge
+    /// that won, or failed last.
+    switched: Option<U::Node>,
 }
 
 /// Waits until `at` when it lies ahead. A deadline already reached must not go through
@@ -199,18 +210,20 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             }
             let started = Instant::now();
             self.budget.record_attempt(node.name(), started);
-            let (failure, error) = match self.attempt(&node, taking_over, started).await {
+            let attempt = self.attempt(&node, taking_over, started).await;
+            if let Some(hedge) = self.switched.take() {
+                node = hedge;
+            }
+            let (failure, error) = match attempt {
                 Attempt::Done(served) => return served,
                 Attempt::Broken(stream, error) => {
                     return self.continue_stream(node, *stream, error).await
                 }
+                // Only a continuation regenerates; a first part never diverges.
+                Attempt::Diverged => return Served::StreamError,
                 Attempt::Failed(mut failure, error) => {
                     failure.same_node &= node.may_retry();
-                    self.failures.push((
-                        format!("{}: {}", node.name(), error.public()),
-                        format!("{}: {}: {error}", node.name(), failure.class),
-                        failure.class,
-                    ));
+                    self.note_failure(&node, &failure, &error);
                     (failure, error)
                 }
             };
@@ -264,10 +277,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             return self.refused_or_failed(node, response, taking_over).await;
         }
         if self.request.stream && stream::is_event_stream(&response.headers) {
-            let part = ClientStream::new(self.request);
-            return self
-                .relay_stream(node, response, part, false, started)
-                .await;
+            return self.relay_hedged(node, response, started).await;
         }
         self.relay_whole(node, response).await
     }
@@ -305,6 +315,16 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             Ok(Err(e)) => (ErrorClass::Unavailable, e, true),
         };
         Err(self.failed(node, class, same_node, error))
+    }
+
+    /// Keeps a failed attempt for the final error: `node: what failed` for the client,
+    /// `node: class: the full error` for the log.
+    fn note_failure(&mut self, node: &U::Node, failure: &Failure, error: &AttemptError) {
+        self.failures.push((
+            format!("{}: {}", node.name(), error.public()),
+            format!("{}: {}: {error}", node.name(), failure.class),
+            failure.class,
+        ));
     }
 
     /// Reports a failed attempt (nothing reached the client) and what the policy needs of it.

@@ -57,6 +57,10 @@ pub enum Report {
     },
     /// The node refused the request (a 4xx): not a node failure.
     Refused { status: u16 },
+    /// An attempt dropped because another one answered first (a hedge the primary beat),
+    /// or a regenerated answer that could not be spliced in: an attempt, but neither a
+    /// node failure nor a completion.
+    Lost,
     /// An event that was not valid JSON was dropped from its stream.
     MalformedEvent,
 }
@@ -79,6 +83,11 @@ pub trait Upstream: Send + Sync {
     /// [`AttemptError::Connect`] or [`AttemptError::Upstream`].
     async fn send(&self, node: &Self::Node, body: Bytes) -> Result<UpstreamResponse, AttemptError>;
     fn report(&self, node: &Self::Node, report: Report);
+    /// Whether `node` recently refused an assistant prefill for `model` (the name it was
+    /// sent): then a continuation there regenerates the answer without one at once.
+    fn prefill_refused(&self, node: &Self::Node, model: &str) -> bool;
+    /// Remembers that `node` refused an assistant prefill for `model`.
+    fn remember_prefill_refusal(&self, node: &Self::Node, model: &str);
 }
 
 /// The client went away; nothing more can be written.

@@ -10,8 +10,9 @@
 use super::{read_all, wait_until, Attempt, Driver, Served, MAX_ERROR_BODY};
 use super::{ClientGone, ClientSink, LlmNode, Report, Upstream, UpstreamResponse};
 use crate::proxy::attempt::AttemptError;
-use crate::proxy::llm::classify::ErrorClass;
+use crate::proxy::llm::classify::{is_prefill_rejection, ErrorClass};
 use crate::proxy::llm::continuation::{ClientStream, Ending};
+use crate::proxy::llm::dialect::map_model;
 use crate::proxy::llm::sse::{SseEvent, SseItem, SseParser};
 use crate::proxy::llm::stream_event::inspect;
 use crate::proxy::retry::{Failure, Plan};
@@ -46,6 +47,8 @@ enum Cut {
     MidAnswer(AttemptError),
     /// Before any content: an ordinary failed attempt of this class.
     BeforeContent(ErrorClass, AttemptError),
+    /// A regenerated part said something other than what the client already has.
+    Diverged,
 }
 
 impl Cut {
@@ -59,33 +62,89 @@ impl Cut {
     }
 }
 
+/// A part that produced its first content (or reached its end) while nothing of it was
+/// written to the client: the state [`Driver::deliver`] goes on from.
+pub(super) struct Primed {
+    response: UpstreamResponse,
+    stream: ClientStream,
+    part: Part,
+    /// Encoded events due to the client (the held ones with the first content).
+    out: BytesMut,
+    /// The upstream body ended with these events.
+    ended: bool,
+}
+
 impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
     /// Relays one streamed part. `committed`: the client already has the response header
     /// (this part is a continuation). Returns `Failed` when this part delivered no content.
     pub(super) async fn relay_stream(
         &mut self,
         node: &U::Node,
-        mut response: UpstreamResponse,
-        mut stream: ClientStream,
+        response: UpstreamResponse,
+        stream: ClientStream,
         committed: bool,
         started: Instant,
     ) -> Attempt {
+        let deadline = started + self.settings.first_token;
+        match self
+            .prime(node, response, stream, committed, deadline)
+            .await
+        {
+            Ok(primed) => self.deliver(node, primed).await,
+            Err(failed) => failed,
+        }
+    }
+
+    /// Reads a part until its first content, by `deadline`, writing nothing to the client —
+    /// so two attempts can be primed side by side (a hedge) and the loser dropped. `Err` is
+    /// the reported failed attempt.
+    pub(super) async fn prime(
+        &self,
+        node: &U::Node,
+        mut response: UpstreamResponse,
+        mut stream: ClientStream,
+        committed: bool,
+        deadline: Instant,
+    ) -> Result<Primed, Attempt> {
         let mut part = Part {
             parser: SseParser::new(),
             held: Vec::new(),
             has_content: false,
             committed,
-            token_deadline: started + self.settings.first_token,
+            token_deadline: deadline,
         };
         loop {
             let (items, ended) = match self.read_part(&mut response, &mut part).await {
                 Ok(read) => read,
-                Err(cut) => return self.cut(node, stream, cut),
+                Err(cut) => return Err(self.cut(node, stream, cut)),
             };
             let out = match self.take_events(node, items, &mut part, &mut stream) {
                 Ok(out) => out,
-                Err(cut) => return self.cut(node, stream, cut),
+                Err(cut) => return Err(self.cut(node, stream, cut)),
             };
+            if part.has_content || ended {
+                return Ok(Primed {
+                    response,
+                    stream,
+                    part,
+                    out,
+                    ended,
+                });
+            }
+        }
+    }
+
+    /// Relays a primed part to its end: the held header with the first content, then event
+    /// by event.
+    pub(super) async fn deliver(&mut self, node: &U::Node, primed: Primed) -> Attempt {
+        let Primed {
+            mut response,
+            mut stream,
+            mut part,
+            mut out,
+            mut ended,
+        } = primed;
+        loop {
             if part.has_content && !part.committed {
                 if self.stream_head(&response.headers).await.is_err() {
                     return Attempt::Done(Served::ClientGone);
@@ -103,6 +162,15 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                     .end_of_upstream(node, &response.headers, stream, part)
                     .await;
             }
+            let items;
+            (items, ended) = match self.read_part(&mut response, &mut part).await {
+                Ok(read) => read,
+                Err(cut) => return self.cut(node, stream, cut),
+            };
+            out = match self.take_events(node, items, &mut part, &mut stream) {
+                Ok(out) => out,
+                Err(cut) => return self.cut(node, stream, cut),
+            };
         }
     }
 
@@ -174,6 +242,9 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             }
             part.has_content |= seen.is_content() || seen.finished || seen.terminal;
             let events = stream.push(event, &seen);
+            if stream.diverged() {
+                return Err(Cut::Diverged);
+            }
             if part.has_content {
                 for e in part.held.drain(..).chain(events) {
                     out.extend_from_slice(&e.encode());
@@ -249,6 +320,11 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 Attempt::Broken(Box::new(stream), error)
             }
             Cut::BeforeContent(class, error) => self.failed(node, class, false, error),
+            // The node answered; its answer just cannot be spliced in.
+            Cut::Diverged => {
+                self.up.report(node, Report::Lost);
+                Attempt::Diverged
+            }
         }
     }
 
@@ -301,28 +377,54 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             };
             node = next;
             wait_until(self.budget.earliest(node.name(), at)).await;
-            let started = Instant::now();
-            self.budget.record_attempt(node.name(), started);
-            let mut part = stream.clone();
-            part.begin_continuation();
-            let body = self
-                .request
-                .continuation_body(stream.delivered(), node.model_mapping());
-            let response = match self.send(&node, body).await {
-                Ok(r) => r,
-                Err(Attempt::Failed(_, e)) => {
-                    tracing::warn!(node = node.name(), error = %e, "continuation failed");
-                    last = format!("{}: {}", node.name(), e.public());
-                    continue;
+            let model = map_model(node.model_mapping(), &self.request.model)
+                .unwrap_or(&self.request.model)
+                .to_string();
+            // A node known to refuse prefills for this model regenerates at once.
+            let mut regenerate = self.up.prefill_refused(&node, &model);
+            let response = loop {
+                let started = Instant::now();
+                self.budget.record_attempt(node.name(), started);
+                let body = if regenerate {
+                    self.request.body_for(node.model_mapping())
+                } else {
+                    self.request
+                        .continuation_body(stream.delivered(), node.model_mapping())
+                };
+                let response = match self.send(&node, body).await {
+                    Ok(r) => r,
+                    Err(Attempt::Failed(_, e)) => {
+                        tracing::warn!(node = node.name(), error = %e, "continuation failed");
+                        last = format!("{}: {}", node.name(), e.public());
+                        break None;
+                    }
+                    Err(_) => break None,
+                };
+                if (200..300).contains(&response.status) && is_event_stream(&response.headers) {
+                    break Some((response, started));
                 }
-                Err(_) => continue,
-            };
-            if !(200..300).contains(&response.status) || !is_event_stream(&response.headers) {
                 let status = response.status;
                 let mut body = response.body;
                 let text = read_all(&mut *body, MAX_ERROR_BODY, self.settings.stream_idle)
                     .await
                     .unwrap_or_default();
+                if !regenerate && is_prefill_rejection(status, &text) {
+                    // Not a node failure and never the final word: answer anew, without it.
+                    tracing::warn!(
+                        node = node.name(),
+                        model = %model,
+                        status,
+                        "prefill refused; regenerating the answer without it"
+                    );
+                    self.up.remember_prefill_refusal(&node, &model);
+                    self.up.report(&node, Report::Refused { status });
+                    last = format!("{}: refuses a prefill continuation", node.name());
+                    regenerate = true;
+                    if self.budget.attempts() < self.settings.budget.max_attempts {
+                        continue;
+                    }
+                    break None;
+                }
                 let error = AttemptError::Status {
                     status,
                     detail: format!(
@@ -340,13 +442,29 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                         usage: None,
                     },
                 );
+                break None;
+            };
+            let Some((response, started)) = response else {
                 continue;
+            };
+            let mut part = stream.clone();
+            if regenerate {
+                part.begin_regeneration();
+            } else {
+                part.begin_continuation();
             }
             match self
                 .relay_stream(&node, response, part, true, started)
                 .await
             {
                 Attempt::Done(served) => return served,
+                Attempt::Diverged => {
+                    let why = format!(
+                        "not continued: node {} refuses a prefill and its regenerated answer differs from the text already delivered",
+                        node.name()
+                    );
+                    return self.stream_error(&stream, &format!("{cause}; {why}")).await;
+                }
                 Attempt::Failed(_, e) => {
                     tracing::warn!(node = node.name(), error = %e, "continuation failed");
                     last = format!("{}: {}", node.name(), e.public());

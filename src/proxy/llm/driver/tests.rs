@@ -93,6 +93,8 @@ struct Fake {
     scripts: Mutex<HashMap<&'static str, VecDeque<Step>>>,
     attempts: Mutex<Vec<(String, Instant, Value)>>,
     reports: Mutex<Vec<(String, Report)>>,
+    /// Node and model pairs remembered to refuse a prefill.
+    no_prefill: Mutex<Vec<(String, String)>>,
 }
 
 impl Fake {
@@ -208,6 +210,18 @@ impl Upstream for Fake {
             .unwrap()
             .push((node.name.to_string(), report));
     }
+    fn prefill_refused(&self, node: &Node, model: &str) -> bool {
+        self.no_prefill
+            .lock()
+            .unwrap()
+            .contains(&(node.name.to_string(), model.to_string()))
+    }
+    fn remember_prefill_refusal(&self, node: &Node, model: &str) {
+        self.no_prefill
+            .lock()
+            .unwrap()
+            .push((node.name.to_string(), model.to_string()));
+    }
 }
 
 #[derive(Default)]
@@ -279,6 +293,7 @@ fn settings() -> Settings {
         stream_first_byte: Duration::from_millis(300),
         first_token: Duration::from_millis(300),
         stream_idle: Duration::from_millis(300),
+        hedge: false,
     }
 }
 
@@ -338,6 +353,7 @@ fn statuses(fake: &Fake) -> Vec<String> {
             Report::Answered { .. } => format!("{n}:ok"),
             Report::Failed { class, .. } => format!("{n}:{class}"),
             Report::Refused { status } => format!("{n}:{status}"),
+            Report::Lost => format!("{n}:lost"),
             Report::MalformedEvent => format!("{n}:malformed"),
         })
         .collect()
@@ -745,4 +761,179 @@ async fn refused_connections_and_no_nodes() {
     let (served, client) = run(&fake, &openai(false)).await;
     assert_eq!(served, Served::Failed { status: 503 });
     assert_eq!(client.headers["retry-after"], "1");
+}
+
+/// An OpenAI stream whose first content comes after `ms`, its header and role chunk at once.
+fn slow_stream(id: &str, ms: u64, words: &[&str]) -> Vec<Piece> {
+    let mut p = oa_stream(id, words, true);
+    p.insert(1, Piece::Pause(ms));
+    p
+}
+
+fn hedging() -> Settings {
+    Settings {
+        hedge: true,
+        ..settings()
+    }
+}
+
+async fn run_with(fake: &Fake, req: &LlmRequest, settings: &Settings) -> (Served, Client) {
+    let mut client = Client::default();
+    let served = serve(fake, &mut client, req, settings, Instant::now()).await;
+    (served, client)
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_first_token_is_hedged_and_the_faster_fallback_is_delivered() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            ("a", vec![Step::Sse(slow_stream("a", 2000, &["late"]))]),
+            (
+                "b",
+                vec![Step::Sse(slow_stream("b", 50, &["Hello", " there"]))],
+            ),
+        ],
+    );
+    let start = Instant::now();
+    let (served, client) = run_with(&fake, &openai(true), &hedging()).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake.tried(), ["a", "b"]);
+    // The hedge starts at first_token, beside the primary (which is still running).
+    assert_eq!(fake.gaps(), [Duration::from_millis(300)]);
+    assert_eq!(client.streamed_text(), "Hello there");
+    assert!(!client.text().contains("model-a"), "{}", client.text());
+    assert_eq!(client.status, 200);
+    // The answer comes from the hedge, long before the primary's first token.
+    assert!(Instant::now() - start < Duration::from_millis(2000));
+    // The primary counts as a timed-out attempt, the hedge as the answer.
+    assert_eq!(statuses(&fake), ["a:timeout", "b:ok"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_primary_that_beats_its_hedge_is_delivered_and_the_hedge_is_lost() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            ("a", vec![Step::Sse(slow_stream("a", 400, &["first"]))]),
+            ("b", vec![Step::Sse(slow_stream("b", 250, &["second"]))]),
+        ],
+    );
+    let (served, client) = run_with(&fake, &openai(true), &hedging()).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake.tried(), ["a", "b"]);
+    assert_eq!(client.streamed_text(), "first");
+    assert!(!client.text().contains("model-b"), "{}", client.text());
+    // The hedge is an attempt, but neither a failure of b nor a completion.
+    assert_eq!(statuses(&fake), ["b:lost", "a:ok"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_hedge_leaves_the_primary_to_finish() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            (
+                "a",
+                vec![Step::Sse(slow_stream("a", 450, &["slow", " but sure"]))],
+            ),
+            ("b", vec![Step::Status(503, vec![], "{}".into())]),
+        ],
+    );
+    let (served, client) = run_with(&fake, &openai(true), &hedging()).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(client.streamed_text(), "slow but sure");
+    assert_eq!(statuses(&fake), ["b:unavailable", "a:ok"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_hedging_the_slow_primary_is_abandoned_before_the_fallback_starts() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            ("a", vec![Step::Sse(slow_stream("a", 2000, &["late"]))]),
+            ("b", vec![Step::Sse(slow_stream("b", 100, &["sequential"]))]),
+        ],
+    );
+    let (served, client) = run_with(&fake, &openai(true), &settings()).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(client.streamed_text(), "sequential");
+    // a is given up at first_token, reported, and only then is b asked.
+    assert_eq!(fake.gaps(), [Duration::from_millis(300)]);
+    assert_eq!(statuses(&fake), ["a:timeout", "b:ok"]);
+}
+
+/// A stream cut on `a` after "Hello, wor"; `b` supports prefills (as configured).
+fn cut_then(b: Vec<Step>) -> Fake {
+    let mut cut = oa_stream("a", &["Hello", ", wor"], true);
+    cut.truncate(3);
+    cut.push(Piece::Cut);
+    Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), true)],
+        vec![("a", vec![Step::Sse(cut)]), ("b", b)],
+    )
+}
+
+const PREFILL_REFUSED: &str = r#"{"error":{"message":"Conversation must end with a user message","type":"invalid_request_error","code":"invalid_prefill"}}"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_prefill_regenerates_and_splices_the_rest_of_a_matching_answer() {
+    let fake = cut_then(vec![
+        Step::Status(400, vec![], PREFILL_REFUSED.into()),
+        Step::Sse(oa_stream("b", &["Hello", ", wor", "ld", "!"], true)),
+    ]);
+    let req = LlmRequest::parse(
+        Dialect::OpenAi,
+        &Bytes::from_static(br#"{"model":"gpt-x","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#),
+    )
+    .unwrap();
+    let (served, client) = run(&fake, &req).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake.tried(), ["a", "b", "b"]);
+    assert_eq!(client.streamed_text(), "Hello, world!");
+    let bodies = fake.bodies();
+    assert_eq!(bodies[1]["messages"][1]["content"], "Hello, wor");
+    assert_eq!(bodies[2]["messages"].as_array().map(Vec::len), Some(1));
+    let text = client.text();
+    assert!(!text.contains("\"id\":\"b\""), "{text}");
+    assert!(!text.contains("400"), "{text}");
+    // b's usage (a reported none before its cut).
+    assert!(text.contains("\"completion_tokens\":4"), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert_eq!(statuses(&fake), ["a:stream_broken", "b:400", "b:ok"]);
+
+    // Remembered: the next continuation on b for this model regenerates at once.
+    let fake2 = cut_then(vec![Step::Sse(oa_stream("b", &["Hello, world!"], true))]);
+    *fake2.no_prefill.lock().unwrap() = fake.no_prefill.lock().unwrap().clone();
+    assert_eq!(
+        *fake2.no_prefill.lock().unwrap(),
+        [("b".to_string(), "gpt-x".to_string())]
+    );
+    let (served, client) = run(&fake2, &openai(true)).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake2.tried(), ["a", "b"]);
+    assert_eq!(
+        fake2.bodies()[1]["messages"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(client.streamed_text(), "Hello, world!");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_diverging_regeneration_ends_with_the_primarys_cut_never_the_400() {
+    let fake = cut_then(vec![
+        Step::Status(400, vec![], PREFILL_REFUSED.into()),
+        Step::Sse(oa_stream("b", &["Hi", " there"], true)),
+    ]);
+    let (served, client) = run(&fake, &openai(true)).await;
+    assert_eq!(served, Served::StreamError);
+    let text = client.text();
+    assert_eq!(client.streamed_text(), "Hello, wor");
+    assert!(text.contains("the answer from node a broke off"), "{text}");
+    assert!(
+        !text.contains("400") && !text.contains("invalid_prefill"),
+        "{text}"
+    );
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert_eq!(statuses(&fake), ["a:stream_broken", "b:400", "b:lost"]);
 }
