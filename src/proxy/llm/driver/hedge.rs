@@ -22,7 +22,6 @@ use super::{ClientSink, LlmNode, Report, Upstream, UpstreamResponse};
 use crate::proxy::attempt::AttemptError;
 use crate::proxy::llm::classify::{classify, ErrorClass, Verdict};
 use crate::proxy::llm::continuation::ClientStream;
-use crate::proxy::retry::Failure;
 use std::future::Future;
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -238,20 +237,11 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 status,
                 detail: format!("hedge refused the request: status {status}"),
             };
-            self.up.report(
-                hedge,
-                Report::Failed {
-                    class,
-                    error: error.clone(),
-                    usage: None,
-                },
-            );
-            let failure = Failure {
-                class,
-                retry_after,
-                same_node: false,
-            };
-            return Err(Attempt::Failed(failure, error));
+            let mut refused = self.failed(hedge, class, false, error);
+            if let Attempt::Failed(failure, _) = &mut refused {
+                failure.retry_after = retry_after;
+            }
+            return Err(refused);
         }
         if !is_event_stream(&response.headers) {
             let error =
