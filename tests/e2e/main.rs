@@ -14,6 +14,7 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod llm;
+mod llm_stream;
 mod node_compat;
 mod openapi;
 mod store_integrity;

@@ -79,6 +79,9 @@ pub trait Upstream: Send + Sync {
     /// [`AttemptError::Connect`] or [`AttemptError::Upstream`].
     async fn send(&self, node: &Self::Node, body: Bytes) -> Result<UpstreamResponse, AttemptError>;
     fn report(&self, node: &Self::Node, report: Report);
+    /// A streamed attempt on `node` produced its first content `after` the attempt began
+    /// (its time to first token).
+    fn first_token(&self, _node: &Self::Node, _after: std::time::Duration) {}
 }
 
 /// The client went away; nothing more can be written.

@@ -8,7 +8,9 @@
 //! [`Driver::continue_stream`] takes over.
 
 use super::{read_all, wait_until, Attempt, Driver, Served, MAX_ERROR_BODY};
-use super::{ClientGone, ClientSink, LlmNode, Report, Upstream, UpstreamResponse};
+use super::{
+    ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse,
+};
 use crate::proxy::attempt::AttemptError;
 use crate::proxy::llm::classify::ErrorClass;
 use crate::proxy::llm::continuation::{ClientStream, Ending};
@@ -17,7 +19,24 @@ use crate::proxy::llm::stream_event::inspect;
 use crate::proxy::retry::{Failure, Plan};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
+use std::time::Duration;
 use tokio::time::Instant;
+
+/// Longest wait for the rest of an upstream stream after its terminal event (`[DONE]`,
+/// `message_stop`): the chunked terminator normally follows in the same write.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+/// Most bytes read past the terminal event before the connection is given up.
+const DRAIN_MAX: usize = 64 * 1024;
+
+/// Reads what is left of a stream whose terminal event was relayed — the chunked
+/// terminator — so that its connection goes back to the node's pool (the body hands it
+/// back when it reaches its end). A stream left unread would be closed, and the next
+/// streamed request would pay a new TCP (and TLS) handshake before its first token. Runs
+/// after the client has its last bytes, so it adds nothing to the client's latency; a
+/// node that keeps talking past the end is cut off by the bounds and its connection closed.
+async fn drain(body: &mut dyn ResponseBody) {
+    let _ = tokio::time::timeout(DRAIN_WAIT, read_all(body, DRAIN_MAX, DRAIN_WAIT)).await;
+}
 
 /// A streamed answer (`content-type: text/event-stream`).
 pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -82,10 +101,14 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 Ok(read) => read,
                 Err(cut) => return self.cut(node, stream, cut),
             };
+            let had_content = part.has_content;
             let out = match self.take_events(node, items, &mut part, &mut stream) {
                 Ok(out) => out,
                 Err(cut) => return self.cut(node, stream, cut),
             };
+            if part.has_content && !had_content {
+                self.up.first_token(node, started.elapsed());
+            }
             if part.has_content && !part.committed {
                 if self.stream_head(&response.headers).await.is_err() {
                     return Attempt::Done(Served::ClientGone);
@@ -93,7 +116,9 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 part.committed = true;
             }
             if stream.terminated() {
-                return self.part_complete(node, &stream, out.freeze()).await;
+                let done = self.part_complete(node, &stream, out.freeze()).await;
+                drain(&mut *response.body).await;
+                return done;
             }
             if !out.is_empty() && self.client.body(out.freeze(), false).await.is_err() {
                 return Attempt::Done(Served::ClientGone);
