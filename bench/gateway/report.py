@@ -80,6 +80,25 @@ for t in ["direct", "keel", "keel-gw", "nginx"]:
     lines.append(f"| {label} | {r['rate']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['max_ms']:.3f} | "
                  f"{r['success_pct']:.2f} | {added} | {rss:.1f} |")
 
+# Streaming
+stream_direct = load("stream-direct.json")
+if stream_direct:
+    lines += ["", "## Streamed completions (time to first token, upstream connections)", "",
+              "| target | streams | in flight | TTFT p50 ms | TTFT p99 ms | added TTFT p50 / p99 ms | "
+              "stream p50 ms | upstream connections opened per 1,000 streams | errors |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for t in ["direct", "keel", "nginx"]:
+        r = load(f"stream-{t}.json")
+        if not r:
+            continue
+        added = "—" if t == "direct" else \
+            f"{r['ttft_p50_ms'] - stream_direct['ttft_p50_ms']:+.3f} / {r['ttft_p99_ms'] - stream_direct['ttft_p99_ms']:+.3f}"
+        per_1000 = num(f"stream-{t}.conns") * 1000 / max(r["streams"] + r["errors"], 1)
+        lines.append(f"| {labels.get(t, t)} | {r['streams']} | {r['concurrency']} | {r['ttft_p50_ms']:.3f} | "
+                     f"{r['ttft_p99_ms']:.3f} | {added} | {r['stream_p50_ms']:.3f} | {per_1000:.1f} | {r['errors']} |")
+        if r.get("first_error"):
+            lines.append(f"|  | first error: {r['first_error']} | | | | | | | |")
+
 
 def keel_dead_node_attempts():
     """Failed tries to node b while it was down, from /metrics sampled every 100 ms."""

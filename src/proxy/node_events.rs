@@ -340,12 +340,13 @@ mod tests {
     fn failure_events_are_limited_per_window_and_the_rest_counted() {
         let limit = FailureEventLimit::default();
         let t0 = Instant::now();
-        let emitted = (0..25)
-            .map(|_| limit.admit(t0))
-            .filter(|a| a.emit)
-            .count();
+        let emitted = (0..25).map(|_| limit.admit(t0)).filter(|a| a.emit).count();
         assert_eq!(emitted, FAILURE_EVENTS_PER_WINDOW as usize);
-        assert_eq!(limit.flush(t0 + Duration::from_secs(1)), 0, "window not over");
+        assert_eq!(
+            limit.flush(t0 + Duration::from_secs(1)),
+            0,
+            "window not over"
+        );
         // The next window's first failure reports what the last one left out.
         let next = limit.admit(t0 + FAILURE_EVENT_WINDOW);
         assert_eq!(

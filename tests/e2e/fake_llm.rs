@@ -334,7 +334,11 @@ async fn serve(
         return respond(sock, 200, &[], "application/json", &bytes).await;
     }
 
-    let close = if keep_alive { "" } else { "connection: close\r\n" };
+    let close = if keep_alive {
+        ""
+    } else {
+        "connection: close\r\n"
+    };
     sock.write_all(
         format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n{close}transfer-encoding: chunked\r\n\r\n").as_bytes(),
     )

@@ -8,9 +8,7 @@
 //! [`Driver::continue_stream`] takes over.
 
 use super::{read_all, wait_until, Attempt, Driver, Served, MAX_ERROR_BODY};
-use super::{
-    ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse,
-};
+use super::{ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse};
 use crate::proxy::attempt::AttemptError;
 use crate::proxy::llm::classify::ErrorClass;
 use crate::proxy::llm::continuation::{ClientStream, Ending};
