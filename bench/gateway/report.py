@@ -137,9 +137,10 @@ def nginx_dead_node_attempts(port):
             sorted(set(max(0, int(t - killed)) for t in times)))
 
 
-lines += ["", "## Failover (node b killed at 1/3 of the run, restarted at 2/3)", "",
-          "| target | requests | success % | client-visible errors | p99 ms | tries sent to the dead node | last one after the kill |",
-          "|---|---|---|---|---|---|---|"]
+if load("failover-keel.json") or load("failover-nginx.json"):
+    lines += ["", "## Failover (node b killed at 1/3 of the run, restarted at 2/3)", "",
+              "| target | requests | success % | client-visible errors | p99 ms | tries sent to the dead node | last one after the kill |",
+              "|---|---|---|---|---|---|---|"]
 for t in ["keel", "nginx"]:
     r = load(f"failover-{t}.json")
     if not r:
@@ -160,5 +161,5 @@ for t in ["keel", "nginx"]:
     if r.get("first_error"):
         lines.append(f"|  | first error: {r['first_error']} | | | | | |")
 
-lines += ["", "Per-second timelines: `failover-keel.csv`, `failover-nginx.csv`; raw results: `*.json`."]
+lines += ["", "Raw results: `*.json`; per-second failover timelines: `failover-keel.csv`, `failover-nginx.csv`."]
 print("\n".join(lines))
