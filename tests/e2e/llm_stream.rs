@@ -212,4 +212,25 @@ async fn failed_upstream_attempts_are_typed_events() {
         .filter(|e| e["kind"] == "upstream.failed" && e["data"]["reason"] == "connect")
         .count();
     assert_eq!(refused, 1, "{overview}");
+
+    // The generic route (not a generation request) reports its failed attempts too.
+    let r = c.get(k.proxy_url("/v1/models")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "fallback answered; log:\n{}", k.log());
+    let overview: Value = k
+        .admin(c.get(k.url("/api/v1/overview")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let generic: Vec<&Value> = overview["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "upstream.failed" && e["data"]["route"] == "generic")
+        .collect();
+    assert_eq!(generic.len(), 1, "{overview}");
+    assert_eq!(generic[0]["data"]["node"], "primary");
+    assert_eq!(generic[0]["data"]["reason"], "connect");
 }
