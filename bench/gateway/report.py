@@ -80,6 +80,25 @@ for t in ["direct", "keel", "keel-gw", "nginx"]:
     lines.append(f"| {label} | {r['rate']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['max_ms']:.3f} | "
                  f"{r['success_pct']:.2f} | {added} | {rss:.1f} |")
 
+# Streaming
+stream_direct = load("stream-direct.json")
+if stream_direct:
+    lines += ["", "## Streamed completions (time to first token, upstream connections)", "",
+              "| target | streams | in flight | TTFT p50 ms | TTFT p99 ms | added TTFT p50 / p99 ms | "
+              "stream p50 ms | upstream connections opened per 1,000 streams | errors |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for t in ["direct", "keel", "nginx"]:
+        r = load(f"stream-{t}.json")
+        if not r:
+            continue
+        added = "—" if t == "direct" else \
+            f"{r['ttft_p50_ms'] - stream_direct['ttft_p50_ms']:+.3f} / {r['ttft_p99_ms'] - stream_direct['ttft_p99_ms']:+.3f}"
+        per_1000 = num(f"stream-{t}.conns") * 1000 / max(r["streams"] + r["errors"], 1)
+        lines.append(f"| {labels.get(t, t)} | {r['streams']} | {r['concurrency']} | {r['ttft_p50_ms']:.3f} | "
+                     f"{r['ttft_p99_ms']:.3f} | {added} | {r['stream_p50_ms']:.3f} | {per_1000:.1f} | {r['errors']} |")
+        if r.get("first_error"):
+            lines.append(f"|  | first error: {r['first_error']} | | | | | | | |")
+
 
 def keel_dead_node_attempts():
     """Failed tries to node b while it was down, from /metrics sampled every 100 ms."""
@@ -118,9 +137,10 @@ def nginx_dead_node_attempts(port):
             sorted(set(max(0, int(t - killed)) for t in times)))
 
 
-lines += ["", "## Failover (node b killed at 1/3 of the run, restarted at 2/3)", "",
-          "| target | requests | success % | client-visible errors | p99 ms | tries sent to the dead node | last one after the kill |",
-          "|---|---|---|---|---|---|---|"]
+if load("failover-keel.json") or load("failover-nginx.json"):
+    lines += ["", "## Failover (node b killed at 1/3 of the run, restarted at 2/3)", "",
+              "| target | requests | success % | client-visible errors | p99 ms | tries sent to the dead node | last one after the kill |",
+              "|---|---|---|---|---|---|---|"]
 for t in ["keel", "nginx"]:
     r = load(f"failover-{t}.json")
     if not r:
@@ -141,5 +161,5 @@ for t in ["keel", "nginx"]:
     if r.get("first_error"):
         lines.append(f"|  | first error: {r['first_error']} | | | | | |")
 
-lines += ["", "Per-second timelines: `failover-keel.csv`, `failover-nginx.csv`; raw results: `*.json`."]
+lines += ["", "Raw results: `*.json`; per-second failover timelines: `failover-keel.csv`, `failover-nginx.csv`."]
 print("\n".join(lines))

@@ -6,6 +6,7 @@
 #   bench/gateway/run.sh                 # full run (failover 60 s per proxy)
 #   FAILOVER_SECS=30 bench/gateway/run.sh
 #   TPUT_SECS=3 LAT_SECS=3 FAILOVER_SECS=9 BENCH_KEEL_BIN=/tmp/keel-old bench/gateway/run.sh  # short, another build
+#   STREAM_ONLY=1 bench/gateway/run.sh   # only the streaming row (about a minute)
 #
 # Needs: cargo, nginx (apt-get install nginx), python3 (result parsing). Loopback only; every
 # process it starts is stopped on exit. Runs take about 5 minutes in total by default.
@@ -18,6 +19,9 @@ ROUNDS=${ROUNDS:-3}           # closed-loop rounds per proxy (the report takes t
 RATE=${RATE:-500}             # open-loop rate
 LAT_SECS=${LAT_SECS:-20}      # latency run length
 FAILOVER_SECS=${FAILOVER_SECS:-60}
+STREAMS=${STREAMS:-2000}      # streamed completions per target (streaming row)
+STREAM_CONC=${STREAM_CONC:-4} # streams in flight at a time
+STREAM_ONLY=${STREAM_ONLY:-0} # 1: skip throughput, latency and failover
 UP_A=19001 UP_B=19002 KEEL=18080 KEEL_CTL=18081 KEEL_GW=18082 KEEL_GW_CTL=18083 NGINX=18090
 OUT=bench/out/gateway
 source bench/gateway/common.sh
@@ -77,6 +81,7 @@ rss_kib() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/pr
 
 declare -A URL=([direct]="http://127.0.0.1:$UP_A/v1/messages" [keel]="http://127.0.0.1:$KEEL/v1/messages" [keel-gw]="http://127.0.0.1:$KEEL_GW/v1/messages" [nginx]="http://127.0.0.1:$NGINX/v1/messages")
 
+if [ "$STREAM_ONLY" != 1 ]; then
 echo "warm-up..." >&2
 for t in direct keel keel-gw nginx; do "$LG" closed "${URL[$t]}" 8 2 >/dev/null; done
 
@@ -103,6 +108,23 @@ for t in direct keel keel-gw nginx; do
   "$LG" open "${URL[$t]}" "$RATE" "$LAT_SECS" > "$OUT/lat-$t.json"
   kill $SAMPLER 2>/dev/null || true; wait $SAMPLER 2>/dev/null || true
 done
+fi
+
+# Streaming: OpenAI-style streamed completions (first token at once, 8 tokens 1 ms apart,
+# `[DONE]`, then the chunked terminator). The time to the first content token, and how many
+# connections the upstreams saw opened per 1,000 streams (a proxy that does not read a stream
+# to its chunked end cannot reuse its connection: one TCP + TLS handshake per stream).
+declare -A SURL=([direct]="http://127.0.0.1:$UP_A/v1/chat/completions" [keel]="http://127.0.0.1:$KEEL/v1/chat/completions" [nginx]="http://127.0.0.1:$NGINX/v1/chat/completions")
+upstream_conns() { local n=0 p; for p in $UP_A $UP_B; do n=$((n + $(curl -s "http://127.0.0.1:$p/stats" | tr -dc 0-9))); done; echo $n; }
+echo "streaming: $STREAMS streamed completions per target, $STREAM_CONC at a time..." >&2
+for t in direct keel nginx; do
+  "$LG" stream "${SURL[$t]}" "$STREAM_CONC" 200 > /dev/null  # warm-up (connections, caches)
+  before=$(upstream_conns)
+  "$LG" stream "${SURL[$t]}" "$STREAM_CONC" "$STREAMS" > "$OUT/stream-$t.json"
+  echo "$(( $(upstream_conns) - before ))" > "$OUT/stream-$t.conns"
+done
+
+if [ "$STREAM_ONLY" != 1 ]; then
 
 failover() { # target
   local t=$1 kill_at=$((FAILOVER_SECS / 3)) back_at=$((2 * FAILOVER_SECS / 3))
@@ -133,6 +155,7 @@ echo "failover: $RATE rps for ${FAILOVER_SECS}s, node b killed at 1/3 and restar
 failover keel
 sleep 3
 failover nginx
+fi
 cp "$OUT/keel/keel.log" "$OUT/keel-events.log"
 
 python3 bench/gateway/report.py "$OUT" "$(getconf CLK_TCK)" | tee "$OUT/results.md"

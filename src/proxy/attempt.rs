@@ -60,6 +60,14 @@ impl AttemptError {
         }
     }
 
+    /// The answer's status, for a failure that had one.
+    pub fn answer_status(&self) -> Option<u16> {
+        match self {
+            AttemptError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// Label value for `keel_upstream_retries_total{reason}` and the attempt log.
     pub fn label(&self) -> &'static str {
         match self {

@@ -17,6 +17,7 @@ pub use crate::telemetry::catalog::{
     PREWARM_DURATION_SECONDS, PROXY_REQUESTS_TOTAL, PROXY_REQUEST_DURATION_SECONDS, QUEUE_DEPTH,
     QUEUE_WAIT_SECONDS, SHIFT_STAGE_PERCENT, UPSTREAM_REQUESTS_TOTAL,
     UPSTREAM_REQUEST_DURATION_SECONDS, UPSTREAM_RETRIES_TOTAL, UPSTREAM_TTFB_SECONDS,
+    UPSTREAM_TTFT_SECONDS,
 };
 
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct GatewayMetrics {
     pub upstream_requests: IntCounterVec,
     pub upstream_duration: HistogramVec,
     pub upstream_ttfb: HistogramVec,
+    /// Streamed LLM attempts: start to first content, by node.
+    pub upstream_ttft: HistogramVec,
     /// Retries by the node that failed and why (`connect`, `timeout`, `status`, `upstream`).
     pub retries: IntCounterVec,
     pub breaker_state: IntGaugeVec,
@@ -41,6 +44,14 @@ pub struct GatewayMetrics {
     /// Client-facing series by class, looked up once instead of once per request.
     proxy_by_class: Arc<[ClassSeries; CLASSES.len()]>,
 }
+
+/// Time-to-first-token buckets: a generation's first token comes after the prompt's
+/// prefill, from tens of milliseconds (short prompt, idle GPU) to tens of seconds (a long
+/// context, a queue at the provider); the request-latency buckets are too coarse there.
+const TTFT_BUCKETS: &[f64] = &[
+    0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
+    60.0,
+];
 
 /// The outcome classes a status label takes; index = position.
 const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error", "aborted"];
@@ -63,6 +74,7 @@ pub struct NodeSeries {
     requests: [OnceLock<IntCounter>; CLASSES.len()],
     duration: OnceLock<Histogram>,
     ttfb: OnceLock<Histogram>,
+    ttft: OnceLock<Histogram>,
     /// `keel_llm_attempts_total{node, outcome="answered"}` (the LLM route's counter).
     pub(super) llm_answered: OnceLock<IntCounter>,
 }
@@ -83,6 +95,16 @@ impl GatewayMetrics {
             m.register(h.clone());
             h
         };
+        let ttft = HistogramVec::new(
+            HistogramOpts::new(
+                UPSTREAM_TTFT_SECONDS,
+                "Streamed LLM attempts from their start to the first content event, by node",
+            )
+            .buckets(TTFT_BUCKETS.to_vec()),
+            &["node"],
+        )
+        .built();
+        m.register(ttft.clone());
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).built();
             m.register(g.clone());
@@ -109,6 +131,7 @@ impl GatewayMetrics {
                 "Upstream tries from connect to the response header",
                 &["node"],
             ),
+            upstream_ttft: ttft,
             retries: counter(
                 UPSTREAM_RETRIES_TOTAL,
                 "Tries retried on another node, by the failed node and reason",
@@ -198,6 +221,14 @@ impl GatewayMetrics {
         node.series
             .ttfb
             .get_or_init(|| self.upstream_ttfb.with_label_values(&[&node.name]))
+            .observe(secs);
+    }
+
+    /// Observes a streamed attempt's time to its first content event on `node`.
+    pub fn observe_ttft(&self, node: &Node, secs: f64) {
+        node.series
+            .ttft
+            .get_or_init(|| self.upstream_ttft.with_label_values(&[&node.name]))
             .observe(secs);
     }
 

@@ -123,6 +123,8 @@ pub struct Node {
     pub series: super::metrics::NodeSeries,
     /// Idle keep-alive connections to this node.
     pub conns: super::conns::IdleConns,
+    /// Bounds this node's `upstream.failed` events.
+    pub failure_events: super::node_events::FailureEventLimit,
 }
 
 impl Node {
@@ -161,6 +163,7 @@ impl Node {
             connect_timeout: proxy.timeouts.connect,
             series: Default::default(),
             conns: Default::default(),
+            failure_events: Default::default(),
             config,
             source,
             target,

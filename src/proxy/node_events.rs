@@ -5,6 +5,7 @@
 
 use crate::telemetry::{Event, Level};
 use serde::Serialize;
+use std::time::{Duration, Instant};
 
 macro_rules! event {
     ($ty:ident, $kind:literal, $level:expr, |$s:ident| $msg:expr) => {
@@ -219,3 +220,146 @@ event!(NodeRemoved, "node.removed", Level::Info, |e| if e.drained {
         e.node
     )
 });
+
+/// One failed upstream attempt (nothing of it reached the client, or its stream broke
+/// mid-answer). Fields name the node and the failure's kind — never an address: the
+/// transport's full error stays in the log line of the request.
+#[derive(Serialize)]
+pub struct UpstreamFailed {
+    pub node: String,
+    /// `llm` or `generic`.
+    pub route: &'static str,
+    /// The LLM route's error class (`unavailable`, `rate_limited`, `timeout`,
+    /// `stream_broken`, `context_length`); the generic route has no classes and repeats
+    /// `reason`.
+    pub class: &'static str,
+    /// What failed (`connect`, `upstream`, `timeout`, `status`, `stream`): the
+    /// `reason` label of `keel_upstream_retries_total`.
+    pub reason: &'static str,
+    /// The answer's status when the node answered with one.
+    pub status: Option<u16>,
+    pub request_id: String,
+    /// The failure as a client may read it.
+    pub error: String,
+}
+event!(UpstreamFailed, "upstream.failed", Level::Warn, |e| format!(
+    "upstream attempt on node {} failed ({}: {}), request {}",
+    e.node, e.class, e.error, e.request_id
+));
+
+/// Failures of a node left out of the event feed by [`FailureEventLimit`].
+#[derive(Serialize)]
+pub struct UpstreamFailuresSuppressed {
+    pub node: String,
+    pub suppressed: u64,
+    pub window_ms: u64,
+}
+event!(
+    UpstreamFailuresSuppressed,
+    "upstream.failures_suppressed",
+    Level::Warn,
+    |e| format!(
+        "{} more failed upstream attempts on node {} within {} ms were not reported one by one",
+        e.suppressed, e.node, e.window_ms
+    )
+);
+
+/// `upstream.failed` events one node may emit per [`FAILURE_EVENT_WINDOW`].
+pub const FAILURE_EVENTS_PER_WINDOW: u32 = 10;
+pub const FAILURE_EVENT_WINDOW: Duration = Duration::from_secs(10);
+
+/// Per-node limit on `upstream.failed` events: a node failing every request of a busy
+/// gateway would otherwise flood the event ring (pushing out the breaker events that
+/// explain the outage) and the log. The first [`FAILURE_EVENTS_PER_WINDOW`] failures of a
+/// window become events; the rest are counted, and the count becomes one
+/// `upstream.failures_suppressed` event when the window ends. Constant memory per node.
+#[derive(Debug, Default)]
+pub struct FailureEventLimit {
+    window: parking_lot::Mutex<Option<Window>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    emitted: u32,
+    suppressed: u64,
+}
+
+/// What to emit for one failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    /// This failure becomes an event.
+    pub emit: bool,
+    /// Failures suppressed in a window that ended before this one (report them first).
+    pub ended_suppressed: u64,
+}
+
+impl FailureEventLimit {
+    /// Counts a failure at `now`.
+    pub fn admit(&self, now: Instant) -> Admitted {
+        let mut window = self.window.lock();
+        let ended_suppressed = Self::end_if_over(&mut window, now);
+        let w = window.get_or_insert(Window {
+            start: now,
+            emitted: 0,
+            suppressed: 0,
+        });
+        let emit = w.emitted < FAILURE_EVENTS_PER_WINDOW;
+        if emit {
+            w.emitted += 1;
+        } else {
+            w.suppressed += 1;
+        }
+        Admitted {
+            emit,
+            ended_suppressed,
+        }
+    }
+
+    /// Ends a window that is over (the gateway's tick asks): the failures it suppressed.
+    pub fn flush(&self, now: Instant) -> u64 {
+        Self::end_if_over(&mut self.window.lock(), now)
+    }
+
+    fn end_if_over(window: &mut Option<Window>, now: Instant) -> u64 {
+        match *window {
+            Some(w) if now.duration_since(w.start) >= FAILURE_EVENT_WINDOW => {
+                *window = None;
+                w.suppressed
+            }
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_events_are_limited_per_window_and_the_rest_counted() {
+        let limit = FailureEventLimit::default();
+        let t0 = Instant::now();
+        let emitted = (0..25).map(|_| limit.admit(t0)).filter(|a| a.emit).count();
+        assert_eq!(emitted, FAILURE_EVENTS_PER_WINDOW as usize);
+        assert_eq!(
+            limit.flush(t0 + Duration::from_secs(1)),
+            0,
+            "window not over"
+        );
+        // The next window's first failure reports what the last one left out.
+        let next = limit.admit(t0 + FAILURE_EVENT_WINDOW);
+        assert_eq!(
+            next,
+            Admitted {
+                emit: true,
+                ended_suppressed: 15
+            }
+        );
+        for _ in 0..FAILURE_EVENTS_PER_WINDOW {
+            limit.admit(t0 + FAILURE_EVENT_WINDOW);
+        }
+        assert_eq!(limit.flush(t0 + FAILURE_EVENT_WINDOW * 2), 1);
+        assert_eq!(limit.flush(t0 + FAILURE_EVENT_WINDOW * 3), 0);
+    }
+}

@@ -207,6 +207,27 @@ impl Pool {
         }
     }
 
+    /// Reports one failed upstream attempt as an `upstream.failed` event, within the
+    /// node's event limit (see [`FailureEventLimit`]).
+    pub fn upstream_failed(&self, node: &Node, failure: UpstreamFailed, now: Instant) {
+        let admitted = node.failure_events.admit(now);
+        self.suppressed(node, admitted.ended_suppressed);
+        if admitted.emit {
+            self.telemetry.events.emit(&failure);
+        }
+    }
+
+    /// Reports the failures a node's event limit left out of a window that ended.
+    fn suppressed(&self, node: &Node, count: u64) {
+        if count > 0 {
+            self.telemetry.events.emit(&UpstreamFailuresSuppressed {
+                node: node.name.clone(),
+                suppressed: count,
+                window_ms: FAILURE_EVENT_WINDOW.as_millis() as u64,
+            });
+        }
+    }
+
     /// Events, metrics and readiness for a breaker transition.
     pub fn on_breaker(&self, node: &Arc<Node>, t: Transition) {
         let events = &self.telemetry.events;
@@ -313,6 +334,7 @@ impl Pool {
     pub fn tick(&self, now: Instant) {
         let nodes = self.nodes.load();
         for node in nodes.iter() {
+            self.suppressed(node, node.failure_events.flush(now));
             let (advance, reenter) = {
                 let mut c = node.control();
                 let advance = c.shift.tick(&self.config.shift, now);

@@ -93,6 +93,8 @@ pub const ALL_ERRORS_INTERNAL: &str = "keel_all_errors";
 // ── proxy ────────────────────────────────────────────────────────────────────────────
 /// Upstream time to the first response byte, by node.
 pub const UPSTREAM_TTFB_SECONDS: &str = "keel_upstream_time_to_first_byte_seconds";
+/// Streamed LLM attempts from their start to the first content event, by node.
+pub const UPSTREAM_TTFT_SECONDS: &str = "keel_upstream_time_to_first_token_seconds";
 pub const UPSTREAM_RETRIES_TOTAL: &str = "keel_upstream_retries_total";
 pub const BREAKER_EJECTIONS_TOTAL: &str = "keel_breaker_ejections_total";
 /// Client requests on the proxy listener.
@@ -134,6 +136,7 @@ pub const GPU_LOCK_WARNINGS_TOTAL: &str = "keel_gpu_lock_warnings_total";
 pub const REFERENCED: &[(&str, &str)] = &[
     (UPSTREAM_REQUESTS_TOTAL, "proxy"),
     (UPSTREAM_REQUEST_DURATION_SECONDS, "proxy"),
+    (UPSTREAM_TTFT_SECONDS, "proxy"),
     (BREAKER_STATE, "proxy"),
     (QUEUE_DEPTH, "proxy"),
     (PROXY_NODES_AVAILABLE, "proxy"),

@@ -1,8 +1,9 @@
 //! A scripted fake LLM provider: OpenAI `POST /v1/chat/completions` and Anthropic
 //! `POST /v1/messages`, JSON and SSE, on an ephemeral loopback port.
 //!
-//! It speaks raw HTTP/1.1 over TCP (one request per connection, `connection: close`) rather
-//! than through a web framework, because several faults live below HTTP: a connection reset
+//! It speaks raw HTTP/1.1 over TCP (one request per connection, `connection: close`, unless
+//! [`FakeLlm::keep_alive`] lets complete streams keep their connection) rather than through
+//! a web framework, because several faults live below HTTP: a connection reset
 //! before any header, a chunked stream cut without its last chunk, a socket kept open but
 //! silent. Each API request takes the next [`Fault`] of the script (then [`Fault::None`]) and
 //! is recorded with its arrival time and body. An assistant message at the end of the
@@ -85,6 +86,10 @@ struct State {
     /// A request ending in an assistant prefill gets 400 `invalid_prefill` (a model that
     /// cannot continue a text).
     refuse_prefill: bool,
+    /// A complete streamed answer leaves its connection open for the next request.
+    keep_alive: bool,
+    /// Connections that carried at least one API request.
+    api_connections: u32,
 }
 
 pub struct FakeLlm {
@@ -113,13 +118,15 @@ impl FakeLlm {
             health_checks: 0,
             down_until: None,
             refuse_prefill: false,
+            keep_alive: false,
+            api_connections: 0,
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 let state = shared.clone();
                 tokio::spawn(async move {
-                    let _ = serve(sock, state).await;
+                    let _ = serve_connection(sock, state).await;
                 });
             }
         });
@@ -163,6 +170,17 @@ impl FakeLlm {
         until
     }
 
+    /// Streams end with the chunked terminator and keep their connection (HTTP/1.1
+    /// keep-alive, as real providers do); other answers still close it.
+    pub fn keep_alive(&self) {
+        self.lock().keep_alive = true;
+    }
+
+    /// Connections accepted that carried at least one API request.
+    pub fn api_connections(&self) -> u32 {
+        self.lock().api_connections
+    }
+
     pub fn health_checks(&self) -> u32 {
         self.lock().health_checks
     }
@@ -190,8 +208,26 @@ enum Api {
     Anthropic,
 }
 
-async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
-    let Some((method, path, headers, body)) = read_request(&mut sock).await? else {
+/// Serves requests on one connection until an answer closes it (or the peer does).
+async fn serve_connection(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let mut counted = false;
+    loop {
+        let mut reusable = false;
+        serve(&mut sock, &state, &mut counted, &mut reusable).await?;
+        if !reusable {
+            return Ok(());
+        }
+    }
+}
+
+/// Serves one request; `reusable` is set when the connection may carry another one.
+async fn serve(
+    sock: &mut TcpStream,
+    state: &Arc<Mutex<State>>,
+    counted: &mut bool,
+    reusable: &mut bool,
+) -> std::io::Result<()> {
+    let Some((method, path, headers, body)) = read_request(sock).await? else {
         return Ok(());
     };
     let api = match (method.as_str(), path.split('?').next().unwrap_or("")) {
@@ -202,12 +238,16 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .health_checks += 1;
-            return respond(&mut sock, 200, &[], "application/json", b"{\"ok\":true}").await;
+            return respond(sock, 200, &[], "application/json", b"{\"ok\":true}").await;
         }
     };
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (fault, text, model, gap) = {
+    let (fault, text, model, gap, keep_alive) = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        if !*counted {
+            *counted = true;
+            s.api_connections += 1;
+        }
         s.attempts.push(Attempt {
             at: Instant::now(),
             path: path.clone(),
@@ -224,7 +264,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
         } else {
             s.script.pop_front().unwrap_or(Fault::None)
         };
-        (fault, s.text.clone(), s.model.clone(), s.gap)
+        (fault, s.text.clone(), s.model.clone(), s.gap, s.keep_alive)
     };
     let stream = request
         .get("stream")
@@ -252,7 +292,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             let extra: Vec<(&str, &str)> = retry_after
                 .map(|v| vec![("retry-after", v)])
                 .unwrap_or_default();
-            return respond(&mut sock, status, &extra, "application/json", &body).await;
+            return respond(sock, status, &extra, "application/json", &body).await;
         }
         Fault::ContextLength => {
             let message = match api {
@@ -261,7 +301,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             };
             let code = (api == Api::OpenAi).then_some("context_length_exceeded");
             let body = error_body(api, "invalid_request_error", message, code);
-            return respond(&mut sock, 400, &[], "application/json", &body).await;
+            return respond(sock, 400, &[], "application/json", &body).await;
         }
         Fault::ContentPolicy => {
             let body = error_body(
@@ -270,7 +310,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                 "Your request was rejected as a result of our safety system (content policy).",
                 Some("content_policy_violation"),
             );
-            return respond(&mut sock, 400, &[], "application/json", &body).await;
+            return respond(sock, 400, &[], "application/json", &body).await;
         }
         Fault::PrefillRefused => {
             let message = match api {
@@ -279,7 +319,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             };
             let code = (api == Api::OpenAi).then_some("invalid_prefill");
             let body = error_body(api, "invalid_request_error", message, code);
-            return respond(&mut sock, 400, &[], "application/json", &body).await;
+            return respond(sock, 400, &[], "application/json", &body).await;
         }
         Fault::NoHeaders(d) => tokio::time::sleep(d).await,
         Fault::SilentThenClose(d) => {
@@ -313,16 +353,21 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             sock.set_zero_linger()?;
             return Ok(());
         }
-        return respond(&mut sock, 200, &[], "application/json", &bytes).await;
+        return respond(sock, 200, &[], "application/json", &bytes).await;
     }
 
+    let close = if keep_alive {
+        ""
+    } else {
+        "connection: close\r\n"
+    };
     sock.write_all(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n",
+        format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n{close}transfer-encoding: chunked\r\n\r\n").as_bytes(),
     )
     .await?;
     let id = format!("fake-{}", model);
     for event in preamble(api, &id, &model, input_tokens) {
-        chunk(&mut sock, &event).await?;
+        chunk(sock, &event).await?;
     }
     if let Fault::SlowFirstToken(d) = fault {
         tokio::time::sleep(d).await;
@@ -338,18 +383,18 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             while sock.read(&mut buf).await? > 0 {}
             return Ok(());
         }
-        chunk(&mut sock, &delta(api, &id, &model, word)).await?;
+        chunk(sock, &delta(api, &id, &model, word)).await?;
         if i == 0 && fault == Fault::Malformed {
             let broken = match api {
                 Api::OpenAi => "data: {\"id\":\"x\",\"choices\":[{\"delta\":{\"content\":\"BROKEN\n\n".to_string(),
                 Api::Anthropic => "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"BROKEN\n\n".to_string(),
             };
-            chunk(&mut sock, &broken).await?;
+            chunk(sock, &broken).await?;
         }
         tokio::time::sleep(gap).await;
     }
     for event in ending(api, &id, &model, input_tokens, words.len() as u64) {
-        chunk(&mut sock, &event).await?;
+        chunk(sock, &event).await?;
     }
     if fault != Fault::NoTerminator {
         let done = match api {
@@ -358,9 +403,10 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                 "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n".to_string()
             }
         };
-        chunk(&mut sock, &done).await?;
+        chunk(sock, &done).await?;
     }
     sock.write_all(b"0\r\n\r\n").await?;
+    *reusable = keep_alive;
     sock.flush().await
 }
 

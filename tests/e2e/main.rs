@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod llm;
 mod llm_hedge;
+mod llm_stream;
 mod node_compat;
 mod openapi;
 mod store_integrity;

@@ -110,6 +110,19 @@ pub async fn serve(
             .retries
             .with_label_values(&[name, error.label()])
             .inc();
+        gw.pool.upstream_failed(
+            &picked.node,
+            crate::proxy::node_events::UpstreamFailed {
+                node: name.to_string(),
+                route: "generic",
+                class: error.label(),
+                reason: error.label(),
+                status: error.answer_status(),
+                request_id: ctx.request_id.clone(),
+                error: error.public(),
+            },
+            Instant::now(),
+        );
         let plan = budget.after_failure(
             name,
             &Failure::elsewhere(),

@@ -190,6 +190,13 @@ impl Upstream for GatewayUpstream<'_> {
         })
     }
 
+    fn first_token(&self, node: &GatewayNode, after: std::time::Duration) {
+        self.gw
+            .pool
+            .metrics
+            .observe_ttft(&node.node, after.as_secs_f64());
+    }
+
     fn report(&self, node: &GatewayNode, report: Report) {
         let pool = &self.gw.pool;
         let m = &pool.metrics;
@@ -236,6 +243,19 @@ impl Upstream for GatewayUpstream<'_> {
                     .inc();
                 m.count_upstream(&node.node, "error");
                 m.retries.with_label_values(&[name, error.label()]).inc();
+                pool.upstream_failed(
+                    &node.node,
+                    crate::proxy::node_events::UpstreamFailed {
+                        node: name.to_string(),
+                        route: "llm",
+                        class: class.name(),
+                        reason: error.label(),
+                        status: error.answer_status(),
+                        request_id: self.request_id.clone(),
+                        error: error.public(),
+                    },
+                    now,
+                );
                 // A prompt too long for this node says nothing about the node's health.
                 let healthy = class == ErrorClass::ContextLength;
                 pool.record(&node.node, healthy, node.probe, now);

@@ -1,28 +1,42 @@
 //! Load generator and fake LLM upstream for the gateway benchmark.
 //!
 //! - `serve PORT NAME`: a keep-alive HTTP/1 server answering every request with a small
-//!   JSON body naming the node (like an LLM API answer with usage).
+//!   JSON body naming the node (like an LLM API answer with usage); a request with
+//!   `"stream":true` gets an OpenAI-style SSE stream (first token at once, then one token
+//!   per millisecond, `[DONE]`, then the chunked terminator). `GET /stats` tells how many
+//!   connections carried a `POST` (the connections a client opened for API requests).
 //! - `closed URL CONCURRENCY SECONDS`: closed loop, one keep-alive connection per worker,
 //!   as fast as possible (maximum throughput at fixed concurrency).
 //! - `open URL RATE SECONDS [TIMELINE.csv]`: open loop at a fixed rate; latency is measured
 //!   from each request's scheduled time (no coordinated omission). Writes a per-second
 //!   timeline (ok, errors, answers per node) when asked.
+//! - `stream URL CONCURRENCY COUNT`: COUNT streamed chat completions, CONCURRENCY at a time,
+//!   each worker on one keep-alive connection; measures the time to the first content token.
 //!
 //! Every mode prints one JSON line of results.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
 use hyper::server::conn::http1 as server_http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 const BODY: &str =
     r#"{"model":"bench","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
+const STREAM_BODY: &str = r#"{"model":"bench","stream":true,"max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
+/// Content tokens of a streamed answer, and the pause between two of them.
+const STREAM_TOKENS: usize = 8;
+const TOKEN_GAP: Duration = Duration::from_millis(1);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -33,6 +47,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("serve") => rt.block_on(serve(arg(&args, 2), args[3].clone())),
         Some("closed") => rt.block_on(closed(args[2].clone(), arg(&args, 3), arg(&args, 4))),
+        Some("stream") => rt.block_on(stream(args[2].clone(), arg(&args, 3), arg(&args, 4))),
         Some("open") => rt.block_on(open(
             args[2].clone(),
             arg(&args, 3),
@@ -41,7 +56,7 @@ fn main() {
         )),
         _ => {
             eprintln!(
-                "usage: loadgen serve PORT NAME | closed URL CONC SECS | open URL RATE SECS [CSV]"
+                "usage: loadgen serve PORT NAME | closed URL CONC SECS | open URL RATE SECS [CSV] | stream URL CONC COUNT"
             );
             std::process::exit(2);
         }
@@ -54,6 +69,58 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize) -> T {
         .unwrap_or_else(|| panic!("argument {i} missing or invalid"))
 }
 
+/// A streamed answer body fed by a task through a channel (one frame per event).
+struct SseBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for SseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn chunk_event(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+/// An OpenAI-style stream: role, tokens one per [`TOKEN_GAP`], finish, usage, `[DONE]`.
+fn sse_answer(name: &str) -> SseBody {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let id = format!(
+        r#""id":"chatcmpl-bench","object":"chat.completion.chunk","model":"bench","node":"{name}""#
+    );
+    tokio::spawn(async move {
+        let role = format!(
+            r#"{{{id},"choices":[{{"index":0,"delta":{{"role":"assistant","content":""}},"finish_reason":null}}]}}"#
+        );
+        let _ = tx.send(chunk_event(&role)).await;
+        for i in 0..STREAM_TOKENS {
+            if i > 0 {
+                tokio::time::sleep(TOKEN_GAP).await;
+            }
+            let token = format!(
+                r#"{{{id},"choices":[{{"index":0,"delta":{{"content":"tok{i} "}},"finish_reason":null}}]}}"#
+            );
+            let _ = tx.send(chunk_event(&token)).await;
+        }
+        let finish =
+            format!(r#"{{{id},"choices":[{{"index":0,"delta":{{}},"finish_reason":"stop"}}]}}"#);
+        let usage = format!(
+            r#"{{{id},"choices":[],"usage":{{"prompt_tokens":10,"completion_tokens":{STREAM_TOKENS},"total_tokens":{}}}}}"#,
+            10 + STREAM_TOKENS
+        );
+        for e in [finish, usage, "[DONE]".to_string()] {
+            let _ = tx.send(chunk_event(&e)).await;
+        }
+        // Dropping the sender ends the body: the chunked terminator follows on its own.
+    });
+    SseBody(rx)
+}
+
 async fn serve(port: u16, name: String) {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -61,23 +128,54 @@ async fn serve(port: u16, name: String) {
     let answer = Bytes::from(format!(
         r#"{{"id":"msg_bench","type":"message","node":"{name}","content":[{{"type":"text","text":"ok"}}],"usage":{{"input_tokens":10,"output_tokens":20}}}}"#
     ));
+    let name: Arc<str> = name.into();
+    // Connections that carried at least one POST (health checks and `/stats` do not count).
+    let connections = Arc::new(AtomicU64::new(0));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let answer = answer.clone();
+        let (answer, name, connections) = (answer.clone(), name.clone(), connections.clone());
+        let counted = Arc::new(std::sync::atomic::AtomicBool::new(false));
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let answer = answer.clone();
+                let (answer, name, connections, counted) = (
+                    answer.clone(),
+                    name.clone(),
+                    connections.clone(),
+                    counted.clone(),
+                );
                 async move {
-                    let _ = req.into_body().collect().await;
-                    Ok::<_, hyper::Error>(
+                    if req.method() == hyper::Method::POST && !counted.swap(true, Ordering::Relaxed)
+                    {
+                        connections.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if req.method() == hyper::Method::GET && req.uri().path() == "/stats" {
+                        let n = connections.load(Ordering::Relaxed);
+                        let body = Full::new(Bytes::from(format!(r#"{{"connections":{n}}}"#)));
+                        return Ok::<_, hyper::Error>(Response::new(body.boxed()));
+                    }
+                    let body = req
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let streamed = body.windows(13).any(|w| w == b"\"stream\":true");
+                    let response = if streamed {
+                        Response::builder()
+                            .header("content-type", "text/event-stream")
+                            .header("cache-control", "no-cache")
+                            // nginx relays the stream as it comes (as providers ask of it).
+                            .header("x-accel-buffering", "no")
+                            .body(sse_answer(&name).boxed())
+                    } else {
                         Response::builder()
                             .header("content-type", "application/json")
-                            .body(Full::new(answer))
-                            .expect("response"),
-                    )
+                            .body(Full::new(answer).boxed())
+                    };
+                    Ok(response.expect("response"))
                 }
             });
             let _ = server_http1::Builder::new()
@@ -188,6 +286,124 @@ async fn closed(url: String, concurrency: usize, seconds: u64) {
         all.len() as f64 / secs,
         percentile(&all, 0.5),
         percentile(&all, 0.99)
+    );
+}
+
+/// One streamed request on `send`: (time to the first content token, whole stream) in ms,
+/// or why it failed.
+async fn one_stream(
+    send: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    url: &str,
+    authority: &str,
+) -> Result<(f64, f64), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let req = Request::post(uri.path())
+        .header("host", authority)
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer bench")
+        .body(Full::new(Bytes::from_static(STREAM_BODY.as_bytes())))
+        .map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("status {}", resp.status()));
+    }
+    let mut body = resp.into_body();
+    let mut ttft = None;
+    let mut seen = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        seen.extend_from_slice(data);
+        if ttft.is_none() && seen.windows(14).any(|w| w == b"\"content\":\"tok") {
+            ttft = Some(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let done = seen.windows(6).any(|w| w == b"[DONE]");
+    match (ttft, done) {
+        (Some(ttft), true) => Ok((ttft, t.elapsed().as_secs_f64() * 1000.0)),
+        _ => Err("stream without content or [DONE]".into()),
+    }
+}
+
+async fn stream(url: String, concurrency: usize, count: u64) {
+    let uri: hyper::Uri = url.parse().expect("url");
+    let host = uri.host().expect("host").to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let authority = format!("{host}:{port}");
+    let left = Arc::new(AtomicU64::new(count));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (url, host, authority, left) =
+            (url.clone(), host.clone(), authority.clone(), left.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ttfts, mut totals, mut errors, mut first_error) =
+                (Vec::new(), Vec::new(), 0u64, String::new());
+            'outer: loop {
+                let Ok(tcp) = tokio::net::TcpStream::connect((host.as_str(), port)).await else {
+                    errors += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                let Ok((mut send, conn)) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await
+                else {
+                    errors += 1;
+                    continue;
+                };
+                tokio::spawn(conn);
+                loop {
+                    if left
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                        .is_err()
+                    {
+                        break 'outer;
+                    }
+                    match one_stream(&mut send, &url, &authority).await {
+                        Ok((ttft, total)) => {
+                            ttfts.push(ttft);
+                            totals.push(total);
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            if first_error.is_empty() {
+                                first_error = e;
+                            }
+                            continue 'outer;
+                        }
+                    }
+                }
+            }
+            (ttfts, totals, errors, first_error)
+        }));
+    }
+    let (mut ttft, mut total, mut errors, mut first_error) =
+        (Vec::new(), Vec::new(), 0, String::new());
+    for t in tasks {
+        let (a, b, e, f) = t.await.expect("worker");
+        ttft.extend(a);
+        total.extend(b);
+        errors += e;
+        if first_error.is_empty() {
+            first_error = f;
+        }
+    }
+    ttft.sort_by(f64::total_cmp);
+    total.sort_by(f64::total_cmp);
+    println!(
+        r#"{{"mode":"stream","concurrency":{concurrency},"streams":{},"errors":{errors},"ttft_p50_ms":{:.3},"ttft_p99_ms":{:.3},"stream_p50_ms":{:.3},"first_error":"{}"}}"#,
+        ttft.len(),
+        percentile(&ttft, 0.5),
+        percentile(&ttft, 0.99),
+        percentile(&total, 0.5),
+        first_error
+            .replace('"', "'")
+            .chars()
+            .take(200)
+            .collect::<String>()
     );
 }
 

@@ -64,6 +64,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 response,
                 ClientStream::new(self.request),
                 false,
+                started,
                 token_at + first_token,
             );
             tokio::pin!(primary);
@@ -89,7 +90,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                         Outcome::Alone(self.failed(node, ErrorClass::Timeout, false, error))
                     }
                     Some(hedge) => {
-                        let raced = self.hedge_attempt(&hedge, hedge_started + first_token);
+                        let raced = self.hedge_attempt(&hedge, hedge_started);
                         self.race(node, primary, hedge.clone(), raced).await
                     }
                 },
@@ -212,9 +213,11 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         }
     }
 
-    /// The hedge itself: send, then prime its stream by `deadline`. A refusal or an answer
-    /// that is no stream is a failed attempt (a node taking over never answers for another).
-    async fn hedge_attempt(&self, hedge: &U::Node, deadline: Instant) -> Result<Primed, Attempt> {
+    /// The hedge itself, begun at `started`: send, then prime its stream within
+    /// `first_token`. A refusal or an answer that is no stream is a failed attempt (a node
+    /// taking over never answers for another).
+    async fn hedge_attempt(&self, hedge: &U::Node, started: Instant) -> Result<Primed, Attempt> {
+        let deadline = started + self.settings.first_token;
         let body = self.request.body_for(hedge.model_mapping());
         let mut response = self.send(hedge, body).await?;
         if !(200..300).contains(&response.status) {
@@ -249,6 +252,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             return Err(self.failed(hedge, ErrorClass::Unavailable, false, error));
         }
         let stream = ClientStream::new(self.request);
-        self.prime(hedge, response, stream, false, deadline).await
+        self.prime(hedge, response, stream, false, started, deadline)
+            .await
     }
 }

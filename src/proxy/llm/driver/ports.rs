@@ -88,6 +88,9 @@ pub trait Upstream: Send + Sync {
     fn prefill_refused(&self, node: &Self::Node, model: &str) -> bool;
     /// Remembers that `node` refused an assistant prefill for `model`.
     fn remember_prefill_refusal(&self, node: &Self::Node, model: &str);
+    /// A streamed attempt on `node` produced its first content `after` the attempt began
+    /// (its time to first token).
+    fn first_token(&self, _node: &Self::Node, _after: std::time::Duration) {}
 }
 
 /// The client went away; nothing more can be written.

@@ -8,7 +8,7 @@
 //! [`Driver::continue_stream`] takes over.
 
 use super::{read_all, wait_until, Attempt, Driver, Served, MAX_ERROR_BODY};
-use super::{ClientGone, ClientSink, LlmNode, Report, Upstream, UpstreamResponse};
+use super::{ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse};
 use crate::proxy::attempt::AttemptError;
 use crate::proxy::llm::classify::{is_prefill_rejection, ErrorClass};
 use crate::proxy::llm::continuation::{ClientStream, Ending};
@@ -18,7 +18,24 @@ use crate::proxy::llm::stream_event::inspect;
 use crate::proxy::retry::{Failure, Plan};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
+use std::time::Duration;
 use tokio::time::Instant;
+
+/// Longest wait for the rest of an upstream stream after its terminal event (`[DONE]`,
+/// `message_stop`): the chunked terminator normally follows in the same write.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+/// Most bytes read past the terminal event before the connection is given up.
+const DRAIN_MAX: usize = 64 * 1024;
+
+/// Reads what is left of a stream whose terminal event was relayed — the chunked
+/// terminator — so that its connection goes back to the node's pool (the body hands it
+/// back when it reaches its end). A stream left unread would be closed, and the next
+/// streamed request would pay a new TCP (and TLS) handshake before its first token. Runs
+/// after the client has its last bytes, so it adds nothing to the client's latency; a
+/// node that keeps talking past the end is cut off by the bounds and its connection closed.
+async fn drain(body: &mut dyn ResponseBody) {
+    let _ = tokio::time::timeout(DRAIN_WAIT, read_all(body, DRAIN_MAX, DRAIN_WAIT)).await;
+}
 
 /// A streamed answer (`content-type: text/event-stream`).
 pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -87,7 +104,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
     ) -> Attempt {
         let deadline = started + self.settings.first_token;
         match self
-            .prime(node, response, stream, committed, deadline)
+            .prime(node, response, stream, committed, started, deadline)
             .await
         {
             Ok(primed) => self.deliver(node, primed).await,
@@ -97,13 +114,15 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
 
     /// Reads a part until its first content, by `deadline`, writing nothing to the client —
     /// so two attempts can be primed side by side (a hedge) and the loser dropped. `Err` is
-    /// the reported failed attempt.
+    /// the reported failed attempt. The first content's time since `started` (the attempt's
+    /// start) is the node's time to first token.
     pub(super) async fn prime(
         &self,
         node: &U::Node,
         mut response: UpstreamResponse,
         mut stream: ClientStream,
         committed: bool,
+        started: Instant,
         deadline: Instant,
     ) -> Result<Primed, Attempt> {
         let mut part = Part {
@@ -123,6 +142,9 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 Err(cut) => return Err(self.cut(node, stream, cut)),
             };
             if part.has_content || ended {
+                if part.has_content {
+                    self.up.first_token(node, started.elapsed());
+                }
                 return Ok(Primed {
                     response,
                     stream,
@@ -152,7 +174,9 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 part.committed = true;
             }
             if stream.terminated() {
-                return self.part_complete(node, &stream, out.freeze()).await;
+                let done = self.part_complete(node, &stream, out.freeze()).await;
+                drain(&mut *response.body).await;
+                return done;
             }
             if !out.is_empty() && self.client.body(out.freeze(), false).await.is_err() {
                 return Attempt::Done(Served::ClientGone);
