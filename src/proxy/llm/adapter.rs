@@ -8,7 +8,7 @@
 //!   (so Pingora keeps owning framing, keep-alive and graceful shutdown).
 
 use super::driver::{
-    ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse,
+    BodyBroken, ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse,
 };
 use super::route::LlmRoute;
 use super::token_usage::Usage;
@@ -310,7 +310,7 @@ impl ResponseBody for PingoraBody {
     /// Pingora's body-read future, which is about 3 KB copied per call.
     fn next<'life0, 'async_trait>(
         &'life0 mut self,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<Bytes>, String>> + Send + 'async_trait>>
+    ) -> Pin<Box<dyn Future<Output = Result<Option<Bytes>, BodyBroken>> + Send + 'async_trait>>
     where
         'life0: 'async_trait,
         Self: 'async_trait,
@@ -323,7 +323,7 @@ impl ResponseBody for PingoraBody {
 }
 
 impl PingoraBody {
-    async fn read(&mut self) -> Result<Option<Bytes>, String> {
+    async fn read(&mut self) -> Result<Option<Bytes>, BodyBroken> {
         let Some(session) = self.session.as_mut() else {
             return Ok(None);
         };
@@ -341,7 +341,7 @@ impl PingoraBody {
             }
             Err(e) => {
                 self.session = None;
-                Err(e.to_string())
+                Err(BodyBroken(e))
             }
         }
     }

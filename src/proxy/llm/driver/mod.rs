@@ -44,7 +44,7 @@ mod tests;
 mod whole;
 
 pub use ports::{
-    ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse,
+    BodyBroken, ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse,
 };
 
 use super::classify::ErrorClass;
@@ -441,21 +441,32 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
     }
 }
 
+/// Why a body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("no data for {0:?}")]
+    Idle(Duration),
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error(transparent)]
+    Broken(#[from] BodyBroken),
+}
+
 /// Reads a body to its end, up to `max` bytes, with `idle` as the longest silence.
 async fn read_all(
     body: &mut dyn ResponseBody,
     max: usize,
     idle: Duration,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, ReadError> {
     let mut out = crate::proxy::body::Collected::default();
     loop {
         match tokio::time::timeout(idle, body.next()).await {
-            Err(_) => return Err(format!("no data for {idle:?}")),
-            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(ReadError::Idle(idle)),
+            Ok(Err(e)) => return Err(e.into()),
             Ok(Ok(None)) => return Ok(out.finish()),
             Ok(Ok(Some(chunk))) => {
                 if out.size() + chunk.len() > max {
-                    return Err(format!("body larger than {max} bytes"));
+                    return Err(ReadError::TooLarge(max));
                 }
                 out.push(chunk);
             }

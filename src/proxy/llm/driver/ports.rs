@@ -38,8 +38,13 @@ pub struct UpstreamResponse {
 #[async_trait]
 pub trait ResponseBody: Send {
     /// The next chunk; `Ok(None)` at a clean end, `Err` when the connection broke.
-    async fn next(&mut self) -> Result<Option<Bytes>, String>;
+    async fn next(&mut self) -> Result<Option<Bytes>, BodyBroken>;
 }
+
+/// The upstream connection broke while its body was read (the transport's own error).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyBroken(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// What happened on one node, for its breaker, metrics and token counts.
 #[derive(Debug, Clone, PartialEq)]

@@ -74,13 +74,16 @@ struct Body(VecDeque<Piece>);
 
 #[async_trait]
 impl ResponseBody for Body {
-    async fn next(&mut self) -> Result<Option<Bytes>, String> {
+    async fn next(&mut self) -> Result<Option<Bytes>, BodyBroken> {
         loop {
             match self.0.pop_front() {
                 None => return Ok(None),
                 Some(Piece::Chunk(c)) => return Ok(Some(Bytes::from(c))),
                 Some(Piece::Pause(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
-                Some(Piece::Cut) => return Err("connection reset".into()),
+                Some(Piece::Cut) => {
+                    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+                    return Err(BodyBroken(Box::new(reset)));
+                }
                 Some(Piece::Stall) => std::future::pending::<()>().await,
             }
         }
