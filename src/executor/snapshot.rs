@@ -8,8 +8,10 @@
 //!   nothing (`return input.a + 1`);
 //! - one context per module ([`single`]): the prelude plus that module instantiated, for
 //!   blocks that require one;
+//! - one per pair of the reference's seven modules ([`pair`]), for blocks that require two
+//!   of them;
 //! - [`COMMON`]: every module but the heavy ones ([`HEAVY`]) instantiated, for blocks that
-//!   require several.
+//!   require more.
 //!
 //! [`super::requires`] picks one from the `require('…')` literals of a block's code. Any
 //! module a context lacks is still there on `require`: runtime.js has Rust evaluate that
@@ -105,17 +107,37 @@ pub fn single(module: usize) -> usize {
 /// Snapshot index of the context with every module but the [`HEAVY`] ones.
 pub const COMMON: usize = MODULES.len();
 
-/// Contexts in the snapshot besides the default one.
-pub const CONTEXTS: usize = MODULES.len() + 1;
+/// The modules with a context per pair of them: the reference's first seven (the ones blocks
+/// combine most; a pair context costs about what its two modules' single contexts cost
+/// together, against ~2 ms for [`COMMON`]).
+const PAIRED: usize = 7;
+const PAIRS: usize = PAIRED * (PAIRED - 1) / 2;
+
+/// Contexts in the snapshot besides the default one: singles, common, pairs.
+pub const CONTEXTS: usize = MODULES.len() + 1 + PAIRS;
+
+/// The pairs with a context, in snapshot order.
+fn pairs() -> impl Iterator<Item = (usize, usize)> {
+    (0..PAIRED).flat_map(|a| (a + 1..PAIRED).map(move |b| (a, b)))
+}
+
+/// Snapshot index of the context with modules `a` and `b` (`a < b`), if there is one.
+pub fn pair(a: usize, b: usize) -> Option<usize> {
+    pairs().position(|p| p == (a, b)).map(|i| COMMON + 1 + i)
+}
 
 /// The modules (indices into [`MODULES`]) instantiated in snapshot context `index`.
 pub fn context_modules(index: usize) -> Vec<usize> {
     if index < MODULES.len() {
         vec![index]
-    } else {
+    } else if index == COMMON {
         (0..MODULES.len())
             .filter(|m| !HEAVY.contains(&MODULES[*m]))
             .collect()
+    } else {
+        pairs()
+            .nth(index - COMMON - 1)
+            .map_or_else(Vec::new, |(a, b)| vec![a, b])
     }
 }
 
