@@ -98,6 +98,7 @@ pub(super) fn install(
     )?;
     set_fn(scope, natives, "sleep", guarded!(timers::native_sleep))?;
     set_fn(scope, natives, "cancel", guarded!(timers::native_cancel))?;
+    set_fn(scope, natives, "unref", guarded!(timers::native_unref))?;
     set_fn(
         scope,
         natives,
