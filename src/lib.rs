@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod ledger;
 pub mod limits;
 pub mod proxy;
+pub mod runfile;
 pub mod signals;
 pub mod store;
 pub mod systemd;
@@ -78,6 +79,8 @@ pub struct Running {
     gateway: proxy::GatewayHandle,
     background: Vec<JoinHandle<()>>,
     executor: Option<Arc<executor::Executor>>,
+    /// Where [`runfile`] was written.
+    data_dir: std::path::PathBuf,
 }
 
 impl Running {
@@ -124,6 +127,7 @@ impl Running {
         // Commits batched heartbeats and statistics, then stops the journal thread.
         self.ledger.close().await;
         drop(self.store);
+        runfile::remove(&self.data_dir);
         tracing::info!("store closed; keel stopped");
     }
 
@@ -192,25 +196,31 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin: admin.clone(),
         worker_token: config.ledger.worker_token.clone().map(Arc::new),
     };
-    let snapshots = telemetry::snapshot::Snapshots::new(telemetry.clone());
+    let feed = telemetry::dashboard_feed::DashboardFeed::new(telemetry.clone());
     let alert_engine =
-        alerts::AlertEngine::new(config.alerts.clone(), telemetry.clone(), snapshots.clone());
+        alerts::AlertEngine::new(config.alerts.clone(), telemetry.clone(), feed.clone());
     {
         let engine = alert_engine.clone();
-        telemetry
-            .sections
-            .add("alerts", move || serde_json::json!(engine.firing()));
+        telemetry.sections.add("alerts", move || {
+            serde_json::to_value(engine.firing()).unwrap_or_default()
+        });
     }
     let dashboard = api::dashboard::DashboardState {
         telemetry: telemetry.clone(),
-        snapshots: snapshots.clone(),
+        feed: feed.clone(),
         alerts: alert_engine.clone(),
         instance: uuid::Uuid::new_v4().to_string().into(),
         started,
         stop: stop_rx.clone(),
     };
-    let gateway = proxy::start(&config.proxy, store.clone(), telemetry.clone()).await?;
-    let mut domains = axum::Router::new()
+    let gateway = proxy::start(
+        &config.proxy,
+        proxy::request::access::AccessLog::of(&config.log),
+        store.clone(),
+        telemetry.clone(),
+    )
+    .await?;
+    let mut domains = utoipa_axum::router::OpenApiRouter::new()
         .merge(api::nodes::router(gateway.gateway.clone(), admin.clone()))
         .merge(api::dashboard::router(
             dashboard,
@@ -235,11 +245,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map(|t| t.expose().to_string())
             .collect();
         let tokens = Arc::new(executor::tokens::TokenStore::open(store.clone(), &fixed)?);
-        domains = domains.merge(api::flow::router(
-            api::flow::FlowState {
+        domains = domains.merge(api::executor::router(
+            api::executor::ExecutorApi {
                 executor: ex.clone(),
                 tokens,
-                limiter: Arc::new(api::ratelimit::RateLimiter::default()),
+                limits: api::ratelimit::RateLimits::start(&config.executor.rate_limit),
                 started,
             },
             admin.clone(),
@@ -280,7 +290,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let mut background = vec![
         spawn_process_sampler(telemetry.clone()),
-        snapshots.spawn(),
+        feed.spawn(),
         ledger.spawn_monitor(),
     ];
     if let gpu::Gpus::Enabled(monitor) = &gpus {
@@ -290,6 +300,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         background.push(alert_engine.spawn());
     }
 
+    let run = runfile::RunInfo {
+        pid: std::process::id(),
+        control: control_addr,
+        proxy: gateway.addr,
+    };
+    if let Err(e) = runfile::write(&config.data_dir, &run) {
+        tracing::warn!(error = %e, "cannot write {} in the data dir", runfile::FILE);
+    }
     readiness.set_ready();
     tracing::info!(
         control = %control_addr,
@@ -310,6 +328,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         server,
         background,
         executor: executor_handle,
+        data_dir: config.data_dir.clone(),
     })
 }
 

@@ -42,7 +42,8 @@ TOML
   wait_up "http://127.0.0.1:$KPORT/flow/health" || { cat "$TMP/k$1/log"; exit 1; }
   KSTART_MS=$(( $(now_ms) - t0 ))
 }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# keel's RSS includes its executor process (user code runs in a child of the same binary).
+rss_kb() { local t=0 p; for p in "$1" $(pgrep -P "$1"); do t=$(( t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status") )); done; echo $t; }
 
 start_keel 1; RSS1=$(rss_kb $KPID); kill $KPID; wait $KPID 2>/dev/null || true
 start_keel 8; RSS8=$(rss_kb $KPID); kill $KPID; wait $KPID 2>/dev/null || true
@@ -112,4 +113,6 @@ printf '| %-34s | %12s | %12s |\n' "context, common modules (ms, median)" "$KCTX
 printf '| %-34s | %12s | %12s |\n' "context, xlsx (ms, median)" "$KCTXX" "n/a (shared)"
 printf '| %-34s | %12s | %12s |\n' "RSS per extra isolate (MiB)" "$(( (RSS8 - RSS1) / 7 / 1024 ))" "n/a (1 process)"
 printf '| %-34s | %12s | %12s |\n' "RSS at start (MiB; keel pool=1)" "$(( RSS1 / 1024 ))" "$(( NRSS0 / 1024 ))"
+echo
+bench/executor/hot_paths.sh "$KPORT" bench-token-123
 for k in "${!R[@]}"; do echo "$k ${R[$k]}" | grep -q '"errors":0' || echo "WARNING: $k had errors: ${R[$k]}"; done

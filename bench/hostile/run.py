@@ -15,6 +15,7 @@ configured ceiling. The figures go into the README ("Hostile users").
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -51,11 +52,20 @@ def rss_kb(pid):
 
 
 def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
+    """Processes whose parent is `pid` (the executor process is started by one of keel's
+    threads, so /proc/<pid>/task/<pid>/children does not list it)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            out.append(int(entry))
+    return out
 
 
 class Keel:
@@ -245,7 +255,8 @@ def raw_exchange(port, payload, read_for=2.0):
 
 
 def statuses(raw):
-    return [int(l.split(b" ")[1]) for l in raw.split(b"\r\n") if l.startswith(b"HTTP/1.1 ")]
+    # A status line follows the previous answer's body directly (no line break after it).
+    return [int(m.group(1)) for m in re.finditer(rb"HTTP/1\.1 (\d{3}) ", raw)]
 
 
 EXECUTOR_CASES = [

@@ -5,7 +5,7 @@
 use super::rules::{self, Finding, HeldTracker, Inputs, Severity, RULES};
 use crate::config::AlertsConfig;
 use crate::telemetry::catalog;
-use crate::telemetry::snapshot::Snapshots;
+use crate::telemetry::dashboard_feed::DashboardFeed;
 use crate::telemetry::{Event, Level, Telemetry};
 use prometheus::{IntGaugeVec, Opts};
 use serde::Serialize;
@@ -15,7 +15,7 @@ use std::time::Instant;
 use tokio::task::JoinHandle;
 
 /// One firing alert instance as `/api/v1/alerts` and the dashboard show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Firing {
     pub alert: &'static str,
     /// The node, lock or task it fired for; `null` for keel-wide alerts.
@@ -41,7 +41,7 @@ struct State {
 pub struct AlertEngine {
     config: AlertsConfig,
     telemetry: Telemetry,
-    snapshots: Arc<Snapshots>,
+    feed: Arc<DashboardFeed>,
     state: Mutex<State>,
     gauge: IntGaugeVec,
 }
@@ -49,7 +49,7 @@ pub struct AlertEngine {
 impl AlertEngine {
     /// Registers `keel_alert_firing` with every rule at 0, so the series exist (and
     /// dashboards can graph them) before anything fires.
-    pub fn new(config: AlertsConfig, telemetry: Telemetry, snapshots: Arc<Snapshots>) -> Arc<Self> {
+    pub fn new(config: AlertsConfig, telemetry: Telemetry, feed: Arc<DashboardFeed>) -> Arc<Self> {
         let gauge = IntGaugeVec::new(
             Opts::new(
                 catalog::ALERT_FIRING,
@@ -69,7 +69,7 @@ impl AlertEngine {
             }),
             config,
             telemetry,
-            snapshots,
+            feed,
             gauge,
         })
     }
@@ -87,12 +87,11 @@ impl AlertEngine {
         })
     }
 
-    /// One evaluation over the snapshot history.
+    /// One evaluation over the dashboard feed's history.
     pub fn evaluate(&self) {
-        let (Some(latest), Some(window)) = (
-            self.snapshots.latest(),
-            self.snapshots.over(self.config.rate_window),
-        ) else {
+        let (Some(latest), Some(window)) =
+            (self.feed.latest(), self.feed.over(self.config.rate_window))
+        else {
             return;
         };
         let now = Instant::now();
@@ -258,7 +257,7 @@ mod tests {
         let engine = AlertEngine::new(
             AlertsConfig::default(),
             telemetry.clone(),
-            Snapshots::new(telemetry.clone()),
+            DashboardFeed::new(telemetry.clone()),
         );
         let now = Instant::now();
         let apply = |findings| {

@@ -1,5 +1,5 @@
 //! Alerts evaluated inside keel: the references' thresholds ([`rules`]) run every few
-//! seconds over the dashboard's snapshot history ([`engine`]), so an operator without
+//! seconds over the dashboard feed's history ([`engine`]), so an operator without
 //! Prometheus still sees them — in `/api/v1/alerts`, the dashboard, `keel_alert_firing` and
 //! `alert.firing` / `alert.resolved` events. `ops/prometheus/keel-alerts.yml` carries the
 //! same rules as PromQL for sites that run Prometheus.

@@ -3,12 +3,12 @@
 //! no registry — so each threshold is unit-tested directly.
 
 use crate::config::AlertsConfig;
-use crate::telemetry::snapshot::{LockFigures, Snapshot};
+use crate::telemetry::dashboard_feed::{Figures, LockFigures};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Warning,
@@ -22,7 +22,8 @@ pub struct Rule {
     pub summary: &'static str,
 }
 
-/// Every rule, in display order; names match `config::ALERT_NAMES`.
+/// Every rule, in display order; names are `config::ALERT_NAMES` (which config validates
+/// `[alerts] disabled` against without importing this module).
 pub const RULES: [Rule; 8] = [
     Rule {
         name: "gateway_error_rate",
@@ -97,9 +98,9 @@ pub struct Finding {
 /// The figures a rule run looks at.
 pub struct Inputs<'a> {
     /// The newest second (gauges: breakers, queue, memory, heartbeats).
-    pub latest: &'a Snapshot,
+    pub latest: &'a Figures,
     /// Rates over `rate_window` (error rate, p99).
-    pub window: &'a Snapshot,
+    pub window: &'a Figures,
     /// Held share of `lock_held_window`, by lock.
     pub lock_held: &'a BTreeMap<String, f64>,
 }
@@ -225,12 +226,18 @@ impl HeldTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::snapshot::NodeFigures;
+    use crate::telemetry::dashboard_feed::NodeFigures;
+
+    #[test]
+    fn rule_names_are_the_ones_config_validates_against() {
+        let names: Vec<&str> = RULES.iter().map(|r| r.name).collect();
+        assert_eq!(names, crate::config::ALERT_NAMES);
+    }
 
     fn run(
         cfg: &AlertsConfig,
-        latest: &Snapshot,
-        window: &Snapshot,
+        latest: &Figures,
+        window: &Figures,
     ) -> Vec<(&'static str, Option<String>)> {
         let held = BTreeMap::new();
         evaluate(
@@ -249,14 +256,14 @@ mod tests {
     #[test]
     fn quiet_figures_fire_nothing() {
         let cfg = AlertsConfig::default();
-        let s = Snapshot {
+        let s = Figures {
             rps: 100.0,
             error_rate: 0.1,
             p99_seconds: Some(5.0),
             queue_depth: Some(500.0),
             rss_bytes: 2.0 * 1024.0 * 1024.0 * 1024.0,
             heartbeat_failure_ratio: Some(0.1),
-            ..Snapshot::default()
+            ..Figures::default()
         };
         // Every value sits exactly on its threshold: "above" means strictly above.
         assert!(run(&cfg, &s, &s).is_empty());
@@ -265,11 +272,11 @@ mod tests {
     #[test]
     fn each_threshold_fires_above_its_default() {
         let cfg = AlertsConfig::default();
-        let mut latest = Snapshot {
+        let mut latest = Figures {
             queue_depth: Some(501.0),
             rss_bytes: 3.0 * 1024.0 * 1024.0 * 1024.0,
             heartbeat_failure_ratio: Some(0.15),
-            ..Snapshot::default()
+            ..Figures::default()
         };
         latest.nodes.insert(
             "a".into(),
@@ -281,11 +288,11 @@ mod tests {
         latest.nodes.insert("b".into(), NodeFigures::default());
         latest.heartbeats.insert("t1".into(), 121.0);
         latest.heartbeats.insert("t2".into(), 5.0);
-        let window = Snapshot {
+        let window = Figures {
             rps: 1.0,
             error_rate: 0.11,
             p99_seconds: Some(5.5),
-            ..Snapshot::default()
+            ..Figures::default()
         };
         let fired = run(&cfg, &latest, &window);
         assert_eq!(
@@ -310,12 +317,12 @@ mod tests {
     #[test]
     fn error_rate_needs_traffic() {
         let cfg = AlertsConfig::default();
-        let window = Snapshot {
+        let window = Figures {
             rps: 0.0,
             error_rate: 1.0,
-            ..Snapshot::default()
+            ..Figures::default()
         };
-        assert!(run(&cfg, &Snapshot::default(), &window).is_empty());
+        assert!(run(&cfg, &Figures::default(), &window).is_empty());
     }
 
     #[test]
@@ -350,7 +357,7 @@ mod tests {
         assert!((share - 0.1).abs() < 1e-6, "{share}");
         let cfg = AlertsConfig::default();
         let shares = t.shares(base + Duration::from_secs(190));
-        let s = Snapshot::default();
+        let s = Figures::default();
         let fired = evaluate(
             &cfg,
             &Inputs {

@@ -2,22 +2,22 @@
 //! overview document, alerts, and the embedded web UI itself.
 
 use super::auth::{require_admin, AdminAuth};
-use super::{alerts, events, overview, session, web};
+use super::{alerts, event_stream, overview, session, web};
 use crate::alerts::AlertEngine;
-use crate::telemetry::snapshot::Snapshots;
+use crate::telemetry::dashboard_feed::DashboardFeed;
 use crate::telemetry::Telemetry;
 use axum::middleware;
-use axum::routing::get;
-use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// State of the dashboard routes.
 #[derive(Clone)]
 pub struct DashboardState {
     pub telemetry: Telemetry,
-    pub snapshots: Arc<Snapshots>,
+    pub feed: Arc<DashboardFeed>,
     pub alerts: Arc<AlertEngine>,
     /// Random per process: a client that sees it change knows keel restarted.
     pub instance: Arc<str>,
@@ -26,26 +26,27 @@ pub struct DashboardState {
     pub stop: watch::Receiver<bool>,
 }
 
-/// Session routes (open: they are the login), admin-only data routes, and — when
-/// `serve_ui` — the web UI's files.
-pub fn router(state: DashboardState, auth: AdminAuth, serve_ui: bool) -> Router {
-    let sessions = Router::new()
-        .route(
-            session::LOGIN_PATH,
-            get(session::current)
-                .post(session::login)
-                .delete(session::logout),
-        )
-        .with_state(auth.clone());
-    let data = Router::new()
-        .route("/api/v1/events", get(events::stream))
-        .route("/api/v1/overview", get(overview::document))
-        .route("/api/v1/alerts", get(alerts::list))
+/// The session routes: open, they are the login.
+pub fn session_routes(auth: AdminAuth) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(session::current, session::login, session::logout))
+        .with_state(auth)
+}
+
+/// The data routes, admin only (state given by [`router`]).
+pub fn data_routes(auth: AdminAuth) -> OpenApiRouter<DashboardState> {
+    OpenApiRouter::new()
+        .routes(routes!(event_stream::stream))
+        .routes(routes!(overview::document))
+        .routes(routes!(alerts::list))
         .route_layer(middleware::from_fn_with_state(auth, require_admin))
-        .with_state(state);
-    let router = sessions.merge(data);
+}
+
+/// Session routes, admin-only data routes, and — when `serve_ui` — the web UI's files.
+pub fn router(state: DashboardState, auth: AdminAuth, serve_ui: bool) -> OpenApiRouter {
+    let router = session_routes(auth.clone()).merge(data_routes(auth).with_state(state));
     if serve_ui {
-        router.merge(web::router())
+        router.merge(web::routes())
     } else {
         router
     }

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::Serialize;
 
 /// An error answer. `kind` is a stable machine-readable type (`invalid_json`, `not_found`).
 #[derive(Debug, Clone)]
@@ -50,9 +50,32 @@ impl ApiError {
     }
 }
 
+/// The error object every error answer carries (also inside a 409's outcome).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: `invalid_json`, `unauthorized`, `not_found`, ...
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// For people; its wording may change.
+    pub message: String,
+}
+
+/// `{"error": {...}}`: the body of every error answer of the control API (the executor's
+/// `/flow/codeblock` answers its reference envelope instead).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"type": "not_found", "message": "no route for GET /nope"}}))]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"type": self.kind, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                kind: self.kind,
+                message: self.message,
+            },
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }

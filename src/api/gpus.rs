@@ -3,16 +3,27 @@
 
 use super::locks::LedgerApi;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router(state: LedgerApi) -> Router {
-    Router::new()
-        .route("/api/v1/gpus", get(gpus))
-        .with_state(state)
+/// The GPU route (state given by `super::ledger_router`).
+pub fn routes() -> OpenApiRouter<LedgerApi> {
+    OpenApiRouter::new().routes(routes!(gpus))
 }
 
+/// GPUs and their locks
+///
+/// Per GPU: index, uuid, name, utilization, memory, temperature, compute processes, its lock
+/// (`gpu_lock:{index}`) and holder, and warnings from the cross-check (`unlocked_use`: busy
+/// without a lock; `idle_lock`: locked but idle). Without NVML, `enabled` is false and
+/// `reason` says why.
+#[utoipa::path(get, path = "/api/v1/gpus", tag = "gpus", responses(
+    (status = 200, description = "The GPU report.", body = Object,
+        example = json!({"enabled": false, "reason": "NVML unavailable: libnvidia-ml.so not found",
+            "gpus": [], "warnings": [], "timestamp": 1701764160.123})),
+))]
 async fn gpus(State(s): State<LedgerApi>) -> Json<Value> {
     Json(s.gpus.report())
 }

@@ -3,25 +3,26 @@
 //! plumbing: its router state, token checks, error mapping, optional JSON bodies.
 
 use super::auth::{bearer_token, AdminAuth};
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorBody, ErrorDetail};
 use crate::config::Secret;
 use crate::gpu::Gpus;
 use crate::ledger::{
-    AcquireRequest, Acquired, BusyReason, HeartbeatUpdate, Ledger, LedgerError, LockView,
-    TokenResult,
+    AcquireRequest, Acquired, Busy, BusyReason, HeartbeatAck, HeartbeatUpdate, Held, Ledger,
+    LedgerError, LockView, Released, Renewed, TokenResult,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// State of the ledger's routes (worker API, reference monitoring API, GPUs).
 #[derive(Clone)]
@@ -61,16 +62,18 @@ impl LedgerApi {
 impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> Self {
         match e {
-            LedgerError::InvalidKey(m) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_lock_key", m)
+            LedgerError::InvalidKey(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_lock_key", e.to_string())
             }
             LedgerError::UnknownLock(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_lock", e.to_string())
             }
-            LedgerError::InvalidRequest(m) => ApiError::bad_request(m),
-            LedgerError::Capacity(m) => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_tasks", m)
-            }
+            LedgerError::InvalidRequest(_) => ApiError::bad_request(e.to_string()),
+            LedgerError::TooManyTasks { .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_tasks",
+                e.to_string(),
+            ),
             LedgerError::Store(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_error",
@@ -103,47 +106,81 @@ pub fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, A
     })
 }
 
-pub fn router(state: LedgerApi) -> Router {
-    Router::new()
-        .route("/api/v1/locks", get(list))
-        .route("/api/v1/locks/{lock_key}/acquire", post(acquire))
-        .route("/api/v1/locks/{lock_key}/renew", post(renew))
-        .route("/api/v1/locks/{lock_key}/release", post(release))
-        .route("/api/v1/heartbeats/{task_id}", post(heartbeat))
-        .with_state(state)
+/// The worker API's routes (state given by `super::ledger_router`).
+pub fn routes() -> OpenApiRouter<LedgerApi> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(acquire))
+        .routes(routes!(renew))
+        .routes(routes!(release))
+        .routes(routes!(heartbeat))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AcquireBody {
+#[schema(examples(json!({"holder": "worker-7", "task_id": "extract-001", "ttl_seconds": 300,
+    "wait_seconds": 30})))]
+pub struct AcquireBody {
+    /// Who holds the lock (shown as `lock_holder`).
     holder: String,
+    /// The task the lock is for; its heartbeat keeps the lease's task alive.
     task_id: Option<String>,
+    /// Lease length; default `[ledger] lock_timeout`, at most `[ledger] max_ttl`.
     ttl_seconds: Option<f64>,
+    /// Queue this long when the lock is held (at most `[ledger] max_wait`); 0 or absent
+    /// answers 409 at once.
     wait_seconds: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RenewBody {
+#[schema(examples(json!({"fencing_token": 42, "ttl_seconds": 300})))]
+pub struct RenewBody {
+    /// The token the acquire answered.
     fencing_token: u64,
+    /// New lease length from now; default `[ledger] lock_timeout`.
     ttl_seconds: Option<f64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReleaseBody {
+#[schema(examples(json!({"fencing_token": 42})))]
+pub struct ReleaseBody {
     fencing_token: u64,
 }
 
 /// A 409 body: the outcome's fields plus the usual `error` object.
-fn conflict(mut body: Value, kind: &str, message: String) -> Response {
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("error".into(), json!({"type": kind, "message": message}));
-    }
-    (StatusCode::CONFLICT, Json(body)).into_response()
+#[derive(Serialize, ToSchema)]
+pub struct Conflict<T> {
+    #[serde(flatten)]
+    outcome: T,
+    error: ErrorDetail,
 }
 
-fn stale(flag: &str, token: u64, view: LockView) -> Response {
+fn conflict<T: Serialize>(outcome: T, kind: &'static str, message: String) -> Response {
+    let error = ErrorDetail { kind, message };
+    (StatusCode::CONFLICT, Json(Conflict { outcome, error })).into_response()
+}
+
+/// Which call a stale token was refused on: its flag (`renewed` / `released`) reads false.
+#[derive(Clone, Copy)]
+enum TokenCall {
+    Renew,
+    Release,
+}
+
+/// The lock's state with the refused call's flag.
+#[derive(Serialize, ToSchema)]
+pub struct Stale {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    renewed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    released: Option<bool>,
+    #[serde(flatten)]
+    view: LockView,
+}
+
+fn stale(call: TokenCall, token: u64, view: LockView) -> Response {
     let message = match view.fencing_token {
         Some(current) => format!(
             "fencing token {token} is not the holder's: {} holds {} with token {current}",
@@ -155,19 +192,53 @@ fn stale(flag: &str, token: u64, view: LockView) -> Response {
             view.lock_key
         ),
     };
-    let mut body = serde_json::to_value(&view).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert(flag.into(), json!(false));
-    }
+    let body = Stale {
+        renewed: matches!(call, TokenCall::Renew).then_some(false),
+        released: matches!(call, TokenCall::Release).then_some(false),
+        view,
+    };
     conflict(body, "stale_token", message)
 }
 
-/// `GET /api/v1/locks`: every lock with holder, token and expiry.
-async fn list(State(s): State<LedgerApi>) -> Json<Value> {
-    Json(json!({"locks": s.ledger.locks(), "timestamp": crate::clock::unix_now()}))
+/// `GET /api/v1/locks`.
+#[derive(Serialize, ToSchema)]
+pub struct LockList {
+    locks: Vec<LockView>,
+    /// Unix seconds.
+    timestamp: f64,
 }
 
-/// `POST /api/v1/locks/{lock_key}/acquire`: 200 with a fencing token, or 409.
+/// List locks
+///
+/// Every lock keel manages or has seen, with holder, fencing token and expiry.
+#[utoipa::path(get, path = "/api/v1/locks", tag = "locks", responses(
+    (status = 200, description = "The locks.", body = LockList),
+))]
+async fn list(State(s): State<LedgerApi>) -> Json<LockList> {
+    Json(LockList {
+        locks: s.ledger.locks(),
+        timestamp: crate::clock::unix_now(),
+    })
+}
+
+/// Acquire a lock
+///
+/// 200 with a fencing token, or 409 when it is held (after `wait_seconds` in the queue, if
+/// given). The token grows with every grant, across restarts: pass it to whatever the lock
+/// protects so a holder whose lease expired is refused there.
+#[utoipa::path(post, path = "/api/v1/locks/{lock_key}/acquire", tag = "locks",
+    params(("lock_key" = String, Path, description = "`gpu_lock:{n}` or another configured key.")),
+    request_body = AcquireBody,
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Granted.", body = Held),
+        (status = 409, description = "Held by another holder (`lock_held`), or keel is shutting down.",
+            body = Conflict<Busy>),
+        (status = 400, description = "Bad key, bad JSON, or values out of range.", body = ErrorBody),
+        (status = 401, description = "Worker token missing or wrong (when one is configured).", body = ErrorBody),
+        (status = 404, description = "`unknown_lock`: the key is not one keel manages.", body = ErrorBody),
+        (status = 429, description = "`too_many_tasks`: the wait queue is full.", body = ErrorBody),
+    ))]
 async fn acquire(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
@@ -199,16 +270,26 @@ async fn acquire(
                     format!("keel is shutting down; {} was not granted", b.lock_key)
                 }
             };
-            conflict(
-                serde_json::to_value(&b).unwrap_or_else(|_| json!({})),
-                "lock_held",
-                message,
-            )
+            conflict(b, "lock_held", message)
         }
     })
 }
 
-/// `POST /api/v1/locks/{lock_key}/renew`: only the holder's token, before expiry.
+/// Renew a lease
+///
+/// Only with the holder's fencing token, before the lease expired.
+#[utoipa::path(post, path = "/api/v1/locks/{lock_key}/renew", tag = "locks",
+    params(("lock_key" = String, Path, description = "The lock's key.")),
+    request_body = RenewBody,
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Renewed.", body = Renewed),
+        (status = 409, description = "`stale_token`: the token is not the holder's (expired or \
+            taken over); the lock's current state is attached.", body = Conflict<Stale>),
+        (status = 400, description = "Bad key or body.", body = ErrorBody),
+        (status = 401, description = "Worker token missing or wrong.", body = ErrorBody),
+        (status = 404, description = "Unknown lock.", body = ErrorBody),
+    ))]
 async fn renew(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
@@ -224,12 +305,25 @@ async fn renew(
             .await?
         {
             TokenResult::Done(r) => Json(r).into_response(),
-            TokenResult::Stale(view) => stale("renewed", body.fencing_token, view),
+            TokenResult::Stale(view) => stale(TokenCall::Renew, body.fencing_token, view),
         },
     )
 }
 
-/// `POST /api/v1/locks/{lock_key}/release`: only the holder's token.
+/// Release a lock
+///
+/// Only with the holder's fencing token.
+#[utoipa::path(post, path = "/api/v1/locks/{lock_key}/release", tag = "locks",
+    params(("lock_key" = String, Path, description = "The lock's key.")),
+    request_body = ReleaseBody,
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Released.", body = Released),
+        (status = 409, description = "`stale_token`: the token is not the holder's.", body = Conflict<Stale>),
+        (status = 400, description = "Bad key or body.", body = ErrorBody),
+        (status = 401, description = "Worker token missing or wrong.", body = ErrorBody),
+        (status = 404, description = "Unknown lock.", body = ErrorBody),
+    ))]
 async fn release(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
@@ -241,18 +335,31 @@ async fn release(
     Ok(
         match s.ledger.release(&lock_key, body.fencing_token).await? {
             TokenResult::Done(r) => Json(r).into_response(),
-            TokenResult::Stale(view) => stale("released", body.fencing_token, view),
+            TokenResult::Stale(view) => stale(TokenCall::Release, body.fencing_token, view),
         },
     )
 }
 
-/// `POST /api/v1/heartbeats/{task_id}`: the periodic update (starts an unknown task).
+/// Heartbeat
+///
+/// The periodic update of a running task; an unknown task is started. The body is optional
+/// (empty means "still alive").
+#[utoipa::path(post, path = "/api/v1/heartbeats/{task_id}", tag = "locks",
+    params(("task_id" = String, Path, description = "The task's id.")),
+    request_body(content = Option<HeartbeatUpdate>, description = "Optional."),
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Recorded.", body = HeartbeatAck),
+        (status = 400, description = "Bad body (progress outside 0..1, empty texts).", body = ErrorBody),
+        (status = 401, description = "Worker token missing or wrong.", body = ErrorBody),
+        (status = 429, description = "`too_many_tasks`: the task table is full.", body = ErrorBody),
+    ))]
 async fn heartbeat(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     task: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HeartbeatAck>, ApiError> {
     s.require_worker(&headers)?;
     let task_id = path_param(task)?;
     let update: HeartbeatUpdate = optional_body(&body?)?;

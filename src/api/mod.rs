@@ -4,20 +4,24 @@
 //! state), then wraps everything in the shared layers: request ids in and out, gzip for
 //! bodies of 1 KiB or more, a body-size limit, per-route metrics, JSON 404/405 answers,
 //! and the failed-authentication limit. [`serve`] runs it with the listener's connection
-//! bounds.
+//! bounds. Every route is registered with its OpenAPI operation (see [`openapi`]), and the
+//! assembled document is served at `/api/openapi.json`.
 
 pub mod alerts;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
-pub mod events;
-pub mod flow;
+pub mod event_stream;
+pub mod executor;
+pub mod executor_shapes;
 pub mod gpus;
 pub mod health;
 pub mod locks;
 pub mod metrics;
 pub mod monitoring;
 pub mod nodes;
+pub mod openapi;
+pub mod openapi_page;
 pub mod overview;
 pub mod ratelimit;
 pub mod serve;
@@ -30,7 +34,6 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
 use axum::Router;
 use error::ApiError;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -41,6 +44,8 @@ use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Startup → ready → draining; `/health/ready` answers 200 only while ready.
 /// Starts at 0 (starting).
@@ -77,28 +82,39 @@ pub struct CoreState {
     pub started: Instant,
 }
 
+/// The core routes: health and metrics.
+pub fn core_routes() -> OpenApiRouter<CoreState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::basic))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::detailed))
+        .routes(routes!(metrics::prometheus_health))
+        .routes(routes!(metrics::prometheus))
+        .routes(routes!(metrics::perf_json))
+}
+
 /// The whole control-listener router; `auth_failures` rate-limits failed authentication on
-/// every route (see [`throttle`]).
+/// every route (see [`throttle`]). `/api/openapi.json` describes exactly the routes mounted
+/// here.
 pub fn router(
     core: CoreState,
     max_body_bytes: usize,
     auth_failures: Arc<crate::limits::AuthFailures>,
-    domains: Router,
+    domains: OpenApiRouter,
 ) -> Router {
     let compress_when = SizeAbove::new(1024)
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::SSE);
-    Router::new()
-        .route("/health", get(health::basic))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/health/detailed", get(health::detailed))
-        .route("/health/metrics", get(metrics::prometheus))
-        .route("/metrics", get(metrics::prometheus))
-        .route("/api/metrics", get(metrics::perf_json))
+    let served = openapi::Served::default();
+    let (routes, doc) = core_routes()
         .with_state(core.clone())
         .merge(domains)
+        .merge(openapi::routes(served.clone()))
+        .split_for_parts();
+    served.set(&openapi::document(doc));
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside the metrics layer: a panicking handler is answered 500 JSON and counted
@@ -126,11 +142,11 @@ pub fn router(
 }
 
 /// The ledger's routes: worker API, reference monitoring API, GPUs.
-pub fn ledger_router(state: locks::LedgerApi) -> Router {
-    Router::new()
-        .merge(locks::router(state.clone()))
-        .merge(monitoring::router(state.clone()))
-        .merge(gpus::router(state))
+pub fn ledger_router(state: locks::LedgerApi) -> OpenApiRouter {
+    locks::routes()
+        .merge(monitoring::routes())
+        .merge(gpus::routes())
+        .with_state(state)
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -190,6 +206,7 @@ impl Drop for GaugeGuard {
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::routing::get;
     use tower::ServiceExt;
 
     fn core() -> CoreState {
@@ -233,7 +250,7 @@ mod tests {
             core.clone(),
             1024,
             auth_failures(&core),
-            Router::new().route("/buggy", get(buggy)),
+            Router::new().route("/buggy", get(buggy)).into(),
         );
         let resp = app
             .clone()
@@ -271,7 +288,7 @@ mod tests {
             core.clone(),
             1024,
             auth_failures(&core),
-            Router::new().route("/stuck", get(stuck)),
+            Router::new().route("/stuck", get(stuck)).into(),
         );
         let mut call = Box::pin(app.oneshot(get_request("/stuck")));
         // Polled until the handler waits (the gauge is up), then dropped as hyper does when

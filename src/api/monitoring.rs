@@ -6,46 +6,52 @@
 //! check need the admin token; heartbeat start/stop are worker calls (the worker token
 //! when one is configured).
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::locks::{optional_body, path_param, LedgerApi};
 use crate::ledger::key::DEFAULT_LOCK_KEY;
-use crate::ledger::HeartbeatUpdate;
+use crate::ledger::{
+    CheckReport, Cleanup, Done, ForceReleased, GpuComponent, HeartbeatTask, HeartbeatUpdate,
+    HeartbeatsAll, LedgerHealth, LedgerStatistics, LockHealth, LockStatus, MonitorHealth,
+    MonitorStatus, TimeoutSettings, TimeoutStatus,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router(state: LedgerApi) -> Router {
-    let m = Router::new()
-        .route("/gpu-lock/status", get(lock_status))
-        .route("/gpu-lock/health", get(lock_health))
-        .route("/monitor/status", get(monitor_status))
-        .route("/monitor/health", get(monitor_health))
-        .route("/monitor/start", post(monitor_start))
-        .route("/monitor/stop", post(monitor_stop))
-        .route(
-            "/heartbeat/task/{task_id}",
-            get(heartbeat_task).delete(heartbeat_stop),
-        )
-        .route("/heartbeat/all", get(heartbeat_all))
-        .route("/heartbeat/task/{task_id}/start", post(heartbeat_start))
-        .route("/heartbeat/cleanup", post(heartbeat_cleanup))
-        .route("/timeout/status", get(timeout_status))
-        .route("/timeout/config", get(timeout_config))
-        .route("/timeout/check", post(timeout_check))
-        .route("/lock/release", post(lock_release))
-        .route("/statistics", get(statistics))
-        .route("/health", get(health))
-        .with_state(state);
-    Router::new().nest("/api/v1/monitoring", m)
+/// The reference monitoring API's routes under `/api/v1/monitoring` (state given by
+/// `super::ledger_router`).
+pub fn routes() -> OpenApiRouter<LedgerApi> {
+    let m = OpenApiRouter::new()
+        .routes(routes!(lock_status))
+        .routes(routes!(lock_health))
+        .routes(routes!(monitor_status))
+        .routes(routes!(monitor_health))
+        .routes(routes!(monitor_start))
+        .routes(routes!(monitor_stop))
+        .routes(routes!(heartbeat_task, heartbeat_stop))
+        .routes(routes!(heartbeat_all))
+        .routes(routes!(heartbeat_start))
+        .routes(routes!(heartbeat_cleanup))
+        .routes(routes!(timeout_status))
+        .routes(routes!(timeout_config))
+        .routes(routes!(timeout_check))
+        .routes(routes!(lock_release))
+        .routes(routes!(statistics))
+        .routes(routes!(health));
+    OpenApiRouter::new().nest("/api/v1/monitoring", m)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LockKeyQuery {
+    /// Which lock; default `gpu_lock:0`.
     lock_key: Option<String>,
 }
 
@@ -59,32 +65,66 @@ fn unix_now() -> f64 {
     crate::clock::unix_now()
 }
 
+/// One lock's state
+///
+/// Holder, TTL, health, counters and recent history of one lock.
+#[utoipa::path(get, path = "/gpu-lock/status", tag = "monitoring", params(LockKeyQuery),
+    responses(
+        (status = 200, description = "The lock (free or held).", body = LockStatus),
+        (status = 400, description = "Bad `lock_key`.", body = ErrorBody),
+    ))]
 async fn lock_status(
     State(s): State<LedgerApi>,
     q: Result<Query<LockKeyQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LockStatus>, ApiError> {
     Ok(Json(s.ledger.lock_status(&lock_key(q)?)?))
 }
 
+/// Lock health
+///
+/// Success and timeout rates and the findings of one lock.
+#[utoipa::path(get, path = "/gpu-lock/health", tag = "monitoring", params(LockKeyQuery),
+    responses(
+        (status = 200, description = "The lock's health.", body = LockHealth),
+        (status = 400, description = "Bad `lock_key`.", body = ErrorBody),
+    ))]
 async fn lock_health(
     State(s): State<LedgerApi>,
     q: Result<Query<LockKeyQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LockHealth>, ApiError> {
     Ok(Json(s.ledger.lock_health(&lock_key(q)?)?))
 }
 
-async fn monitor_status(State(s): State<LedgerApi>) -> Json<Value> {
+/// Monitor state
+///
+/// Whether the monitor runs, its counters and settings.
+#[utoipa::path(get, path = "/monitor/status", tag = "monitoring", responses(
+    (status = 200, description = "The monitor.", body = MonitorStatus),
+))]
+async fn monitor_status(State(s): State<LedgerApi>) -> Json<MonitorStatus> {
     Json(s.ledger.monitor_status())
 }
 
-async fn monitor_health(State(s): State<LedgerApi>) -> Json<Value> {
+/// Monitor health
+#[utoipa::path(get, path = "/monitor/health", tag = "monitoring", responses(
+    (status = 200, description = "The monitor's health.", body = MonitorHealth),
+))]
+async fn monitor_health(State(s): State<LedgerApi>) -> Json<MonitorHealth> {
     Json(s.ledger.monitor_health())
 }
 
+/// Start the monitor
+#[utoipa::path(post, path = "/monitor/start", tag = "monitoring",
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Started, or already running.", body = Done,
+            example = json!({"message": "monitor started", "success": true})),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
 async fn monitor_start(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     s.require_admin(&headers)?;
     let changed = s.ledger.set_monitor(true);
     let message = if changed {
@@ -92,13 +132,25 @@ async fn monitor_start(
     } else {
         "monitor already running"
     };
-    Ok(Json(json!({"message": message, "success": true})))
+    Ok(Json(Done {
+        message: message.to_string(),
+        success: true,
+        task_id: None,
+    }))
 }
 
+/// Stop the monitor
+#[utoipa::path(post, path = "/monitor/stop", tag = "monitoring",
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Stopped, or already stopped.", body = Done,
+            example = json!({"message": "monitor stopped", "success": true})),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
 async fn monitor_stop(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     s.require_admin(&headers)?;
     let changed = s.ledger.set_monitor(false);
     let message = if changed {
@@ -106,42 +158,83 @@ async fn monitor_stop(
     } else {
         "monitor already stopped"
     };
-    Ok(Json(json!({"message": message, "success": true})))
+    Ok(Json(Done {
+        message: message.to_string(),
+        success: true,
+        task_id: None,
+    }))
 }
 
+/// One task's heartbeat
+///
+/// For an unknown or completed task the heartbeat fields are null, as in the reference.
+#[utoipa::path(get, path = "/heartbeat/task/{task_id}", tag = "monitoring",
+    params(("task_id" = String, Path, description = "The task's id.")),
+    responses(
+        (status = 200, description = "The task.", body = HeartbeatTask),
+    ))]
 async fn heartbeat_task(
     State(s): State<LedgerApi>,
     task: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HeartbeatTask>, ApiError> {
     Ok(Json(s.ledger.heartbeat_task(&path_param(task)?)))
 }
 
-async fn heartbeat_all(State(s): State<LedgerApi>) -> Json<Value> {
+/// All heartbeats
+///
+/// Active, dead (completed) and orphaned (silent past the heartbeat timeout) tasks.
+#[utoipa::path(get, path = "/heartbeat/all", tag = "monitoring", responses(
+    (status = 200, description = "Every task.", body = HeartbeatsAll),
+))]
+async fn heartbeat_all(State(s): State<LedgerApi>) -> Json<HeartbeatsAll> {
     Json(s.ledger.heartbeats_all())
 }
 
+/// Start a task's heartbeat
+#[utoipa::path(post, path = "/heartbeat/task/{task_id}/start", tag = "monitoring",
+    params(("task_id" = String, Path, description = "The task's id.")),
+    request_body(content = Option<HeartbeatUpdate>, description = "Optional."),
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Started.", body = Done,
+            example = json!({"message": "heartbeat started for task extract-001",
+                "success": true, "task_id": "extract-001"})),
+        (status = 400, description = "Bad body.", body = ErrorBody),
+        (status = 401, description = "Worker token missing or wrong.", body = ErrorBody),
+        (status = 429, description = "`too_many_tasks`: the task table is full.", body = ErrorBody),
+    ))]
 async fn heartbeat_start(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     task: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     s.require_worker(&headers)?;
     let task_id = path_param(task)?;
     let update: HeartbeatUpdate = optional_body(&body?)?;
     s.ledger.heartbeat_start(&task_id, update)?;
-    Ok(Json(json!({
-        "message": format!("heartbeat started for task {task_id}"),
-        "success": true,
-        "task_id": task_id,
-    })))
+    Ok(Json(Done {
+        message: format!("heartbeat started for task {task_id}"),
+        success: true,
+        task_id: Some(task_id),
+    }))
 }
 
+/// Stop a task's heartbeat
+///
+/// The task counts as completed; `success` is false when it had no running heartbeat.
+#[utoipa::path(delete, path = "/heartbeat/task/{task_id}", tag = "monitoring",
+    params(("task_id" = String, Path, description = "The task's id.")),
+    security((), ("worker" = [])),
+    responses(
+        (status = 200, description = "Stopped, or there was nothing to stop.", body = Done),
+        (status = 401, description = "Worker token missing or wrong.", body = ErrorBody),
+    ))]
 async fn heartbeat_stop(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     task: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Done>, ApiError> {
     s.require_worker(&headers)?;
     let task_id = path_param(task)?;
     let stopped = s.ledger.heartbeat_stop(&task_id)?;
@@ -150,54 +243,95 @@ async fn heartbeat_stop(
     } else {
         format!("no running heartbeat for task {task_id}")
     };
-    Ok(Json(
-        json!({"message": message, "success": stopped, "task_id": task_id}),
-    ))
+    Ok(Json(Done {
+        message,
+        success: stopped,
+        task_id: Some(task_id),
+    }))
 }
 
+/// Clean up heartbeats
+///
+/// Forgets dead tasks and orphaned heartbeats.
+#[utoipa::path(post, path = "/heartbeat/cleanup", tag = "monitoring",
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Cleaned.", body = Cleanup),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
 async fn heartbeat_cleanup(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Cleanup>, ApiError> {
     s.require_admin(&headers)?;
     let (dead, orphaned) = s.ledger.heartbeat_cleanup();
-    Ok(Json(json!({
-        "message": "heartbeat cleanup done",
-        "success": true,
-        "cleaned_dead_tasks": dead,
-        "cleaned_orphaned_tasks": orphaned,
-    })))
+    Ok(Json(Cleanup {
+        message: "heartbeat cleanup done",
+        success: true,
+        cleaned_dead_tasks: dead,
+        cleaned_orphaned_tasks: orphaned,
+    }))
 }
 
-async fn timeout_status(State(s): State<LedgerApi>) -> Json<Value> {
+/// Timeout manager state
+#[utoipa::path(get, path = "/timeout/status", tag = "monitoring", responses(
+    (status = 200, description = "Counters and recent actions.", body = TimeoutStatus),
+))]
+async fn timeout_status(State(s): State<LedgerApi>) -> Json<TimeoutStatus> {
     Json(s.ledger.timeout_status())
 }
 
-async fn timeout_config(State(s): State<LedgerApi>) -> Json<Value> {
+/// Timeout settings
+#[utoipa::path(get, path = "/timeout/config", tag = "monitoring", responses(
+    (status = 200, description = "The settings (from `[ledger]`).", body = TimeoutSettings),
+))]
+async fn timeout_config(State(s): State<LedgerApi>) -> Json<TimeoutSettings> {
     Json(s.ledger.timeout_config())
 }
 
+/// Run a timeout check now
+#[utoipa::path(post, path = "/timeout/check", tag = "monitoring", params(LockKeyQuery),
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "What the check found and did.", body = CheckReport),
+        (status = 400, description = "Bad `lock_key`.", body = ErrorBody),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
 async fn timeout_check(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     q: Result<Query<LockKeyQuery>, QueryRejection>,
-) -> Result<Json<crate::ledger::CheckReport>, ApiError> {
+) -> Result<Json<CheckReport>, ApiError> {
     s.require_admin(&headers)?;
     Ok(Json(s.ledger.timeout_check(&lock_key(q)?).await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ForceReleaseBody, examples(json!({"lock_key": "gpu_lock:0", "task_name": "manual"})))]
 struct ReleaseBody {
+    /// Default `gpu_lock:0`.
     lock_key: Option<String>,
+    /// Recorded in the history as who released it; default `manual`.
     task_name: Option<String>,
 }
 
+/// Force-release a lock
+///
+/// The emergency release: the holder's fencing token stops being valid at once.
+#[utoipa::path(post, path = "/lock/release", tag = "monitoring",
+    request_body(content = Option<ReleaseBody>, description = "Optional; every field has a default."),
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Released (or it was free: `success` false).", body = ForceReleased),
+        (status = 400, description = "Bad key or body.", body = ErrorBody),
+        (status = 401, description = "Admin token missing or wrong.", body = ErrorBody),
+    ))]
 async fn lock_release(
     State(s): State<LedgerApi>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<crate::ledger::ForceReleased>, ApiError> {
+) -> Result<Json<ForceReleased>, ApiError> {
     s.require_admin(&headers)?;
     let body: ReleaseBody = optional_body(&body?)?;
     let key = body
@@ -207,18 +341,29 @@ async fn lock_release(
     Ok(Json(s.ledger.force_release(&key, &task_name).await?))
 }
 
-async fn statistics(State(s): State<LedgerApi>) -> Json<Value> {
+/// All statistics
+#[utoipa::path(get, path = "/statistics", tag = "monitoring", responses(
+    (status = 200, description = "Locks, monitor, heartbeats and timeouts summed up.", body = LedgerStatistics),
+))]
+async fn statistics(State(s): State<LedgerApi>) -> Json<LedgerStatistics> {
     Json(s.ledger.statistics())
 }
 
-async fn health(State(s): State<LedgerApi>) -> Json<Value> {
+/// Monitoring health
+///
+/// The overall status and each component's (keel adds `gpu_lock` and `gpu`).
+#[utoipa::path(get, path = "/health", tag = "monitoring", responses(
+    (status = 200, description = "Always 200; read `status`.", body = LedgerHealth),
+))]
+async fn health(State(s): State<LedgerApi>) -> Json<LedgerHealth> {
     let mut h = s.ledger.health();
-    if let Some(components) = h.get_mut("components").and_then(Value::as_object_mut) {
-        let gpu = s.gpus.report();
-        components.insert(
-            "gpu".into(),
-            json!({"enabled": gpu["enabled"], "reason": gpu.get("reason"), "warnings": gpu["warnings"], "timestamp": unix_now()}),
-        );
-    }
+    let gpu = s.gpus.report();
+    let field = |name: &str| gpu.get(name).cloned().unwrap_or(Value::Null);
+    h.components.gpu = Some(GpuComponent {
+        enabled: field("enabled"),
+        reason: field("reason"),
+        warnings: field("warnings"),
+        timestamp: unix_now(),
+    });
     Json(h)
 }

@@ -1,58 +1,149 @@
-//! Token-bucket rate limits keyed by client IP or access token (reference defaults in
-//! `[executor.rate_limit]`). One mutex-guarded map: the check is a few arithmetic operations,
-//! far below the cost of the request it guards.
+//! The executor API's rate limits (`[executor.rate_limit]`, the reference's defaults): per
+//! client IP before authentication, per client IP after it, and per access token.
+//!
+//! One keyed `governor` limiter (GCRA) per rate class, so every key is judged by its own
+//! class's quota, and its state is one timestamp per key in a sharded map. Keys whose
+//! state is back to "never seen" are dropped by a sweeper task every [`SWEEP_EVERY`], off
+//! the request path; memory is bounded by the keys active within one refill of a burst.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
+use crate::config::RateLimitConfig;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
-struct Bucket {
-    tokens: f64,
-    last: Instant,
+/// How often idle keys are dropped.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// The three limiters of the executor API.
+pub struct RateLimits {
+    ip_unauthenticated: DefaultKeyedRateLimiter<IpAddr>,
+    ip_authenticated: DefaultKeyedRateLimiter<IpAddr>,
+    token: DefaultKeyedRateLimiter<String>,
 }
 
-#[derive(Default)]
-pub struct RateLimiter {
-    buckets: Mutex<HashMap<String, Bucket>>,
+/// `per_second` sustained with bursts of `burst`. Both are validated positive by the config;
+/// the period is clamped to what a limiter can represent (1 ns .. 100 years).
+fn quota(per_second: f64, burst: u32) -> Quota {
+    const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let period = Duration::try_from_secs_f64(1.0 / per_second)
+        .unwrap_or(LONGEST)
+        .clamp(Duration::from_nanos(1), LONGEST);
+    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
 }
 
-/// Buckets kept before idle ones are swept.
-const SWEEP_AT: usize = 50_000;
-
-impl RateLimiter {
-    /// Takes one token from `key`'s bucket (`rate` per second, `burst` capacity).
-    pub fn allow(&self, key: &str, rate: f64, burst: u32) -> bool {
-        let now = Instant::now();
-        let burst = f64::from(burst.max(1));
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > SWEEP_AT {
-            // A bucket refilled to capacity carries no state worth keeping.
-            map.retain(|_, b| (b.tokens + now.duration_since(b.last).as_secs_f64() * rate) < burst);
-        }
-        let b = map.entry(key.to_string()).or_insert(Bucket {
-            tokens: burst,
-            last: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * rate).min(burst);
-        b.last = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
+impl RateLimits {
+    pub fn new(cfg: &RateLimitConfig) -> Self {
+        RateLimits {
+            ip_unauthenticated: RateLimiter::keyed(quota(
+                cfg.ip_unauthenticated_qps,
+                cfg.ip_unauthenticated_burst,
+            )),
+            ip_authenticated: RateLimiter::keyed(quota(
+                cfg.ip_authenticated_qps,
+                cfg.ip_authenticated_burst,
+            )),
+            token: RateLimiter::keyed(quota(cfg.token_per_minute / 60.0, cfg.token_burst)),
         }
     }
+
+    /// The limits plus their sweeper task (needs a Tokio runtime); the task ends once the
+    /// limits are dropped.
+    pub fn start(cfg: &RateLimitConfig) -> Arc<Self> {
+        let limits = Arc::new(Self::new(cfg));
+        let weak: Weak<Self> = Arc::downgrade(&limits);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(limits) = weak.upgrade() else {
+                    return;
+                };
+                limits.sweep();
+            }
+        });
+        limits
+    }
+
+    /// A request without a valid access token, from `ip`.
+    pub fn allow_unauthenticated(&self, ip: IpAddr) -> bool {
+        self.ip_unauthenticated.check_key(&ip).is_ok()
+    }
+
+    /// A request with the access token whose key is `token`, from `ip`: both limits must
+    /// allow it (the token's is not charged when the address's refuses).
+    pub fn allow_authenticated(&self, ip: IpAddr, token: &str) -> bool {
+        self.ip_authenticated.check_key(&ip).is_ok()
+            && self.token.check_key(&token.to_string()).is_ok()
+    }
+
+    /// Drops every key whose bucket is full again (it carries no state worth keeping).
+    pub fn sweep(&self) {
+        sweep(&self.ip_unauthenticated);
+        sweep(&self.ip_authenticated);
+        sweep(&self.token);
+    }
+}
+
+fn sweep<K: Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>) {
+    limiter.retain_recent();
+    limiter.shrink_to_fit();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn config() -> RateLimitConfig {
+        RateLimitConfig {
+            ip_unauthenticated_qps: 1.0 / 60.0,
+            ip_unauthenticated_burst: 10,
+            token_per_minute: 1.0,
+            token_burst: 10,
+            ..RateLimitConfig::default()
+        }
+    }
+
     #[test]
     fn burst_then_refuse() {
-        let r = RateLimiter::default();
-        assert!((0..10).all(|_| r.allow("t", 1.0 / 60.0, 10)));
-        assert!(!r.allow("t", 1.0 / 60.0, 10));
-        assert!(r.allow("other", 1.0 / 60.0, 10));
+        let r = RateLimits::new(&config());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!((0..10).all(|_| r.allow_unauthenticated(a)));
+        assert!(!r.allow_unauthenticated(a));
+        assert!(r.allow_unauthenticated(b));
+        // Each token has its own bucket; the address limit is a different class.
+        assert!((0..10).all(|_| r.allow_authenticated(a, "t")));
+        assert!(!r.allow_authenticated(a, "t"));
+        assert!(r.allow_authenticated(a, "other"));
+    }
+
+    #[test]
+    fn sweeping_keeps_spent_buckets_and_drops_full_ones() {
+        let mut cfg = config();
+        // A class that refills at once: its keys are idle right after their request.
+        cfg.ip_authenticated_qps = 1e9;
+        let r = RateLimits::new(&cfg);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..10 {
+            r.allow_unauthenticated(a);
+        }
+        for i in 0..100u8 {
+            r.allow_authenticated(IpAddr::from([198, 51, 100, i]), "t");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        r.sweep();
+        // Judged by its own (slow) quota, the spent address is kept; the token's bucket
+        // (1/min) is kept too; the fast class's 100 addresses are gone.
+        assert!(!r.allow_unauthenticated(a));
+        let keys = r.ip_unauthenticated.len() + r.ip_authenticated.len() + r.token.len();
+        assert_eq!(keys, 2);
     }
 }

@@ -10,7 +10,7 @@
 //! only our own page can read, from the login answer) — see `auth::AdminAuth::authorize`.
 
 use super::auth::AdminAuth;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorBody};
 use crate::config::DashboardConfig;
 use crate::store::{Store, StoreError};
 use axum::extract::State;
@@ -18,14 +18,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use cookie::{Cookie, SameSite};
 use redb::{ReadableTable, TableDefinition};
 use serde::Deserialize;
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "keel_session";
@@ -178,11 +179,14 @@ impl SessionStore {
     }
 
     fn set_cookie(&self, value: &str, max_age: Duration) -> String {
-        format!(
-            "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
-            max_age.as_secs(),
-            if self.secure { "; Secure" } else { "" }
-        )
+        let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        Cookie::build((COOKIE, value))
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .path("/")
+            .max_age(time::Duration::seconds(max_age))
+            .secure(self.secure)
+            .to_string()
     }
 }
 
@@ -196,34 +200,61 @@ fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The session cookie's value in a request, if any.
+/// The session cookie's value in a request, if any (every `Cookie` header, RFC 6265
+/// pairs; a malformed pair is skipped).
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE)
+        .and_then(|c| c.value_raw())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"token": "<admin token>"})))]
 pub struct Login {
+    /// The admin token.
     token: String,
 }
 
-fn session_body(s: &Session) -> serde_json::Value {
-    json!({
-        "authenticated": true,
-        "csrf_token": s.csrf,
-        "expires_at": crate::clock::unix_to_rfc3339(s.expires_unix),
-    })
+/// The answer of a login and of `GET /api/v1/session`; a logout answers only
+/// `authenticated: false`.
+#[derive(Serialize, ToSchema)]
+#[schema(examples(json!({"authenticated": true, "csrf_token": "dGhpcyBpcyBub3QgYSByZWFsIHRva2Vu",
+    "expires_at": "2025-10-06T04:30:00Z"})))]
+pub struct SessionBody {
+    authenticated: bool,
+    /// Send it as `X-Keel-CSRF` on requests that change state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
+    /// RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
 }
 
-/// `POST /api/v1/session` `{"token": "<admin token>"}`: sets the session cookie and answers
-/// the CSRF token the page must send on writes.
+fn session_body(s: &Session) -> SessionBody {
+    SessionBody {
+        authenticated: true,
+        csrf_token: Some(s.csrf.clone()),
+        expires_at: Some(crate::clock::unix_to_rfc3339(s.expires_unix)),
+    }
+}
+
+/// Log in
+///
+/// Exchanges the admin token for an `HttpOnly; SameSite=Strict` session cookie
+/// (`keel_session`), and answers the CSRF token the page must send on writes.
+#[utoipa::path(post, path = "/api/v1/session", tag = "dashboard",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in; `Set-Cookie` carries the session.", body = SessionBody),
+        (status = 400, description = "Bad JSON or an unknown field.", body = ErrorBody),
+        (status = 401, description = "Wrong admin token.", body = ErrorBody),
+    ))]
 pub async fn login(
     State(auth): State<AdminAuth>,
     ApiJson(body): ApiJson<Login>,
@@ -244,8 +275,16 @@ pub async fn login(
     Ok(resp)
 }
 
-/// `GET /api/v1/session`: whether the cookie is a live session, with its CSRF token (a page
-/// reload loses the token from memory; another origin cannot read this answer).
+/// Current session
+///
+/// Whether the cookie is a live session, with its CSRF token (a page reload loses the token
+/// from memory; another origin cannot read this answer).
+#[utoipa::path(get, path = "/api/v1/session", tag = "dashboard",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A live session.", body = SessionBody),
+        (status = 401, description = "No live session.", body = ErrorBody),
+    ))]
 pub async fn current(
     State(auth): State<AdminAuth>,
     headers: HeaderMap,
@@ -259,8 +298,16 @@ pub async fn current(
     Ok(resp)
 }
 
-/// `DELETE /api/v1/session`: forgets the session and clears the cookie. Needs no CSRF
-/// token: the worst a forged logout does is log the operator out.
+/// Log out
+///
+/// Forgets the session and clears the cookie. Needs no CSRF token: the worst a forged
+/// logout does is log the operator out.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "dashboard",
+    security((), ("session" = [])),
+    responses(
+        (status = 200, description = "Logged out.", body = SessionBody,
+            example = json!({"authenticated": false})),
+    ))]
 pub async fn logout(
     State(auth): State<AdminAuth>,
     headers: HeaderMap,
@@ -269,7 +316,12 @@ pub async fn logout(
     if let Some(c) = session_cookie(&headers) {
         store.remove(c).await?;
     }
-    let mut resp = Json(json!({"authenticated": false})).into_response();
+    let mut resp = Json(SessionBody {
+        authenticated: false,
+        csrf_token: None,
+        expires_at: None,
+    })
+    .into_response();
     if let Ok(v) = HeaderValue::from_str(&store.set_cookie("", Duration::ZERO)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }

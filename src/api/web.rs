@@ -9,9 +9,9 @@
 use super::error::{ApiError, ApiPath};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use rust_embed::RustEmbed;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(RustEmbed)]
 #[folder = "web/"]
@@ -26,13 +26,20 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
                    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
                    base-uri 'none'; form-action 'self'";
 
-pub fn router() -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/app/{*file}", get(app_file))
-        .route("/vendor/{*file}", get(vendor_file))
+pub fn routes() -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(app_file))
+        .routes(routes!(vendor_file))
 }
 
+/// The dashboard
+///
+/// The app shell, with a strict Content-Security-Policy.
+#[utoipa::path(get, path = "/", tag = "web", responses(
+    (status = 200, description = "The page.", content_type = "text/html", body = String),
+    (status = 304, description = "Unchanged (`If-None-Match`)."),
+))]
 async fn index(headers: HeaderMap) -> Result<Response, ApiError> {
     let mut resp = serve("index.html", &headers)?;
     let h = resp.headers_mut();
@@ -48,6 +55,14 @@ async fn index(headers: HeaderMap) -> Result<Response, ApiError> {
     Ok(resp)
 }
 
+/// The dashboard's modules and styles
+#[utoipa::path(get, path = "/app/{*file}", tag = "web",
+    params(("file" = String, Path, description = "A file under `web/app/`.")),
+    responses(
+        (status = 200, description = "The file, with its ETag.", body = String),
+        (status = 304, description = "Unchanged (`If-None-Match`)."),
+        (status = 404, description = "No such file.", body = super::error::ErrorBody),
+    ))]
 async fn app_file(
     ApiPath(file): ApiPath<String>,
     headers: HeaderMap,
@@ -55,6 +70,14 @@ async fn app_file(
     serve(&format!("app/{file}"), &headers)
 }
 
+/// The dashboard's pinned third-party modules
+#[utoipa::path(get, path = "/vendor/{*file}", tag = "web",
+    params(("file" = String, Path, description = "A file under `web/vendor/`.")),
+    responses(
+        (status = 200, description = "The file, with its ETag.", body = String),
+        (status = 304, description = "Unchanged (`If-None-Match`)."),
+        (status = 404, description = "No such file.", body = super::error::ErrorBody),
+    ))]
 async fn vendor_file(
     ApiPath(file): ApiPath<String>,
     headers: HeaderMap,

@@ -76,8 +76,8 @@ impl ControlConfig {
                 "set either admin_token or admin_token_file, not both",
             ),
             (Some(t), None) => {
-                if let Err(message) = check_token(t.expose()) {
-                    v.error("admin_token", message)
+                if let Err(problem) = check_token(t.expose()) {
+                    v.error("admin_token", problem.to_string())
                 }
             }
             (None, Some(path)) => match std::fs::read_to_string(path) {
@@ -121,16 +121,23 @@ impl ControlConfig {
     }
 }
 
+/// Why keel refuses an admin token.
+#[derive(Debug, thiserror::Error)]
+enum TokenProblem {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at least {MIN_ADMIN_TOKEN_CHARS} characters long (it has {0})")]
+    TooShort(usize),
+}
+
 /// A token keel accepts: not blank and not shorter than [`MIN_ADMIN_TOKEN_CHARS`].
-fn check_token(token: &str) -> Result<(), String> {
+fn check_token(token: &str) -> Result<(), TokenProblem> {
     if token.trim().is_empty() {
-        return Err("must not be empty".into());
+        return Err(TokenProblem::Empty);
     }
     let chars = token.chars().count();
     if chars < MIN_ADMIN_TOKEN_CHARS {
-        return Err(format!(
-            "must be at least {MIN_ADMIN_TOKEN_CHARS} characters long (it has {chars})"
-        ));
+        return Err(TokenProblem::TooShort(chars));
     }
     Ok(())
 }

@@ -67,8 +67,8 @@ impl LedgerConfig {
     pub(super) fn validate(&self, v: &mut Scope<'_>) {
         let mut seen = BTreeSet::new();
         for (i, key) in self.locks.iter().enumerate() {
-            if let Err(reason) = crate::ledger::key::check_lock_key(key) {
-                v.error(&format!("locks[{i}]"), reason);
+            if let Err(reason) = super::lock_key::check_lock_key(key) {
+                v.error(&format!("locks[{i}]"), reason.to_string());
             } else if !seen.insert(key.as_str()) {
                 v.error(
                     &format!("locks[{i}]"),

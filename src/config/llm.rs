@@ -68,6 +68,10 @@ pub fn default_fallback_for() -> Vec<ErrorClass> {
 /// Default `[proxy.timeouts] first_byte`: for a non-streaming request the provider sends its
 /// headers only when the whole answer is ready, so this also bounds generation time.
 pub const DEFAULT_FIRST_BYTE: Duration = Duration::from_secs(60);
+/// Default `[proxy.timeouts] stream_first_byte`: a streaming provider sends its header at
+/// once (generation time is bounded by `first_token` and `stream_idle`), so a node silent
+/// for 10 s is dead and the fallback gets its turn well within `total`.
+pub const DEFAULT_STREAM_FIRST_BYTE: Duration = Duration::from_secs(10);
 /// Default `[proxy.timeouts] first_token`.
 pub const DEFAULT_FIRST_TOKEN: Duration = Duration::from_secs(30);
 /// Default `[proxy.timeouts] stream_idle`.
@@ -118,10 +122,12 @@ impl DedupConfig {
 pub fn validate_llm_timeouts(
     v: &mut Scope<'_>,
     first_byte: Duration,
+    stream_first_byte: Duration,
     first_token: Duration,
     stream_idle: Duration,
 ) {
     v.positive_duration("first_byte", first_byte);
+    v.positive_duration("stream_first_byte", stream_first_byte);
     v.positive_duration("first_token", first_token);
     v.positive_duration("stream_idle", stream_idle);
 }
@@ -157,6 +163,7 @@ mod tests {
         validate_llm_timeouts(
             &mut v.at("proxy.timeouts"),
             Duration::ZERO,
+            Duration::from_secs(1),
             Duration::from_secs(1),
             Duration::from_secs(1),
         );

@@ -28,6 +28,12 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A tracing filter: a level (`info`) or directives (`info,keel::proxy=debug`).
     pub level: String,
+    /// One access line per proxied request (`proxy::request::access`), written whatever
+    /// `level` says: an operator who turns it on wants it.
+    pub access: bool,
+    /// Share of successful requests written to the access log, `0.0..=1.0`; errors are
+    /// always written (a busy gateway can sample its successes away, never its failures).
+    pub access_sample: f64,
 }
 
 impl Default for LogConfig {
@@ -35,6 +41,8 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             level: "info".into(),
+            access: true,
+            access_sample: 1.0,
         }
     }
 }
@@ -43,6 +51,12 @@ impl LogConfig {
     pub(super) fn validate(&self, v: &mut Scope<'_>) {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.level) {
             v.error("level", format!("invalid log filter {:?}: {e}", self.level));
+        }
+        if !(0.0..=1.0).contains(&self.access_sample) {
+            v.error(
+                "access_sample",
+                format!("must be between 0.0 and 1.0 (it is {})", self.access_sample),
+            );
         }
     }
 }

@@ -2,11 +2,12 @@
 //! validated once before anything binds.
 //!
 //! Every section is a `serde` struct with `deny_unknown_fields` and documented defaults, so a
-//! config file only needs the keys it changes. Loading ([`load`]) collects *every* structural
+//! config file only needs the keys it changes. Loading ([`load()`]) collects *every* structural
 //! problem (unknown keys, wrong types); [`Config::validate`] then collects every semantic one
 //! (ranges, zero durations, unwritable paths). Both report `ConfigError { path, message }`.
 
 mod alerts;
+mod client_keys;
 mod clients;
 mod control;
 mod dashboard;
@@ -15,12 +16,14 @@ mod gpu;
 mod ledger;
 mod llm;
 mod load;
+mod lock_key;
 mod log;
 mod proxy;
 mod types;
 mod validate;
 
-pub use alerts::AlertsConfig;
+pub use alerts::{AlertsConfig, ALERT_NAMES, FEED_HISTORY};
+pub use client_keys::{parse_key_hash, ClientKeyConfig, NamedClientKey};
 pub use control::{
     AdminTokenSource, ControlConfig, GENERATED_ADMIN_TOKEN_FILE, MIN_ADMIN_TOKEN_CHARS,
 };
@@ -34,9 +37,11 @@ pub use gpu::{GpuConfig, GpuMode};
 pub use ledger::LedgerConfig;
 pub use llm::{
     default_fallback_for, validate_fallback_for, validate_llm_timeouts, DedupConfig, ErrorClass,
-    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
+    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_FIRST_BYTE,
+    DEFAULT_STREAM_IDLE,
 };
 pub use load::{load, resolve_path, LoadError, CREDENTIAL_NAME};
+pub use lock_key::{check_lock_key, LockKeyError, MAX_KEY_LEN};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{
     BreakerConfig, NodeConfig, PrewarmConfig, ProxyConfig, QueueConfig, RetryConfig, ShiftConfig,
@@ -138,6 +143,9 @@ impl Config {
         )
     }
 }
+
+#[cfg(test)]
+mod doc_tables;
 
 #[cfg(test)]
 mod tests {

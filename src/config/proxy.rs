@@ -3,13 +3,15 @@
 //!
 //! Defaults follow `spec/proxy-resilience.md` (the reference's environment defaults): retry
 //! 3 tries with 10–100 ms jittered backoff on 502/503/504, breaker at 50 % over 60 s with 20
-//! requests minimum or 5 consecutive failures and a 30 s cooldown with 3 half-open probes,
+//! requests minimum or 5 consecutive failures with 3 half-open probes (the open period is
+//! keel's own: 10 s growing to at most 20 s, so recovery is found within 30 s of any outage),
 //! prewarm on (2 probes, 5 s), shift and queue off. Timeouts follow
 //! `spec/ops-observability.md`: connect 5 s, read 10 s, total 30 s.
 
 use super::llm::{
     default_fallback_for, validate_fallback_for, validate_llm_timeouts, DedupConfig, ErrorClass,
-    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_IDLE,
+    DEFAULT_FIRST_BYTE, DEFAULT_FIRST_TOKEN, DEFAULT_MAX_RETRY_AFTER, DEFAULT_STREAM_FIRST_BYTE,
+    DEFAULT_STREAM_IDLE,
 };
 use super::validate::Scope;
 use super::{Secret, SocketAddrString};
@@ -28,7 +30,8 @@ pub struct ProxyConfig {
     /// least one (see [`ProxyConfig::thread_count`]).
     pub threads: usize,
     /// Keys clients must present (`x-api-key` or `Authorization: Bearer`); empty = no check.
-    pub client_keys: Vec<Secret>,
+    /// Plain strings or named entries with limits (`super::client_keys`).
+    pub client_keys: Vec<super::ClientKeyConfig>,
     /// Upstream nodes from the file; runtime changes from the admin API are kept in the store.
     pub nodes: Vec<NodeConfig>,
     pub retry: RetryConfig,
@@ -147,8 +150,8 @@ impl NodeConfig {
                 ),
             );
         }
-        if let Err(message) = check_base_url(&self.base_url) {
-            v.error("base_url", message);
+        if let Err(problem) = check_base_url(&self.base_url) {
+            v.error("base_url", problem.to_string());
         }
         v.range("weight", self.weight, 0, MAX_WEIGHT);
         let p = &self.health_path;
@@ -178,20 +181,35 @@ impl NodeConfig {
     }
 }
 
+/// Why a node's `base_url` cannot be forwarded to.
+#[derive(Debug, thiserror::Error)]
+enum BaseUrlProblem {
+    #[error("{0:?} is not a URL: {1}")]
+    NotAUrl(String, #[source] url::ParseError),
+    #[error("{0:?}: scheme must be http or https")]
+    Scheme(String),
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    #[error("{0:?} must not have a query or fragment")]
+    QueryOrFragment(String),
+    #[error("{0:?} must not carry credentials (use api_key)")]
+    Credentials(String),
+}
+
 /// A base URL keel can forward to: http or https, a host, no query or fragment.
-fn check_base_url(text: &str) -> Result<(), String> {
-    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+fn check_base_url(text: &str) -> Result<(), BaseUrlProblem> {
+    let url = url::Url::parse(text).map_err(|e| BaseUrlProblem::NotAUrl(text.into(), e))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{text:?}: scheme must be http or https"));
+        return Err(BaseUrlProblem::Scheme(text.into()));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{text:?} has no host"));
+        return Err(BaseUrlProblem::NoHost(text.into()));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{text:?} must not have a query or fragment"));
+        return Err(BaseUrlProblem::QueryOrFragment(text.into()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("{text:?} must not carry credentials (use api_key)"));
+        return Err(BaseUrlProblem::Credentials(text.into()));
     }
     Ok(())
 }
@@ -250,7 +268,8 @@ pub struct BreakerConfig {
     /// First open period; it doubles for each further ejection in a row, up to `max_cooldown`.
     #[serde(with = "humantime_serde")]
     pub cooldown: Duration,
-    /// Cap of the growing open period.
+    /// Cap of the growing open period. Small by default (20 s) so a node that recovers
+    /// after an outage of any length is probed — and gets its traffic back — within 30 s.
     #[serde(with = "humantime_serde")]
     pub max_cooldown: Duration,
     /// Requests admitted while half-open; that many successes close the breaker.
@@ -267,8 +286,8 @@ impl Default for BreakerConfig {
             min_requests: 20,
             failure_rate: 0.5,
             consecutive_failures: 5,
-            cooldown: Duration::from_secs(30),
-            max_cooldown: Duration::from_secs(300),
+            cooldown: Duration::from_secs(10),
+            max_cooldown: Duration::from_secs(20),
             half_open_probes: 3,
             max_ejected_percent: 50,
         }
@@ -365,10 +384,15 @@ pub struct TimeoutConfig {
     /// when attempts may start; a streaming answer then runs as long as events keep coming.
     #[serde(with = "humantime_serde")]
     pub total: Duration,
-    /// LLM routes: response header of one attempt. A non-streaming answer's header comes
-    /// only when the whole answer is ready, so this also bounds generation time.
+    /// LLM routes: response header of one non-streaming attempt. A non-streaming answer's
+    /// header comes only when the whole answer is ready, so this also bounds generation time.
     #[serde(with = "humantime_serde")]
     pub first_byte: Duration,
+    /// LLM routes: response header of one streaming attempt. A streaming provider answers
+    /// its header at once (the generation is bounded by `first_token`/`stream_idle`), so
+    /// this is short: a silent node makes way for the fallback well within `total`.
+    #[serde(with = "humantime_serde")]
+    pub stream_first_byte: Duration,
     /// LLM routes: first content event of a stream, from the attempt's start; until then
     /// keel holds the response header and can still fail over invisibly.
     #[serde(with = "humantime_serde")]
@@ -385,6 +409,7 @@ impl Default for TimeoutConfig {
             read: Duration::from_secs(10),
             total: Duration::from_secs(30),
             first_byte: DEFAULT_FIRST_BYTE,
+            stream_first_byte: DEFAULT_STREAM_FIRST_BYTE,
             first_token: DEFAULT_FIRST_TOKEN,
             stream_idle: DEFAULT_STREAM_IDLE,
         }
@@ -419,11 +444,7 @@ impl ProxyConfig {
             self.max_connections,
             self.auth_failures_per_minute,
         );
-        for (i, key) in self.client_keys.iter().enumerate() {
-            if key.expose().trim().is_empty() {
-                v.error(&format!("client_keys[{i}]"), "must not be empty");
-            }
-        }
+        super::client_keys::validate(v, &self.client_keys);
         let mut names = HashSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let mut scope = v.at(&format!("nodes[{i}]"));
@@ -501,7 +522,13 @@ impl ProxyConfig {
         tv.positive_duration("connect", t.connect);
         tv.positive_duration("read", t.read);
         tv.positive_duration("total", t.total);
-        validate_llm_timeouts(&mut tv, t.first_byte, t.first_token, t.stream_idle);
+        validate_llm_timeouts(
+            &mut tv,
+            t.first_byte,
+            t.stream_first_byte,
+            t.first_token,
+            t.stream_idle,
+        );
 
         self.dedup.validate(&mut v.at("dedup"));
     }

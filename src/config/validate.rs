@@ -2,7 +2,7 @@
 //! run of `keel validate` lists every problem instead of stopping at the first.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// One problem in the config, at a key path.
@@ -91,8 +91,8 @@ impl Scope<'_> {
 
     /// The directory exists and takes a new file, or its nearest existing ancestor does.
     pub fn writable_dir(&mut self, key: &str, dir: &Path) {
-        if let Err(message) = check_writable_dir(dir) {
-            self.error(key, message);
+        if let Err(problem) = check_writable_dir(dir) {
+            self.error(key, problem.to_string());
         }
     }
 }
@@ -106,7 +106,20 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-fn check_writable_dir(dir: &Path) -> Result<(), String> {
+/// Why a directory cannot hold keel's files.
+#[derive(Debug, thiserror::Error)]
+enum DirProblem {
+    #[error("{} is not writable: {} is not a directory", .dir.display(), .ancestor.display())]
+    NotADirectory { dir: PathBuf, ancestor: PathBuf },
+    #[error("{} is not writable: {source}", .dir.display())]
+    NotWritable {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn check_writable_dir(dir: &Path) -> Result<(), DirProblem> {
     let mut probe_dir = dir;
     while !probe_dir.exists() {
         match probe_dir.parent() {
@@ -118,11 +131,10 @@ fn check_writable_dir(dir: &Path) -> Result<(), String> {
         }
     }
     if !probe_dir.is_dir() {
-        return Err(format!(
-            "{} is not writable: {} is not a directory",
-            dir.display(),
-            probe_dir.display()
-        ));
+        return Err(DirProblem::NotADirectory {
+            dir: dir.to_path_buf(),
+            ancestor: probe_dir.to_path_buf(),
+        });
     }
     let probe = probe_dir.join(format!(".keel-write-probe-{}", std::process::id()));
     match std::fs::File::create(&probe) {
@@ -130,6 +142,9 @@ fn check_writable_dir(dir: &Path) -> Result<(), String> {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
-        Err(e) => Err(format!("{} is not writable: {e}", dir.display())),
+        Err(source) => Err(DirProblem::NotWritable {
+            dir: dir.to_path_buf(),
+            source,
+        }),
     }
 }

@@ -66,7 +66,7 @@ pub struct HeapFigures {
 }
 
 /// One access token's calls (`/flow/stats/users`).
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUsage {
     pub executions: u64,

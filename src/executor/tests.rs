@@ -353,6 +353,37 @@ fn fail_fast_child() {
     }
 }
 
+/// The Node prelude scripts (Buffer, crypto) and web.js live in every snapshot context, lean
+/// and per-module alike, and work together: Buffers are bodies and parts, the libraries
+/// that need `crypto.getRandomValues` find it, one `require` serves both kinds of module.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_and_web_preludes_in_every_context() {
+    let ex = executor(|c| c.pool_size = 1);
+    let common = "const b = Buffer.from('hi'); const fd = new FormData(); fd.append('f', new Blob([b]));
+        return new Blob([b]).text().then((t) => [b.toString('base64'), btoa('hi'), Buffer.isBuffer(fd.getBuffer()),
+          require('node:crypto').createHash('sha256').update(new TextEncoder().encode('a')).digest('hex').slice(0, 8),
+          typeof crypto.getRandomValues, typeof require('buffer').Buffer, t])";
+    let expected = json!(["aGk=", "aGk=", true, "ca978112", "function", "function", "hi"]);
+    for prefix in [
+        "",
+        "require('lodash');",
+        "require('xlsx');",
+        "require('qs'); require('dayjs');",
+    ] {
+        let code = format!("{prefix} {common}");
+        let out = run(&ex, &code, json!({})).await.expect(&code);
+        assert_eq!(out.result, expected, "{code}");
+    }
+    let out = run(
+        &ex,
+        "return [require('uuid').v4().length, require('crypto-js').lib.WordArray.random(4).sigBytes]",
+        json!({}),
+    )
+    .await
+    .expect("uuid and crypto-js use the crypto global");
+    assert_eq!(out.result, json!([36, 4]));
+}
+
 /// A block starts from the context holding what it names in `require('…')`; anything else
 /// is loaded on `require` from its own bundle section, and no module state outlives a call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,4 +454,85 @@ async fn the_event_loop_runs_to_its_end() {
         .await
         .expect_err("an interval never cleared runs into the timeout");
     assert_eq!(e.kind, ErrorKind::Timeout);
+}
+
+/// Hostile values for the natives' arguments, as JavaScript source.
+fn hostile_value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just("NaN".to_string()),
+        Just("Infinity".to_string()),
+        Just("-Infinity".to_string()),
+        Just("1e300".to_string()),
+        Just("-1e300".to_string()),
+        Just("-1".to_string()),
+        Just("2 ** 53".to_string()),
+        Just("undefined".to_string()),
+        Just("null".to_string()),
+        Just("Symbol('s')".to_string()),
+        Just("10n ** 30n".to_string()),
+        Just("'x'.repeat(1 << 20)".to_string()),
+        Just("{ get length() { throw new Error('getter') } }".to_string()),
+        Just("new Proxy({}, { get() { throw new Error('trap') } })".to_string()),
+        Just("{ toString() { throw new Error('toString') }, valueOf() { throw new Error('valueOf') } }".to_string()),
+        Just("[1, [2, [3]]]".to_string()),
+        Just("new Uint8Array(70000)".to_string()),
+        Just("new Float64Array(3)".to_string()),
+        proptest::num::f64::ANY.prop_map(|f| format!("{f:e}")),
+        "[a-z:/\\\\.%]{0,40}".prop_map(|s| format!("{s:?}")),
+    ]
+}
+
+/// Every native, called through the runtime with hostile arguments, answers with a value or
+/// a JS exception: none panics (a panic inside a V8 callback would abort this test binary),
+/// and the pool serves the next call on the same isolate.
+#[test]
+fn natives_answer_hostile_arguments_without_panicking() {
+    use proptest::prelude::*;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ex = {
+        let _enter = rt.enter();
+        executor(|c| {
+            c.pool_size = 1;
+            c.execution_timeout = Duration::from_millis(500);
+        })
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&(hostile_value(), hostile_value()), |(a, b)| {
+            let code = format!(
+                "const a = {a}, b = {b}; const out = [];
+                 const t = f => {{ try {{ const r = f(); if (r && r.then) r.catch(() => {{}}); out.push('ok') }} catch (e) {{ out.push(String(e && e.name)) }} }};
+                 t(() => fetch(a, {{ timeout: b, method: b, headers: a, body: b }}));
+                 t(() => fetch('http://example.test/', {{ timeout: a }}));
+                 t(() => setTimeout(() => {{}}, a));
+                 t(() => crypto.getRandomValues(a));
+                 t(() => console.log(a, b));
+                 t(() => require(a));
+                 return out.length"
+            );
+            let r = rt.block_on(run(&ex, &code, json!({})));
+            match r {
+                Ok(out) => prop_assert_eq!(out.result, json!(6)),
+                Err(e) => prop_assert!(
+                    matches!(
+                        e.kind,
+                        ErrorKind::Js(_) | ErrorKind::Timeout | ErrorKind::OutOfMemory
+                    ),
+                    "{}",
+                    e
+                ),
+            }
+            let next = rt.block_on(run(&ex, "return 7", json!({})));
+            prop_assert_eq!(next.map(|o| o.result).ok(), Some(json!(7)));
+            Ok(())
+        })
+        .expect("every hostile argument is answered");
 }

@@ -17,7 +17,7 @@ use crate::store::{Store, StoreError};
 const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("executor_tokens_v1");
 
 /// What is stored and listed about an issued token (never the token).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: String,
     pub name: String,
@@ -25,7 +25,7 @@ pub struct TokenInfo {
 }
 
 /// A just-issued token: the only time its text exists outside the client.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     #[serde(flatten)]
     pub info: TokenInfo,

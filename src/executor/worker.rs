@@ -73,7 +73,7 @@ pub struct ExecOutput {
 #[derive(Debug, Clone)]
 pub struct WorkerLimits {
     pub heap_limit: usize,
-    /// Bytes of array-buffer backing stores one isolate may hold (see [`alloc`]).
+    /// Bytes of array-buffer backing stores one isolate may hold (see [`super::alloc`]).
     pub array_buffer_limit: usize,
     pub max_result_size: usize,
     pub max_console_lines: usize,

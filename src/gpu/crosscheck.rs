@@ -7,7 +7,7 @@
 
 use super::source::GpuSample;
 use crate::ledger::key::gpu_lock_key;
-use crate::ledger::{GpuIssue, LockSnapshot};
+use crate::ledger::{GpuIssue, LockHolding};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,7 @@ impl IdleTracker {
 /// The findings for one sample.
 pub fn cross_check(
     samples: &[GpuSample],
-    locks: &[LockSnapshot],
+    locks: &[LockHolding],
     idle: &IdleTracker,
     idle_lock_after: Duration,
     now: Instant,

@@ -1,17 +1,11 @@
 //! GPU metrics, labelled by GPU index (bounded by the hardware).
 
+use crate::telemetry::catalog::{
+    GPU_COMPUTE_PROCESSES, GPU_LOCK_WARNING, GPU_LOCK_WARNINGS_TOTAL, GPU_MEMORY_TOTAL_BYTES,
+    GPU_MEMORY_USED_BYTES, GPU_POWER_WATTS, GPU_TEMPERATURE_CELSIUS, GPU_UTILIZATION_RATIO,
+};
 use crate::telemetry::Metrics;
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts};
-
-pub const GPU_UTILIZATION_RATIO: &str = "keel_gpu_utilization_ratio";
-pub const GPU_MEMORY_USED_BYTES: &str = "keel_gpu_memory_used_bytes";
-pub const GPU_MEMORY_TOTAL_BYTES: &str = "keel_gpu_memory_total_bytes";
-pub const GPU_TEMPERATURE_CELSIUS: &str = "keel_gpu_temperature_celsius";
-pub const GPU_POWER_WATTS: &str = "keel_gpu_power_watts";
-pub const GPU_COMPUTE_PROCESSES: &str = "keel_gpu_compute_processes";
-/// 1 while a cross-check warning (`kind` = unlocked_use | idle_lock) holds for the GPU.
-pub const GPU_LOCK_WARNING: &str = "keel_gpu_lock_warning";
-pub const GPU_LOCK_WARNINGS_TOTAL: &str = "keel_gpu_lock_warnings_total";
 
 pub struct GpuMetrics {
     pub utilization: GaugeVec,

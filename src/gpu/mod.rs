@@ -261,7 +261,7 @@ impl GpuMonitor {
         let issues = {
             let mut idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner());
             idle.observe(&samples, now);
-            let locks = inner.ledger.lock_snapshots();
+            let locks = inner.ledger.lock_holdings();
             crosscheck::cross_check(&samples, &locks, &idle, inner.idle_lock_after, now)
         };
         self.raise(&samples, &issues);
@@ -458,7 +458,7 @@ mod tests {
         assert_eq!(report["gpus"][1]["lock_key"], "gpu_lock:1");
         assert_eq!(report["gpus"][1]["lock"]["is_locked"], false);
         assert_eq!(
-            telemetry.health.snapshot()["gpu"].status,
+            telemetry.health.components()["gpu"].status,
             ComponentStatus::Healthy
         );
     }
@@ -471,10 +471,10 @@ mod tests {
         assert_eq!(issues.len(), 1);
         assert_eq!(issues[0].kind, UNLOCKED_USE);
         assert!(issues[0].message.contains("4242"), "{}", issues[0].message);
-        let lock = ledger.lock_status("gpu_lock:0").unwrap();
+        let lock = serde_json::to_value(ledger.lock_status("gpu_lock:0").unwrap()).unwrap();
         assert_eq!(lock["health"]["status"], "warning");
         assert_eq!(
-            telemetry.health.snapshot()["gpu"].status,
+            telemetry.health.components()["gpu"].status,
             ComponentStatus::Degraded
         );
         let text = telemetry.metrics.render();
@@ -527,11 +527,12 @@ mod tests {
         monitor.apply(Ok(vec![gpu(0, 100, &[77])]), t0 + Duration::from_secs(2));
         assert!(monitor.issues().is_empty());
         assert_eq!(
-            telemetry.health.snapshot()["gpu"].status,
+            telemetry.health.components()["gpu"].status,
             ComponentStatus::Healthy
         );
         assert_eq!(
-            ledger.lock_status("gpu_lock:0").unwrap()["health"]["status"],
+            serde_json::to_value(ledger.lock_status("gpu_lock:0").unwrap()).unwrap()["health"]
+                ["status"],
             "healthy"
         );
     }

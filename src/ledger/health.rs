@@ -12,14 +12,16 @@
 //!
 //! The worst finding decides the status; `issues` lists every finding.
 
+use super::answers::GpuIssue;
+use super::state::{Now, State};
 use super::stats::ratio;
-use super::{GpuIssue, Inner, Now, State};
+use super::Inner;
 use serde::Serialize;
 
 pub const HELD_FRACTION_WARNING: f64 = 0.8;
 pub const HEARTBEAT_FAILURE_WARNING: f64 = 0.1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     Healthy,

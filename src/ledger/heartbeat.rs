@@ -4,9 +4,11 @@
 //! and queues the record for the journal's batched write (at most `flush_interval` later),
 //! so a crash can lose the last interval of progress, never a lock.
 
-use super::journal::Op;
-use super::{events, Effects, Now, State};
-use serde::{Deserialize, Serialize};
+use super::error::RequestError;
+use super::operator_events as events;
+use super::records::{Op, TaskPhase, TaskRecord};
+use super::state::{Effects, Now, State};
+use serde::Deserialize;
 use std::time::{Duration, Instant};
 
 /// Completed tasks kept for `dead_tasks` until a cleanup (oldest dropped beyond this).
@@ -14,33 +16,6 @@ pub const DEAD_TASK_LIMIT: usize = 1000;
 /// Tasks tracked at once (running, orphaned, dead). A new task id beyond this is refused
 /// until a cleanup: it bounds memory and the `task` label of the heartbeat-age gauge.
 pub const TRACKED_TASK_LIMIT: usize = 10_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskPhase {
-    Running,
-    /// No heartbeat within `heartbeat_timeout` (flagged by the monitor); a later heartbeat
-    /// brings the task back to running.
-    Orphaned,
-    /// Stopped by the worker (`DELETE /heartbeat/task/{id}`): a dead task.
-    Completed,
-}
-
-/// A task's persisted heartbeat (JSON in `ledger_tasks_v1`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TaskRecord {
-    pub task_name: String,
-    pub start_time: f64,
-    pub last_update: f64,
-    pub gpu_lock: Option<String>,
-    pub progress: Option<f64>,
-    /// The worker's own status text, if it sends one.
-    pub status: Option<String>,
-    pub phase: TaskPhase,
-    /// Heartbeats received after the start, and the sum of the gaps between them.
-    pub updates: u64,
-    pub interval_sum: f64,
-}
 
 /// A task in memory: its record plus the monotonic time of its last heartbeat.
 #[derive(Debug, Clone)]
@@ -91,7 +66,7 @@ impl Task {
 }
 
 /// Fields a start or update may carry (all optional).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatUpdate {
     /// 0..=1.
@@ -102,16 +77,16 @@ pub struct HeartbeatUpdate {
 }
 
 impl HeartbeatUpdate {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), RequestError> {
         if let Some(p) = self.progress {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!("progress must be within 0..1, got {p}"));
+                return Err(RequestError::Progress(p));
             }
         }
-        for (name, value) in [("status", &self.status), ("task_name", &self.task_name)] {
+        for (field, value) in [("status", &self.status), ("task_name", &self.task_name)] {
             if let Some(v) = value {
                 if v.is_empty() || v.len() > 256 {
-                    return Err(format!("{name} must be 1..256 characters"));
+                    return Err(RequestError::Text { field });
                 }
             }
         }

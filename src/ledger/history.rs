@@ -1,51 +1,8 @@
-//! The lock history (acquire, release, expiry, force-release — also failed attempts) and the
-//! timeout manager's action history: both bounded, newest first, persisted by sequence
-//! number so a restart shows the same history.
+//! The bounded lists behind the lock history (acquire, release, expiry, force-release —
+//! also failed attempts) and the timeout manager's action history: newest first, persisted
+//! by sequence number so a restart shows the same history (the entries are in `records`).
 
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
-
-/// What happened to a lock. Serialized names are the reference's `action` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LockAction {
-    Acquire,
-    Release,
-    /// The lease's TTL passed without a renew.
-    Timeout,
-    /// An operator's emergency release (`POST /monitoring/lock/release`).
-    ForceRelease,
-    /// The monitor released the lock of an orphaned task (auto-recovery).
-    TimeoutRecovery,
-}
-
-/// One `recent_history` entry: the reference's four fields plus keel's additions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub action: LockAction,
-    pub task_name: String,
-    pub timestamp: f64,
-    pub success: bool,
-    pub lock_key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fencing_token: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// One `action_history` entry of the timeout manager.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ActionEntry {
-    pub timestamp: f64,
-    /// `lease_expired`, `task_orphaned`, `timeout_recovery`.
-    pub action: String,
-    /// The task concerned (for a lease without a task id: its holder).
-    pub task_id: String,
-    /// `success` or `failed`.
-    pub result: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lock_key: Option<String>,
-}
 
 /// A bounded, newest-first list whose entries carry a sequence number (the store key).
 #[derive(Debug)]

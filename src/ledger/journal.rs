@@ -24,15 +24,13 @@
 //! `ledger_actions_v1` seq → action entry, `ledger_tasks_v1` task id → task record,
 //! `ledger_counters_v1` `lock:<key>` / `timeouts` → counters.
 
+use super::error::JournalError;
 use super::fencing::HighWater;
-use super::heartbeat::TaskRecord;
-use super::history::{ActionEntry, HistoryEntry};
-use super::lease::LeaseRecord;
-use super::stats::LockCounters;
-use super::timeout::TimeoutCounters;
+use super::records::{
+    ActionEntry, HistoryEntry, LockCounters, LockRow, Op, TaskRecord, TimeoutCounters,
+};
 use crate::store::{Store, StoreError};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -46,43 +44,9 @@ const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("ledger_tasks_v
 const COUNTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("ledger_counters_v1");
 const TIMEOUT_COUNTERS_KEY: &str = "timeouts";
 
-/// A lock's durable row: the fencing counter and the current lease, if any.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LockRow {
-    pub fencing_last: u64,
-    pub lease: Option<LeaseRecord>,
-}
-
-/// One change to persist.
-#[derive(Debug, Clone)]
-pub enum Op {
-    Lock {
-        key: String,
-        row: LockRow,
-    },
-    History {
-        seq: u64,
-        entry: HistoryEntry,
-    },
-    Action {
-        seq: u64,
-        entry: ActionEntry,
-    },
-    /// `None` deletes the task.
-    Task {
-        task_id: String,
-        record: Option<TaskRecord>,
-    },
-    LockCounters {
-        key: String,
-        counters: LockCounters,
-    },
-    TimeoutCounters(TimeoutCounters),
-}
-
 /// Answered once the submission's transaction committed (or failed).
-pub type Ack = oneshot::Sender<Result<(), String>>;
-pub type AckRx = oneshot::Receiver<Result<(), String>>;
+pub type Ack = oneshot::Sender<Result<(), JournalError>>;
+pub type AckRx = oneshot::Receiver<Result<(), JournalError>>;
 
 pub fn ack_channel() -> (Ack, AckRx) {
     oneshot::channel()
@@ -109,7 +73,7 @@ pub struct Journal {
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The last commit error, until a later commit succeeds.
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<JournalError>>>,
 }
 
 impl Journal {
@@ -142,8 +106,7 @@ impl Journal {
             .spawn(move || writer.run(rx))
             .ok();
         if thread.is_none() {
-            *failure.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some("cannot start the journal thread".into());
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(JournalError::NotStarted);
         }
         Journal {
             tx: Mutex::new(Some(tx)),
@@ -165,12 +128,12 @@ impl Journal {
         };
         if let Err(Msg::Submit { acks, .. }) = sent {
             for ack in acks {
-                let _ = ack.send(Err("the ledger journal is closed".into()));
+                let _ = ack.send(Err(JournalError::Closed));
             }
         }
     }
 
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<JournalError> {
         self.failure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -197,7 +160,7 @@ struct Writer {
     fence: Arc<HighWater>,
     flush_interval: Duration,
     history_limit: u64,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<JournalError>>>,
     /// Ops whose order matters (locks, history, actions), oldest first.
     ordered: Vec<Op>,
     acks: Vec<Ack>,
@@ -298,8 +261,8 @@ impl Writer {
         let result = match self.fence.cover(tokens) {
             Ok(()) => self
                 .write(&ordered, &tasks, &counters, timeouts.as_ref())
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+                .map_err(|e| JournalError::Store(Arc::new(e))),
+            Err(e) => Err(JournalError::Fence(Arc::new(e))),
         };
         self.observe
             .seconds

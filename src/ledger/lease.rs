@@ -5,7 +5,8 @@
 //! is what survives a restart: on load, the remaining time is recomputed from it, so a lease
 //! keeps its absolute expiry across `kill -9` and restart.
 
-use serde::{Deserialize, Serialize};
+use super::error::RequestError;
+use super::records::LeaseRecord;
 use std::time::{Duration, Instant};
 
 /// A live lease held in memory.
@@ -21,16 +22,6 @@ pub struct Lease {
     /// Monotonic expiry: the lease is void from this instant on.
     pub expires_mono: Instant,
     /// The same expiry as Unix seconds, for the API and the store.
-    pub expires_at: f64,
-}
-
-/// The persisted form of a [`Lease`] (JSON in `ledger_locks_v1`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LeaseRecord {
-    pub holder: String,
-    pub task_id: Option<String>,
-    pub fencing_token: u64,
-    pub acquired_at: f64,
     pub expires_at: f64,
 }
 
@@ -112,32 +103,32 @@ pub fn ttl_whole_seconds(remaining: Duration) -> u64 {
 
 /// The lease length a client asked for (`ttl_seconds`): `default` when absent, else a
 /// number of seconds in `(0, max]`. NaN, infinities, negatives and anything over `max`
-/// are refused with a message, so no client number reaches a `Duration` unchecked.
+/// are refused, so no client number reaches a `Duration` unchecked.
 pub fn requested_ttl(
     seconds: Option<f64>,
     default: Duration,
     max: Duration,
-) -> Result<Duration, String> {
+) -> Result<Duration, RequestError> {
     match seconds {
         None => Ok(default),
         Some(s) if s > 0.0 && s <= max.as_secs_f64() => Ok(seconds_up_to(s, max)),
-        Some(s) => Err(format!(
-            "ttl_seconds must be > 0 and <= {} (max_ttl), got {s}",
-            max.as_secs_f64()
-        )),
+        Some(got) => Err(RequestError::Ttl {
+            got,
+            max: max.as_secs_f64(),
+        }),
     }
 }
 
 /// How long a client is willing to queue (`wait_seconds`): 0 when absent, else a number
 /// of seconds in `[0, max]`, refused otherwise (as [`requested_ttl`]).
-pub fn requested_wait(seconds: Option<f64>, max: Duration) -> Result<Duration, String> {
+pub fn requested_wait(seconds: Option<f64>, max: Duration) -> Result<Duration, RequestError> {
     match seconds {
         None => Ok(Duration::ZERO),
         Some(w) if (0.0..=max.as_secs_f64()).contains(&w) => Ok(seconds_up_to(w, max)),
-        Some(w) => Err(format!(
-            "wait_seconds must be within 0..={} (max_wait), got {w}",
-            max.as_secs_f64()
-        )),
+        Some(got) => Err(RequestError::Wait {
+            got,
+            max: max.as_secs_f64(),
+        }),
     }
 }
 

@@ -11,11 +11,12 @@
 //! (its receiver dropped) is skipped, so a disconnecting waiter leaves the queue.
 
 use super::fencing::FencingCounter;
-use super::history::{HistoryEntry, LockAction};
-use super::journal::{ack_channel, AckRx, LockRow, Op};
+use super::journal::{ack_channel, AckRx};
 use super::lease::Lease;
+use super::operator_events as events;
+use super::records::{HistoryEntry, LockAction, LockRow, Op};
+use super::state::{Effects, Now, State};
 use super::stats::{AttemptResult, LockStats};
-use super::{events, Effects, Now, State};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;

@@ -5,22 +5,15 @@
 //! [`StateCollector`], so a heartbeat age is exact when scraped and a stopped task simply
 //! stops appearing (the `task` label set is bounded by the running tasks).
 
+use crate::telemetry::catalog::{
+    GPU_LOCK_ACQUISITIONS_TOTAL, GPU_LOCK_FENCING_TOKEN, GPU_LOCK_HELD, GPU_LOCK_WAITERS,
+    GPU_LOCK_WAIT_SECONDS, HEARTBEAT_FAILURE_RATIO, LEDGER_JOURNAL_COMMIT_OPS,
+    LEDGER_JOURNAL_COMMIT_SECONDS, LEDGER_TIMEOUTS_TOTAL, TASK_HEARTBEAT_AGE_SECONDS,
+};
 use crate::telemetry::Metrics;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts};
-
-pub const GPU_LOCK_HELD: &str = "keel_gpu_lock_held";
-pub const GPU_LOCK_FENCING_TOKEN: &str = "keel_gpu_lock_fencing_token";
-pub const GPU_LOCK_WAITERS: &str = "keel_gpu_lock_waiters";
-pub const GPU_LOCK_ACQUISITIONS_TOTAL: &str = "keel_gpu_lock_acquisitions_total";
-pub const GPU_LOCK_WAIT_SECONDS: &str = "keel_gpu_lock_wait_seconds";
-pub const TASK_HEARTBEAT_AGE_SECONDS: &str = "keel_task_heartbeat_age_seconds";
-/// Orphaned over all tracked tasks, 0..1 (the "heartbeat failure rate > 10 %" rule).
-pub const TASK_HEARTBEAT_FAILURE_RATIO: &str = "keel_task_heartbeat_failure_ratio";
-pub const LEDGER_TIMEOUTS_TOTAL: &str = "keel_ledger_timeouts_total";
-pub const JOURNAL_COMMIT_SECONDS: &str = "keel_ledger_journal_commit_seconds";
-pub const JOURNAL_COMMIT_OPS: &str = "keel_ledger_journal_commit_ops";
 
 /// `kind` label values of [`LEDGER_TIMEOUTS_TOTAL`].
 pub const TIMEOUT_LEASE: &str = "lease_expired";
@@ -73,7 +66,7 @@ impl LedgerMetrics {
         }
         let commit_seconds = Histogram::with_opts(
             HistogramOpts::new(
-                JOURNAL_COMMIT_SECONDS,
+                LEDGER_JOURNAL_COMMIT_SECONDS,
                 "Ledger journal commits to redb, fsync included",
             )
             .buckets(crate::telemetry::metrics::LATENCY_BUCKETS.to_vec()),
@@ -81,7 +74,7 @@ impl LedgerMetrics {
         .expect("valid metric");
         let commit_ops = Histogram::with_opts(
             HistogramOpts::new(
-                JOURNAL_COMMIT_OPS,
+                LEDGER_JOURNAL_COMMIT_OPS,
                 "Changes per journal commit (group-commit size)",
             )
             .buckets(vec![
@@ -106,7 +99,7 @@ impl LedgerMetrics {
 
 /// What the scrape-time gauges show.
 #[derive(Default)]
-pub struct GaugeSnapshot {
+pub struct GaugeReading {
     /// (lock key, held, last fencing token, waiters)
     pub locks: Vec<(String, bool, u64, usize)>,
     /// (task id, seconds since its last heartbeat) for running tasks.
@@ -114,11 +107,11 @@ pub struct GaugeSnapshot {
     pub heartbeat_failure_ratio: f64,
 }
 
-type Snapshotter = Box<dyn Fn() -> GaugeSnapshot + Send + Sync>;
+type Reader = Box<dyn Fn() -> GaugeReading + Send + Sync>;
 
 /// Computes lock and heartbeat gauges from the ledger state when scraped.
 pub struct StateCollector {
-    snapshot: Snapshotter,
+    read: Reader,
     held: IntGaugeVec,
     token: IntGaugeVec,
     waiters: IntGaugeVec,
@@ -130,10 +123,10 @@ pub struct StateCollector {
 }
 
 impl StateCollector {
-    pub fn new(snapshot: impl Fn() -> GaugeSnapshot + Send + Sync + 'static) -> Self {
+    pub fn new(read: impl Fn() -> GaugeReading + Send + Sync + 'static) -> Self {
         let (held, token, waiters, age) = Self::vectors();
         let failure_ratio = Gauge::with_opts(Opts::new(
-            TASK_HEARTBEAT_FAILURE_RATIO,
+            HEARTBEAT_FAILURE_RATIO,
             "Share of tracked tasks that are orphaned (no heartbeat within the timeout)",
         ))
         .expect("valid metric");
@@ -149,7 +142,7 @@ impl StateCollector {
         .cloned()
         .collect();
         StateCollector {
-            snapshot: Box::new(snapshot),
+            read: Box::new(read),
             held,
             token,
             waiters,
@@ -198,7 +191,7 @@ impl Collector for StateCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let _one_at_a_time = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
-        let snap = (self.snapshot)();
+        let snap = (self.read)();
         // Fresh vectors each scrape: labels of removed tasks disappear by construction.
         for v in [&self.held, &self.token, &self.waiters] {
             v.reset();

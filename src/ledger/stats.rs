@@ -5,7 +5,7 @@
 //! vain) or failure (refused at once, or the wait ended by shutdown), so
 //! `total_attempts = success_count + timeout_count + failure_count` as in the reference.
 
-use serde::{Deserialize, Serialize};
+use super::records::LockCounters;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -30,23 +30,6 @@ impl AttemptResult {
             AttemptResult::Failure => "conflict",
         }
     }
-}
-
-/// Persisted counters of one lock (JSON in `ledger_counters_v1`; batched writes).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct LockCounters {
-    pub total_attempts: u64,
-    pub success_count: u64,
-    pub timeout_count: u64,
-    pub failure_count: u64,
-    /// Leases that ran out without a renew.
-    pub expired_count: u64,
-    /// Operator force-releases and auto-recoveries.
-    pub force_released_count: u64,
-    /// Holds that ended (release, expiry, force-release) and their total seconds.
-    pub completed_holds: u64,
-    pub total_hold_seconds: f64,
 }
 
 impl LockCounters {

@@ -5,10 +5,10 @@
 //! Configured actions, as the reference lists them: `force_release_gpu_lock` (recovery),
 //! `update_task_status` (the task is marked orphaned), `log_timeout_event` (an event).
 
-use super::history::{ActionEntry, LockAction};
-use super::journal::Op;
-use super::{events, Effects, Now, State};
-use serde::{Deserialize, Serialize};
+use super::operator_events as events;
+use super::records::{ActionEntry, LockAction, Op};
+use super::state::{Effects, Now, State};
+use serde::Serialize;
 use std::time::Duration;
 
 pub const CONFIGURED_ACTIONS: [&str; 3] = [
@@ -17,20 +17,8 @@ pub const CONFIGURED_ACTIONS: [&str; 3] = [
     "log_timeout_event",
 ];
 
-/// Persisted counters of the timeout manager (batched writes).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TimeoutCounters {
-    /// Expired leases plus orphaned tasks.
-    pub total_timeouts_detected: u64,
-    pub tasks_recovered: u64,
-    pub resources_released: u64,
-    pub expired_leases: u64,
-    pub orphaned_tasks: u64,
-}
-
 /// The answer of `POST /timeout/check`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckReport {
     pub checked_locks: Vec<String>,
     pub timeouts_detected: u64,

@@ -3,8 +3,8 @@
 //! takes effect, so a restart keeps it.
 
 use super::breaker::BreakerState;
-use super::events::{NodeAdded, NodeRemoved, NodeUpdated};
 use super::node::{Node, Source};
+use super::node_events::{NodeAdded, NodeRemoved, NodeUpdated};
 use super::persist::{self, StoredNode};
 use super::Gateway;
 use crate::config::{ConfigError, NodeConfig, Validator, MAX_WEIGHT};
@@ -29,7 +29,7 @@ pub enum AdminError {
 }
 
 /// `PATCH /admin/api/nodes/{name}`: the settings that may change at runtime.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodePatch {
     pub weight: Option<u32>,

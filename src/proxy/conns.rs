@@ -5,7 +5,7 @@
 //! holds it under a lock, and taking it again signals that task, waits for the lock and
 //! checks the socket's peer address (`getpeername`). On a keep-alive hot path that is a
 //! task spawn, two wake-ups (often across threads) and a system call per request. keel
-//! knows which node a connection belongs to, so each [`Node`](super::node::Node) keeps its
+//! knows which node a connection belongs to, so each [`super::node::Node`] keeps its
 //! idle connections itself, most recently used first, and a connection is tested only when
 //! it is taken: a non-blocking read that must find nothing (a closed or chattering idle
 //! connection is dropped). Fresh connections (TCP or TLS) still come from Pingora's
@@ -32,8 +32,8 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::attempt::AttemptError;
 use super::node::Node;
-use super::retry::TryFailure;
 use crate::config::MAX_PROXY_THREADS;
 use std::sync::Arc;
 
@@ -111,7 +111,7 @@ impl IdleConns {
         }
     }
 
-    /// Closes connections idle for longer than [`POOL_IDLE`] (the supervisor calls this).
+    /// Closes connections idle for longer than `POOL_IDLE` (the supervisor calls this).
     pub fn expire(&self, now: Instant) {
         for slot in &self.slots {
             // Oldest first: stop at the first one still young.
@@ -148,33 +148,33 @@ fn quiet(stream: &mut Stream) -> bool {
         .is_none()
 }
 
-/// Sends a request to `node` — `head` is its complete header in wire form (see
-/// [`super::head`]) — over an idle connection when there is one, else a new one, and reads
-/// the final (non-1xx) response header. A pooled connection the node has closed meanwhile
+/// One HTTP round trip of an attempt: sends a request to `node` — `head` is its complete
+/// header in wire form (see [`super::head`]) — over an idle connection when there is one,
+/// else a new one, and reads the final (non-1xx) response header. A pooled connection the node has closed meanwhile
 /// is replaced by a fresh one without counting as a failure.
 ///
 /// The caller reads the body from the returned session and hands it back with [`checkin`].
 /// Pingora's session never saw the request, so for `HEAD` it would expect the body the
 /// answer's `content-length` announces: callers read no body after a `HEAD` (and the
 /// connection is then not reused).
-pub async fn exchange(
+pub async fn round_trip(
     transport: &TransportConnector,
     node: &Node,
     head: &[u8],
     body: &Bytes,
-) -> Result<(HttpSession, Arc<HttpPeer>), TryFailure> {
+) -> Result<(HttpSession, Arc<HttpPeer>), AttemptError> {
     let peer = node.peer().await?;
     for _ in 0..STALE_POOL_RETRIES {
         let (stream, reused) = checkout(transport, &node.conns, &peer)
             .await
-            .map_err(|e| TryFailure::Connect(e.to_string()))?;
+            .map_err(|e| AttemptError::Connect(e.to_string()))?;
         match send_and_read_header(stream, head, body).await {
             Ok(session) => return Ok((session, peer)),
             Err(_) if reused => continue,
-            Err(e) => return Err(TryFailure::Upstream(e.to_string())),
+            Err(e) => return Err(AttemptError::Upstream(e.to_string())),
         }
     }
-    Err(TryFailure::Upstream(
+    Err(AttemptError::Upstream(
         "pooled connections kept failing".into(),
     ))
 }

@@ -1,10 +1,12 @@
 //! The request header keel sends to a node, built from the client's.
 //!
-//! What does not depend on the node (the client's headers minus hop-by-hop ones) is put in
-//! wire form once per request, in [`ClientHead::of`]; each attempt then only adds the
-//! request line and the node's own headers (`host`, its API key, `x-request-id`,
-//! `content-length`) around those bytes. No header map is built or cloned per attempt.
+//! What does not depend on the node (the client's headers minus hop-by-hop ones and the ones
+//! keel sets) is put in wire form once per request, in [`ClientHead::of`]; each attempt then
+//! only adds the request line and the node's own headers (`host`, its API key,
+//! `x-request-id`, `content-length`) around those bytes. No header map is built or cloned
+//! per attempt.
 
+use super::request::hop_by_hop;
 use bytes::{BufMut, BytesMut};
 use http::HeaderName;
 use pingora::http::RequestHeader;
@@ -14,22 +16,15 @@ use pingora::http::RequestHeader;
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Hop-by-hop and per-connection headers that are never forwarded as they are, and the
-/// ones keel sets itself for every node.
-const NOT_FORWARDED: [&str; 12] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "expect",
-    "content-length",
-    "accept-encoding",
-    "x-request-id",
-];
+/// Headers keel sets itself for every node, so the client's are not forwarded: `host` (the
+/// node's), `content-length` (of the body as mapped), `accept-encoding` (identity, so usage
+/// can be read), `x-request-id` (the request's), and `expect` (answered by keel).
+fn set_by_keel(name: &str) -> bool {
+    matches!(
+        name,
+        "host" | "expect" | "content-length" | "accept-encoding" | "x-request-id"
+    )
+}
 
 /// The client's request header, reduced to what every node gets.
 pub struct ClientHead {
@@ -48,15 +43,37 @@ pub struct ClientHead {
 }
 
 impl ClientHead {
+    /// What every node gets of `client`: its headers minus the hop-by-hop ones (see
+    /// [`hop_by_hop`], those its `Connection` names included) and the ones keel sets.
     pub fn of(client: &RequestHeader) -> ClientHead {
+        let (head, has_connection) = ClientHead::collect(client, None);
+        if !has_connection {
+            return head;
+        }
+        // Rare: `Connection` may name headers that are hop-by-hop for this client only. A
+        // second pass that knows them, so the usual request pays nothing for the check.
+        let connection = client.headers.get_all(http::header::CONNECTION);
+        ClientHead::collect(client, Some(&connection)).0
+    }
+
+    /// One pass over the client's headers; also says whether it sent `Connection`.
+    fn collect(
+        client: &RequestHeader,
+        connection: Option<&http::header::GetAll<'_, http::HeaderValue>>,
+    ) -> (ClientHead, bool) {
         let mut common = BytesMut::with_capacity(512);
         let mut credentials = BytesMut::new();
         let mut used_x_api_key = false;
         let mut had_content_length = false;
+        let mut has_connection = false;
         for (name, value) in client.headers.iter() {
             let n = name.as_str();
             had_content_length |= n == "content-length";
-            if NOT_FORWARDED.contains(&n) {
+            if hop_by_hop::is_hop_by_hop(n) {
+                has_connection |= n == "connection";
+                continue;
+            }
+            if set_by_keel(n) || connection.is_some_and(|c| hop_by_hop::named_by(c.iter(), n)) {
                 continue;
             }
             let is_x_api_key = n == "x-api-key";
@@ -68,7 +85,7 @@ impl ClientHead {
             };
             line(out, n.as_bytes(), value.as_bytes());
         }
-        ClientHead {
+        let head = ClientHead {
             method: client.method.clone(),
             path: client
                 .uri
@@ -78,7 +95,8 @@ impl ClientHead {
             credentials,
             used_x_api_key,
             had_content_length,
-        }
+        };
+        (head, has_connection)
     }
 
     /// The complete request header for `node`, ending with the blank line.
@@ -217,5 +235,24 @@ mod tests {
         let c = client(&[("content-length", "0")]);
         let wire = lines(&ClientHead::of(&c).for_node(&node("http://h:1", None), "r", 0));
         assert!(wire.contains(&"content-length: 0".to_string()), "{wire:?}");
+    }
+
+    #[test]
+    fn headers_the_clients_connection_names_are_not_forwarded() {
+        // RFC 9110 §7.6.1: `Connection: X-Hop` makes x-hop hop-by-hop, in any case.
+        let c = client(&[
+            ("X-Hop", "1"),
+            ("Connection", "keep-alive, x-HOP"),
+            ("Keep-Alive", "timeout=5"),
+            ("X-Kept", "2"),
+        ]);
+        let wire = lines(&ClientHead::of(&c).for_node(&node("http://h:1", None), "r", 0));
+        assert!(wire.contains(&"x-kept: 2".to_string()), "{wire:?}");
+        assert!(
+            !wire.iter().any(|l| l.starts_with("x-hop")
+                || l.starts_with("keep-alive")
+                || l.starts_with("connection")),
+            "{wire:?}"
+        );
     }
 }

@@ -10,20 +10,13 @@ use prometheus::{
 };
 use std::sync::{Arc, OnceLock};
 
-pub const UPSTREAM_REQUESTS_TOTAL: &str = "keel_upstream_requests_total";
-pub const UPSTREAM_REQUEST_DURATION_SECONDS: &str = "keel_upstream_request_duration_seconds";
-pub const UPSTREAM_TTFB_SECONDS: &str = "keel_upstream_time_to_first_byte_seconds";
-pub const UPSTREAM_RETRIES_TOTAL: &str = "keel_upstream_retries_total";
-pub const BREAKER_STATE: &str = "keel_breaker_state";
-pub const BREAKER_EJECTIONS_TOTAL: &str = "keel_breaker_ejections_total";
-pub const PROXY_REQUESTS_TOTAL: &str = "keel_proxy_requests_total";
-pub const PROXY_REQUEST_DURATION_SECONDS: &str = "keel_proxy_request_duration_seconds";
-pub const QUEUE_DEPTH: &str = "keel_proxy_queue_depth";
-pub const QUEUE_WAIT_SECONDS: &str = "keel_proxy_queue_wait_seconds";
-pub const PREWARM_DURATION_SECONDS: &str = "keel_prewarm_probe_duration_seconds";
-pub const SHIFT_STAGE_PERCENT: &str = "keel_shift_stage_percent";
-pub const NODES_AVAILABLE: &str = "keel_proxy_nodes_available";
-pub const LLM_TOKENS_TOTAL: &str = "keel_llm_tokens_total";
+// The names are the catalog's (the one list of metric names).
+pub use crate::telemetry::catalog::{
+    BREAKER_EJECTIONS_TOTAL, BREAKER_STATE, LLM_TOKENS_TOTAL, NODES_AVAILABLE,
+    PREWARM_DURATION_SECONDS, PROXY_REQUESTS_TOTAL, PROXY_REQUEST_DURATION_SECONDS, QUEUE_DEPTH,
+    QUEUE_WAIT_SECONDS, SHIFT_STAGE_PERCENT, UPSTREAM_REQUESTS_TOTAL,
+    UPSTREAM_REQUEST_DURATION_SECONDS, UPSTREAM_RETRIES_TOTAL, UPSTREAM_TTFB_SECONDS,
+};
 
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -178,7 +171,7 @@ impl GatewayMetrics {
     }
 
     /// Counts the tokens of one answer of `node` (metrics and the node's own totals).
-    pub fn count_tokens(&self, node: &Node, usage: super::usage::Usage) {
+    pub fn count_tokens(&self, node: &Node, usage: super::llm::token_usage::Usage) {
         self.tokens
             .with_label_values(&[&node.name, "input"])
             .inc_by(usage.input);

@@ -19,26 +19,28 @@
 
 pub mod admin;
 pub mod admission;
+pub mod attempt;
 pub mod body;
 pub mod breaker;
 pub mod conns;
-pub mod events;
+pub mod generic;
 pub mod head;
 pub mod llm;
 pub mod metrics;
 pub mod node;
+pub mod node_events;
 pub mod path;
 pub mod persist;
 pub mod pool;
 pub mod prewarm;
 pub mod queue;
+pub mod request;
 pub mod retry;
 pub mod service;
 pub mod shift;
 pub mod swrr;
-pub mod usage;
 
-use crate::config::{ProxyConfig, Secret};
+use crate::config::ProxyConfig;
 use crate::limits::{AuthFailures, ConnLimit, Listener};
 use crate::store::{Store, StoreError};
 use crate::telemetry::Telemetry;
@@ -47,9 +49,9 @@ use node::{Node, Source};
 use pingora::connectors::TransportConnector;
 use pingora::server::Fds;
 use pingora::services::Service as _;
-use pool::Pool;
+use pool::{Picked, Pool};
 use queue::WaitQueue;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -75,6 +77,8 @@ pub enum GatewayError {
     Thread(#[source] std::io::Error),
     #[error("node {name}: {message}")]
     Node { name: String, message: String },
+    #[error("client key {name}: {message}")]
+    ClientKey { name: String, message: String },
 }
 
 /// Everything the proxy service, the supervisor and the admin API share.
@@ -84,7 +88,12 @@ pub struct Gateway {
     pub transport: TransportConnector,
     pub store: Store,
     pub queue: WaitQueue,
-    client_keys: Vec<Secret>,
+    /// Accepted client keys (`[proxy] client_keys`; none: open), judged in
+    /// [`request::identity`].
+    /// Each with its name for logs and metrics and its limits (`request::key_limits`).
+    client_keys: Vec<request::key_limits::ClientKeyEntry>,
+    /// Requests and tokens per client key name.
+    pub key_metrics: request::key_limits::KeyMetrics,
     /// Wrong client keys per client address (`[proxy] auth_failures_per_minute`).
     auth_failures: AuthFailures,
     /// Open client connections against `[proxy] max_connections`, and the closes counted.
@@ -98,39 +107,8 @@ pub struct Gateway {
     /// Set by [`GatewayHandle::shutdown`]: how long proxy threads keep serving what is in
     /// flight after they stopped accepting.
     drain_until: std::sync::OnceLock<Instant>,
-}
-
-/// The verdict on a client's key.
-pub enum ClientKey {
-    /// No keys are configured, or the key is one of them.
-    Accepted,
-    /// Missing or wrong: 401.
-    Refused,
-    /// The client's address spent its failed-key budget: 429 after this long, whatever the
-    /// key (see `crate::limits::auth_failures`).
-    Throttled(Duration),
-}
-
-/// Counts one client request as in flight until dropped (shutdown drains on it).
-pub struct InFlight {
-    gw: Arc<Gateway>,
-}
-
-impl InFlight {
-    pub fn new(gw: &Arc<Gateway>) -> Self {
-        gw.in_flight.fetch_add(1, Ordering::AcqRel);
-        gw.in_flight_gauge().inc();
-        InFlight { gw: gw.clone() }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.gw.in_flight_gauge().dec();
-        if self.gw.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.gw.idle.notify_waiters();
-        }
-    }
+    /// `[log] access`: the access line written when a request ends.
+    pub access: request::access::AccessLog,
 }
 
 impl Gateway {
@@ -166,45 +144,18 @@ impl Gateway {
         }
     }
 
-    /// Judges the key a client presented (see [`ClientKey`]). `client` gives the client's
-    /// address; it is asked only when keys are configured.
-    pub fn check_client_key(
-        &self,
-        presented: Option<&str>,
-        client: impl FnOnce() -> Option<IpAddr>,
-    ) -> ClientKey {
-        if self.client_keys.is_empty() {
-            return ClientKey::Accepted;
+    /// The node for a request's first attempt when [`Pool::pick`] found none: waits in the
+    /// bounded queue (when it is enabled) until one becomes available, up to `deadline`.
+    pub async fn wait_in_queue(&self, deadline: TokioInstant) -> Option<Picked> {
+        if !self.config().queue.enabled {
+            return None;
         }
-        // A request without a key guesses nothing: it is refused but neither throttled nor
-        // counted against its address.
-        let ip = presented.and(client());
-        if let Some(ip) = ip {
-            if let Err(wait) = self.auth_failures.check(ip) {
-                return ClientKey::Throttled(wait);
-            }
-        }
-        if self.client_key_ok(presented) {
-            return ClientKey::Accepted;
-        }
-        if let Some(ip) = ip {
-            self.auth_failures.failed(ip);
-        }
-        ClientKey::Refused
-    }
-
-    /// Whether a client key is acceptable (constant-time per key); no keys = open.
-    pub fn client_key_ok(&self, presented: Option<&str>) -> bool {
-        use subtle::ConstantTimeEq;
-        if self.client_keys.is_empty() {
-            return true;
-        }
-        let Some(p) = presented else {
-            return false;
-        };
-        self.client_keys.iter().fold(false, |ok, k| {
-            ok | bool::from(k.expose().as_bytes().ct_eq(p.as_bytes()))
-        })
+        self.queue
+            .wait(&self.pool.metrics, &self.pool.available, deadline, || {
+                self.pool.pick(|_| false, Instant::now())
+            })
+            .await
+            .ok()
     }
 
     /// A summary for `/api/metrics` (`performance.gateway`).
@@ -274,7 +225,7 @@ impl Drop for GatewayHandle {
 fn spawn_proxy_thread(
     index: usize,
     gw: &Arc<Gateway>,
-    llm: &Arc<llm::gateway::LlmRoute>,
+    llm: &Arc<llm::route::LlmRoute>,
     listener: std::net::TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> Result<std::thread::JoinHandle<()>, GatewayError> {
@@ -314,6 +265,7 @@ fn spawn_proxy_thread(
 /// Pingora service and the supervisor.
 pub async fn start(
     config: &ProxyConfig,
+    access: request::access::AccessLog,
     store: Store,
     telemetry: Telemetry,
 ) -> Result<GatewayHandle, GatewayError> {
@@ -331,13 +283,27 @@ pub async fn start(
         nodes.push(Arc::new(node));
     }
     pool.replace(nodes);
+    let client_keys = config
+        .client_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            request::key_limits::ClientKeyEntry::of(i, k, now).map_err(|message| {
+                GatewayError::ClientKey {
+                    name: k.name(i),
+                    message,
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let gw = Arc::new(Gateway {
         pool,
         transport: TransportConnector::new(None),
         store,
         queue: WaitQueue::new(&config.queue),
-        client_keys: config.client_keys.clone(),
+        client_keys,
+        key_metrics: request::key_limits::KeyMetrics::register(&telemetry.metrics),
         auth_failures: AuthFailures::new(
             Listener::Proxy,
             config.auth_failures_per_minute,
@@ -349,6 +315,7 @@ pub async fn start(
         in_flight_gauge: std::sync::OnceLock::new(),
         idle: Notify::new(),
         drain_until: std::sync::OnceLock::new(),
+        access,
     });
     gw.pool.tick(Instant::now());
     {
@@ -371,7 +338,7 @@ pub async fn start(
         .map_err(|source| GatewayError::Bind { addr, source })?;
     let bound = listener.local_addr().unwrap_or(addr);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let llm = Arc::new(llm::gateway::LlmRoute::new(&gw));
+    let llm = Arc::new(llm::route::LlmRoute::new(&gw));
     let count = config.thread_count();
     let mut threads = Vec::with_capacity(count);
     for index in 0..count {

@@ -2,8 +2,8 @@
 //! admin API may change (weight, priority, enabled) as atomics, and its runtime state —
 //! readiness (prewarmed), breaker and shift behind one short mutex, counters.
 
+use super::attempt::AttemptError;
 use super::breaker::{Breaker, BreakerState};
-use super::retry::TryFailure;
 use super::shift::Shift;
 use crate::config::{NodeConfig, ProxyConfig};
 use pingora::upstreams::peer::HttpPeer;
@@ -253,8 +253,8 @@ impl Node {
     }
 
     /// The Pingora peer for this node, resolving its host off the runtime's workers
-    /// (`lookup_host`) and caching the address for [`DNS_TTL`].
-    pub async fn peer(&self) -> Result<Arc<HttpPeer>, TryFailure> {
+    /// (`lookup_host`) and caching the address for `DNS_TTL`.
+    pub async fn peer(&self) -> Result<Arc<HttpPeer>, AttemptError> {
         let now = Instant::now();
         if let Some((peer, at)) = self.peer.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             if now.duration_since(*at) < DNS_TTL {
@@ -265,10 +265,10 @@ impl Node {
             Ok(ip) => SocketAddr::new(ip, self.target.port),
             Err(_) => tokio::net::lookup_host((self.target.host.as_str(), self.target.port))
                 .await
-                .map_err(|e| TryFailure::Connect(format!("resolving {}: {e}", self.target.host)))?
+                .map_err(|e| AttemptError::Connect(format!("resolving {}: {e}", self.target.host)))?
                 .next()
                 .ok_or_else(|| {
-                    TryFailure::Connect(format!("{} has no address", self.target.host))
+                    AttemptError::Connect(format!("{} has no address", self.target.host))
                 })?,
         };
         let mut peer = HttpPeer::new(addr, self.target.tls, self.target.host.clone());

@@ -12,9 +12,9 @@
 //! here, in one place.
 
 use super::breaker::{Admission, BreakerState, Transition};
-use super::events::*;
 use super::metrics::GatewayMetrics;
 use super::node::Node;
+use super::node_events::*;
 use super::shift::ShiftTransition;
 use super::swrr::SmoothWrr;
 use crate::config::ProxyConfig;

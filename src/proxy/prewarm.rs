@@ -5,8 +5,10 @@
 //! there. One probe with a status below 500 activates the node; otherwise it stays out and
 //! is tried again after `retry_interval` (or after its breaker's next cooldown).
 
-use super::events::{NodePrewarmed, NodePrewarming, NodeSwitched, PrewarmFailed, PrewarmProbe};
 use super::node::Node;
+use super::node_events::{
+    NodePrewarmed, NodePrewarming, NodeSwitched, PrewarmFailed, PrewarmProbe,
+};
 use super::Gateway;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -151,7 +153,7 @@ async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
         env!("CARGO_PKG_VERSION")
     );
     let (mut session, peer) =
-        super::conns::exchange(&gw.transport, node, head.as_bytes(), &Bytes::new())
+        super::conns::round_trip(&gw.transport, node, head.as_bytes(), &Bytes::new())
             .await
             .map_err(|e| e.to_string())?;
     let status = session
@@ -160,7 +162,7 @@ async fn probe(gw: &Gateway, node: &Node) -> Result<u16, String> {
         .ok_or("no response header")?;
     if method == "HEAD" {
         // No body follows; the session would wait for the announced one, so the
-        // connection is closed instead of reused (see `conns::exchange`).
+        // connection is closed instead of reused (see `conns::round_trip`).
         return Ok(status);
     }
     let mut read = 0usize;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentStatus {
     Healthy,
@@ -14,7 +14,7 @@ pub enum ComponentStatus {
     Disabled,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ComponentHealth {
     pub status: ComponentStatus,
     pub reason: String,
@@ -59,7 +59,7 @@ impl HealthRegistry {
         );
     }
 
-    pub fn snapshot(&self) -> BTreeMap<String, ComponentHealth> {
+    pub fn components(&self) -> BTreeMap<String, ComponentHealth> {
         self.components
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -68,7 +68,7 @@ impl HealthRegistry {
 
     /// The worst status among enabled components: down > degraded > healthy.
     pub fn overall(&self) -> ComponentStatus {
-        let snap = self.snapshot();
+        let snap = self.components();
         let statuses = snap.values().map(|c| c.status);
         let mut overall = ComponentStatus::Healthy;
         for s in statuses {

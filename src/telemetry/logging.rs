@@ -6,7 +6,13 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init(config: &LogConfig) {
-    let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Access lines are written whatever the level says (`[log] access` decides).
+    if config.access {
+        if let Ok(directive) = format!("{}=info", crate::proxy::request::access::TARGET).parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,7 +1,7 @@
-//! Metric names (constants, `keel_` prefix, base units) and the registry they live in.
+//! The registry every metric lives in (names: [`super::catalog`]).
 //!
-//! Each domain module registers its own collectors into [`Metrics::registry`] using the names
-//! below, so `/metrics` is one exposition with one naming scheme.
+//! Each domain module registers its own collectors into [`Metrics::registry`] using the
+//! catalog's names, so `/metrics` is one exposition with one naming scheme.
 
 use super::catalog;
 use prometheus::core::{Collector, Metric};
@@ -9,18 +9,28 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-pub const BUILD_INFO: &str = "keel_build_info";
-pub const HTTP_REQUESTS_TOTAL: &str = "keel_http_requests_total";
-pub const HTTP_REQUEST_DURATION_SECONDS: &str = "keel_http_request_duration_seconds";
-pub const HTTP_REQUESTS_IN_FLIGHT: &str = "keel_http_requests_in_flight";
-pub const EVENTS_TOTAL: &str = "keel_events_total";
-pub const COMPONENT_UP: &str = "keel_component_status";
+use super::catalog::{
+    BUILD_INFO, HTTP_REQUESTS_IN_FLIGHT, HTTP_REQUESTS_TOTAL, HTTP_REQUEST_DURATION_SECONDS,
+};
 
 /// Latency buckets in seconds, from sub-millisecond control calls to slow LLM answers.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0,
 ];
+
+/// The control listener's requests as `/api/metrics`' `performance` shows them.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RequestSummary {
+    pub requests_total: u64,
+    pub errors_total: u64,
+    pub error_rate: f64,
+    pub requests_per_second: f64,
+    pub avg_response_ms: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
 
 /// The registry plus the metrics that the core (control listener, build) owns.
 pub struct Metrics {
@@ -119,11 +129,11 @@ impl Metrics {
             auth_failures,
             auth_throttled,
             all_requests: prometheus::Histogram::with_opts(
-                HistogramOpts::new("keel_all_requests", "internal")
+                HistogramOpts::new(catalog::ALL_REQUESTS_INTERNAL, "internal")
                     .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
-            all_errors: prometheus::IntCounter::new("keel_all_errors", "internal")
+            all_errors: prometheus::IntCounter::new(catalog::ALL_ERRORS_INTERNAL, "internal")
                 .expect("valid metric"),
         };
         m.register(build);
@@ -135,9 +145,8 @@ impl Metrics {
         m.register(m.auth_failures.clone());
         m.register(m.auth_throttled.clone());
         #[cfg(target_os = "linux")]
-        m.register(prometheus::process_collector::ProcessCollector::new(
-            std::process::id() as i32,
-            "keel",
+        m.register(super::process::ProcessCollector::new(
+            catalog::PROCESS_NAMESPACE,
         ));
         m
     }
@@ -158,20 +167,21 @@ impl Metrics {
     }
 
     /// Request statistics of the control listener: totals, error rate, latency percentiles.
-    pub fn request_summary(&self, uptime: std::time::Duration) -> serde_json::Value {
+    pub fn request_summary(&self, uptime: std::time::Duration) -> RequestSummary {
         let total = self.all_requests.get_sample_count();
         let errors = self.all_errors.get();
         let ms = |q: f64| histogram_quantile(&self.all_requests, q).map(|s| s * 1000.0);
-        serde_json::json!({
-            "requests_total": total,
-            "errors_total": errors,
-            "error_rate": if total > 0 { errors as f64 / total as f64 } else { 0.0 },
-            "requests_per_second": total as f64 / uptime.as_secs_f64().max(1.0),
-            "avg_response_ms": if total > 0 { self.all_requests.get_sample_sum() * 1000.0 / total as f64 } else { 0.0 },
-            "p50_ms": ms(0.5),
-            "p95_ms": ms(0.95),
-            "p99_ms": ms(0.99),
-        })
+        let per_request = |x: f64| if total > 0 { x / total as f64 } else { 0.0 };
+        RequestSummary {
+            requests_total: total,
+            errors_total: errors,
+            error_rate: per_request(errors as f64),
+            requests_per_second: total as f64 / uptime.as_secs_f64().max(1.0),
+            avg_response_ms: per_request(self.all_requests.get_sample_sum() * 1000.0),
+            p50_ms: ms(0.5),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+        }
     }
 
     /// Requests being served on every listener (the reference's `active_sessions`).
@@ -248,6 +258,44 @@ mod tests {
             text.contains("keel_process_resident_memory_bytes"),
             "{text}"
         );
+    }
+
+    /// `keel_process_cpu_seconds_total` is the exact tick count over `CLK_TCK`, not whole
+    /// seconds: read between two direct readings it lies between them, and when they agree on
+    /// a fractional value it is that value.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_cpu_seconds_have_clock_tick_resolution() {
+        let metrics = Metrics::new();
+        let exported = || {
+            let text = metrics.render();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(catalog::PROCESS_CPU_SECONDS_TOTAL))
+                .unwrap_or_else(|| panic!("no CPU counter in {text}"));
+            let value = line.rsplit(' ').next().expect("a value");
+            value.parse::<f64>().expect("a number")
+        };
+        let direct = || super::super::process::cpu_seconds_of("self").expect("/proc/self");
+        for _ in 0..500 {
+            let mut x = 0u64;
+            for i in 0..200_000u64 {
+                x = x.wrapping_add(i * i);
+            }
+            std::hint::black_box(x);
+            let before = direct();
+            let seen = exported();
+            let after = direct();
+            assert!(
+                before <= seen && seen <= after,
+                "{before} <= {seen} <= {after}"
+            );
+            if before == after && before.fract() != 0.0 {
+                assert_eq!(seen, before);
+                return;
+            }
+        }
+        panic!("no fractional CPU reading in 500 tries");
     }
 
     #[test]

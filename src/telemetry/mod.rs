@@ -2,18 +2,18 @@
 //! event bus, component health, process statistics and logging setup.
 
 pub mod catalog;
-pub mod events;
+pub mod dashboard_feed;
+pub mod event_bus;
 pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod process;
 pub mod sample;
 pub mod sections;
-pub mod snapshot;
 
 use std::sync::Arc;
 
-pub use events::{Event, EventBus, EventRecord, Level};
+pub use event_bus::{Event, EventBus, EventRecord, Level};
 pub use health::{ComponentHealth, ComponentStatus, HealthRegistry};
 pub use metrics::Metrics;
 pub use process::ProcessStats;
@@ -33,7 +33,7 @@ pub struct Telemetry {
 impl Telemetry {
     pub fn new() -> Self {
         let metrics = Arc::new(Metrics::new());
-        let events = Arc::new(EventBus::new(events::DEFAULT_BUFFER, &metrics.registry));
+        let events = Arc::new(EventBus::new(event_bus::DEFAULT_BUFFER, &metrics.registry));
         Telemetry {
             metrics,
             events,

@@ -1,8 +1,15 @@
-//! Process RSS and CPU for `/api/metrics` and alerts, read from `/proc/self` (Linux).
+//! keel's own RSS and CPU for `/api/metrics`, the dashboard and alerts, and the executor
+//! process's RSS for its supervisor — read through `procfs`, the reader behind the
+//! Prometheus process collector (`keel_process_*`), so both report the same figures from
+//! one `/proc` parser instead of a hand-written second one.
 //!
 //! CPU percent needs two samples; a background task calls [`ProcessStats::sample`] once a
 //! second and readers get the last computed value without touching `/proc`.
 
+use procfs::process::{Process, Stat};
+use procfs::WithCurrentSystemInfo;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -18,22 +25,22 @@ pub struct ProcessStats {
 impl ProcessStats {
     /// Reads `/proc/self` and updates RSS and CPU percent since the previous sample.
     pub fn sample(&self) {
-        if let Some(rss) = read_rss_bytes() {
-            self.rss_bytes.store(rss, Ordering::Relaxed);
-        }
-        if let Some(cpu_seconds) = read_cpu_seconds() {
-            let now = Instant::now();
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((then, then_cpu)) = *last {
-                let wall = now.duration_since(then).as_secs_f64();
-                if wall > 0.0 {
-                    let pct = ((cpu_seconds - then_cpu) / wall * 100.0).max(0.0);
-                    self.cpu_centi_percent
-                        .store((pct * 100.0) as u64, Ordering::Relaxed);
-                }
+        let Some(stat) = stat_of("self") else {
+            return;
+        };
+        self.rss_bytes.store(rss_of(&stat), Ordering::Relaxed);
+        let cpu_seconds = cpu_seconds(&stat);
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((then, then_cpu)) = *last {
+            let wall = now.duration_since(then).as_secs_f64();
+            if wall > 0.0 {
+                let pct = ((cpu_seconds - then_cpu) / wall * 100.0).max(0.0);
+                self.cpu_centi_percent
+                    .store((pct * 100.0) as u64, Ordering::Relaxed);
             }
-            *last = Some((now, cpu_seconds));
         }
+        *last = Some((now, cpu_seconds));
     }
 
     pub fn rss_bytes(&self) -> u64 {
@@ -45,45 +52,96 @@ impl ProcessStats {
     }
 }
 
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v > 0 {
-        v as u64
-    } else {
-        4096
-    }
+fn stat_of(pid: &str) -> Option<Stat> {
+    let process = match pid {
+        "self" => Process::myself(),
+        pid => Process::new(pid.parse().ok()?),
+    };
+    process.and_then(|p| p.stat()).ok()
 }
 
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if v > 0 {
-        v as f64
-    } else {
-        100.0
-    }
+fn rss_of(stat: &Stat) -> u64 {
+    stat.rss_bytes().get()
 }
 
-fn read_rss_bytes() -> Option<u64> {
-    rss_bytes_of("self")
-}
-
-/// Resident memory of a process (`"self"` or a pid), from `/proc/<pid>/statm`.
+/// Resident memory of a process (`"self"` or a pid).
 pub fn rss_bytes_of(pid: &str) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * page_size())
+    stat_of(pid).map(|s| rss_of(&s))
 }
 
-fn read_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name may contain spaces; fields after ')' are fixed.
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks())
+/// User plus system CPU time of a process so far.
+fn cpu_seconds(stat: &Stat) -> f64 {
+    (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64
+}
+
+/// User plus system CPU time of a process (`"self"` or a pid) so far, at clock-tick
+/// resolution.
+pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    stat_of(pid).map(|s| cpu_seconds(&s))
+}
+
+/// The `keel_process_*` families: Prometheus' process collector, with its CPU counter
+/// replaced by the exact figure. The stock collector divides clock ticks by `CLK_TCK` in
+/// integers, so its `..._process_cpu_seconds_total` moves in whole seconds and a `rate()`
+/// over a short window reads 0 or a whole core; keel exports `(utime + stime) / CLK_TCK`
+/// as a float, the same reading `/api/metrics`' `cpu_percent` is computed from.
+#[cfg(target_os = "linux")]
+pub struct ProcessCollector {
+    pid: u32,
+    stock: prometheus::process_collector::ProcessCollector,
+    cpu: prometheus::Counter,
+    /// Collections may run side by side; the counter only moves under this lock, so two of
+    /// them never add the same CPU time twice.
+    cpu_update: Mutex<()>,
+}
+
+#[cfg(target_os = "linux")]
+impl ProcessCollector {
+    /// The collector of this process, its families prefixed `{namespace}_`.
+    pub fn new(namespace: &str) -> Self {
+        let pid = std::process::id();
+        let cpu = prometheus::Counter::with_opts(
+            prometheus::Opts::new(
+                "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds.",
+            )
+            .namespace(namespace),
+        )
+        .expect("valid metric");
+        ProcessCollector {
+            pid,
+            stock: prometheus::process_collector::ProcessCollector::new(pid as i32, namespace),
+            cpu,
+            cpu_update: Mutex::new(()),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Collector for ProcessCollector {
+    /// The stock collector's descriptions: the CPU counter keeps its name, help and type.
+    fn desc(&self) -> Vec<&Desc> {
+        self.stock.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let cpu_name = self.cpu.desc()[0].fq_name.clone();
+        let mut families: Vec<MetricFamily> = self
+            .stock
+            .collect()
+            .into_iter()
+            .filter(|f| f.name() != cpu_name)
+            .collect();
+        if let Some(now) = cpu_seconds_of(&self.pid.to_string()) {
+            let _guard = self.cpu_update.lock().unwrap_or_else(|p| p.into_inner());
+            let ahead = now - self.cpu.get();
+            if ahead > 0.0 {
+                self.cpu.inc_by(ahead);
+            }
+            families.splice(0..0, self.cpu.collect());
+        }
+        families
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +160,8 @@ mod tests {
         p.sample();
         assert!(p.rss_bytes() > 0);
         assert!(p.cpu_percent() >= 0.0);
+        let pid = std::process::id().to_string();
+        assert!(rss_bytes_of(&pid).is_some_and(|b| b > 0));
+        assert_eq!(rss_bytes_of("not-a-pid"), None);
     }
 }

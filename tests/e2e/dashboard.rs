@@ -269,6 +269,146 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
+/// Runs `promtool` with `args` in `dir`; `None` when promtool is not installed (Debian
+/// `prometheus`, which `.ci/run` installs).
+fn promtool(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
+    match std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+    {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "promtool {}: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(out)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("promtool: {e}"),
+    }
+}
+
+/// The names after `key` in a YAML text (`- alert: X`, `alertname: X`).
+fn yaml_values<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter_map(|l| l.trim_start().trim_start_matches("- ").strip_prefix(key))
+        .map(str::trim)
+        .collect()
+}
+
+/// The shipped alert rules are unit-tested (`promtool test rules`: each alert fires on one
+/// keel, not on another at or under its threshold, with the `instance` label) and the
+/// fleet's scrape config (file-based discovery) is valid.
+#[test]
+fn ops_prometheus_rules_are_unit_tested_and_scrape_config_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/prometheus");
+    let rules = std::fs::read_to_string(dir.join("keel-alerts.yml")).unwrap();
+    let tests = std::fs::read_to_string(dir.join("keel-alerts.test.yml")).unwrap();
+    let scrape = std::fs::read_to_string(dir.join("prometheus.yml")).unwrap();
+
+    // Every shipped alert has a test, and every expected alert names its instance.
+    let alerts = yaml_values(&rules, "alert:");
+    assert_eq!(alerts.len(), keel::alerts::rules::RULES.len(), "{alerts:?}");
+    let tested: BTreeSet<&str> = yaml_values(&tests, "alertname:").into_iter().collect();
+    for a in &alerts {
+        assert!(
+            tested.contains(a),
+            "{a} has no test in keel-alerts.test.yml"
+        );
+    }
+    let expected = tests.lines().filter(|l| l.contains("exp_labels:"));
+    assert!(expected.clone().count() >= alerts.len());
+    for l in expected {
+        assert!(
+            l.contains("instance:"),
+            "an expected alert without instance: {l}"
+        );
+    }
+
+    // The discovery files the scrape config reads: a list of target groups.
+    assert!(scrape.contains("file_sd_configs:") && scrape.contains("targets/*.json"));
+    assert!(
+        scrape.contains("- keel-alerts.yml"),
+        "rules loaded by the config"
+    );
+    let targets: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("targets/keel.json")).unwrap())
+            .expect("targets/keel.json");
+    let groups = targets.as_array().expect("a list of target groups");
+    assert!(!groups.is_empty());
+    for g in groups {
+        let list = g["targets"].as_array().expect("targets");
+        assert!(
+            list.iter()
+                .all(|t| t.as_str().is_some_and(|t| t.contains(':'))),
+            "{g}"
+        );
+    }
+
+    let Some(out) = promtool(&dir, &["test", "rules", "keel-alerts.test.yml"]) else {
+        eprintln!(
+            "promtool not installed (Debian package prometheus): rule unit tests and the \
+             scrape-config check skipped; structure checked only"
+        );
+        return;
+    };
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS"));
+    promtool(&dir, &["check", "rules", "keel-alerts.yml"]);
+    // Offline: checks the YAML, the rule files it loads and the discovery files' contents.
+    promtool(&dir, &["check", "config", "prometheus.yml"]);
+}
+
+/// Every Grafana panel is well formed: unique ids, inside the 24-column grid, not
+/// overlapping; rows carry no queries, other panels each have distinct `refId`s.
+fn check_grafana_layout(panels: &[serde_json::Value]) {
+    let mut ids = BTreeSet::new();
+    let mut boxes: Vec<(u64, u64, u64, u64, &str)> = Vec::new();
+    for p in panels {
+        let title = p["title"].as_str().expect("title");
+        assert!(
+            ids.insert(p["id"].as_u64().expect("id")),
+            "duplicate id: {p}"
+        );
+        let g = &p["gridPos"];
+        let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| g[k].as_u64().expect("gridPos"));
+        assert!(w > 0 && h > 0 && x + w <= 24, "{title}: {g}");
+        for (bx, by, bw, bh, other) in &boxes {
+            let apart = x + w <= *bx || bx + bw <= x || y + h <= *by || by + bh <= y;
+            assert!(apart, "{title} overlaps {other}");
+        }
+        boxes.push((x, y, w, h, title));
+        if p["type"] == "row" {
+            assert!(p.get("targets").is_none() && h == 1 && w == 24, "{p}");
+            continue;
+        }
+        let targets = p["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{title}");
+        let refs: BTreeSet<&str> = targets.iter().filter_map(|t| t["refId"].as_str()).collect();
+        assert_eq!(refs.len(), targets.len(), "{title}: refIds");
+        assert!(targets.iter().all(|t| t["expr"].is_string()), "{title}");
+    }
+}
+
+/// The panels of the row titled `prefix…`, up to the next row.
+fn grafana_row<'a>(panels: &'a [serde_json::Value], prefix: &str) -> &'a [serde_json::Value] {
+    let start = panels
+        .iter()
+        .position(|p| {
+            p["type"] == "row" && p["title"].as_str().is_some_and(|t| t.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no row {prefix}"))
+        + 1;
+    let len = panels[start..]
+        .iter()
+        .position(|p| p["type"] == "row")
+        .unwrap_or(panels.len() - start);
+    &panels[start..start + len]
+}
+
 #[tokio::test]
 async fn ops_files_are_valid_and_use_live_metric_names() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -276,26 +416,13 @@ async fn ops_files_are_valid_and_use_live_metric_names() {
     let rules = std::fs::read_to_string(&rules_path).unwrap();
     let grafana = std::fs::read_to_string(root.join("ops/grafana/keel-dashboard.json")).unwrap();
 
-    match std::process::Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .arg(&rules_path)
-        .output()
-    {
-        Ok(out) => assert!(
-            out.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    if promtool(root, &["check", "rules", "ops/prometheus/keel-alerts.yml"]).is_none() {
         // Without promtool: the structure keel's rules need, checked by hand.
-        Err(_) => {
-            assert!(rules.contains("groups:") && rules.contains("rules:"));
-            assert_eq!(
-                rules.matches("- alert:").count(),
-                rules.matches("expr:").count()
-            );
-        }
+        assert!(rules.contains("groups:") && rules.contains("rules:"));
+        assert_eq!(
+            rules.matches("- alert:").count(),
+            rules.matches("expr:").count()
+        );
     }
     // Every rule keel evaluates is shipped for Prometheus, under its own name.
     for r in &keel::alerts::rules::RULES {
@@ -309,15 +436,37 @@ async fn ops_files_are_valid_and_use_live_metric_names() {
     let dash: serde_json::Value = serde_json::from_str(&grafana).expect("grafana JSON");
     let panels = dash["panels"].as_array().expect("panels");
     assert!(!panels.is_empty());
-    for p in panels {
-        assert!(p["title"].is_string() && p["gridPos"].is_object(), "{p}");
+    check_grafana_layout(panels);
+    // The fleet row: one figure per keel for each thing an operator of many boxes scans
+    // for, every query keyed by `instance`.
+    let fleet = grafana_row(panels, "Fleet");
+    let fleet_exprs: Vec<&str> = fleet
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    for e in &fleet_exprs {
+        assert!(e.contains("by (instance)") || e.starts_with("up{"), "{e}");
+    }
+    for name in [
+        catalog::PROXY_NODES_AVAILABLE,
+        catalog::BREAKER_STATE,
+        catalog::GPU_LOCK_HELD,
+        catalog::GPU_UTILIZATION_RATIO,
+        catalog::EXECUTOR_POOL_ISOLATES,
+        catalog::EXECUTOR_RESTARTS_TOTAL,
+    ] {
         assert!(
-            p["targets"]
-                .as_array()
-                .is_some_and(|t| t.iter().all(|t| t["expr"].is_string())),
-            "{p}"
+            fleet_exprs.iter().any(|e| e.contains(name)),
+            "fleet row lacks {name}"
         );
     }
+    // The per-keel row repeats for each selected instance.
+    let per_keel = panels
+        .iter()
+        .find(|p| p["type"] == "row" && p["repeat"] == "instance")
+        .expect("a row repeated by instance");
+    assert!(!grafana_row(panels, per_keel["title"].as_str().unwrap()).is_empty());
 
     // Each name is in the catalog (the one list), and present in a live keel's /metrics
     // unless its component is disabled in this build.
@@ -353,24 +502,43 @@ async fn ops_files_are_valid_and_use_live_metric_names() {
     }
 }
 
-/// Whether a source file other than the catalog names `name` (the module that writes it).
+/// Whether a source file other than the catalog uses the catalog's constant for `name` (the
+/// module that writes it: metric names are written only in the catalog).
 fn written_outside_catalog(root: &Path, name: &str) -> bool {
-    fn walk(dir: &Path, name: &str) -> bool {
+    let catalog = std::fs::read_to_string(root.join("src/telemetry/catalog.rs")).unwrap();
+    let Some(at) = catalog.find(&format!("\"{name}\"")) else {
+        return false;
+    };
+    let Some(ident) = catalog[..at]
+        .rsplit("pub const ")
+        .next()
+        .and_then(|decl| decl.split(':').next())
+        .map(str::trim)
+    else {
+        return false;
+    };
+    let names_ident = |text: &str| {
+        text.match_indices(ident).any(|(i, _)| {
+            let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+            !text[..i].ends_with(word) && !text[i + ident.len()..].starts_with(word)
+        })
+    };
+    fn walk(dir: &Path, uses: &dyn Fn(&str) -> bool) -> bool {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return false;
         };
         entries.flatten().any(|e| {
             let p = e.path();
             if p.is_dir() {
-                walk(&p, name)
+                walk(&p, uses)
             } else {
                 p.extension().is_some_and(|x| x == "rs")
                     && !p.ends_with("telemetry/catalog.rs")
-                    && std::fs::read_to_string(&p).is_ok_and(|t| t.contains(&format!("\"{name}\"")))
+                    && std::fs::read_to_string(&p).is_ok_and(|t| uses(&t))
             }
         })
     }
-    walk(&root.join("src"), name)
+    walk(&root.join("src"), &names_ident)
 }
 
 /// Runs `web/tests` (playwright-core + Debian chromium) against this build's keel. Needs

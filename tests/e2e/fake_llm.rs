@@ -35,6 +35,8 @@ pub enum Fault {
     Reset,
     /// No response header for this long, then a normal answer.
     NoHeaders(Duration),
+    /// No response header for this long, then the connection is closed.
+    SilentThenClose(Duration),
     /// Stream: header and preamble at once, the first content after this long.
     SlowFirstToken(Duration),
     /// Stream: the connection is reset after this many content deltas.
@@ -76,6 +78,8 @@ struct State {
     /// Pause between two content deltas.
     gap: Duration,
     health_checks: u32,
+    /// Until then every API request gets 503 (an outage by the clock, not by the script).
+    down_until: Option<Instant>,
 }
 
 pub struct FakeLlm {
@@ -102,6 +106,7 @@ impl FakeLlm {
             model: model.to_string(),
             gap: Duration::from_millis(20),
             health_checks: 0,
+            down_until: None,
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -138,6 +143,13 @@ impl FakeLlm {
 
     pub fn attempt_count(&self) -> usize {
         self.lock().attempts.len()
+    }
+
+    /// Answers every API request with 503 for `d` from now; returns when it ends.
+    pub fn down_for(&self, d: Duration) -> Instant {
+        let until = Instant::now() + d;
+        self.lock().down_until = Some(until);
+        until
     }
 
     pub fn health_checks(&self) -> u32 {
@@ -191,7 +203,14 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             headers,
             body: request.clone(),
         });
-        let fault = s.script.pop_front().unwrap_or(Fault::None);
+        let fault = if s.down_until.is_some_and(|t| Instant::now() < t) {
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            }
+        } else {
+            s.script.pop_front().unwrap_or(Fault::None)
+        };
         (fault, s.text.clone(), s.model.clone(), s.gap)
     };
     let stream = request
@@ -241,6 +260,10 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             return respond(&mut sock, 400, &[], "application/json", &body).await;
         }
         Fault::NoHeaders(d) => tokio::time::sleep(d).await,
+        Fault::SilentThenClose(d) => {
+            tokio::time::sleep(d).await;
+            return Ok(());
+        }
         _ => {}
     }
 

@@ -43,39 +43,26 @@ pub struct Keel {
 }
 
 impl Keel {
-    /// Starts keel with the given spec and waits until it is ready.
-    ///
-    /// The ports come from [`free_port`], so another process (a parallel test's server, an
-    /// outgoing connection's source port) can take one before keel binds it; keel then exits
-    /// with "address in use" and the start is tried again on new ports.
+    /// Starts keel with the given spec and waits until it is ready. Both listeners bind
+    /// port 0; the ports keel got are read back from `data_dir/keel.run.json`, so parallel
+    /// tests never race for a port.
     pub async fn start(spec: Spec) -> Keel {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut k = Keel::prepare(spec, dir);
-        for _ in 0..3 {
-            k.spawn();
-            match k.ready().await {
-                Ok(()) => return k,
-                Err(log) if log.contains("in use") => {
-                    k.child = None;
-                    let _ = std::fs::remove_file(k.log_path());
-                    k.control = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-                    k.proxy = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-                    k.write_config();
-                }
-                Err(log) => panic!("keel exited early; log:\n{log}"),
-            }
-        }
-        panic!("keel found no free ports in 3 tries; log:\n{}", k.log());
+        k.spawn();
+        k.wait_ready().await;
+        k
     }
 
     pub async fn start_default() -> Keel {
         Keel::start(Spec::default()).await
     }
 
-    /// Writes the config without starting keel.
+    /// Writes the config without starting keel; `control` and `proxy` are known once it is
+    /// ready (port 0 until then).
     pub fn prepare(spec: Spec, dir: tempfile::TempDir) -> Keel {
-        let control: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let control: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let proxy: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let config_path = dir.path().join("keel.toml");
         let k = Keel {
             child: None,
@@ -143,14 +130,30 @@ impl Keel {
     /// Waits for `/health/ready`; `Err(log)` when the process exited first.
     async fn ready(&mut self) -> Result<(), String> {
         let client = reqwest::Client::new();
-        let url = self.url("/health/ready");
+        let pid = self.child.as_ref().map(|c| c.id());
+        let mut bound = false;
         for _ in 0..600 {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     return Err(format!("(exit status {status})\n{}", self.log()));
                 }
             }
-            if let Ok(r) = client.get(&url).send().await {
+            if !bound {
+                // The ports this start got (a file from an earlier, killed keel names
+                // another pid).
+                match keel::runfile::read(&self.dir.path().join("data")) {
+                    Some(info) if Some(info.pid) == pid => {
+                        self.control = info.control;
+                        self.proxy = info.proxy;
+                        bound = true;
+                    }
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
+            }
+            if let Ok(r) = client.get(self.url("/health/ready")).send().await {
                 if r.status() == 200 {
                     return Ok(());
                 }

@@ -356,6 +356,12 @@ async fn without_a_configured_token_keel_generates_one_and_keeps_it() {
     k.spawn();
     k.wait_ready().await;
     assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
-    let again = c.get(&nodes).bearer_auth(&token).send().await.unwrap();
+    // (New ports after a restart: the harness binds port 0.)
+    let again = c
+        .get(k.url("/admin/api/nodes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 200);
 }

@@ -678,3 +678,146 @@ async fn non_streaming_answer_cut_mid_body_is_retried_before_the_client_sees_it(
     assert_eq!(order(&[&p, &f]), [0, 1]);
     healthy(&k).await;
 }
+
+/// keel with the DEFAULT `[proxy]` settings, as an operator runs it: a primary and a
+/// priority-2 fallback that supports prefill and takes over every class.
+async fn default_pair() -> (FakeLlm, FakeLlm, Keel) {
+    let p = FakeLlm::start("primary-model").await;
+    let f = FakeLlm::start("fallback-model").await;
+    let all = r#"fallback_for = ["unavailable", "rate_limited", "timeout", "stream_broken", "context_length"]
+supports_prefill = true"#;
+    let k = Keel::start(Spec {
+        extra: [node("primary", &p, 1, ""), node("fallback", &f, 2, all)].concat(),
+        ..Spec::default()
+    })
+    .await;
+    (p, f, k)
+}
+
+/// Item 1 with the defaults: a streaming request to a primary that never sends a header is
+/// answered by the fallback after `stream_first_byte` (10 s), the primary tried once; by
+/// raw HTTP and by both SDKs.
+#[tokio::test]
+async fn silent_primary_hands_a_stream_to_the_fallback_after_stream_first_byte() {
+    let (p, f, k) = default_pair().await;
+    let silent = Fault::NoHeaders(Duration::from_secs(120));
+    p.script([silent.clone(), silent.clone(), silent]);
+    let r = raw(&k, "/v1/chat/completions", &chat(true), &[]).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("fallback-model") && text.contains("[DONE]"),
+        "{text}"
+    );
+    let mut clients = 1;
+    for name in ["openai", "anthropic"] {
+        let Some(r) = sdk(name, &base(&k), true, &[]).await else {
+            continue;
+        };
+        clients += 1;
+        assert_eq!(r["ok"], true, "{name}: {r}");
+        assert_eq!(r["text"], ANSWER, "{name}");
+    }
+    let t = timeline(&[&p, &f]);
+    assert_eq!(
+        t.len(),
+        2 * clients,
+        "one primary + one fallback attempt per request: {t:?}"
+    );
+    for pair in t.chunks(2) {
+        assert_eq!(
+            (pair[0].0, pair[1].0),
+            (0, 1),
+            "primary once, then the fallback"
+        );
+        let waited = pair[1].1 - pair[0].1;
+        assert!(
+            // keel starts its clock before the connection, the fake after reading the request.
+            waited >= Duration::from_secs(9) && waited < Duration::from_secs(12),
+            "fallback after stream_first_byte: {waited:?}"
+        );
+    }
+    healthy(&k).await;
+}
+
+/// Item 1: a primary that stays silent and then closes the connection (15 s) is a silent
+/// node, not a blip: never retried, the fallback answers at once — even for a
+/// non-streaming request, whose header wait (`first_byte`, 60 s) exceeds `total` (30 s).
+#[tokio::test]
+async fn primary_closing_after_a_silence_is_not_retried_and_the_fallback_answers() {
+    let (p, f, k) = default_pair().await;
+    p.script([
+        Fault::SilentThenClose(Duration::from_secs(15)),
+        Fault::SilentThenClose(Duration::from_secs(15)),
+    ]);
+    let r = raw(&k, "/v1/chat/completions", &chat(false), &[]).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["model"], "fallback-model");
+    assert_eq!(order(&[&p, &f]), [0, 1]);
+    let waited = gap(&[&p, &f], 0);
+    assert!(
+        waited >= Duration::from_secs(14) && waited < Duration::from_secs(16),
+        "{waited:?}"
+    );
+    healthy(&k).await;
+}
+
+/// Item 1, worst case of a non-streaming request: silent past `first_byte` (60 s, longer
+/// than `total`), the fallback still gets its turn.
+#[tokio::test]
+async fn silent_primary_past_total_still_leaves_the_fallback_its_turn() {
+    let (p, f, k) = default_pair().await;
+    p.script([Fault::NoHeaders(Duration::from_secs(120))]);
+    let Some(r) = sdk("anthropic", &base(&k), false, &["--timeout", "150"]).await else {
+        return;
+    };
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["model"], "fallback-model");
+    assert_eq!(order(&[&p, &f]), [0, 1]);
+    let waited = gap(&[&p, &f], 0);
+    assert!(
+        waited >= Duration::from_secs(59) && waited < Duration::from_secs(62),
+        "{waited:?}"
+    );
+    healthy(&k).await;
+}
+
+/// Item 4 with the defaults: the primary answers 503 for 60 s while a client asks every
+/// 4 s; the fallback serves throughout, the primary never sees more attempts than there
+/// were requests, and gets its traffic back within 30 s of becoming healthy.
+#[tokio::test]
+async fn recovered_primary_gets_traffic_back_within_30s_after_a_long_outage() {
+    let (p, f, k) = default_pair().await;
+    let healthy_at = p.down_for(Duration::from_secs(60));
+    let mut requests_in_outage = 0;
+    let mut back_at = None;
+    for _ in 0..40 {
+        let asked = std::time::Instant::now();
+        let r = raw(&k, "/v1/chat/completions", &chat(false), &[]).await;
+        assert_eq!(r.status(), 200, "answers throughout; log:\n{}", k.log());
+        let v: Value = r.json().await.unwrap();
+        if asked < healthy_at {
+            requests_in_outage += 1;
+        }
+        if v["model"] == "primary-model" && asked >= healthy_at {
+            back_at = p.attempts().last().map(|a| a.at);
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(4).saturating_sub(asked.elapsed())).await;
+    }
+    let back_at =
+        back_at.unwrap_or_else(|| panic!("primary never got traffic back; log:\n{}", k.log()));
+    let primary_in_outage = p.attempts().iter().filter(|a| a.at < healthy_at).count();
+    assert!(
+        primary_in_outage <= requests_in_outage,
+        "{primary_in_outage} primary attempts for {requests_in_outage} requests"
+    );
+    assert!(f.attempt_count() >= 1);
+    let recovery = back_at - healthy_at;
+    assert!(
+        recovery <= Duration::from_secs(30),
+        "recovered after {recovery:?}"
+    );
+    healthy(&k).await;
+}

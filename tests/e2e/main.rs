@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod dashboard;
+mod day2;
 mod executor;
 mod executor_isolation;
 mod fake_llm;
@@ -13,6 +14,8 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod llm;
+mod node_compat;
+mod openapi;
 mod store_integrity;
 mod upstream;
 mod web_compat;

@@ -114,6 +114,31 @@ test('executor view shows the pool and real execution figures', async (t) => {
   assert.ok(figures.total >= 4, JSON.stringify(figures));
   const charts = await page.locator('main[data-view="executor"] figure.chart').count();
   assert.equal(charts, 4);
+  // p50/p99 are per second: after the executions the tile keeps the last busy second's
+  // figures instead of a dash.
+  const latency = await until(async () => {
+    const text = await page.textContent('[data-testid=executor-latency]');
+    return /^[\d.]+ m?s \/ [\d.]+ m?s$/.test(text) ? text : false;
+  }, 20000, 'numeric p50 / p99');
+  await new Promise((ok) => setTimeout(ok, 2500));
+  assert.equal(await page.textContent('[data-testid=executor-latency]'), latency, 'still shown seconds later');
+  // The heap limit covers every isolate of the pool (heap_limit_mb each), not only those
+  // that have run a block.
+  const limits = await (await fetch(`${keel.url}/flow/limits`)).json();
+  const pool = (await (await fetch(`${keel.url}/flow/status`)).json()).executor.poolSize;
+  assert.ok(pool >= 2 && limits.heapLimitMb > 0, JSON.stringify({ pool, limits }));
+  await until(async () => (await page.textContent('[data-testid=executor-heap-limit]'))
+    .includes(`limit ${pool * limits.heapLimitMb} MiB (${pool} × ${limits.heapLimitMb} MiB)`), 10000, 'pool heap limit');
+  // Every chart's y-axis labels differ (counts once read "1, 1, 0").
+  const ticks = await until(async () => {
+    const all = await page.$$eval('main[data-view="executor"] .chart-box', (els) => els.map((e) => e.dataset.yTicks));
+    return all.length === 4 && all.every((t) => t) ? all : false;
+  }, 10000, 'chart axes drawn');
+  for (const t of ticks) {
+    const labels = t.split(' | ');
+    assert.ok(labels.length >= 2, t);
+    assert.equal(new Set(labels).size, labels.length, `repeated tick labels: ${t}`);
+  }
   await shot('executor-figures');
 });
 
@@ -180,6 +205,20 @@ test('GPUs & locks: a held lock shows its holder and is force-released from the 
   await page.waitForSelector('[data-lock="gpu_lock:0"] [data-testid=lock-state]:has-text("free")');
   const status = await keel.admin('GET', '/api/v1/monitoring/gpu-lock/status?lock_key=gpu_lock:0');
   assert.equal(status.body.is_locked, false);
+});
+
+test('GPUs view says why there are no GPU figures, as the Overview does', async (t) => {
+  const health = await (await fetch(`${keel.url}/health/detailed`)).json();
+  const gpu = health.components.gpu;
+  if (gpu?.status !== 'disabled') return t.skip('this machine has GPU figures (NVML present)');
+  await view('gpus');
+  const shown = await page.textContent('[data-testid=no-gpus-reason]');
+  assert.equal(shown, gpu.reason);
+  await view('overview');
+  await page.waitForSelector(`[data-testid=components] li:has-text(${JSON.stringify(gpu.reason)})`);
+  await view('gpus');
+  await page.waitForSelector('[data-testid=no-gpus-reason]');
+  await shot('gpus-no-nvml');
 });
 
 test('a lost connection shows a banner and the page reconnects after keel restarts', async () => {

@@ -13,10 +13,10 @@
 // Rust-implemented functions cannot live in the snapshot (they would need external
 // references), so the natives (natives/mod.rs) are handed in per context by
 // `__keel_boot(natives)`, which Rust calls right after creating the context and which then
-// removes itself. The prelude scripts evaluated after this one (web.js: fetch, URL, Blob,
-// ...) register their own per-context hook with `__keel_prelude(hook)`; `__keel_boot`
-// calls each with the natives. Defined here: require, console, timers, queueMicrotask,
-// crypto.
+// removes itself. The prelude scripts evaluated after this one (snapshot.rs PRELUDE:
+// node_errors.js, node_buffer.js, node_crypto.js, web.js) register their Node core modules,
+// globals and per-context hooks through `__keel_prelude`; `__keel_boot` calls each hook with
+// the natives. Defined here: require, console, timers, queueMicrotask.
 (function (global) {
   'use strict';
 
@@ -30,12 +30,15 @@
    * environment): refused by name, with the reason, rather than "cannot find module".
    */
   const refusedBuiltins = new Set([
-    'fs', 'fs/promises', 'path', 'child_process', 'cluster', 'dgram', 'dns', 'http', 'http2',
-    'https', 'inspector', 'module', 'net', 'os', 'process', 'readline', 'repl', 'tls', 'tty',
-    'v8', 'vm', 'worker_threads', 'wasi', 'perf_hooks', 'async_hooks', 'trace_events',
+    'fs', 'fs/promises', 'path', 'path/posix', 'path/win32', 'child_process', 'cluster',
+    'dgram', 'dns', 'dns/promises', 'http', 'http2', 'https', 'inspector', 'module', 'net',
+    'os', 'process', 'readline', 'repl', 'tls', 'tty', 'v8', 'vm', 'wasi', 'worker_threads',
+    'perf_hooks', 'async_hooks', 'trace_events',
   ]);
   /** Hooks of the later prelude scripts, called by __keel_boot with the natives. */
   const bootHooks = [];
+  /** Node core modules of the prelude scripts: name -> factory (see __keel_prelude). */
+  const builtinFactories = new Map();
 
   /** Natives from Rust, set per context by __keel_boot. */
   let native = null;
@@ -62,6 +65,17 @@
     if (factoryByName.has(name)) return;
     native.loadLibrary(moduleNames.indexOf(name));
     adoptFactories();
+  }
+
+  /** A Node core module of the prelude scripts, made on its first require in this context. */
+  function builtin(name) {
+    const key = `node:${name}`;
+    let exports = modules.get(key);
+    if (exports === undefined) {
+      exports = builtinFactories.get(name)();
+      modules.set(key, exports);
+    }
+    return exports;
   }
 
   function instantiate(name) {
@@ -101,12 +115,22 @@
   hidden('__keel_seal', function () {
     delete global.__keel_load_module;
     delete global.__keel_prelude;
-    delete global.__keel_builtin;
     delete global.__keel_seal;
   });
-  // Snapshot time: a later prelude script registers the hook that receives the natives.
-  hidden('__keel_prelude', function (hook) {
-    bootHooks.push(hook);
+  // Snapshot time: the prelude scripts evaluated after this one register their Node core
+  // modules and per-context native hooks here.
+  hidden('__keel_prelude', {
+    /** Node core module `name` (also `node:name`), made by `factory()` on first require. */
+    defineModule(name, factory) {
+      builtinFactories.set(name, factory);
+    },
+    /** Calls `hook(natives)` in every fresh context, before user code runs. */
+    onBoot(hook) {
+      bootHooks.push(hook);
+    },
+    defineGlobal,
+    /** Shared between the prelude scripts (errors, validators, lazy globals). */
+    internals: {},
   });
 
   // ---- per-context boot ------------------------------------------------------------------
@@ -121,11 +145,6 @@
   });
 
   // ---- require ---------------------------------------------------------------------------
-  /** Modules other prelude scripts provide (Node built-ins such as 'buffer'), by name. */
-  const builtins = new Map();
-  hidden('__keel_builtin', function (name, exports) {
-    builtins.set(name, exports);
-  });
   defineGlobal('require', function require(id) {
     if (typeof id !== 'string') {
       const e = new TypeError(`The "id" argument must be of type string. Received ${id === null ? 'null' : typeof id}`);
@@ -138,9 +157,9 @@
       throw e;
     }
     const bare = id.startsWith('node:') ? id.slice(5) : id;
-    if (builtins.has(bare)) return builtins.get(bare);
+    if (builtinFactories.has(bare)) return builtin(bare);
     if (refusedBuiltins.has(bare)) {
-      const e = new Error(`Module '${id}' is not available in the executor: code blocks have no file system, processes, sockets or environment`);
+      const e = new Error(`Module '${id}' is not available in a code block: no file system, processes, network sockets or environment`);
       e.code = 'ERR_ACCESS_DENIED';
       throw e;
     }
@@ -151,7 +170,7 @@
     }
     const exports = modules.get(id) || instantiate(id);
     if (exports === undefined) {
-      const e = new Error(`Cannot find module '${id}' (available: ${moduleNames.join(', ')})`);
+      const e = new Error(`Cannot find module '${id}' (available: ${[...moduleNames, ...builtinFactories.keys()].join(', ')})`);
       e.code = 'MODULE_NOT_FOUND';
       throw e;
     }
@@ -295,26 +314,4 @@
     timerCallback(callback);
     Promise.resolve().then(() => callback());
   });
-
-  // ---- crypto (getRandomValues from the OS RNG; crypto-js and uuid need it) -----------------
-  defineGlobal('crypto', {
-    getRandomValues(array) {
-      if (!ArrayBuffer.isView(array) || array instanceof Float32Array || array instanceof Float64Array) {
-        throw new TypeError('crypto.getRandomValues: argument must be an integer TypedArray');
-      }
-      if (array.byteLength > 65536) {
-        throw new RangeError('crypto.getRandomValues: at most 65536 bytes per call');
-      }
-      native.random(array);
-      return array;
-    },
-    randomUUID() {
-      const b = this.getRandomValues(new Uint8Array(16));
-      b[6] = (b[6] & 0x0f) | 0x40;
-      b[8] = (b[8] & 0x3f) | 0x80;
-      const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-    },
-  });
-
 })(globalThis);

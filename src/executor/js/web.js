@@ -1,7 +1,7 @@
 // keel executor prelude: the web platform globals, with Node 20's semantics (its error
 // classes, messages and `code`s where user code can observe them). Evaluated once into each
 // snapshot context after runtime.js (see snapshot.rs PRELUDE); the natives it needs arrive
-// per context through the hook it registers with `__keel_prelude`.
+// per context through the hook it registers with `__keel_prelude.onBoot`.
 //
 // Defined here: DOMException, Event, EventTarget, CustomEvent, AbortController, AbortSignal,
 // TextEncoder, TextDecoder, atob, btoa, URL, URLSearchParams, Blob, File, ReadableStream,
@@ -16,7 +16,7 @@
 
   /** Natives, set per context. */
   let native = null;
-  global.__keel_prelude(function (natives) {
+  global.__keel_prelude.onBoot(function (natives) {
     native = natives;
   });
 

@@ -6,7 +6,7 @@
 //! A native runs inside a V8 callback: a Rust panic there cannot unwind through V8's C++
 //! frames and would abort the executor process. Every native therefore validates what user
 //! code hands it (NaN, ±Infinity, 1e300, huge strings, wrong types all become a JS
-//! exception or a clamped value), and [`guarded!`] still catches a panic that slips through
+//! exception or a clamped value), and `guarded!` still catches a panic that slips through
 //! and throws it as an `Error` into the calling block.
 
 use std::panic::AssertUnwindSafe;
@@ -30,12 +30,20 @@ macro_rules! guarded {
         |scope: &mut v8::PinScope<'_, '_>,
          args: v8::FunctionCallbackArguments<'_>,
          rv: v8::ReturnValue<'_, v8::Value>| {
-            catch_native_panic(scope, stringify!($native), move |scope| {
-                $native(scope, args, rv)
-            })
+            $crate::executor::natives::catch_native_panic(
+                scope,
+                stringify!($native),
+                move |scope| $native(scope, args, rv),
+            )
         }
     };
 }
+
+// After `guarded!`, which they use (macros are in scope only below their definition).
+mod buffer;
+mod bytes;
+mod crypto;
+mod crypto_keys;
 
 fn catch_native_panic(
     scope: &mut v8::PinScope<'_, '_>,
@@ -138,7 +146,28 @@ pub(super) fn install(
         "loadLibrary",
         guarded!(libraries::native_load_library),
     )?;
+    set_fn(scope, natives, "load", guarded!(load_family))?;
     Ok(())
+}
+
+/// `load(name)`: the natives of one family (`buffer`, `crypto`) as an object, made when a
+/// context first needs them: most calls never touch Buffer or crypto, and making their
+/// functions up front would cost every context creation.
+fn load_family(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let name = args.get(0).to_rust_string_lossy(scope);
+    let made = match name.as_str() {
+        "buffer" => buffer::family(scope),
+        "crypto" => crypto::family(scope),
+        _ => Err(format!("no native family {name}")),
+    };
+    match made {
+        Ok(obj) => rv.set(obj.into()),
+        Err(e) => throw(scope, "Error", &e),
+    }
 }
 
 fn set_fn(

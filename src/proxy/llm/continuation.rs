@@ -15,9 +15,9 @@
 //! completed, so an SDK raises instead of returning truncated text as if it were whole.
 
 use super::dialect::{Dialect, LlmRequest};
-use super::event::Inspected;
 use super::sse::SseEvent;
-use super::usage::{StreamUsage, Usage};
+use super::stream_event::Inspected;
+use super::token_usage::{StreamUsage, Usage};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -424,7 +424,7 @@ fn strip_skip(skip: &mut String, text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::event::inspect;
+    use super::super::stream_event::inspect;
     use super::*;
 
     fn request(dialect: Dialect, wants_usage: bool) -> LlmRequest {

@@ -14,7 +14,7 @@
 //! but not kept, so a later retry gets a fresh try. Keys are scoped by the caller (client
 //! key and path), so two tenants cannot read each other's answers.
 
-use super::exchange::{ClientGone, ClientSink};
+use super::driver::{ClientGone, ClientSink};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};

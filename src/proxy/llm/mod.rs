@@ -2,28 +2,35 @@
 //! really produce, so that an OpenAI or Anthropic client gets either the complete answer or
 //! a clear, bounded error — never a truncated answer that looks complete, never a hang.
 //!
-//! The pieces, each testable without sockets:
+//! The request path, top to bottom:
+//! - [`route`]: which requests take this route, idempotency keys, outcome metrics — called
+//!   by the dispatcher (`proxy::service`);
+//! - [`driver`]: runs the attempts of one request and answers the client;
+//! - [`adapter`]: the driver's nodes, transport and client over the gateway's pool, Pingora
+//!   connector and Pingora session.
+//!
+//! The pieces the driver uses, each testable without sockets:
 //! - [`sse`]: incremental server-sent-events parser and writer;
 //! - [`dialect`]: which API a request speaks, and its per-node body (model mapping,
 //!   `stream_options.include_usage`, continuation prefill);
 //! - [`classify`]: upstream answers → error classes, `Retry-After`;
-//! - [`event`]: what one streamed event means (text, tool content, end, error, malformed);
-//! - [`usage`]: token usage of JSON answers and streams, summed across parts;
+//! - [`stream_event`]: what one streamed event means (text, tool content, end, error,
+//!   malformed);
+//! - [`token_usage`]: token usage of JSON answers and streams, summed across parts;
 //! - [`continuation`]: the client's stream across nodes — splicing, termination, in-band
 //!   errors;
-//! - [`budget`]: when to retry the same node, fail over, or give up;
-//! - [`dedup`]: idempotency-key sharing and replay;
-//! - [`exchange`]: the driver that runs the attempts of one request and answers the client;
-//! - [`gateway`]: the driver inside the gateway's Pingora service (nodes, transport,
-//!   client session, dedup, metrics).
+//! - [`dedup`]: idempotency-key sharing and replay.
+//!
+//! When to retry, fail over or give up is the retry policy both routes share
+//! ([`super::retry`]).
 
-pub mod budget;
+pub mod adapter;
 pub mod classify;
 pub mod continuation;
 pub mod dedup;
 pub mod dialect;
-pub mod event;
-pub mod exchange;
-pub mod gateway;
+pub mod driver;
+pub mod route;
 pub mod sse;
-pub mod usage;
+pub mod stream_event;
+pub mod token_usage;

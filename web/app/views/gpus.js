@@ -1,6 +1,7 @@
 // GPUs & locks: a card per GPU (figures, its lock's holder, TTL counting down, fencing
 // token, unlocked-use / idle-lock warnings), heartbeats with progress and orphans, lock
-// history, and force-release behind a confirmation.
+// history, and force-release behind a confirmation. Without GPU figures (no NVML driver,
+// sampler off) it says why, in the GPU component's own words.
 import { html, useEffect, useState } from '../html.js';
 import { get, post } from '../api.js';
 import { Card, Empty, Pill, confirm, notify, usePoll } from '../ui.js';
@@ -32,6 +33,15 @@ async function loadHeartbeats() {
   const active = Object.entries(all.active_tasks || {}).slice(0, 50);
   const detail = await Promise.all(active.map(([id]) => get(`${MON}/heartbeat/task/${encodeURIComponent(id)}`).catch(() => null)));
   return { ...all, detail: Object.fromEntries(active.map(([id], i) => [id, detail[i]])) };
+}
+
+/** Why there are no GPU cards: the `gpu` component's reason, as the Overview lists it. */
+function NoGpus({ health, reason }) {
+  const why = health?.reason ?? reason;
+  return html`<${Card} title="GPUs"><div class="not-enabled" data-testid="no-gpus">
+    <${Pill} status=${health?.status ?? 'unknown'}>no GPU figures<//>
+    <p>${why ? html`<span data-testid="no-gpus-reason">${why}</span>.` : 'keel has no GPU figures yet.'} GPU locks and heartbeats work without them.</p>
+  </div><//>`;
 }
 
 function Countdown({ seconds, fetched }) {
@@ -71,8 +81,12 @@ export function Gpus({ live }) {
     reloadLocks();
   };
 
+  // Said only once the GPU list has answered (or the component is off): no flash of "no GPU"
+  // on a box that has some.
+  const gpusKnown = gpuData !== undefined || gpuErr || live.health.gpu?.status === 'disabled';
+  const noGpus = gpusKnown ? html`<${NoGpus} health=${live.health.gpu} reason=${gpuData?.reason} />` : null;
   if (ledgerOff && !gpuIds.length) {
-    return html`<div class="view"><${Card} title="GPUs & locks"><div class="not-enabled"><${Pill} status="disabled">not enabled<//><p>The GPU ledger is not enabled in this keel${live.health.ledger?.reason ? ` (${live.health.ledger.reason})` : ''}.</p></div><//></div>`;
+    return html`<div class="view">${noGpus}<${Card} title="GPUs & locks"><div class="not-enabled"><${Pill} status="disabled">not enabled<//><p>The GPU ledger is not enabled in this keel${live.health.ledger?.reason ? ` (${live.health.ledger.reason})` : ''}.</p></div><//></div>`;
   }
 
   const lockCard = (l) => {
@@ -121,7 +135,7 @@ export function Gpus({ live }) {
   const active = Object.entries(beats?.active_tasks || {});
   const ages = snap.heartbeats || {};
   return html`<div class="view">
-    <div class="gpu-grid">${gpuCards}</div>
+    ${gpuIds.length ? html`<div class="gpu-grid">${gpuCards}</div>` : noGpus}
     ${lockErr ? html`<p class="error-line">Cannot load locks: ${lockErr.message}</p>` : null}
     ${otherLocks.length ? html`<${Card} title="Locks"><div class="gpu-grid" data-testid="locks">${otherLocks.map(lockCard)}</div><//>`
       : !gpuIds.length && locks !== undefined ? html`<${Card} title="Locks">${locks?.length ? null : html`<${Empty}>No locks known yet.<//>`}<//>` : null}

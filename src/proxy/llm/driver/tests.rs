@@ -1,9 +1,16 @@
 //! The driver against scripted in-memory nodes: which node is tried when, and what the
 //! client ends up with, for each fault of issue 7.
+//!
+//! On tokio's paused clock: a node that stays silent for `first_byte` or pauses for 2 s
+//! costs no real time, and the gaps between attempts are exact.
 
 use super::*;
 use crate::proxy::llm::dialect::Dialect;
+use crate::proxy::llm::sse::{SseItem, SseParser};
+use crate::proxy::llm::token_usage::Usage;
+use async_trait::async_trait;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -59,6 +66,8 @@ enum Step {
     Silent,
     Refuse,
     Reset,
+    /// Silent, then the connection closes before any header.
+    CloseAfter(Duration),
 }
 
 struct Body(VecDeque<Piece>);
@@ -143,7 +152,7 @@ impl Upstream for Fake {
             })
             .cloned()
     }
-    async fn send(&self, node: &Node, body: Bytes) -> Result<UpstreamResponse, SendError> {
+    async fn send(&self, node: &Node, body: Bytes) -> Result<UpstreamResponse, AttemptError> {
         let body: Value = serde_json::from_slice(&body).unwrap();
         self.attempts
             .lock()
@@ -185,8 +194,12 @@ impl Upstream for Fake {
                 p,
             )),
             Step::Silent => std::future::pending().await,
-            Step::Refuse => Err(SendError::Connect("refused".into())),
-            Step::Reset => Err(SendError::Reset("reset by peer".into())),
+            Step::Refuse => Err(AttemptError::Connect("refused".into())),
+            Step::Reset => Err(AttemptError::Upstream("reset by peer".into())),
+            Step::CloseAfter(d) => {
+                tokio::time::sleep(d).await;
+                Err(AttemptError::Upstream("connection closed".into()))
+            }
         }
     }
     fn report(&self, node: &Node, report: Report) {
@@ -263,6 +276,7 @@ fn settings() -> Settings {
             backoff_max: Duration::from_millis(5),
         },
         first_byte: Duration::from_millis(300),
+        stream_first_byte: Duration::from_millis(300),
         first_token: Duration::from_millis(300),
         stream_idle: Duration::from_millis(300),
     }
@@ -329,7 +343,7 @@ fn statuses(fake: &Fake) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn status_503_fails_over_at_once_and_the_fallback_answers() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],
@@ -349,7 +363,7 @@ async fn status_503_fails_over_at_once_and_the_fallback_answers() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn transient_502_and_reset_retry_the_same_node_once() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],
@@ -366,7 +380,7 @@ async fn transient_502_and_reset_retry_the_same_node_once() {
     assert_eq!(fake.tried(), ["a", "a", "b"]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rate_limit_with_retry_after_waits_then_retries_the_same_node() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],
@@ -388,7 +402,7 @@ async fn rate_limit_with_retry_after_waits_then_retries_the_same_node() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn persistent_rate_limit_everywhere_returns_the_providers_429() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],
@@ -409,7 +423,7 @@ async fn persistent_rate_limit_everywhere_returns_the_providers_429() {
     assert_eq!(client.json()["first"], 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn silent_node_fails_over_at_once_without_a_second_try() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],
@@ -423,7 +437,68 @@ async fn silent_node_fails_over_at_once_without_a_second_try() {
     assert_eq!(fake.tried(), ["a", "b"]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
+async fn a_node_closing_after_a_silence_is_not_retried_but_a_quick_reset_is() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            (
+                "a",
+                vec![Step::CloseAfter(Duration::from_secs(2)), Step::Silent],
+            ),
+            ("b", vec![Step::Json(answer("model-b", "hi"))]),
+        ],
+    );
+    let (served, _) = run(&fake, &openai(true)).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake.tried(), ["a", "b"]);
+    assert_eq!(statuses(&fake), ["a:timeout", "b:ok"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_header_wait_longer_than_total_still_leaves_the_fallback_its_turn() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            ("a", vec![Step::Silent]),
+            ("b", vec![Step::Json(answer("model-b", "hi"))]),
+        ],
+    );
+    // Non-streaming: the header wait (20 s) outlasts total (10 s).
+    let settings = Settings {
+        first_byte: Duration::from_secs(20),
+        ..settings()
+    };
+    let mut client = Client::default();
+    let t0 = Instant::now();
+    let served = serve(&fake, &mut client, &openai(false), &settings, t0).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake.tried(), ["a", "b"]);
+    assert_eq!(fake.gaps(), [Duration::from_secs(20)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn streaming_requests_wait_stream_first_byte_for_the_header() {
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            ("a", vec![Step::Silent]),
+            ("b", vec![Step::Sse(oa_stream("b", &["hi"], true))]),
+        ],
+    );
+    let settings = Settings {
+        first_byte: Duration::from_secs(20),
+        stream_first_byte: Duration::from_secs(2),
+        first_token: Duration::from_secs(5),
+        ..settings()
+    };
+    let mut client = Client::default();
+    let served = serve(&fake, &mut client, &openai(true), &settings, Instant::now()).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(fake.gaps(), [Duration::from_secs(2)]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn all_silent_is_a_bounded_504() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],
@@ -435,7 +510,7 @@ async fn all_silent_is_a_bounded_504() {
     assert_eq!(client.json()["error"]["type"], "upstream_timeout");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn context_length_goes_only_to_a_node_that_takes_it_else_back_unchanged() {
     let too_long = r#"{"error":{"message":"maximum context length is 8192 tokens","code":"context_length_exceeded"}}"#;
     let fake = Fake::new(
@@ -467,7 +542,7 @@ async fn context_length_goes_only_to_a_node_that_takes_it_else_back_unchanged() 
     assert_eq!(client.json()["model"], "big-ctx");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn content_policy_is_returned_as_is_and_never_retried() {
     let policy =
         r#"{"error":{"message":"flagged by content policy","code":"content_policy_violation"}}"#;
@@ -482,7 +557,7 @@ async fn content_policy_is_returned_as_is_and_never_retried() {
     assert_eq!(statuses(&fake), ["a:400"]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_fallbacks_400_never_replaces_the_real_error() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],
@@ -504,7 +579,7 @@ async fn a_fallbacks_400_never_replaces_the_real_error() {
     assert!(message.contains("b: fallback refused"), "{message}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn slow_first_token_fails_over_before_the_client_sees_a_header() {
     let mut slow = vec![Piece::Chunk(oa_chunk(
         "a",
@@ -534,7 +609,7 @@ async fn slow_first_token_fails_over_before_the_client_sees_a_header() {
     assert!(!client.text().contains("\"usage\":{"), "{}", client.text());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn cut_stream_is_continued_on_a_prefill_node_under_the_same_id() {
     let mut cut = oa_stream("a", &["Hello", ", wor"], true);
     cut.truncate(3);
@@ -573,7 +648,7 @@ async fn cut_stream_is_continued_on_a_prefill_node_under_the_same_id() {
     assert_eq!(statuses(&fake), ["a:stream_broken", "c:ok"]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stalled_stream_without_a_prefill_node_ends_with_an_in_band_error() {
     let mut stall = vec![
         Piece::Chunk("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_a\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n".into()),
@@ -598,7 +673,7 @@ async fn stalled_stream_without_a_prefill_node_ends_with_an_in_band_error() {
     assert!(client.ended);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_events_are_dropped_and_missing_message_stop_is_added() {
     let events = vec![
         Piece::Chunk("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n".into()),
@@ -631,7 +706,7 @@ async fn malformed_events_are_dropped_and_missing_message_stop_is_added() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn in_band_error_before_content_fails_over_invisibly() {
     let overloaded = vec![
         Piece::Chunk("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":5}}}\n\n".into()),
@@ -655,7 +730,7 @@ async fn in_band_error_before_content_fails_over_invisibly() {
     assert!(!client.text().contains("overloaded"), "{}", client.text());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refused_connections_and_no_nodes() {
     let fake = Fake::new(
         vec![node("a", &standard(), false)],

@@ -17,14 +17,14 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Resume {
     /// Resume after this event id on the first connection (an `EventSource` can only send
@@ -59,6 +59,22 @@ pub fn plan(last_id: Option<u64>, buffered: Vec<Arc<EventRecord>>, newest: u64) 
     }
 }
 
+/// Event stream
+///
+/// Server-Sent Events: `hello` on connect (the process' instance id), every operator event
+/// as a default message whose `id` is the event id (reconnects resume with
+/// `Last-Event-ID`), `snapshot` once a second (the live payload), `reset` when a resume is
+/// impossible (refetch the overview), `lagged` when the client fell behind (the stream
+/// ends). Streams end on shutdown.
+#[utoipa::path(get, path = "/api/v1/events", tag = "dashboard",
+    params(Resume,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id (sent by `EventSource` on reconnects).")),
+    security(("admin" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "The stream.", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`Last-Event-ID` or `after` is not an event id.", body = super::error::ErrorBody),
+        (status = 401, description = "Admin token or session missing.", body = super::error::ErrorBody),
+    ))]
 pub async fn stream(
     State(state): State<DashboardState>,
     headers: HeaderMap,
@@ -88,11 +104,12 @@ pub async fn stream(
     );
 
     let mut first = VecDeque::new();
-    first.push_back(Msg::Control(
-        "hello",
-        json!({"instance": state.instance, "newest_id": newest, "version": env!("CARGO_PKG_VERSION")})
-            .to_string(),
-    ));
+    let hello = Hello {
+        instance: &state.instance,
+        newest_id: newest,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    first.push_back(Msg::Control("hello", data(&hello)));
     let mut skip_upto = newest;
     match start {
         Start::Live => {}
@@ -102,11 +119,9 @@ pub async fn stream(
                 first.push_back(Msg::Record(r.clone()));
             }
         }
-        Start::Reset(reason) => {
-            first.push_back(Msg::Control("reset", json!({"reason": reason}).to_string()))
-        }
+        Start::Reset(reason) => first.push_back(Msg::Control("reset", data(&Reset { reason }))),
     }
-    let mut snapshots = state.snapshots.subscribe();
+    let mut snapshots = state.feed.subscribe();
     let current = snapshots.borrow_and_update().clone();
     first.push_back(Msg::Snapshot(current));
 
@@ -122,6 +137,31 @@ pub async fn stream(
         c.next().await.map(|m| (Ok(m.into_sse()), c))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `hello`: which process this is (a change means keel restarted) and its newest event.
+#[derive(Serialize)]
+struct Hello<'a> {
+    instance: &'a str,
+    newest_id: u64,
+    version: &'static str,
+}
+
+/// `reset`: why the client must refetch the overview.
+#[derive(Serialize)]
+struct Reset {
+    reason: &'static str,
+}
+
+/// `lagged`: events the client fell behind by; the stream ends after it.
+#[derive(Serialize)]
+struct Lagged {
+    missed: u64,
+}
+
+/// An SSE data line.
+fn data(body: &impl Serialize) -> String {
+    serde_json::to_string(body).unwrap_or_default()
 }
 
 /// One message of the stream, before it becomes SSE text.
@@ -143,7 +183,7 @@ impl Msg {
             Msg::Snapshot(payload) => SseEvent::default().event("snapshot").data(&*payload),
             Msg::Lagged(missed) => SseEvent::default()
                 .event("lagged")
-                .data(json!({"missed": missed}).to_string()),
+                .data(data(&Lagged { missed })),
             Msg::Control(name, data) => SseEvent::default().event(name).data(data),
         }
     }
@@ -260,7 +300,7 @@ mod tests {
             bus.emit(&Tick);
         }
         let (stop_tx, stop) = watch::channel(false);
-        let snapshots = crate::telemetry::snapshot::Snapshots::new(telemetry.clone());
+        let snapshots = crate::telemetry::dashboard_feed::DashboardFeed::new(telemetry.clone());
         let mut c = Conn {
             first: VecDeque::new(),
             live: bus.subscribe(),
@@ -287,7 +327,7 @@ mod tests {
             skip_upto: 0,
             done: false,
         };
-        for _ in 0..(crate::telemetry::events::DEFAULT_BUFFER + 10) {
+        for _ in 0..(crate::telemetry::event_bus::DEFAULT_BUFFER + 10) {
             bus.emit(&Tick);
         }
         assert!(matches!(slow.next().await, Some(Msg::Lagged(n)) if n > 0));

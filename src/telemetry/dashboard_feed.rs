@@ -1,20 +1,22 @@
-//! The dashboard's view of keel, once a second: rates and percentiles computed from the
+//! The dashboard feed: keel's figures once a second — rates and percentiles computed from the
 //! deltas between registry readings ([`RawSample`]), kept for 15 minutes for the charts and
 //! for the alert rules' windows, and published as one pre-serialized JSON payload that
 //! every SSE client shares (serialized once, not once per client).
 
+use super::health::ComponentHealth;
 use super::sample::{Buckets, ExecutorRaw, GpuRaw, RawSample};
 use super::Telemetry;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How much history the charts (and the alert windows) can look back on.
-pub const HISTORY: Duration = Duration::from_secs(15 * 60);
+/// How much history the charts (and the alert windows) can look back on; a config bound
+/// (`[alerts] rate_window` is checked against it), so config owns the number.
+pub const HISTORY: Duration = crate::config::FEED_HISTORY;
 /// Sampling period of the dashboard figures.
 pub const TICK: Duration = Duration::from_secs(1);
 
@@ -88,7 +90,7 @@ impl ExecutorFigures {
 /// Figures over the interval between two readings (one second for the charts, the rule
 /// window for alerts); gauges are the newer reading's.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Snapshot {
+pub struct Figures {
     /// Unix seconds of the newer reading.
     pub t: f64,
     pub rss_bytes: f64,
@@ -109,9 +111,9 @@ pub struct Snapshot {
     pub executor: Option<ExecutorFigures>,
 }
 
-impl Snapshot {
+impl Figures {
     /// Rates between `older` and `newer`; with no time between them every rate is zero.
-    pub fn between(older: &RawSample, newer: &RawSample) -> Snapshot {
+    pub fn between(older: &RawSample, newer: &RawSample) -> Figures {
         let secs = newer.at.saturating_duration_since(older.at).as_secs_f64();
         let per_sec = |d: f64| if secs > 0.0 { d / secs } else { 0.0 };
         let mut all_latency = Buckets::default();
@@ -143,7 +145,7 @@ impl Snapshot {
                 (name.clone(), figures)
             })
             .collect();
-        Snapshot {
+        Figures {
             t: newer.unix,
             rss_bytes: newer.rss_bytes,
             cpu_percent: newer.cpu_percent,
@@ -216,22 +218,34 @@ fn merge(into: &mut Buckets, other: &Buckets) {
     }
 }
 
+/// The SSE `snapshot` event's data (the wire name stays the dashboard's).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LivePayload {
+    /// The newest second's figures (`null` before the first reading): rates, latency,
+    /// memory and CPU, and per node, GPU, lock, heartbeat and the executor.
+    #[schema(value_type = Option<Object>)]
+    pub snapshot: Option<Arc<Figures>>,
+    pub health: BTreeMap<String, ComponentHealth>,
+    /// Each domain's section by name.
+    pub sections: BTreeMap<String, Value>,
+}
+
 struct History {
     raw: VecDeque<RawSample>,
-    figures: VecDeque<Arc<Snapshot>>,
+    figures: VecDeque<Arc<Figures>>,
 }
 
 /// Samples the registry every [`TICK`], keeps [`HISTORY`], publishes the live payload.
-pub struct Snapshots {
+pub struct DashboardFeed {
     telemetry: Telemetry,
     history: Mutex<History>,
     live: watch::Sender<Arc<str>>,
 }
 
-impl Snapshots {
+impl DashboardFeed {
     pub fn new(telemetry: Telemetry) -> Arc<Self> {
         let capacity = (HISTORY.as_secs() / TICK.as_secs().max(1)) as usize + 1;
-        Arc::new(Snapshots {
+        Arc::new(DashboardFeed {
             telemetry,
             history: Mutex::new(History {
                 raw: VecDeque::with_capacity(capacity),
@@ -241,7 +255,7 @@ impl Snapshots {
         })
     }
 
-    /// Runs [`Snapshots::tick`] every second until the task is aborted.
+    /// Runs [`DashboardFeed::tick`] every second until the task is aborted.
     pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
@@ -263,15 +277,15 @@ impl Snapshots {
             t.process.cpu_percent(),
         );
         self.push(raw);
-        let payload = self.live_payload().to_string();
+        let payload = serde_json::to_string(&self.live_payload()).unwrap_or_default();
         self.live.send_replace(Arc::from(payload));
     }
 
     fn push(&self, raw: RawSample) {
         let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let figures = match h.raw.back() {
-            Some(prev) => Snapshot::between(prev, &raw),
-            None => Snapshot::between(&raw, &raw),
+            Some(prev) => Figures::between(prev, &raw),
+            None => Figures::between(&raw, &raw),
         };
         h.figures.push_back(Arc::new(figures));
         h.raw.push_back(raw);
@@ -286,19 +300,19 @@ impl Snapshots {
     }
 
     /// The figures of the newest second.
-    pub fn latest(&self) -> Option<Arc<Snapshot>> {
+    pub fn latest(&self) -> Option<Arc<Figures>> {
         let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         h.figures.back().cloned()
     }
 
     /// Up to 15 minutes of per-second figures, oldest first.
-    pub fn history(&self) -> Vec<Arc<Snapshot>> {
+    pub fn history(&self) -> Vec<Arc<Figures>> {
         let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         h.figures.iter().cloned().collect()
     }
 
     /// Figures over the last `window` (or all the history there is), for alert rules.
-    pub fn over(&self, window: Duration) -> Option<Snapshot> {
+    pub fn over(&self, window: Duration) -> Option<Figures> {
         let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let newest = h.raw.back()?;
         let oldest = h
@@ -306,19 +320,18 @@ impl Snapshots {
             .iter()
             .find(|r| newest.at.saturating_duration_since(r.at) <= window)
             .unwrap_or(newest);
-        Some(Snapshot::between(oldest, newest))
+        Some(Figures::between(oldest, newest))
     }
 
     /// The newest figures with component health and domain sections: what the SSE
     /// `snapshot` event carries and what the overview starts from.
-    pub fn live_payload(&self) -> Value {
+    pub fn live_payload(&self) -> LivePayload {
         let t = &self.telemetry;
-        let sections: serde_json::Map<String, Value> = t.sections.collect().into_iter().collect();
-        json!({
-            "snapshot": self.latest(),
-            "health": t.health.snapshot(),
-            "sections": sections,
-        })
+        LivePayload {
+            snapshot: self.latest(),
+            health: t.health.components(),
+            sections: t.sections.collect().into_iter().collect(),
+        }
     }
 
     /// The latest published payload; changes once a second.
@@ -354,7 +367,7 @@ mod tests {
     #[test]
     fn rates_come_from_deltas() {
         let base = Instant::now();
-        let s = Snapshot::between(&at(base, 0, 100.0, 0.0), &at(base, 2, 120.0, 5.0));
+        let s = Figures::between(&at(base, 0, 100.0, 0.0), &at(base, 2, 120.0, 5.0));
         assert_eq!(s.rps, 10.0);
         assert_eq!(s.error_rate, 0.25);
         assert_eq!(s.tokens_per_second, 100.0);
@@ -362,12 +375,12 @@ mod tests {
         assert_eq!(s.nodes["a"].breaker.as_deref(), Some("closed"));
         // No time between readings: no rates, no division by zero.
         let same = at(base, 0, 100.0, 0.0);
-        assert_eq!(Snapshot::between(&same, &same).rps, 0.0);
+        assert_eq!(Figures::between(&same, &same).rps, 0.0);
     }
 
     #[test]
     fn window_uses_the_oldest_reading_inside_it() {
-        let snaps = Snapshots::new(Telemetry::new());
+        let snaps = DashboardFeed::new(Telemetry::new());
         let base = Instant::now();
         for (i, (req, err)) in [(0.0, 0.0), (10.0, 0.0), (20.0, 10.0), (30.0, 20.0)]
             .into_iter()

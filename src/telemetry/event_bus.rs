@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 /// Events kept for resuming SSE clients.
 pub const DEFAULT_BUFFER: usize = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Info,
@@ -38,7 +38,7 @@ pub trait Event: Serialize {
 }
 
 /// What the bus stores and sends.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     pub id: u64,
     /// RFC 3339, UTC.
@@ -62,7 +62,7 @@ impl EventBus {
     pub fn new(capacity: usize, registry: &Registry) -> Self {
         let counter = IntCounterVec::new(
             Opts::new(
-                super::metrics::EVENTS_TOTAL,
+                super::catalog::EVENTS_TOTAL,
                 "Operator events emitted, by kind",
             ),
             &["kind", "level"],

@@ -1,5 +1,6 @@
-//! Token usage read from upstream responses while they pass through, never holding a byte
-//! back: each chunk is forwarded first and then fed here.
+//! The generic route's token meter: usage read from answers while they pass through, never
+//! holding a byte back — each chunk is forwarded first and then fed here. (The LLM route
+//! reads usage from the answers it parses anyway: [`crate::proxy::llm::token_usage`].)
 //!
 //! - JSON answers (OpenAI `usage.prompt_tokens/completion_tokens`, Anthropic
 //!   `usage.input_tokens/output_tokens`): the body is copied into a bounded buffer and parsed
@@ -8,7 +9,7 @@
 //!   `message_start` (`message.usage.input_tokens`) and `message_delta` (`usage.output_tokens`,
 //!   cumulative); OpenAI sends a final chunk with `usage` when the client asked for it.
 
-pub use super::llm::usage::Usage;
+use crate::proxy::llm::token_usage::Usage;
 use serde_json::Value;
 
 /// Largest JSON answer buffered for usage parsing.

@@ -1,0 +1,1239 @@
+//! `crypto`'s natives on OpenSSL (the library Node itself is built on, so names, outputs and
+//! error codes line up): random bytes, hashes, HMAC, PBKDF2, scrypt, HKDF and ciphers here;
+//! keys, signatures, RSA encryption and key generation in `crypto_keys.rs`.
+//! `js/node_crypto.js` does Node's argument validation; these check again and never trust it.
+//!
+//! Streaming objects (a hash, an HMAC, a cipher) live in a per-isolate table and JavaScript
+//! holds their number. The table is emptied when a new execution first uses it, so nothing
+//! outlives the call that made it, and it holds at most [`MAX_LIVE`] objects.
+//!
+//! Work a native cannot be interrupted in (the watchdog stops JavaScript, not a running
+//! OpenSSL call) has hard caps, documented in the README: PBKDF2 iterations × blocks,
+//! scrypt's N·r·p and memory.
+
+use std::collections::HashMap;
+
+use openssl::cipher::{Cipher, CipherRef};
+use openssl::cipher_ctx::CipherCtx;
+use openssl::error::ErrorStack;
+use openssl::hash::{Hasher, MessageDigest};
+use openssl::md::Md;
+use openssl::pkey_ctx::{HkdfMode, PkeyCtx};
+
+use super::super::event_loop::ExecState;
+use super::super::js_values::{make_error, set_string, set_val, throw};
+use super::bytes::{alloc_copy, bytes_arg, index_arg};
+
+/// Most hash, HMAC and cipher objects one execution may hold unfinished.
+const MAX_LIVE: usize = 10_000;
+/// Most HMAC computations one PBKDF2 call may do (iterations × output blocks): about a
+/// second or two of CPU; Node's usual 100k–600k iterations for one block fit easily.
+pub(super) const MAX_PBKDF2_WORK: u64 = 1 << 24;
+/// Most memory and work one scrypt call may use (Node's default maxmem is 32 MiB).
+pub(super) const MAX_SCRYPT_MEMORY: u64 = 256 << 20;
+pub(super) const MAX_SCRYPT_WORK: u64 = 1 << 24;
+/// Largest input a single OpenSSL update call takes (its lengths are C ints).
+const CHUNK: usize = 1 << 30;
+
+pub(super) enum Obj {
+    Hash {
+        hasher: Hasher,
+        md: MessageDigest,
+        xof_len: Option<usize>,
+    },
+    Hmac {
+        inner: Hasher,
+        outer: Hasher,
+    },
+    Cipher(Box<CipherState>),
+}
+
+pub(super) struct CipherState {
+    ctx: CipherCtx,
+    decrypt: bool,
+    aead: Aead,
+    tag_len: usize,
+    tag: Option<Vec<u8>>,
+    /// CCM decryption: the tag went to OpenSSL (once, before the data).
+    tag_passed: bool,
+    /// CCM decryption checks the tag in update; final reports it.
+    auth_failed: bool,
+    finalized: bool,
+}
+
+impl CipherState {
+    /// CCM decryption: hands the expected tag to OpenSSL before the first data (Node's
+    /// MaybePassAuthTagToOpenSSL).
+    fn pass_tag(&mut self) -> bool {
+        if self.aead == Aead::Ccm && self.decrypt && !self.tag_passed {
+            let Some(tag) = &self.tag else { return false };
+            if self.ctx.set_tag(tag).is_err() {
+                return false;
+            }
+            self.tag_passed = true;
+        }
+        true
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Aead {
+    None,
+    Gcm,
+    Ccm,
+    Ocb,
+    ChaCha,
+}
+
+/// The per-isolate object table (an isolate slot).
+#[derive(Default)]
+pub(super) struct CryptoObjects {
+    seq: u64,
+    next: u32,
+    live: HashMap<u32, Obj>,
+}
+
+fn table<'a>(scope: &'a mut v8::PinScope<'_, '_>) -> Option<&'a mut CryptoObjects> {
+    let seq = scope.get_slot::<ExecState>().map_or(0, |st| st.seq);
+    if scope.get_slot::<CryptoObjects>().is_none() {
+        scope.set_slot(CryptoObjects::default());
+    }
+    let t = scope.get_slot_mut::<CryptoObjects>()?;
+    if t.seq != seq {
+        t.live.clear();
+        t.seq = seq;
+    }
+    Some(t)
+}
+
+/// Stores an object; returns its number, or throws when the table is full.
+fn store(scope: &mut v8::PinScope<'_, '_>, obj: Obj, rv: &mut v8::ReturnValue<'_, v8::Value>) {
+    let Some(t) = table(scope) else { return };
+    if t.live.len() >= MAX_LIVE {
+        return throw(
+            scope,
+            "RangeError",
+            &format!(
+                "more than {MAX_LIVE} unfinished hash, HMAC or cipher objects in one execution"
+            ),
+        );
+    }
+    t.next = t.next.wrapping_add(1).max(1);
+    let id = t.next;
+    t.live.insert(id, obj);
+    rv.set_uint32(id);
+}
+
+fn id_arg(v: v8::Local<'_, v8::Value>) -> Option<u32> {
+    index_arg(v, u32::MAX as usize).map(|n| n as u32)
+}
+
+/// Takes object `id` out of the table (put it back to keep it).
+fn take(scope: &mut v8::PinScope<'_, '_>, id: v8::Local<'_, v8::Value>) -> Option<(u32, Obj)> {
+    let id = id_arg(id);
+    let obj = id.and_then(|id| table(scope)?.live.remove(&id));
+    match (id, obj) {
+        (Some(id), Some(o)) => Some((id, o)),
+        _ => {
+            throw(
+                scope,
+                "Error",
+                "Invalid state: the object is finished or from another call",
+            );
+            None
+        }
+    }
+}
+
+fn put_back(scope: &mut v8::PinScope<'_, '_>, id: u32, obj: Obj) {
+    if let Some(t) = table(scope) {
+        t.live.insert(id, obj);
+    }
+}
+
+/// Throws an OpenSSL error as Node does: `error:XXXXXXXX:lib::reason` with `code`
+/// (`ERR_OSSL_[LIB_]REASON`), `library` and `reason`.
+pub(super) fn throw_ossl(scope: &mut v8::PinScope<'_, '_>, e: &ErrorStack, fallback: &str) {
+    let err = ossl_error(scope, e, fallback);
+    scope.throw_exception(err);
+}
+
+pub(super) fn ossl_error<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    e: &ErrorStack,
+    fallback: &str,
+) -> v8::Local<'s, v8::Value> {
+    let Some(first) = e.errors().first() else {
+        return make_error(scope, "Error", fallback);
+    };
+    let library = first.library().unwrap_or("");
+    let reason = first.reason().unwrap_or("");
+    let message = format!("error:{:08X}:{library}::{reason}", first.code());
+    let err = make_error(scope, "Error", &message);
+    if let Ok(obj) = v8::Local::<v8::Object>::try_from(err) {
+        let prefix = lib_prefix(first.library_code());
+        let code = format!(
+            "ERR_OSSL_{prefix}{}",
+            reason.to_ascii_uppercase().replace([' ', '-'], "_")
+        );
+        set_string(scope, obj, "library", library);
+        set_string(scope, obj, "reason", reason);
+        set_string(scope, obj, "code", &code);
+    }
+    err
+}
+
+/// Node's OSSL_ERROR_CODES_MAP: libraries whose name goes into the error code.
+fn lib_prefix(lib: i32) -> &'static str {
+    match lib {
+        2 => "SYS_",
+        3 => "BN_",
+        4 => "RSA_",
+        5 => "DH_",
+        6 => "EVP_",
+        7 => "BUF_",
+        8 => "OBJ_",
+        9 => "PEM_",
+        10 => "DSA_",
+        11 => "X509_",
+        13 => "ASN1_",
+        14 => "CONF_",
+        15 => "CRYPTO_",
+        16 => "EC_",
+        20 => "SSL_",
+        32 => "BIO_",
+        33 => "PKCS7_",
+        34 => "X509V3_",
+        35 => "PKCS12_",
+        36 => "RAND_",
+        37 => "DSO_",
+        38 => "ENGINE_",
+        39 => "OCSP_",
+        40 => "UI_",
+        41 => "COMP_",
+        42 => "ECDSA_",
+        43 => "ECDH_",
+        44 => "OSSL_STORE_",
+        45 => "FIPS_",
+        46 => "CMS_",
+        47 => "TS_",
+        48 => "HMAC_",
+        50 => "CT_",
+        51 => "ASYNC_",
+        52 => "KDF_",
+        53 => "SM2_",
+        128 => "USER_",
+        _ => "",
+    }
+}
+
+/// An error with a Node `code`.
+pub(super) fn throw_code(scope: &mut v8::PinScope<'_, '_>, name: &str, code: &str, message: &str) {
+    let err = make_error(scope, name, message);
+    if let Ok(obj) = v8::Local::<v8::Object>::try_from(err) {
+        set_string(scope, obj, "code", code);
+    }
+    scope.throw_exception(err);
+}
+
+/// A short ASCII name argument (algorithm, cipher, curve): `None` for anything else.
+pub(super) fn name_arg(
+    scope: &mut v8::PinScope<'_, '_>,
+    v: v8::Local<'_, v8::Value>,
+) -> Option<String> {
+    let s = v8::Local::<v8::String>::try_from(v).ok()?;
+    if s.length() > 128 {
+        return None;
+    }
+    let s = s.to_rust_string_lossy(scope);
+    (!s.contains('\0')).then_some(s)
+}
+
+pub(super) fn digest_by_name(name: &str) -> Option<MessageDigest> {
+    if name.is_empty() || name.contains('\0') {
+        return None;
+    }
+    MessageDigest::from_name(name)
+}
+
+/// The family's natives as one object (`natives.load('crypto')`).
+pub(super) fn family<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+) -> Result<v8::Local<'s, v8::Object>, String> {
+    let obj = v8::Object::new(scope);
+    super::set_fn(scope, obj, "randomFill", guarded!(random_fill))?;
+    super::set_fn(scope, obj, "hashNew", guarded!(hash_new))?;
+    super::set_fn(scope, obj, "hashCopy", guarded!(hash_copy))?;
+    super::set_fn(scope, obj, "update", guarded!(update))?;
+    super::set_fn(scope, obj, "digest", guarded!(digest))?;
+    super::set_fn(scope, obj, "hashOnce", guarded!(hash_once))?;
+    super::set_fn(scope, obj, "hmacNew", guarded!(hmac_new))?;
+    super::set_fn(scope, obj, "pbkdf2", guarded!(pbkdf2))?;
+    super::set_fn(scope, obj, "scrypt", guarded!(scrypt))?;
+    super::set_fn(scope, obj, "hkdf", guarded!(hkdf))?;
+    super::set_fn(scope, obj, "cipherNew", guarded!(cipher_new))?;
+    super::set_fn(scope, obj, "cipherUpdate", guarded!(cipher_update))?;
+    super::set_fn(scope, obj, "cipherFinal", guarded!(cipher_final))?;
+    super::set_fn(scope, obj, "cipherSetAAD", guarded!(cipher_set_aad))?;
+    super::set_fn(scope, obj, "cipherAuthTag", guarded!(cipher_auth_tag))?;
+    super::set_fn(
+        scope,
+        obj,
+        "cipherSetAuthTag",
+        guarded!(cipher_set_auth_tag),
+    )?;
+    super::set_fn(scope, obj, "cipherSetPadding", guarded!(cipher_set_padding))?;
+    super::set_fn(scope, obj, "cipherInfo", guarded!(cipher_info))?;
+    super::crypto_keys::install(scope, obj)?;
+    Ok(obj)
+}
+
+/// `randomFill(view, offset, size)`: fills bytes `[offset, offset + size)` from OpenSSL's
+/// CSPRNG.
+fn random_fill(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    _rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some(b) = bytes_arg(scope, args.get(0), "buf") else {
+        return;
+    };
+    let len = b.len();
+    let (Some(offset), Some(size)) = (index_arg(args.get(1), len), index_arg(args.get(2), len))
+    else {
+        return throw(scope, "RangeError", "randomFill: range outside the buffer");
+    };
+    if offset + size > len {
+        return throw(scope, "RangeError", "randomFill: range outside the buffer");
+    }
+    let dst = &mut b.as_mut_slice()[offset..offset + size];
+    for chunk in dst.chunks_mut(CHUNK) {
+        if let Err(e) = openssl::rand::rand_bytes(chunk) {
+            return throw_ossl(scope, &e, "random generator failed");
+        }
+    }
+}
+
+fn xof_arg(v: v8::Local<'_, v8::Value>) -> Option<usize> {
+    if v.is_undefined() || v.is_null() {
+        return None;
+    }
+    index_arg(v, u32::MAX as usize)
+}
+
+fn new_hasher(md: MessageDigest) -> Result<Hasher, ErrorStack> {
+    Hasher::new(md)
+}
+
+/// `hashNew(algorithm, outputLength?)`: a hash object's number.
+fn hash_new(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let md = name_arg(scope, args.get(0)).and_then(|n| digest_by_name(&n));
+    let Some(md) = md else {
+        return throw(scope, "Error", "Digest method not supported");
+    };
+    let xof_len = xof_arg(args.get(1));
+    if let Some(n) = xof_len {
+        // Only an XOF can change its output length.
+        if n != md.size() && !is_xof(md) {
+            return throw_code(
+                scope,
+                "Error",
+                "ERR_OSSL_EVP_NOT_XOF_OR_INVALID_LENGTH",
+                "error:030000B2:digital envelope routines::not XOF or invalid length",
+            );
+        }
+    }
+    match new_hasher(md) {
+        Ok(hasher) => store(
+            scope,
+            Obj::Hash {
+                hasher,
+                md,
+                xof_len,
+            },
+            &mut rv,
+        ),
+        Err(_) => throw(scope, "Error", "Digest method not supported"),
+    }
+}
+
+fn is_xof(md: MessageDigest) -> bool {
+    md.type_() == openssl::nid::Nid::SHAKE128 || md.type_() == openssl::nid::Nid::SHAKE256
+}
+
+/// `hashCopy(id, outputLength?)`: a copy of a hash object in its current state.
+fn hash_copy(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some((id, obj)) = take(scope, args.get(0)) else {
+        return;
+    };
+    let copy = match &obj {
+        Obj::Hash {
+            hasher,
+            md,
+            xof_len,
+        } => Some(Obj::Hash {
+            hasher: hasher.clone(),
+            md: *md,
+            xof_len: xof_arg(args.get(1)).or(*xof_len),
+        }),
+        _ => None,
+    };
+    put_back(scope, id, obj);
+    match copy {
+        Some(c) => store(scope, c, &mut rv),
+        None => throw(scope, "TypeError", "not a hash"),
+    }
+}
+
+/// `update(id, data)`: feeds a hash or HMAC.
+fn update(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some(data) = bytes_arg(scope, args.get(1), "data") else {
+        return;
+    };
+    let Some((id, mut obj)) = take(scope, args.get(0)) else {
+        return;
+    };
+    let r = match &mut obj {
+        Obj::Hash { hasher, .. } => feed(hasher, data.as_slice()),
+        Obj::Hmac { inner, .. } => feed(inner, data.as_slice()),
+        Obj::Cipher(_) => Ok(()),
+    };
+    put_back(scope, id, obj);
+    rv.set_bool(r.is_ok());
+}
+
+fn feed(h: &mut Hasher, data: &[u8]) -> Result<(), ErrorStack> {
+    data.chunks(CHUNK).try_for_each(|c| h.update(c))
+}
+
+/// `digest(id, alloc)`: finishes a hash or HMAC; its object is gone afterwards.
+fn digest(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some((_, obj)) = take(scope, args.get(0)) else {
+        return;
+    };
+    let out = match obj {
+        Obj::Hash {
+            mut hasher,
+            md,
+            xof_len,
+        } => finish(&mut hasher, md, xof_len),
+        Obj::Hmac {
+            mut inner,
+            mut outer,
+        } => inner
+            .finish()
+            .and_then(|d| outer.update(&d).and_then(|()| outer.finish()))
+            .map(|d| d.to_vec()),
+        Obj::Cipher(_) => return throw(scope, "TypeError", "not a hash"),
+    };
+    match out {
+        Ok(d) => {
+            if let Some(v) = alloc_copy(scope, args.get(1), &d) {
+                rv.set(v);
+            }
+        }
+        Err(e) => throw_ossl(scope, &e, "digest failed"),
+    }
+}
+
+fn finish(
+    h: &mut Hasher,
+    md: MessageDigest,
+    xof_len: Option<usize>,
+) -> Result<Vec<u8>, ErrorStack> {
+    if is_xof(md) {
+        let mut out = vec![0u8; xof_len.unwrap_or(md.size())];
+        if !out.is_empty() {
+            h.finish_xof(&mut out)?;
+        }
+        Ok(out)
+    } else {
+        Ok(h.finish()?.to_vec())
+    }
+}
+
+/// `hashOnce(algorithm, data, alloc)`: one-shot digest (crypto.hash).
+fn hash_once(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let md = name_arg(scope, args.get(0)).and_then(|n| digest_by_name(&n));
+    let Some(md) = md else {
+        return throw(scope, "Error", "Digest method not supported");
+    };
+    let Some(data) = bytes_arg(scope, args.get(1), "data") else {
+        return;
+    };
+    let out = new_hasher(md).and_then(|mut h| {
+        feed(&mut h, data.as_slice())?;
+        finish(&mut h, md, None)
+    });
+    match out {
+        Ok(d) => {
+            if let Some(v) = alloc_copy(scope, args.get(2), &d) {
+                rv.set(v);
+            }
+        }
+        Err(e) => throw_ossl(scope, &e, "digest failed"),
+    }
+}
+
+/// `hmacNew(algorithm, key)`: an HMAC object's number (RFC 2104 on two hashers, so any
+/// key length, the empty key included, works with any block digest).
+fn hmac_new(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let name = name_arg(scope, args.get(0)).unwrap_or_default();
+    let md = digest_by_name(&name).filter(|md| !is_xof(*md) && md.block_size() > 0);
+    let Some(md) = md else {
+        return throw_code(
+            scope,
+            "TypeError",
+            "ERR_CRYPTO_INVALID_DIGEST",
+            &format!("Invalid digest: {name}"),
+        );
+    };
+    let Some(key) = bytes_arg(scope, args.get(1), "key") else {
+        return;
+    };
+    match hmac_pair(md, key.as_slice()) {
+        Ok((inner, outer)) => store(scope, Obj::Hmac { inner, outer }, &mut rv),
+        Err(e) => throw_ossl(scope, &e, "HMAC init failed"),
+    }
+}
+
+pub(super) fn hmac_pair(md: MessageDigest, key: &[u8]) -> Result<(Hasher, Hasher), ErrorStack> {
+    let block = md.block_size();
+    let mut k = if key.len() > block {
+        let mut h = Hasher::new(md)?;
+        feed(&mut h, key)?;
+        h.finish()?.to_vec()
+    } else {
+        key.to_vec()
+    };
+    k.resize(block, 0);
+    let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+    let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+    let mut inner = Hasher::new(md)?;
+    inner.update(&ipad)?;
+    let mut outer = Hasher::new(md)?;
+    outer.update(&opad)?;
+    Ok((inner, outer))
+}
+
+/// `pbkdf2(password, salt, iterations, keylen, digest, alloc)`.
+fn pbkdf2(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let name = name_arg(scope, args.get(4)).unwrap_or_default();
+    let Some(md) = digest_by_name(&name) else {
+        return throw_code(
+            scope,
+            "TypeError",
+            "ERR_CRYPTO_INVALID_DIGEST",
+            &format!("Invalid digest: {name}"),
+        );
+    };
+    let (Some(pass), Some(salt)) = (
+        bytes_arg(scope, args.get(0), "password"),
+        bytes_arg(scope, args.get(1), "salt"),
+    ) else {
+        return;
+    };
+    let (Some(iter), Some(keylen)) = (
+        index_arg(args.get(2), i32::MAX as usize),
+        index_arg(args.get(3), i32::MAX as usize),
+    ) else {
+        return throw(scope, "RangeError", "pbkdf2: bad iterations or keylen");
+    };
+    let blocks = keylen.div_ceil(md.size().max(1)) as u64;
+    if iter == 0 || (iter as u64).saturating_mul(blocks.max(1)) > MAX_PBKDF2_WORK {
+        return throw_code(
+            scope,
+            "RangeError",
+            "ERR_OUT_OF_RANGE",
+            &format!(
+                "The value of \"iterations\" is out of range. It must be >= 1 and iterations × output blocks <= {MAX_PBKDF2_WORK} in a keel code block (a native call cannot be interrupted). Received {iter}"
+            ),
+        );
+    }
+    let mut out = vec![0u8; keylen];
+    if let Err(e) =
+        openssl::pkcs5::pbkdf2_hmac(pass.as_slice(), salt.as_slice(), iter, md, &mut out)
+    {
+        return throw_code(
+            scope,
+            "Error",
+            "ERR_CRYPTO_PBKDF2_ERROR",
+            &format!("PBKDF2 error: {e}"),
+        );
+    }
+    if let Some(v) = alloc_copy(scope, args.get(5), &out) {
+        rv.set(v);
+    }
+}
+
+/// `scrypt(password, salt, keylen, N, r, p, maxmem, alloc)`.
+fn scrypt(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let (Some(pass), Some(salt)) = (
+        bytes_arg(scope, args.get(0), "password"),
+        bytes_arg(scope, args.get(1), "salt"),
+    ) else {
+        return;
+    };
+    let num = |i: i32| index_arg(args.get(i), (1u64 << 53) as usize).map(|n| n as u64);
+    let (Some(keylen), Some(n), Some(r), Some(p), Some(maxmem)) =
+        (num(2), num(3), num(4), num(5), num(6))
+    else {
+        return throw_code(
+            scope,
+            "RangeError",
+            "ERR_CRYPTO_INVALID_SCRYPT_PARAMS",
+            "Invalid scrypt params",
+        );
+    };
+    let work = n.saturating_mul(r).saturating_mul(p);
+    let memory = n.saturating_mul(r).saturating_mul(128);
+    if work > MAX_SCRYPT_WORK || memory > MAX_SCRYPT_MEMORY || keylen > i32::MAX as u64 {
+        return throw_code(
+            scope,
+            "RangeError",
+            "ERR_CRYPTO_INVALID_SCRYPT_PARAMS",
+            &format!("Invalid scrypt params: N·r·p above {MAX_SCRYPT_WORK} or N·r·128 above {MAX_SCRYPT_MEMORY} bytes in a keel code block"),
+        );
+    }
+    let mut out = vec![0u8; keylen as usize];
+    if let Err(e) =
+        openssl::pkcs5::scrypt(pass.as_slice(), salt.as_slice(), n, r, p, maxmem, &mut out)
+    {
+        let detail = e.errors().first().map(|x| {
+            format!(
+                "error:{:08X}:{}::{}",
+                x.code(),
+                x.library().unwrap_or(""),
+                x.reason().unwrap_or("")
+            )
+        });
+        let msg = match detail {
+            Some(d) => format!("Invalid scrypt params: {d}"),
+            None => "Invalid scrypt params".to_string(),
+        };
+        return throw_code(
+            scope,
+            "RangeError",
+            "ERR_CRYPTO_INVALID_SCRYPT_PARAMS",
+            &msg,
+        );
+    }
+    if let Some(v) = alloc_copy(scope, args.get(7), &out) {
+        rv.set(v);
+    }
+}
+
+/// `hkdf(digest, ikm, salt, info, keylen, alloc)`.
+fn hkdf(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let name = name_arg(scope, args.get(0)).unwrap_or_default();
+    let md = if name.is_empty() || name.contains('\0') {
+        None
+    } else {
+        Md::fetch(None, &name, None).ok()
+    };
+    let Some(md) = md else {
+        return throw_code(
+            scope,
+            "TypeError",
+            "ERR_CRYPTO_INVALID_DIGEST",
+            &format!("Invalid digest: {name}"),
+        );
+    };
+    let (Some(ikm), Some(salt), Some(info)) = (
+        bytes_arg(scope, args.get(1), "ikm"),
+        bytes_arg(scope, args.get(2), "salt"),
+        bytes_arg(scope, args.get(3), "info"),
+    ) else {
+        return;
+    };
+    let Some(keylen) = index_arg(args.get(4), 255 * md.size()) else {
+        return throw_code(
+            scope,
+            "RangeError",
+            "ERR_CRYPTO_INVALID_KEYLEN",
+            "Invalid key length",
+        );
+    };
+    let run = || -> Result<Vec<u8>, ErrorStack> {
+        let mut out = vec![0u8; keylen];
+        if keylen == 0 {
+            return Ok(out);
+        }
+        let mut ctx = PkeyCtx::new_id(openssl::pkey::Id::HKDF)?;
+        ctx.derive_init()?;
+        ctx.set_hkdf_mode(HkdfMode::EXTRACT_THEN_EXPAND)?;
+        ctx.set_hkdf_md(&md)?;
+        // OpenSSL refuses an empty key; HKDF with an empty IKM is the extract of a zero-length
+        // key, which HMAC pads to the same block of zeros as a one-byte zero key would not
+        // be — so derive by hand in that case.
+        if ikm.len() == 0 {
+            return hkdf_by_hand(&name, &[], salt.as_slice(), info.as_slice(), keylen);
+        }
+        ctx.set_hkdf_key(ikm.as_slice())?;
+        if salt.len() > 0 {
+            ctx.set_hkdf_salt(salt.as_slice())?;
+        }
+        if info.len() > 0 {
+            ctx.add_hkdf_info(info.as_slice())?;
+        }
+        ctx.derive(Some(&mut out))?;
+        Ok(out)
+    };
+    match run() {
+        Ok(out) => {
+            if let Some(v) = alloc_copy(scope, args.get(5), &out) {
+                rv.set(v);
+            }
+        }
+        Err(e) => throw_ossl(scope, &e, "HKDF failed"),
+    }
+}
+
+/// RFC 5869 on [`hmac_pair`].
+fn hkdf_by_hand(
+    name: &str,
+    ikm: &[u8],
+    salt: &[u8],
+    info: &[u8],
+    len: usize,
+) -> Result<Vec<u8>, ErrorStack> {
+    let Some(md) = digest_by_name(name) else {
+        return Err(ErrorStack::get());
+    };
+    let hmac = |key: &[u8], parts: &[&[u8]]| -> Result<Vec<u8>, ErrorStack> {
+        let (mut inner, mut outer) = hmac_pair(md, key)?;
+        for p in parts {
+            inner.update(p)?;
+        }
+        outer.update(&inner.finish()?)?;
+        Ok(outer.finish()?.to_vec())
+    };
+    let zeros = vec![0u8; md.size()];
+    let prk = hmac(if salt.is_empty() { &zeros } else { salt }, &[ikm])?;
+    let mut out = Vec::with_capacity(len);
+    let mut t: Vec<u8> = Vec::new();
+    let mut i = 1u8;
+    while out.len() < len {
+        t = hmac(&prk, &[&t, info, &[i]])?;
+        out.extend_from_slice(&t);
+        i = i.wrapping_add(1);
+    }
+    out.truncate(len);
+    Ok(out)
+}
+
+fn cipher_by_name(name: &str) -> Option<Cipher> {
+    if name.is_empty() || name.contains('\0') {
+        return None;
+    }
+    Cipher::fetch(None, name, None).ok()
+}
+
+/// A cipher's mode, from its long name (as `getCipherInfo` reports it).
+fn mode_of(c: &CipherRef) -> &'static str {
+    let name = c.nid().long_name().unwrap_or("").to_ascii_lowercase();
+    let has = |s: &str| name.contains(s);
+    if has("chacha20-poly1305") || has("chacha20") || has("rc4") {
+        "stream"
+    } else if has("gcm") {
+        "gcm"
+    } else if has("ccm") {
+        "ccm"
+    } else if has("ocb") {
+        "ocb"
+    } else if has("xts") {
+        "xts"
+    } else if has("wrap") {
+        "wrap"
+    } else if has("cbc") {
+        "cbc"
+    } else if has("cfb") {
+        "cfb"
+    } else if has("ofb") {
+        "ofb"
+    } else if has("ctr") {
+        "ctr"
+    } else {
+        "ecb"
+    }
+}
+
+fn aead_of(c: &CipherRef) -> Aead {
+    if c.nid()
+        .long_name()
+        .unwrap_or("")
+        .eq_ignore_ascii_case("chacha20-poly1305")
+    {
+        return Aead::ChaCha;
+    }
+    match mode_of(c) {
+        "gcm" => Aead::Gcm,
+        "ccm" => Aead::Ccm,
+        "ocb" => Aead::Ocb,
+        _ => Aead::None,
+    }
+}
+
+/// `cipherNew(name, key, iv|null, decrypt, authTagLength|-1)`: a cipher object's number,
+/// with Node's checks on key, IV and tag lengths.
+fn cipher_new(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let name = name_arg(scope, args.get(0)).unwrap_or_default();
+    let Some(cipher) = cipher_by_name(&name) else {
+        return throw_code(
+            scope,
+            "Error",
+            "ERR_CRYPTO_UNKNOWN_CIPHER",
+            "Unknown cipher",
+        );
+    };
+    let Some(key) = bytes_arg(scope, args.get(1), "key") else {
+        return;
+    };
+    let iv = if args.get(2).is_null() {
+        None
+    } else {
+        match bytes_arg(scope, args.get(2), "iv") {
+            Some(b) => Some(b),
+            None => return,
+        }
+    };
+    let decrypt = args.get(3).is_true();
+    let tag_arg = args.get(4).number_value(scope).unwrap_or(-1.0);
+    let aead = aead_of(&cipher);
+    let expected_iv = cipher.iv_length();
+    // Node: a cipher that needs no IV takes null; one that needs one must get one; only
+    // AEAD modes may change its length.
+    match (&iv, expected_iv) {
+        (None, n) if n != 0 => {
+            return throw_code(
+                scope,
+                "TypeError",
+                "ERR_CRYPTO_INVALID_IV",
+                "Invalid initialization vector",
+            )
+        }
+        (Some(b), n)
+            if b.len() != n
+                && (aead == Aead::None || b.len() == 0)
+                && !(n == 0 && b.len() == 0) =>
+        {
+            return throw_code(
+                scope,
+                "TypeError",
+                "ERR_CRYPTO_INVALID_IV",
+                "Invalid initialization vector",
+            )
+        }
+        _ => {}
+    }
+    if key.len() != cipher.key_length() {
+        return throw_code(
+            scope,
+            "RangeError",
+            "ERR_CRYPTO_INVALID_KEYLEN",
+            "Invalid key length",
+        );
+    }
+    let tag_len = if tag_arg.is_finite() && tag_arg >= 0.0 {
+        Some(tag_arg as usize)
+    } else {
+        None
+    };
+    let valid_tag = |n: usize| match aead {
+        Aead::Gcm => (4..=16).contains(&n) && (n >= 12 || n == 4 || n == 8),
+        Aead::Ccm => (4..=16).contains(&n) && n % 2 == 0,
+        Aead::Ocb => (1..=16).contains(&n),
+        Aead::ChaCha => (1..=16).contains(&n),
+        Aead::None => true,
+    };
+    if let Some(n) = tag_len {
+        if aead != Aead::None && !valid_tag(n) {
+            return throw_code(
+                scope,
+                "TypeError",
+                "ERR_CRYPTO_INVALID_AUTH_TAG",
+                &format!("Invalid authentication tag length: {n}"),
+            );
+        }
+    }
+    if aead == Aead::Ccm && tag_len.is_none() {
+        return throw_code(
+            scope,
+            "TypeError",
+            "ERR_CRYPTO_INVALID_AUTH_TAG",
+            "authTagLength required for aes-128-ccm",
+        );
+    }
+    let build = || -> Result<CipherCtx, ErrorStack> {
+        let mut ctx = CipherCtx::new()?;
+        let init = |ctx: &mut CipherCtx, k: Option<&[u8]>, i: Option<&[u8]>| {
+            if decrypt {
+                ctx.decrypt_init(Some(&cipher), k, i)
+            } else {
+                ctx.encrypt_init(Some(&cipher), k, i)
+            }
+        };
+        init(&mut ctx, None, None)?;
+        if let Some(ivb) = &iv {
+            // Always for AEAD modes: a CCM context starts at a 7-byte nonce whatever the cipher says.
+            if aead != Aead::None {
+                ctx.set_iv_length(ivb.len())?;
+            }
+        }
+        if aead == Aead::Ccm || aead == Aead::Ocb || aead == Aead::ChaCha {
+            if let Some(n) = tag_len {
+                ctx.set_tag_length(n)?;
+            } else if aead == Aead::Ocb || aead == Aead::ChaCha {
+                ctx.set_tag_length(16)?;
+            }
+        }
+        // The cipher again would reset the IV length set above.
+        let second = |ctx: &mut CipherCtx, k: &[u8], i: Option<&[u8]>| {
+            if decrypt {
+                ctx.decrypt_init(None, Some(k), i)
+            } else {
+                ctx.encrypt_init(None, Some(k), i)
+            }
+        };
+        second(&mut ctx, key.as_slice(), iv.as_ref().map(|b| b.as_slice()))?;
+        Ok(ctx)
+    };
+    match build() {
+        Ok(ctx) => {
+            let state = CipherState {
+                ctx,
+                decrypt,
+                aead,
+                tag_len: tag_len.unwrap_or(16),
+                tag: None,
+                tag_passed: false,
+                auth_failed: false,
+                finalized: false,
+            };
+            store(scope, Obj::Cipher(Box::new(state)), &mut rv);
+        }
+        Err(e) => {
+            if aead != Aead::None {
+                throw_code(
+                    scope,
+                    "TypeError",
+                    "ERR_CRYPTO_INVALID_IV",
+                    "Invalid initialization vector",
+                )
+            } else {
+                throw_ossl(scope, &e, "cipher init failed")
+            }
+        }
+    }
+}
+
+fn with_cipher<R>(
+    scope: &mut v8::PinScope<'_, '_>,
+    id: v8::Local<'_, v8::Value>,
+    f: impl FnOnce(&mut CipherState) -> R,
+) -> Option<R> {
+    let (id, mut obj) = take(scope, id)?;
+    let r = match &mut obj {
+        Obj::Cipher(c) => Some(f(c)),
+        _ => None,
+    };
+    put_back(scope, id, obj);
+    if r.is_none() {
+        throw(scope, "TypeError", "not a cipher");
+    }
+    r
+}
+
+/// `cipherUpdate(id, data, alloc)`: the output for `data`.
+fn cipher_update(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some(data) = bytes_arg(scope, args.get(1), "data") else {
+        return;
+    };
+    let input = data.as_slice();
+    let r = with_cipher(
+        scope,
+        args.get(0),
+        |c| -> Result<Vec<u8>, Option<ErrorStack>> {
+            if c.finalized {
+                return Err(None);
+            }
+            if !c.pass_tag() {
+                return Err(None);
+            }
+            let mut out = vec![0u8; input.len() + c.ctx.block_size().max(1) * 2];
+            let mut n = 0;
+            for chunk in input.chunks(CHUNK) {
+                // SAFETY: `out` has room for the input plus two blocks of buffered data.
+                match unsafe { c.ctx.cipher_update_unchecked(chunk, Some(&mut out[n..])) } {
+                    Ok(k) => n += k,
+                    // CCM decryption checks the tag here; Node reports it at final.
+                    Err(_) if c.aead == Aead::Ccm && c.decrypt => {
+                        c.auth_failed = true;
+                        let _ = ErrorStack::get();
+                        return Ok(Vec::new());
+                    }
+                    Err(e) => return Err(Some(e)),
+                }
+            }
+            out.truncate(n);
+            Ok(out)
+        },
+    );
+    match r {
+        None => {}
+        Some(Ok(out)) => {
+            if let Some(v) = alloc_copy(scope, args.get(2), &out) {
+                rv.set(v);
+            }
+        }
+        Some(Err(None)) => throw(scope, "Error", "Trying to add data in unsupported state"),
+        Some(Err(Some(e))) => throw_ossl(scope, &e, "Trying to add data in unsupported state"),
+    }
+}
+
+/// `cipherFinal(id, alloc)`: the last output; for AEAD decryption it checks the tag.
+fn cipher_final(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let r = with_cipher(
+        scope,
+        args.get(0),
+        |c| -> Result<Vec<u8>, Option<ErrorStack>> {
+            if c.finalized {
+                return Err(None);
+            }
+            c.finalized = true;
+            if c.decrypt && c.aead != Aead::None && c.aead != Aead::Ccm {
+                match &c.tag {
+                    Some(tag) => c.ctx.set_tag(tag).map_err(|_| None)?,
+                    None => return Err(None),
+                }
+            }
+            let mut out = vec![0u8; c.ctx.block_size().max(1) * 2];
+            let n = if c.aead == Aead::Ccm && c.decrypt {
+                if c.auth_failed {
+                    return Err(None);
+                }
+                0
+            } else {
+                c.ctx.cipher_final(&mut out).map_err(|e| {
+                    if c.aead == Aead::None {
+                        Some(e)
+                    } else {
+                        None
+                    }
+                })?
+            };
+            out.truncate(n);
+            if !c.decrypt && c.aead != Aead::None {
+                let mut tag = vec![0u8; c.tag_len];
+                c.ctx.tag(&mut tag).map_err(Some)?;
+                c.tag = Some(tag);
+            }
+            Ok(out)
+        },
+    );
+    match r {
+        None => {}
+        Some(Ok(out)) => {
+            if let Some(v) = alloc_copy(scope, args.get(1), &out) {
+                rv.set(v);
+            }
+        }
+        Some(Err(None)) => throw(
+            scope,
+            "Error",
+            "Unsupported state or unable to authenticate data",
+        ),
+        Some(Err(Some(e))) => throw_ossl(scope, &e, "Unsupported state"),
+    }
+}
+
+/// `cipherSetAAD(id, data, plaintextLength|-1)`: false when the cipher refuses.
+fn cipher_set_aad(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some(data) = bytes_arg(scope, args.get(1), "buffer") else {
+        return;
+    };
+    let plaintext_len = index_arg(args.get(2), i32::MAX as usize);
+    let aad = data.as_slice();
+    let ok = with_cipher(scope, args.get(0), |c| {
+        if c.finalized || c.aead == Aead::None {
+            return false;
+        }
+        if c.aead == Aead::Ccm {
+            let Some(len) = plaintext_len else {
+                return false;
+            };
+            if !c.pass_tag() || c.ctx.set_data_len(len).is_err() {
+                return false;
+            }
+        }
+        // SAFETY: no output buffer: AAD input.
+        unsafe { c.ctx.cipher_update_unchecked(aad, None) }.is_ok()
+    });
+    if let Some(ok) = ok {
+        rv.set_bool(ok);
+    }
+}
+
+/// `cipherAuthTag(id, alloc)`: the tag after an AEAD encryption's final, else undefined.
+fn cipher_auth_tag(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let tag = with_cipher(scope, args.get(0), |c| {
+        if c.decrypt || !c.finalized {
+            None
+        } else {
+            c.tag.clone()
+        }
+    });
+    if let Some(Some(tag)) = tag {
+        if let Some(v) = alloc_copy(scope, args.get(1), &tag) {
+            rv.set(v);
+        }
+    }
+}
+
+/// `cipherSetAuthTag(id, tag)`: false when the state or length is wrong.
+fn cipher_set_auth_tag(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some(tag) = bytes_arg(scope, args.get(1), "buffer") else {
+        return;
+    };
+    let tag = tag.as_slice().to_vec();
+    let ok = with_cipher(scope, args.get(0), |c| {
+        if !c.decrypt || c.finalized || c.aead == Aead::None || c.tag.is_some() {
+            return false;
+        }
+        c.tag = Some(tag);
+        true
+    });
+    if let Some(ok) = ok {
+        rv.set_bool(ok);
+    }
+}
+
+/// `cipherSetPadding(id, on)`: false after final.
+fn cipher_set_padding(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let on = args.get(1).is_true();
+    let ok = with_cipher(scope, args.get(0), |c| {
+        if c.finalized {
+            return false;
+        }
+        c.ctx.set_padding(on);
+        true
+    });
+    if let Some(ok) = ok {
+        rv.set_bool(ok);
+    }
+}
+
+/// `cipherInfo(name)`: `{ name, nid, blockSize, ivLength, keyLength, mode }` or undefined.
+fn cipher_info(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let name = name_arg(scope, args.get(0)).unwrap_or_default();
+    let Some(c) = cipher_by_name(&name) else {
+        return;
+    };
+    let obj = v8::Object::new(scope);
+    let nid = c.nid();
+    let mode = mode_of(&c);
+    set_string(scope, obj, "mode", mode);
+    let short = nid
+        .short_name()
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_else(|_| name.to_ascii_lowercase());
+    set_string(scope, obj, "name", &short);
+    set_val(
+        scope,
+        obj,
+        "nid",
+        v8::Integer::new(scope, nid.as_raw()).into(),
+    );
+    if mode != "stream" {
+        set_val(
+            scope,
+            obj,
+            "blockSize",
+            v8::Integer::new(scope, c.block_size() as i32).into(),
+        );
+    }
+    let iv = c.iv_length();
+    if iv != 0 {
+        set_val(
+            scope,
+            obj,
+            "ivLength",
+            v8::Integer::new(scope, iv as i32).into(),
+        );
+    }
+    set_val(
+        scope,
+        obj,
+        "keyLength",
+        v8::Integer::new(scope, c.key_length() as i32).into(),
+    );
+    rv.set(obj.into());
+}
