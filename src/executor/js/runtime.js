@@ -11,7 +11,8 @@
 // another way: correct, only slower.
 //
 // Rust-implemented functions cannot live in the snapshot (they would need external
-// references), so the few natives (log, fetch, sleep, random, loadLibraries) are handed in
+// references), so the few natives (log, fetch, sleep, loadLibraries, and `load` for the
+// Buffer and crypto families) are handed in
 // per context by `__keel_boot(natives)`, which Rust calls right after creating the context
 // and which then removes itself. User code sees only the web-like globals defined here:
 // require, console, fetch, Headers, Response, setTimeout/clearTimeout/setInterval/

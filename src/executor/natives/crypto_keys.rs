@@ -244,12 +244,10 @@ fn key_details(
         let v = v8::Integer::new_from_unsigned(scope, n).into();
         set_val(scope, obj, name, v);
     };
-    let details = (|| -> Result<(), ErrorStack> {
-        match &key {
-            Key::Public(k) => details_of(scope, k, obj, &num),
-            Key::Private(k) => details_of(scope, k, obj, &num),
-        }
-    })();
+    let details = match &key {
+        Key::Public(k) => details_of(scope, k, obj, &num),
+        Key::Private(k) => details_of(scope, k, obj, &num),
+    };
     match details {
         Ok(()) => rv.set(obj.into()),
         Err(e) => throw_ossl(scope, &e, "key details"),

@@ -17,7 +17,6 @@ use super::js_values::throw;
 mod console;
 mod fetch;
 mod libraries;
-mod random;
 mod timers;
 
 /// Wraps a native so that a panic inside it becomes a JS exception for that call only.
@@ -72,7 +71,6 @@ pub(super) fn install(
     set_fn(scope, natives, "log", guarded!(console::native_log))?;
     set_fn(scope, natives, "fetch", guarded!(fetch::native_fetch))?;
     set_fn(scope, natives, "sleep", guarded!(timers::native_sleep))?;
-    set_fn(scope, natives, "random", guarded!(random::native_random))?;
     set_fn(
         scope,
         natives,
