@@ -17,7 +17,6 @@ use super::js_values::throw;
 mod console;
 mod fetch;
 mod libraries;
-mod random;
 mod text;
 mod timers;
 mod url;
@@ -139,7 +138,6 @@ pub(super) fn install(
         "noteRequire",
         guarded!(libraries::native_note_require),
     )?;
-    set_fn(scope, natives, "random", guarded!(random::native_random))?;
     set_fn(
         scope,
         natives,
