@@ -2,7 +2,8 @@
 //! context is deserialized from, so no call ever parses or evaluates library code it does
 //! not use. Deserializing a context costs in proportion to the objects it holds (measured:
 //! runtime alone ~0.3 ms, one library ~0.5-0.9 ms, the reference's seven ~1.9 ms, xlsx
-//! alone ~6 ms), so a call should start from a context holding exactly what it requires:
+//! alone ~0.9 ms with its codepage tables made on first use — ~6 ms before), so a call
+//! should start from a context holding exactly what it requires:
 //!
 //! - the default context, *lean*: the runtime prelude alone, for blocks that require
 //!   nothing (`return input.a + 1`);
@@ -101,7 +102,9 @@ impl WarmupReport {
     }
 }
 
-/// Modules too costly for [`COMMON`] (xlsx alone triples its deserialization time): a block
+/// Modules kept out of [`COMMON`], which every block requiring three or more modules pays
+/// for: xlsx tripled it while its codepage tables were built at load (~6 ms); made lazily
+/// (js/build.mjs) it is ~0.5 ms over the lean context, still a quarter of COMMON. A block
 /// that requires one starts from its [`single`] context.
 pub const HEAVY: [&str; 1] = ["xlsx"];
 
