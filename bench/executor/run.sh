@@ -59,7 +59,11 @@ for block in trivial lodash dayjs xlsx lodash_crypto all_libs cpu; do
   R[node_$block]=$(node bench/executor/load.js "http://127.0.0.1:$NPORT/" x "$SECS" "$CONC" $block)
 done
 # Context creation: /flow/health reports the last context each worker made (slowest
-# worker); take the median over 40 sequential calls of each kind rather than one sample.
+# worker), so measure on a keel with one isolate (with two, the idle worker's figure from an
+# earlier block would be reported); the median over 20 sequential calls of each kind, each
+# read 0.3 s after its call (the executor process sends its figures every 250 ms).
+kill $KPID; wait $KPID 2>/dev/null || true
+start_keel 1
 ctx_median() { # CODE FIELD -> median ms ("-" when this keel does not report FIELD)
   python3 - "$KPORT" "$1" "$2" <<'PY'
 import base64, json, statistics, sys, time, urllib.request
@@ -67,11 +71,10 @@ port, code, field = sys.argv[1], sys.argv[2], sys.argv[3]
 base = f"http://127.0.0.1:{port}/flow"
 body = json.dumps({"input": {}, "codebase64": base64.b64encode(code.encode()).decode()}).encode()
 seen = []
-for _ in range(40):
-    # The executor process reports its figures at most every 250 ms: wait for this call's.
-    time.sleep(0.3)
+for _ in range(20):
     req = urllib.request.Request(base + "/codeblock", body, {"content-type": "application/json", "accesstoken": "bench-token-123"})
     urllib.request.urlopen(req).read()
+    time.sleep(0.3)
     v = json.load(urllib.request.urlopen(base + "/health"))["memory"].get(field)
     if v is None:
         print("-"); sys.exit()
@@ -81,7 +84,8 @@ PY
 }
 KCTX=$(ctx_median "return 1" lastContextCreationMs)
 KCTXL=$(ctx_median "return typeof require('lodash')" lastContextWithLibrariesMs)
-KCTXC=$(ctx_median "return typeof require('lodash') + typeof require('qs')" lastContextWithLibrariesMs)
+KCTXP=$(ctx_median "return typeof require('lodash') + typeof require('crypto-js')" lastContextWithLibrariesMs)
+KCTXC=$(ctx_median "return typeof require('lodash') + typeof require('qs') + typeof require('dayjs')" lastContextWithLibrariesMs)
 KCTXX=$(ctx_median "return typeof require('xlsx')" lastContextWithLibrariesMs)
 KREQ=$(python3 -c "print('-' if '-' in ('$KCTX', '$KCTXL') else round($KCTXL - $KCTX, 3))")
 NSTAT=$(curl -s "http://127.0.0.1:$NPORT/")
@@ -104,6 +108,7 @@ printf '| %-34s | %12s | %12s |\n' "startup to warm (ms)" "$KSTART_MS" "$NSTART_
 printf '| %-34s | %12s | %12s |\n' "fresh context, lean (ms, median)" "$KCTX" "$NCTX"
 printf '| %-34s | %12s | %12s |\n' "context, lodash only (ms, median)" "$KCTXL" "n/a (shared)"
 printf '| %-34s | %12s | %12s |\n' "require of lodash (ms, = above - lean)" "$KREQ" "0 (shared)"
+printf '| %-34s | %12s | %12s |\n' "context, lodash + crypto-js (ms, median)" "$KCTXP" "n/a (shared)"
 printf '| %-34s | %12s | %12s |\n' "context, common modules (ms, median)" "$KCTXC" "n/a (shared)"
 printf '| %-34s | %12s | %12s |\n' "context, xlsx (ms, median)" "$KCTXX" "n/a (shared)"
 printf '| %-34s | %12s | %12s |\n' "RSS per extra isolate (MiB)" "$(( (RSS8 - RSS1) / 7 / 1024 ))" "n/a (1 process)"

@@ -10,8 +10,9 @@
 //! In the executor process (`keel executor-child`, [`child`]):
 //! - [`sandbox`]: Landlock and seccomp, applied before anything else runs;
 //! - [`snapshot`]: the V8 heap image: a lean context (runtime only), one per library
-//!   module and one with the common ones instantiated (fail fast per module); [`requires`]
-//!   picks a call's context from the modules its code requires;
+//!   module, one per pair of the reference's seven and one with the common ones instantiated
+//!   (fail fast per module); [`requires`] picks a call's context from the modules its code
+//!   requires;
 //! - [`pool`]: the isolate threads and their queue;
 //! - [`worker`]: one isolate per OS thread taking calls; [`isolate`]: the isolate, its heap
 //!   guard and context boot; [`event_loop`]: one call's run to completion; [`natives`]: the

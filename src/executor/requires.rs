@@ -26,8 +26,9 @@ impl ContextKind {
         }
     }
 
-    /// The context for `code`: no bundled module required → lean; one → that module's;
-    /// several → the common one, or a heavy module's own context when one is among them
+    /// The context for `code`: no bundled module required → lean; one → that module's; two
+    /// with a pair context → that; more → the common one, or a heavy module's own context
+    /// when one is among them
     /// (the others are then instantiated on `require`); only a `require` whose module the
     /// code does not spell out (`require(name)`) → common.
     pub(super) fn for_code(code: &str) -> ContextKind {
@@ -36,10 +37,17 @@ impl ContextKind {
             [] if computed => ContextKind::Snapshot(COMMON),
             [] => ContextKind::Lean,
             [one] => ContextKind::Snapshot(snapshot::single(*one)),
-            many => match many.iter().find(|m| HEAVY.contains(&MODULES[**m])) {
-                Some(heavy) => ContextKind::Snapshot(snapshot::single(*heavy)),
-                None => ContextKind::Snapshot(COMMON),
-            },
+            many => {
+                if let [a, b] = many {
+                    if let Some(pair) = snapshot::pair(*a, *b) {
+                        return ContextKind::Snapshot(pair);
+                    }
+                }
+                match many.iter().find(|m| HEAVY.contains(&MODULES[**m])) {
+                    Some(heavy) => ContextKind::Snapshot(snapshot::single(*heavy)),
+                    None => ContextKind::Snapshot(COMMON),
+                }
+            }
         }
     }
 }
@@ -103,6 +111,16 @@ mod tests {
         );
         assert_eq!(
             ContextKind::for_code("require('lodash'); require('crypto-js')"),
+            ContextKind::Snapshot(
+                snapshot::pair(index("crypto-js"), index("lodash")).expect("a pair context")
+            )
+        );
+        assert_eq!(
+            ContextKind::for_code("require('lodash'); require('crypto-js'); require('qs')"),
+            ContextKind::Snapshot(COMMON)
+        );
+        assert_eq!(
+            ContextKind::for_code("require('lodash'); require('dayjs')"),
             ContextKind::Snapshot(COMMON)
         );
         assert_eq!(

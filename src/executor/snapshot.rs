@@ -2,14 +2,17 @@
 //! context is deserialized from, so no call ever parses or evaluates library code it does
 //! not use. Deserializing a context costs in proportion to the objects it holds (measured:
 //! runtime alone ~0.3 ms, one library ~0.5-0.9 ms, the reference's seven ~1.9 ms, xlsx
-//! alone ~6 ms), so a call should start from a context holding exactly what it requires:
+//! alone ~0.9 ms with its codepage tables made on first use — ~6 ms before), so a call
+//! should start from a context holding exactly what it requires:
 //!
 //! - the default context, *lean*: the runtime prelude alone, for blocks that require
 //!   nothing (`return input.a + 1`);
 //! - one context per module ([`single`]): the prelude plus that module instantiated, for
 //!   blocks that require one;
+//! - one per pair of the reference's seven modules ([`pair`]), for blocks that require two
+//!   of them;
 //! - [`COMMON`]: every module but the heavy ones ([`HEAVY`]) instantiated, for blocks that
-//!   require several.
+//!   require more.
 //!
 //! [`super::requires`] picks one from the `require('…')` literals of a block's code. Any
 //! module a context lacks is still there on `require`: runtime.js has Rust evaluate that
@@ -99,7 +102,9 @@ impl WarmupReport {
     }
 }
 
-/// Modules too costly for [`COMMON`] (xlsx alone triples its deserialization time): a block
+/// Modules kept out of [`COMMON`], which every block requiring three or more modules pays
+/// for: xlsx tripled it while its codepage tables were built at load (~6 ms); made lazily
+/// (js/build.mjs) it is ~0.5 ms over the lean context, still a quarter of COMMON. A block
 /// that requires one starts from its [`single`] context.
 pub const HEAVY: [&str; 1] = ["xlsx"];
 
@@ -112,17 +117,37 @@ pub fn single(module: usize) -> usize {
 /// Snapshot index of the context with every module but the [`HEAVY`] ones.
 pub const COMMON: usize = MODULES.len();
 
-/// Contexts in the snapshot besides the default one.
-pub const CONTEXTS: usize = MODULES.len() + 1;
+/// The modules with a context per pair of them: the reference's first seven (the ones blocks
+/// combine most; a pair context costs about what its two modules' single contexts cost
+/// together, against ~2 ms for [`COMMON`]).
+const PAIRED: usize = 7;
+const PAIRS: usize = PAIRED * (PAIRED - 1) / 2;
+
+/// Contexts in the snapshot besides the default one: singles, common, pairs.
+pub const CONTEXTS: usize = MODULES.len() + 1 + PAIRS;
+
+/// The pairs with a context, in snapshot order.
+fn pairs() -> impl Iterator<Item = (usize, usize)> {
+    (0..PAIRED).flat_map(|a| (a + 1..PAIRED).map(move |b| (a, b)))
+}
+
+/// Snapshot index of the context with modules `a` and `b` (`a < b`), if there is one.
+pub fn pair(a: usize, b: usize) -> Option<usize> {
+    pairs().position(|p| p == (a, b)).map(|i| COMMON + 1 + i)
+}
 
 /// The modules (indices into [`MODULES`]) instantiated in snapshot context `index`.
 pub fn context_modules(index: usize) -> Vec<usize> {
     if index < MODULES.len() {
         vec![index]
-    } else {
+    } else if index == COMMON {
         (0..MODULES.len())
             .filter(|m| !HEAVY.contains(&MODULES[*m]))
             .collect()
+    } else {
+        pairs()
+            .nth(index - COMMON - 1)
+            .map_or_else(Vec::new, |(a, b)| vec![a, b])
     }
 }
 

@@ -3,7 +3,7 @@
 //! completion (the event loop), and replaces its isolate after a termination.
 //!
 //! Latency: each worker keeps booted contexts ready — the lean one, the common one and the
-//! last single-module one a job used ([`Ready`]); after a job is answered it replaces the
+//! last other one (one module's or a pair's) a job used ([`Ready`]); after a job is answered it replaces the
 //! one that job used, while the thread would otherwise sit idle, so a request usually pays
 //! only for compiling and running its own code. A job whose context is not ready boots it
 //! on the spot.
@@ -114,11 +114,11 @@ pub(super) struct Shared {
 }
 
 /// The booted contexts a worker keeps, by [`ContextKind::slot`]: always the lean and the
-/// common one, and at most one single-module context (the last one a job used), so an
-/// isolate never holds every module's context at once.
+/// common one, and at most one other (the last single-module or pair context a job used),
+/// so an isolate never holds every module's context at once.
 struct Ready {
     slots: Vec<Option<v8::Global<v8::Context>>>,
-    /// The single-module kind kept ready, if any.
+    /// The single-module or pair kind kept ready, if any.
     single: Option<ContextKind>,
 }
 
@@ -141,7 +141,7 @@ impl Ready {
         self.slots[kind.slot()].take()
     }
 
-    /// After a job of `kind`: keep that kind ready next; a different single-module
+    /// After a job of `kind`: keep that kind ready next; a different single-module or pair
     /// context kept until now is dropped.
     fn used(&mut self, kind: ContextKind) {
         if self.wanted().contains(&kind) {

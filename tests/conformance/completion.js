@@ -30,4 +30,17 @@ setTimeout(() => {
 }, 5);
 queueMicrotask(() => out.log.push('microtask'));
 out.log.push('returned');
+
+// Node's Timeout objects: ref/unref/hasRef/close, a number as primitive value (which
+// clearTimeout takes too); an unref'd timer holds nothing open.
+const probe = setTimeout(() => {}, 1);
+out.timeout_object = [typeof probe, typeof +probe, probe.hasRef(), probe.unref().hasRef(), probe.ref().hasRef()];
+const byNumber = setTimeout(() => out.log.push('cleared by number ran'), 1);
+clearTimeout(+byNumber);
+setTimeout(() => out.log.push('unref timer ran'), 600000).unref();
+out.ticks = [];
+const closing = setInterval(() => {
+  out.ticks.push(out.ticks.length + 1);
+  if (out.ticks.length === 2) closing.close();
+}, 3);
 return out;

@@ -50,6 +50,9 @@ out.xlsx = [written instanceof ArrayBuffer, back.SheetNames, XLSX.utils.sheet_to
 const fromCsv = XLSX.read('x,y\n1,hello\n2,"a,b"', { type: 'string' });
 out.xlsx_csv = XLSX.utils.sheet_to_json(fromCsv.Sheets[fromCsv.SheetNames[0]], { header: 1 });
 out.xlsx_json = XLSX.utils.sheet_to_json(XLSX.utils.json_to_sheet([{ k: 'v', n: 3 }]));
+// Legacy codepages (cpexcel's tables, built on first use in keel): GBK, Shift_JIS, Big5, cp1252.
+out.xlsx_codepages = [[936, [0xd6, 0xd0, 0xce, 0xc4]], [932, [0x82, 0xa0]], [950, [0xa4, 0xa4]], [1252, [0x80, 0xe9]]].map(([cp, b]) =>
+  XLSX.utils.sheet_to_json(XLSX.read(String.fromCharCode(...b, 0x2c, 0x41), { type: 'binary', codepage: cp }).Sheets.Sheet1, { header: 1 }));
 
 // ---- sm-crypto-v2 ----
 const sm = require('sm-crypto-v2');

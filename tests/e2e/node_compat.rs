@@ -248,3 +248,33 @@ async fn node_prefix_refused_modules_and_globals() {
     assert_eq!(capped["success"], json!(false), "{capped}");
     assert_eq!(capped["error"]["type"], json!("RangeError"), "{capped}");
 }
+
+#[tokio::test]
+async fn buffer_and_crypto_natives_answer_hostile_arguments_with_exceptions() {
+    let k = Keel::start(spec()).await;
+    let cases = [
+        "return Buffer.alloc(4).utf8Write('x', 1e300)",
+        "return Buffer.alloc(4).hexWrite('ffff', 2, 1e300)",
+        "return Buffer.prototype.utf8Slice.call({}, 0, 1)",
+        "return Buffer.prototype.hexSlice.call(new Uint16Array(4), 1, 7)",
+        "return Buffer.prototype.base64Write.call(new DataView(new ArrayBuffer(4)), 'QUJD')",
+        "const ab = new ArrayBuffer(8); const b = Buffer.from(ab); ab.transfer(); return [b.length, b.toString('hex'), b.indexOf(0), Buffer.compare(b, Buffer.alloc(0))]",
+        "const ab = new ArrayBuffer(8, { maxByteLength: 16 }); const b = Buffer.from(ab); ab.resize(2); return [b.length, b.toString('base64'), b.fill(1).length]",
+        "return Buffer.alloc(2 ** 31).length",
+        "return 'x'.repeat(2 ** 27).length && Buffer.from('x'.repeat(2 ** 27)).toString('hex').length",
+        "return Buffer.from('a').indexOf(Buffer.alloc(1 << 20), -1e300, 'ucs2')",
+        "const c = require('crypto'); const h = c.createHash('sha256'); for (let i = 0; i < 20000; i++) c.createHash('md5'); return h.digest('hex')",
+        "return require('crypto').createCipheriv('aes-128-gcm', Buffer.alloc(16), Buffer.alloc(1 << 20)).final().length",
+        "return require('crypto').createPrivateKey({ key: Buffer.alloc(1 << 16, 0x30), format: 'der', type: 'pkcs8' })",
+        "return require('crypto').scryptSync('p', 's', 16, { N: 2 ** 30, maxmem: 2 ** 40 })",
+        "return require('crypto').generateKeyPairSync('rsa', { modulusLength: 65536 })",
+        "return require('crypto').randomFillSync(new Float64Array(4), 1e300)",
+        "return require('crypto').hkdfSync('sha256', 'k', 's', 'i', 2 ** 32)",
+    ];
+    for code in cases {
+        let body = call(&k, code).await;
+        assert!(body["success"].is_boolean(), "{code}: {body}");
+    }
+    let body = call(&k, "return Buffer.from('still alive').toString('base64')").await;
+    assert_eq!(body["result"], json!("c3RpbGwgYWxpdmU="), "{body}");
+}

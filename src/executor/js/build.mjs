@@ -121,6 +121,56 @@ function compactPinyinPlugin() {
   };
 }
 
+// xlsx's CommonJS build (the one `require('xlsx')` resolves to, in Node too) loads
+// cpexcel.js, which builds its 32 codepage tables when it loads and, where there is a
+// `Buffer` (Node, keel), encoder/decoder lookup buffers for 13 of them (`encache()`): ~9 MB
+// of objects and array buffers (the DBCS pages 932/936/949/950 most of it) that a snapshot
+// context holding xlsx would copy on every call (~5 ms), although only legacy .xls/.dbf/CSV
+// reads with such a codepage ever use them. This plugin makes each table and each cached
+// encoder/decoder a property built on its first read (then an ordinary data property, as
+// Node's), so the context holds a few dozen small closures instead. The counts are asserted
+// so a new cpexcel that changes its shape fails the build instead of silently shipping the
+// slow form.
+function lazyCodepagesPlugin() {
+  return {
+    name: 'keel-lazy-codepages',
+    setup(b) {
+      b.onLoad({ filter: /xlsx[\\/]dist[\\/]cpexcel\.js$/ }, async (args) => {
+        let src = fs.readFileSync(args.path, 'utf8').replace(/\r\n/g, '\n');
+        const decl = 'var cptable = {version:"1.15.0"};\n';
+        if (!src.includes(decl)) throw new Error('cpexcel: cptable declaration not found');
+        let n = 0;
+        src = src.replace(/^cptable\[(\d+)\] = \(function\(\)\{([\s\S]*?)\}\)\(\);$/gm, (_, cp, body) => {
+          n += 1;
+          return `__keel_lazy_cp(${cp}, function(){${body}});`;
+        });
+        if (n < 30) throw new Error(`cpexcel: found only ${n} codepage tables`);
+        if (/^cptable\[\d+\] =/m.test(src)) throw new Error('cpexcel: a codepage table is still built eagerly');
+        let cached = 0;
+        src = src.replace(/^( +)(cp[de]cache)\[s\] = ((?:sbcs|dbcs)_(?:de|en)code)\(s\);$/gm, (_, indent, cache, make) => {
+          cached += 1;
+          return `${indent}__keel_lazy(${cache}, s, ${make});`;
+        });
+        if (cached !== 4) throw new Error(`cpexcel: expected 4 eager encache assignments, found ${cached}`);
+        // encache() tests each page with `if(cpt[s])`, which would build the table: every
+        // table is an object, so `s in cpt` answers the same without reading it.
+        const tests = (src.match(/if\(cpt\[s\]\) \{/g) || []).length;
+        if (tests !== 2) throw new Error(`cpexcel: expected 2 table tests in encache, found ${tests}`);
+        src = src.replace(/if\(cpt\[s\]\) \{/g, 'if(s in cpt) {');
+        const helper =
+          '/** keel: `obj[key]` is `make(key)`, made on its first read, then a plain data property. */\n' +
+          'function __keel_lazy(obj, key, make) {\n' +
+          '  var own = function (v) { Object.defineProperty(obj, key, { value: v, writable: true, enumerable: true, configurable: true }); };\n' +
+          '  Object.defineProperty(obj, key, { get: function () { var v = make(key); own(v); return v; }, set: own, enumerable: true, configurable: true });\n' +
+          '}\n' +
+          'function __keel_lazy_cp(cp, make) { __keel_lazy(cptable, cp, make); }\n';
+        src = src.replace(decl, decl + helper);
+        return { contents: src, loader: 'js' };
+      });
+    },
+  };
+}
+
 // One section per module, each built on its own (a module's dependencies are bundled into
 // its section): a context evaluates only the sections of the modules it holds, and a lazy
 // `require` evaluates one section, never the whole bundle (natives/libraries.rs).
@@ -128,7 +178,7 @@ const sections = [];
 const inputs = new Set();
 for (const name of REFERENCE_ORDER) {
   const result = await build({
-    plugins: [compactPinyinPlugin()],
+    plugins: [compactPinyinPlugin(), lazyCodepagesPlugin()],
     entryPoints: [path.join(here, 'modules', `${name}.js`)],
     bundle: true,
     format: 'iife',

@@ -21,6 +21,8 @@
   });
   /** The crypto natives, asked for on the context's first use. */
   const native = () => family || (family = natives.load('crypto'));
+  /** For web.js (FormData boundaries): the OS random bytes without building this module. */
+  prelude.internals.randomFill = (bytes) => native().randomFill(bytes, 0, bytes.byteLength);
 
   // Made on the context's first use of require('crypto') or the crypto global.
   let made = null;

@@ -46,8 +46,10 @@
     const isTypedArray = (v) => TypedArrayPrototypeGetSymbolToStringTag(v) !== undefined;
     const isUint8Array = (v) => TypedArrayPrototypeGetSymbolToStringTag(v) === 'Uint8Array';
     const isArrayBufferView = (v) => ArrayBuffer.isView(v);
+    // A view is never a buffer: answered without the getter's exception (the common case,
+    // Buffers, stays cheap).
     function isArrayBuffer(v) {
-      if (v === null || typeof v !== 'object') return false;
+      if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return false;
       try {
         ArrayBufferPrototypeGetByteLength(v);
         return true;
@@ -56,7 +58,7 @@
       }
     }
     function isSharedArrayBuffer(v) {
-      if (SharedArrayBufferPrototypeGetByteLength === null || v === null || typeof v !== 'object') return false;
+      if (SharedArrayBufferPrototypeGetByteLength === null || v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return false;
       try {
         SharedArrayBufferPrototypeGetByteLength(v);
         return true;

@@ -204,9 +204,12 @@
 
   // ---- timers (resolved by the Rust event loop) --------------------------------------------
   // A timer is a native sleep (a promise and its operation id); clearing one cancels the
-  // operation, so a cleared timer never holds the call open (see event_loop.rs).
+  // operation, so a cleared timer never holds the call open (see event_loop.rs). As in
+  // Node, setTimeout/setInterval return a Timeout (ref/unref/hasRef/refresh/close; its
+  // primitive value is its id, which clearTimeout also takes); an unref'd timer still fires
+  // but does not hold the call open.
   let nextTimerId = 1;
-  /** timer id -> op id of its pending sleep. */
+  /** timer id -> {op, ref, arm}: the op of its pending sleep, whether it holds the call. */
   const liveTimers = new Map();
   function delayOf(ms) {
     const n = Number(ms);
@@ -226,38 +229,84 @@
       throw e;
     }
   }
+  class Timeout {
+    #id;
+    constructor(id) {
+      this.#id = id;
+    }
+    ref() {
+      const t = liveTimers.get(this.#id);
+      if (t) {
+        t.ref = true;
+        native.unref(t.op, false);
+      }
+      return this;
+    }
+    unref() {
+      const t = liveTimers.get(this.#id);
+      if (t) {
+        t.ref = false;
+        native.unref(t.op, true);
+      }
+      return this;
+    }
+    hasRef() {
+      const t = liveTimers.get(this.#id);
+      return t ? t.ref : false;
+    }
+    refresh() {
+      const t = liveTimers.get(this.#id);
+      if (t) {
+        native.cancel(t.op);
+        t.arm();
+      }
+      return this;
+    }
+    close() {
+      clearTimer(this.#id);
+      return this;
+    }
+    [Symbol.toPrimitive]() {
+      return this.#id;
+    }
+  }
+  /** Starts timer `id`: fires `fire` after `delay` ms, re-armed by `refresh`. */
+  function startTimer(id, delay, fire) {
+    const t = { op: -1, ref: true, arm: null };
+    t.arm = () => {
+      const [promise, op] = native.sleep(delay, !t.ref);
+      t.op = op;
+      promise.then(() => {
+        if (liveTimers.get(id) === t && t.op === op) fire(t);
+      });
+    };
+    liveTimers.set(id, t);
+    t.arm();
+    return new Timeout(id);
+  }
   defineGlobal('setTimeout', function setTimeout(callback, ms, ...args) {
     timerCallback(callback);
     const id = nextTimerId++;
-    const [promise, op] = native.sleep(delayOf(ms), false);
-    liveTimers.set(id, op);
-    promise.then(() => {
-      if (liveTimers.delete(id)) callback(...args);
+    return startTimer(id, delayOf(ms), () => {
+      liveTimers.delete(id);
+      callback(...args);
     });
-    return id;
   });
   defineGlobal('setInterval', function setInterval(callback, ms, ...args) {
     timerCallback(callback);
     const id = nextTimerId++;
-    const delay = Math.max(delayOf(ms), 1);
-    const arm = () => {
-      const [promise, op] = native.sleep(delay, false);
-      liveTimers.set(id, op);
-      promise.then(tick);
-    };
-    const tick = () => {
-      if (!liveTimers.has(id)) return;
-      arm();
+    return startTimer(id, Math.max(delayOf(ms), 1), (t) => {
+      t.arm();
       callback(...args);
-    };
-    arm();
-    return id;
+    });
   });
-  const clearTimer = function (id) {
-    const op = liveTimers.get(id);
-    if (op === undefined) return;
+  const clearTimer = function (timer) {
+    if (timer === null || timer === undefined) return;
+    const id = typeof timer === 'object' ? Number(timer[Symbol.toPrimitive] ? timer[Symbol.toPrimitive]() : NaN) : Number(timer);
+    const t = liveTimers.get(id);
+    if (t === undefined) return;
     liveTimers.delete(id);
-    native.cancel(op);
+    native.cancel(t.op);
   };
   defineGlobal('clearTimeout', clearTimer);
   defineGlobal('clearInterval', clearTimer);

@@ -19,6 +19,8 @@
   global.__keel_prelude.onBoot(function (natives) {
     native = natives;
   });
+  /** node_crypto.js's random bytes (OpenSSL's RNG), shared so no second native is needed. */
+  const randomFill = global.__keel_prelude.internals.randomFill;
 
   // The globals below are made on first use, per context: a context deserializes one
   // accessor per name instead of every class and method here (~0.1 ms of each call's
@@ -1132,7 +1134,7 @@
     }
     function randomHex(bytes) {
       const b = new Uint8Array(bytes);
-      native.random(b);
+      randomFill(b);
       return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
     }
     let formEntries;

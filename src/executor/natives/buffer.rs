@@ -117,11 +117,9 @@ fn decode(
             v8::String::new_from_two_byte(scope, &units, normal)
         }
         Encoding::Hex => {
-            const DIGITS: &[u8; 16] = b"0123456789abcdef";
-            let mut out = Vec::with_capacity(bytes.len() * 2);
-            for c in bytes {
-                out.push(DIGITS[(c >> 4) as usize]);
-                out.push(DIGITS[(c & 15) as usize]);
+            let mut out = vec![0u8; bytes.len() * 2];
+            for (pair, c) in out.chunks_exact_mut(2).zip(bytes) {
+                pair.copy_from_slice(&HEX_PAIRS[*c as usize]);
             }
             v8::String::new_from_one_byte(scope, &out, normal)
         }
@@ -227,13 +225,38 @@ fn decode_text<T: Unit>(enc: Encoding, src: &[T], dst: &mut [u8]) -> usize {
     }
 }
 
-fn unhex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// The two hex digits of every byte.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 15]];
+        i += 1;
     }
+    t
+};
+
+/// The value of every hex digit (16 for anything else).
+static UNHEX: [u8; 256] = {
+    let mut t = [16u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn unhex(c: u8) -> Option<u8> {
+    let v = UNHEX[c as usize];
+    (v < 16).then_some(v)
 }
 
 /// Node's hex decoder: pairs of digits until the first pair that is not one.
@@ -305,18 +328,20 @@ fn base64_decode<T: Unit>(src: &[T], dst: &mut [u8]) -> usize {
         let bytes: &[u8] =
             unsafe { std::slice::from_raw_parts(src.as_ptr() as *const u8, src.len()) };
         if simdutf::maximal_binary_length_from_base64(bytes) <= dst.len() {
-            let url = bytes.iter().any(|c| *c == b'-' || *c == b'_');
-            let options = if url {
-                simdutf::Base64Options::Url
-            } else {
-                simdutf::Base64Options::Default
-            };
-            // SAFETY: `dst` holds at least the maximal decoded length.
-            let r = unsafe {
-                simdutf::base64_to_binary(bytes, dst, options, simdutf::LastChunkHandling::Loose)
-            };
-            if r.is_ok() && r.count == decoded {
-                return r.count;
+            // The standard alphabet, then the URL one (a string uses one or the other).
+            for options in [simdutf::Base64Options::Default, simdutf::Base64Options::Url] {
+                // SAFETY: `dst` holds at least the maximal decoded length.
+                let r = unsafe {
+                    simdutf::base64_to_binary(
+                        bytes,
+                        dst,
+                        options,
+                        simdutf::LastChunkHandling::Loose,
+                    )
+                };
+                if r.is_ok() && r.count == decoded {
+                    return r.count;
+                }
             }
         }
     }

@@ -91,9 +91,19 @@ pub(super) struct CryptoObjects {
     seq: u64,
     next: u32,
     live: HashMap<u32, Obj>,
+    /// Keys parsed in this execution: a block that signs in a loop parses its key once
+    /// (OpenSSL 3's decoders cost about as much as an RSA-2048 signature).
+    pub(super) keys: Vec<(bool, Vec<u8>, super::crypto_keys::Key)>,
+    /// HMAC states right after the key (inner and outer pads hashed): a block that signs
+    /// many tokens with one key starts each HMAC from a copy.
+    hmacs: Vec<(String, Vec<u8>, Hasher, Hasher)>,
 }
 
-fn table<'a>(scope: &'a mut v8::PinScope<'_, '_>) -> Option<&'a mut CryptoObjects> {
+/// Entries kept in each execution cache.
+pub(super) const CACHE_ENTRIES: usize = 16;
+
+/// This isolate's object table and caches, emptied when a new execution first uses them.
+pub(super) fn table<'a>(scope: &'a mut v8::PinScope<'_, '_>) -> Option<&'a mut CryptoObjects> {
     let seq = scope.get_slot::<ExecState>().map_or(0, |st| st.seq);
     if scope.get_slot::<CryptoObjects>().is_none() {
         scope.set_slot(CryptoObjects::default());
@@ -101,6 +111,8 @@ fn table<'a>(scope: &'a mut v8::PinScope<'_, '_>) -> Option<&'a mut CryptoObject
     let t = scope.get_slot_mut::<CryptoObjects>()?;
     if t.seq != seq {
         t.live.clear();
+        t.keys.clear();
+        t.hmacs.clear();
         t.seq = seq;
     }
     Some(t)
@@ -515,7 +527,26 @@ fn hmac_new(
     let Some(key) = bytes_arg(scope, args.get(1), "key") else {
         return;
     };
-    match hmac_pair(md, key.as_slice()) {
+    let key = key.as_slice();
+    let cached = table(scope).and_then(|t| {
+        t.hmacs
+            .iter()
+            .find(|(n, k, _, _)| *n == name && k.as_slice() == key)
+            .map(|(_, _, i, o)| (i.clone(), o.clone()))
+    });
+    let pair = match cached {
+        Some(p) => Ok(p),
+        None => hmac_pair(md, key).inspect(|(inner, outer)| {
+            if let Some(t) = table(scope) {
+                if t.hmacs.len() >= CACHE_ENTRIES {
+                    t.hmacs.remove(0);
+                }
+                t.hmacs
+                    .push((name.clone(), key.to_vec(), inner.clone(), outer.clone()));
+            }
+        }),
+    };
+    match pair {
         Ok((inner, outer)) => store(scope, Obj::Hmac { inner, outer }, &mut rv),
         Err(e) => throw_ossl(scope, &e, "HMAC init failed"),
     }

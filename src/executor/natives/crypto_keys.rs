@@ -21,7 +21,9 @@ use openssl::sign::RsaPssSaltlen;
 
 use super::super::js_values::{make_error, set_string, set_val, throw};
 use super::bytes::{alloc_copy, bytes_arg, bytes_of, index_arg, Bytes};
-use super::crypto::{digest_by_name, name_arg, ossl_error, throw_code, throw_ossl};
+use super::crypto::{
+    digest_by_name, name_arg, ossl_error, table, throw_code, throw_ossl, CACHE_ENTRIES,
+};
 
 /// Largest RSA/DSA modulus a code block may generate: an 8192-bit RSA key can take a
 /// minute, and a native call cannot be interrupted.
@@ -46,7 +48,8 @@ pub(super) fn install(
 }
 
 /// A parsed key of either kind.
-enum Key {
+#[derive(Clone)]
+pub(super) enum Key {
     Public(PKey<Public>),
     Private(PKey<Private>),
 }
@@ -81,8 +84,27 @@ fn key_arg(
     der: v8::Local<'_, v8::Value>,
 ) -> Option<Key> {
     let der = bytes_arg(scope, der, "key")?;
+    let private = kind.is_true() || index_arg(kind, 1) == Some(1);
+    let bytes = der.as_slice();
+    let cached = table(scope).and_then(|t| {
+        t.keys
+            .iter()
+            .find(|(p, d, _)| *p == private && d.as_slice() == bytes)
+            .map(|(_, _, k)| k.clone())
+    });
+    if cached.is_some() {
+        return cached;
+    }
     match parse_key(kind, der) {
-        Ok(k) => Some(k),
+        Ok(k) => {
+            if let Some(t) = table(scope) {
+                if t.keys.len() >= CACHE_ENTRIES {
+                    t.keys.remove(0);
+                }
+                t.keys.push((private, bytes.to_vec(), k.clone()));
+            }
+            Some(k)
+        }
         Err(e) => {
             throw_ossl(scope, &e, "invalid key");
             None

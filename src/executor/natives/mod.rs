@@ -17,7 +17,6 @@ use super::js_values::throw;
 mod console;
 mod fetch;
 mod libraries;
-mod random;
 mod text;
 mod timers;
 mod url;
@@ -106,6 +105,7 @@ pub(super) fn install(
     )?;
     set_fn(scope, natives, "sleep", guarded!(timers::native_sleep))?;
     set_fn(scope, natives, "cancel", guarded!(timers::native_cancel))?;
+    set_fn(scope, natives, "unref", guarded!(timers::native_unref))?;
     set_fn(
         scope,
         natives,
@@ -138,7 +138,6 @@ pub(super) fn install(
         "noteRequire",
         guarded!(libraries::native_note_require),
     )?;
-    set_fn(scope, natives, "random", guarded!(random::native_random))?;
     set_fn(
         scope,
         natives,

@@ -56,3 +56,31 @@ pub(super) fn native_cancel(
         st.forget(op);
     }
 }
+
+/// `unref(op, flag)`: whether a pending timer stops (`true`) or again starts (`false`)
+/// holding the call open — `Timeout.unref()` / `.ref()`.
+pub(super) fn native_unref(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    _rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some(op) = args
+        .get(0)
+        .number_value(scope)
+        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+    else {
+        return;
+    };
+    let op = op as u64;
+    let unref = args.get(1).is_true();
+    if let Some(st) = scope.get_slot_mut::<ExecState>() {
+        if !st.pending.contains_key(&op) {
+            return;
+        }
+        if unref {
+            st.unref.insert(op);
+        } else {
+            st.unref.remove(&op);
+        }
+    }
+}
