@@ -168,17 +168,19 @@ impl ListenerTls {
             ("proxy", &self.proxy, &config.proxy.tls),
             ("control", &self.control, &config.control.tls),
         ];
+        // The shape first: a listener's kind (TLS or not) is fixed until a restart.
+        for (listener, running, wanted) in &plan {
+            if running.is_some() != wanted.is_some() {
+                return Err(TlsError::NeedsRestart {
+                    listener,
+                    was_on: running.is_some(),
+                });
+            }
+        }
         let mut fresh = Vec::new();
         for (listener, running, wanted) in plan {
-            match (running, wanted) {
-                (Some(t), Some(c)) => fresh.push((t, build(listener, c)?, c)),
-                (None, None) => {}
-                (running, _) => {
-                    return Err(TlsError::NeedsRestart {
-                        listener,
-                        was_on: running.is_some(),
-                    })
-                }
+            if let (Some(t), Some(c)) = (running, wanted) {
+                fresh.push((t, build(listener, c)?, c));
             }
         }
         for (terminator, acceptor, c) in fresh {
@@ -190,5 +192,141 @@ impl ListenerTls {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::ssl::{SslConnector, SslVerifyMode};
+    use openssl::x509::{X509NameBuilder, X509};
+    use std::path::Path;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A self-signed certificate named `cn` and its key, as PEM.
+    fn self_signed(cn: &str) -> (Vec<u8>, Vec<u8>) {
+        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+            .unwrap();
+        let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap())
+            .unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        (b.build().to_pem().unwrap(), key.private_key_to_pem_pkcs8().unwrap())
+    }
+
+    fn install(dir: &Path, (cert, key): &(Vec<u8>, Vec<u8>)) -> TlsConfig {
+        std::fs::write(dir.join("cert.pem"), cert).unwrap();
+        std::fs::write(dir.join("key.pem"), key).unwrap();
+        TlsConfig {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            client_ca: None,
+        }
+    }
+
+    /// Connects, completes a handshake and returns the stream and the server's CN.
+    async fn connect(
+        addr: std::net::SocketAddr,
+    ) -> (tokio_openssl::SslStream<tokio::net::TcpStream>, String) {
+        let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+        b.set_verify(SslVerifyMode::NONE);
+        let ssl = b.build().configure().unwrap().into_ssl("localhost").unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut s = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+        std::pin::Pin::new(&mut s).connect().await.unwrap();
+        let cn = s
+            .ssl()
+            .peer_certificate()
+            .unwrap()
+            .subject_name()
+            .entries()
+            .next()
+            .unwrap()
+            .data()
+            .as_slice()
+            .to_vec();
+        let cn = String::from_utf8(cn).unwrap();
+        (s, cn)
+    }
+
+    async fn echo(s: &mut tokio_openssl::SslStream<tokio::net::TcpStream>) -> Vec<u8> {
+        s.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).await.unwrap();
+        buf.to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_reload_serves_the_new_certificate_to_new_connections_and_keeps_open_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = install(dir.path(), &self_signed("one"));
+        let tls = std::sync::Arc::new(TlsTerminator::load("proxy", &config).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tls.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let mut s = tokio_openssl::SslStream::new(server.session().unwrap(), tcp).unwrap();
+                tokio::spawn(async move {
+                    if std::pin::Pin::new(&mut s).accept().await.is_ok() {
+                        let mut buf = [0u8; 4];
+                        while s.read_exact(&mut buf).await.is_ok() {
+                            let _ = s.write_all(&buf).await;
+                        }
+                    }
+                });
+            }
+        });
+
+        let (mut before, cn) = connect(addr).await;
+        assert_eq!(cn, "one");
+        assert_eq!(echo(&mut before).await, b"ping");
+
+        // A renewal replaces the files; the reload reads them.
+        let renewed = install(dir.path(), &self_signed("two"));
+        tls.reload(&renewed).unwrap();
+        let (mut after, cn) = connect(addr).await;
+        assert_eq!(cn, "two", "a new connection gets the new certificate");
+        assert_eq!(echo(&mut before).await, b"ping", "the open connection goes on");
+        assert_eq!(echo(&mut after).await, b"ping");
+
+        // A key of another certificate: refused, every problem named, nothing changed.
+        let (_, stray_key) = self_signed("three");
+        std::fs::write(dir.path().join("key.pem"), stray_key).unwrap();
+        let broken = TlsConfig {
+            client_ca: Some(dir.path().join("missing-ca.pem")),
+            ..renewed.clone()
+        };
+        let err = tls.reload(&broken).unwrap_err();
+        let paths: Vec<String> = err.config_errors().into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["proxy.tls.client_ca", "proxy.tls.key"], "{err}");
+        assert_eq!(connect(addr).await.1, "two");
+
+        // Both listeners together: turning TLS on needs a restart and changes nothing.
+        let both = ListenerTls {
+            proxy: Some(tls.clone()),
+            control: None,
+        };
+        let mut c = crate::config::Config::default();
+        c.proxy.tls = Some(renewed.clone());
+        c.control.tls = Some(renewed);
+        assert!(matches!(
+            both.reload(&c),
+            Err(TlsError::NeedsRestart {
+                listener: "control",
+                was_on: false
+            })
+        ));
     }
 }

@@ -17,5 +17,7 @@ mod llm;
 mod node_compat;
 mod openapi;
 mod store_integrity;
+mod tls;
 mod upstream;
+mod via;
 mod web_compat;
