@@ -47,7 +47,10 @@ pub enum TlsError {
     },
     /// TLS was turned on or off: the listener's kind changes only with a restart.
     #[error("{listener}.tls was {}; turning TLS on or off needs a restart", if *.was_on { "set and is now removed" } else { "not set and is now added" })]
-    NeedsRestart { listener: &'static str, was_on: bool },
+    NeedsRestart {
+        listener: &'static str,
+        was_on: bool,
+    },
 }
 
 impl TlsError {
@@ -207,8 +210,8 @@ mod tests {
 
     /// A self-signed certificate named `cn` and its key, as PEM.
     fn self_signed(cn: &str) -> (Vec<u8>, Vec<u8>) {
-        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
-            .unwrap();
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
         let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap())
             .unwrap();
         let mut name = X509NameBuilder::new().unwrap();
@@ -219,10 +222,15 @@ mod tests {
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
-        (b.build().to_pem().unwrap(), key.private_key_to_pem_pkcs8().unwrap())
+        (
+            b.build().to_pem().unwrap(),
+            key.private_key_to_pem_pkcs8().unwrap(),
+        )
     }
 
     fn install(dir: &Path, (cert, key): &(Vec<u8>, Vec<u8>)) -> TlsConfig {
@@ -241,7 +249,12 @@ mod tests {
     ) -> (tokio_openssl::SslStream<tokio::net::TcpStream>, String) {
         let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
         b.set_verify(SslVerifyMode::NONE);
-        let ssl = b.build().configure().unwrap().into_ssl("localhost").unwrap();
+        let ssl = b
+            .build()
+            .configure()
+            .unwrap()
+            .into_ssl("localhost")
+            .unwrap();
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut s = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
         std::pin::Pin::new(&mut s).connect().await.unwrap();
@@ -298,7 +311,11 @@ mod tests {
         tls.reload(&renewed).unwrap();
         let (mut after, cn) = connect(addr).await;
         assert_eq!(cn, "two", "a new connection gets the new certificate");
-        assert_eq!(echo(&mut before).await, b"ping", "the open connection goes on");
+        assert_eq!(
+            echo(&mut before).await,
+            b"ping",
+            "the open connection goes on"
+        );
         assert_eq!(echo(&mut after).await, b"ping");
 
         // A key of another certificate: refused, every problem named, nothing changed.

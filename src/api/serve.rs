@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Instant;
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 /// How long the accept loop pauses after an accept error other than a connection's own

@@ -198,8 +198,11 @@ mod tests {
             ("Anthropic-Version", "2023-06-01"),
             ("X-Api-Key", "client-key"),
         ]);
-        let wire = ClientHead::of(&c, &via())
-            .for_node(&node("http://10.0.0.1:8000/prefix", None), "rid", 7);
+        let wire = ClientHead::of(&c, &via()).for_node(
+            &node("http://10.0.0.1:8000/prefix", None),
+            "rid",
+            7,
+        );
         assert_eq!(
             lines(&wire),
             [

@@ -116,7 +116,10 @@ mod tests {
         assert!(!via.seen_in(&HeaderMap::new()));
         assert!(via.seen_in(&headers(&["1.1 keel-a"])));
         assert!(via.seen_in(&headers(&["1.0 fred, 1.1 KEEL-A (keel)"])));
-        assert!(via.seen_in(&headers(&["HTTP/1.1 proxy.example", "1.1 keel-b, 1.1 keel-a"])));
+        assert!(via.seen_in(&headers(&[
+            "HTTP/1.1 proxy.example",
+            "1.1 keel-b, 1.1 keel-a"
+        ])));
         // Another keel, a prefix, or the id only in a comment is not this keel.
         assert!(!via.seen_in(&headers(&["1.1 keel-b", "1.1 keel-ab", "1.1 x (keel-a)"])));
         assert!(!via.seen_in(&headers(&["keel-a"])));

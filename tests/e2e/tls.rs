@@ -158,9 +158,8 @@ async fn tls_keel(dir: &Path, ca: &TestCa, tls_extra: &str, node: &FakeLlm) -> K
 /// Waits until keel counted `n` proxy connections closed in the TLS handshake (it counts
 /// once it read the client's alert, which may be after the client returned).
 async fn closed_in_handshake(k: &Keel, n: u32, what: &str) {
-    let line = format!(
-        "keel_connections_closed_total{{listener=\"proxy\",reason=\"tls_handshake\"}} {n}"
-    );
+    let line =
+        format!("keel_connections_closed_total{{listener=\"proxy\",reason=\"tls_handshake\"}} {n}");
     let mut metrics = String::new();
     for _ in 0..100 {
         metrics = k.metrics().await;
@@ -169,7 +168,10 @@ async fn closed_in_handshake(k: &Keel, n: u32, what: &str) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let counted: Vec<&str> = metrics.lines().filter(|l| l.contains("closed_total")).collect();
+    let counted: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains("closed_total"))
+        .collect();
     panic!("{what}: expected {line}; got {counted:#?}");
 }
 
@@ -178,7 +180,12 @@ fn via_id(k: &Keel) -> String {
     k.log()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find_map(|v| v["fields"]["via"].as_str().or(v["via"].as_str()).map(str::to_string))
+        .find_map(|v| {
+            v["fields"]["via"]
+                .as_str()
+                .or(v["via"].as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| panic!("no via id in the startup log:\n{}", k.log()))
 }
 
@@ -224,7 +231,11 @@ async fn the_proxy_listener_terminates_tls_with_http11_and_proxies_both_routes()
 
     // A client that does not trust the test CA refuses keel's certificate.
     let untrusting = tls_client(&TestCa::new("another CA"), None);
-    assert!(untrusting.get(https(&k, "/v1/models")).send().await.is_err());
+    assert!(untrusting
+        .get(https(&k, "/v1/models"))
+        .send()
+        .await
+        .is_err());
     // Plain HTTP on the TLS port gets no HTTP answer (the handshake fails), and is counted.
     let plain = crate::harness::client()
         .get(format!("http://{}/v1/models", k.proxy))
@@ -263,13 +274,7 @@ async fn mtls_refuses_clients_without_a_certificate_or_from_another_ca() {
     let ca_path = dir.path().join("clients-ca.pem");
     std::fs::write(&ca_path, clients_ca.pem()).unwrap();
     let node = FakeLlm::start("m").await;
-    let k = tls_keel(
-        dir.path(),
-        &ca,
-        &format!("client_ca = {ca_path:?}"),
-        &node,
-    )
-    .await;
+    let k = tls_keel(dir.path(), &ca, &format!("client_ca = {ca_path:?}"), &node).await;
 
     let good = clients_ca.issue("team-a");
     let r = tls_client(&ca, Some(&good))
@@ -292,7 +297,10 @@ async fn mtls_refuses_clients_without_a_certificate_or_from_another_ca() {
         .json(&messages_body())
         .send()
         .await;
-    assert!(wrong_ca.is_err(), "a certificate of another CA: {wrong_ca:?}");
+    assert!(
+        wrong_ca.is_err(),
+        "a certificate of another CA: {wrong_ca:?}"
+    );
     assert_eq!(node.attempt_count(), 1, "only the good client got through");
     closed_in_handshake(&k, 2, "no certificate, another CA's").await;
 }
@@ -320,7 +328,10 @@ async fn the_control_listener_serves_tls_when_configured() {
         .get(format!("http://{}/health/live", k.control))
         .send()
         .await;
-    assert!(plain.is_err(), "plain HTTP on the TLS control port: {plain:?}");
+    assert!(
+        plain.is_err(),
+        "plain HTTP on the TLS control port: {plain:?}"
+    );
 }
 
 #[tokio::test]
@@ -358,7 +369,10 @@ async fn validate_names_a_mismatched_key_and_a_missing_file_by_key_path_without_
         "{text}"
     );
     assert!(
-        has(&format!("proxy.tls.client_ca: cannot read {}", missing.display())),
+        has(&format!(
+            "proxy.tls.client_ca: cannot read {}",
+            missing.display()
+        )),
         "{text}"
     );
     assert!(

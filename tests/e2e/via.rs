@@ -24,7 +24,11 @@ fn node(name: &str, url: &str, priority: u32) -> String {
 }
 
 /// The access lines of `request_id` in keel's JSON log, once `settled` holds for them.
-async fn access_lines(k: &Keel, request_id: &str, settled: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn access_lines(
+    k: &Keel,
+    request_id: &str,
+    settled: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let mut lines = Vec::new();
     for _ in 0..100 {
         lines = k
@@ -119,8 +123,15 @@ async fn two_keels_listing_each_other_as_fallback_give_one_bounded_answer_withou
     let at_b = access_lines(&b, "loop-1", |l| !l.is_empty()).await;
     let loops: Vec<&Value> = at_a.iter().filter(|l| l["status"] == 508).collect();
     assert_eq!(loops.len(), 1, "one loop refusal at A: {at_a:#?}");
-    assert_eq!(loops[0]["attempts"], 0, "the loop was not forwarded: {at_a:#?}");
-    assert_eq!(at_a.len(), 2, "the client's request and the loop, nothing more: {at_a:#?}");
+    assert_eq!(
+        loops[0]["attempts"], 0,
+        "the loop was not forwarded: {at_a:#?}"
+    );
+    assert_eq!(
+        at_a.len(),
+        2,
+        "the client's request and the loop, nothing more: {at_a:#?}"
+    );
     assert_eq!(at_b.len(), 1, "B saw the request once: {at_b:#?}");
     let b_nodes = at_b[0]["nodes"].as_str().unwrap_or_default();
     assert!(b_nodes.contains("box-a="), "B tried A once: {b_nodes}");
@@ -135,8 +146,16 @@ async fn two_keels_listing_each_other_as_fallback_give_one_bounded_answer_withou
     // The real upstreams saw each keel's Via: A's own node one entry, B's node both.
     let a1_tries = a1.attempts();
     let b1_tries = b1.attempts();
-    assert!(!a1_tries.is_empty() && a1_tries.len() <= 2, "{}", a1_tries.len());
-    assert!(!b1_tries.is_empty() && b1_tries.len() <= 2, "{}", b1_tries.len());
+    assert!(
+        !a1_tries.is_empty() && a1_tries.len() <= 2,
+        "{}",
+        a1_tries.len()
+    );
+    assert!(
+        !b1_tries.is_empty() && b1_tries.len() <= 2,
+        "{}",
+        b1_tries.len()
+    );
     assert_eq!(via_of(&a1_tries[0]), ["1.1 keel-box-a"]);
     assert_eq!(
         via_of(&b1_tries[0]).join(", "),
