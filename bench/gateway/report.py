@@ -13,7 +13,8 @@ clk_tck = int(sys.argv[2])
 
 def load(name):
     p = out / name
-    return json.loads(p.read_text()) if p.exists() else None
+    # strict=False: an upstream's HTML error page may put raw newlines in `first_error`.
+    return json.loads(p.read_text(), strict=False) if p.exists() else None
 
 
 def num(name, default=0.0):

@@ -7,6 +7,7 @@
 #   FAILOVER_SECS=30 bench/gateway/run.sh
 #   TPUT_SECS=3 LAT_SECS=3 FAILOVER_SECS=9 BENCH_KEEL_BIN=/tmp/keel-old bench/gateway/run.sh  # short, another build
 #   FAILOVER_SECS=0 bench/gateway/run.sh  # no failover runs
+#   PORT_OFFSET=300 bench/gateway/run.sh  # other ports (all shifted by 300)
 #
 # TLS rows: a keel with [proxy.tls] and an nginx with `listen ... ssl`, both serving the same
 # throwaway self-signed certificate (ECDSA P-256, made here with `openssl req`), under the
@@ -24,8 +25,10 @@ ROUNDS=${ROUNDS:-3}           # closed-loop rounds per proxy (the report takes t
 RATE=${RATE:-500}             # open-loop rate
 LAT_SECS=${LAT_SECS:-20}      # latency run length
 FAILOVER_SECS=${FAILOVER_SECS:-60}
-UP_A=19001 UP_B=19002 KEEL=18080 KEEL_CTL=18081 KEEL_GW=18082 KEEL_GW_CTL=18083 NGINX=18090
-KEEL_TLS=18084 KEEL_TLS_CTL=18085 NGINX_TLS=18091
+OFF=${PORT_OFFSET:-0}            # shifts every port below (another bench on the same machine)
+UP_A=$((19001 + OFF)) UP_B=$((19002 + OFF)) KEEL=$((18080 + OFF)) KEEL_CTL=$((18081 + OFF))
+KEEL_GW=$((18082 + OFF)) KEEL_GW_CTL=$((18083 + OFF)) NGINX=$((18090 + OFF))
+KEEL_TLS=$((18084 + OFF)) KEEL_TLS_CTL=$((18085 + OFF)) NGINX_TLS=$((18091 + OFF))
 OUT=bench/out/gateway
 source bench/gateway/common.sh
 rm -rf "$OUT"; mkdir -p "$OUT/keel" "$OUT/keel-gw" "$OUT/nginx" "$OUT/tls" "$OUT/keel-tls" "$OUT/nginx-tls"

@@ -124,10 +124,7 @@ async fn connect(host: &str, port: u16, tls: bool) -> Option<Sender> {
         tokio::spawn(conn);
         return Some(send);
     }
-    let mut b = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).ok()?;
-    b.set_verify(openssl::ssl::SslVerifyMode::NONE);
-    b.set_alpn_protos(b"\x08http/1.1").ok()?;
-    let ssl = b.build().configure().ok()?.into_ssl(host).ok()?;
+    let ssl = tls_connector()?.configure().ok()?.into_ssl(host).ok()?;
     let mut stream = tokio_openssl::SslStream::new(ssl, stream).ok()?;
     std::pin::Pin::new(&mut stream).connect().await.ok()?;
     let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -135,6 +132,22 @@ async fn connect(host: &str, port: u16, tls: bool) -> Option<Sender> {
         .ok()?;
     tokio::spawn(conn);
     Some(send)
+}
+
+/// The client TLS context, built once: building one reads the system's CA bundle, which
+/// per connection would make the load generator the bottleneck.
+fn tls_connector() -> Option<&'static openssl::ssl::SslConnector> {
+    static CONNECTOR: std::sync::OnceLock<Option<openssl::ssl::SslConnector>> =
+        std::sync::OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| {
+            let mut b =
+                openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).ok()?;
+            b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+            b.set_alpn_protos(b"\x08http/1.1").ok()?;
+            Some(b.build())
+        })
+        .as_ref()
 }
 
 /// Keep-alive TLS connections for the open loop: a request takes an idle one or opens one,
