@@ -16,6 +16,7 @@ pub mod signals;
 pub(crate) mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls;
 
 use api::{CoreState, Readiness};
 use config::Config;
@@ -48,6 +49,8 @@ pub enum StartError {
     Ledger(#[from] ledger::LedgerError),
     #[error(transparent)]
     Gateway(#[from] proxy::GatewayError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 impl StartError {
@@ -81,6 +84,9 @@ pub struct Running {
     executor: Option<Arc<executor::Executor>>,
     /// Where [`runfile`] was written.
     data_dir: std::path::PathBuf,
+    /// The certificates both listeners serve: `tls.reload(&config)` replaces them without
+    /// dropping a connection (what a configuration reload calls).
+    pub tls: tls::ListenerTls,
 }
 
 impl Running {
@@ -268,6 +274,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         domains,
     );
 
+    let control_tls = match &config.control.tls {
+        Some(c) => Some(Arc::new(tls::TlsTerminator::load("control", c)?)),
+        None => None,
+    };
     let addr = config.control.listen.addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -285,6 +295,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             config.control.max_connections,
             &telemetry.metrics,
         ),
+        tls: control_tls.clone(),
     };
     let server = tokio::spawn(api::serve::serve(listener, app, limits, stop_rx.clone()));
 
@@ -315,7 +326,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         startup_ms = started.elapsed().as_millis() as u64,
         "keel ready"
     );
+    let tls = tls::ListenerTls {
+        proxy: gateway.gateway.tls.clone(),
+        control: control_tls,
+    };
     Ok(Running {
+        tls,
         control_addr,
         proxy_addr: gateway.addr,
         gateway,

@@ -13,7 +13,8 @@ clk_tck = int(sys.argv[2])
 
 def load(name):
     p = out / name
-    return json.loads(p.read_text()) if p.exists() else None
+    # strict=False: an upstream's HTML error page may put raw newlines in `first_error`.
+    return json.loads(p.read_text(), strict=False) if p.exists() else None
 
 
 def num(name, default=0.0):
@@ -49,8 +50,9 @@ if direct_tput:
     lines.append(f"| direct (upstream a, no proxy) | — | {r['concurrency']} | {r['rps']:.0f} | "
                  f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['errors']} | — | — |")
 medians = {}
-for t in ["keel", "nginx"]:
-    rounds = sorted(out.glob(f"tput-{t}-*.json"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+for t in ["keel", "nginx", "keel-tls", "nginx-tls"]:
+    rounds = sorted((p for p in out.glob(f"tput-{t}-*.json") if re.fullmatch(rf"tput-{t}-\d+", p.stem)),
+                    key=lambda p: int(p.stem.rsplit("-", 1)[1]))
     rows = [tput_row(p.stem) for p in rounds]
     for i, r in enumerate(rows, 1):
         lines.append(f"| {t} | {i} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
@@ -63,14 +65,18 @@ for t in ["keel", "nginx"]:
 if "keel" in medians and "nginx" in medians:
     lines += ["", f"keel/nginx throughput ratio (medians): **{medians['keel'][0] / medians['nginx'][0]:.2f}**; "
               f"CPU per request ratio (keel/nginx): **{medians['keel'][1] / medians['nginx'][1]:.2f}**"]
+if "keel-tls" in medians and "nginx-tls" in medians:
+    lines += ["", f"TLS (same certificate): keel-tls/nginx-tls throughput ratio **{medians['keel-tls'][0] / medians['nginx-tls'][0]:.2f}**; "
+              f"CPU per request ratio **{medians['keel-tls'][1] / medians['nginx-tls'][1]:.2f}**"]
 
 # Latency
 lines += ["", "## Latency at a fixed rate (open loop)", "",
           "| target | rate | p50 ms | p99 ms | max ms | success % | added p99 ms | peak RSS MiB |",
           "|---|---|---|---|---|---|---|---|"]
 direct = load("lat-direct.json")
-labels = {"direct": "direct (upstream a)", "keel-gw": "keel, `[executor] enabled = false`"}
-for t in ["direct", "keel", "keel-gw", "nginx"]:
+labels = {"direct": "direct (upstream a)", "keel-gw": "keel, `[executor] enabled = false`",
+          "keel-tls": "keel TLS (`[proxy.tls]`, executor off)", "nginx-tls": "nginx TLS (`listen ssl`)"}
+for t in ["direct", "keel", "keel-gw", "nginx", "keel-tls", "nginx-tls"]:
     r = load(f"lat-{t}.json")
     if not r:
         continue

@@ -10,11 +10,16 @@
 //!   `idle_timeout` — hyper's `header_read_timeout`, which hyper starts when a connection
 //!   goes idle after a response (counted `idle_timeout`).
 //!
+//! - **TLS** (`[control.tls]`): the handshake runs in the connection's task, inside the
+//!   header timeout of the first request it precedes (a failure is counted
+//!   `tls_handshake`), from the [`TlsTerminator`] a reload may replace.
+//!
 //! Everything else is what `axum::serve` does: `ConnectInfo<SocketAddr>` for the handlers,
 //! and graceful shutdown (stop accepting, let each connection finish its request, close idle
 //! ones, wait for all), here through hyper-util's [`GracefulShutdown`].
 
 use crate::limits::{CloseReason, ConnLimit, ConnSlot};
+use crate::tls::TlsTerminator;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
@@ -25,8 +30,10 @@ use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 /// How long the accept loop pauses after an accept error other than a connection's own
@@ -38,6 +45,8 @@ pub struct ServeLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub conns: Arc<ConnLimit>,
+    /// `[control.tls]`: the handshake every connection passes first.
+    pub tls: Option<Arc<TlsTerminator>>,
 }
 
 /// Serves `app` on `listener` until `stop` turns true, then drains: in-flight requests
@@ -90,7 +99,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one connection until the client closes it, a timeout closes it, or shutdown.
+/// Serves one connection until the client closes it, a timeout closes it, or shutdown;
+/// with TLS, after its handshake. The first request head (the handshake included) must
+/// arrive within `header_read_timeout`.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -100,6 +111,42 @@ async fn connection(
     limits: Arc<ServeLimits>,
     _slot: ConnSlot,
 ) {
+    let head_deadline = Instant::now() + limits.header_read_timeout;
+    let Some(tls) = limits.tls.clone() else {
+        return http(stream, peer, app, builder, watcher, &limits, head_deadline).await;
+    };
+    let ssl = match tls.session() {
+        Ok(ssl) => ssl,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start a TLS session");
+            return;
+        }
+    };
+    let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, stream) else {
+        return;
+    };
+    match tokio::time::timeout_at(head_deadline, std::pin::Pin::new(&mut stream).accept()).await {
+        Ok(Ok(())) => http(stream, peer, app, builder, watcher, &limits, head_deadline).await,
+        Ok(Err(e)) => {
+            limits.conns.closed(CloseReason::TlsHandshake);
+            tracing::debug!(peer = %peer, error = %e, "control TLS handshake failed");
+        }
+        Err(_) => limits.conns.closed(CloseReason::HeaderTimeout),
+    }
+}
+
+/// The HTTP/1 exchanges of one connection (plain or TLS).
+async fn http<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: Router,
+    builder: http1::Builder,
+    watcher: Watcher,
+    limits: &ServeLimits,
+    head_deadline: Instant,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let first_request = Arc::new(Notify::new());
     let service = {
         let first_request = first_request.clone();
@@ -111,7 +158,7 @@ async fn connection(
     };
     let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
     let mut conn = std::pin::pin!(watcher.watch(conn));
-    let head_deadline = tokio::time::sleep(limits.header_read_timeout);
+    let head_deadline = tokio::time::sleep_until(head_deadline);
     let result = tokio::select! {
         biased;
         result = conn.as_mut() => result,

@@ -38,6 +38,8 @@ pub struct ControlConfig {
     /// Failed authentications per client address and minute; past them, every attempt
     /// from that address gets 429 until the budget refills.
     pub auth_failures_per_minute: u32,
+    /// `[control.tls]`: TLS on the control listener (none: plain HTTP).
+    pub tls: Option<super::TlsConfig>,
 }
 
 impl Default for ControlConfig {
@@ -51,6 +53,7 @@ impl Default for ControlConfig {
             idle_timeout: clients::DEFAULT_IDLE_TIMEOUT,
             max_connections: clients::DEFAULT_CONTROL_MAX_CONNECTIONS,
             auth_failures_per_minute: clients::DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            tls: None,
         }
     }
 }
@@ -102,6 +105,9 @@ impl ControlConfig {
             self.max_connections,
             self.auth_failures_per_minute,
         );
+        if let Some(tls) = &self.tls {
+            tls.validate(&mut v.at("tls"));
+        }
     }
 
     /// The admin token: the configured one, the file's, or — when neither is configured —

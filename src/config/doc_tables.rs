@@ -237,8 +237,11 @@ fn from_config_toml() -> Vec<Documented> {
 }
 
 /// The value at a dotted path.
+/// The default at `path`; a key inside an optional section that is unset by default
+/// (`[proxy.tls]`) reads as `null`: what is documented there is an example.
 fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |v, k| v.get(k))
+    path.split('.')
+        .try_fold(v, |v, k| if v.is_null() { Some(v) } else { v.get(k) })
 }
 
 fn duration(text: &str) -> Option<Duration> {

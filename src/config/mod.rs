@@ -19,6 +19,7 @@ mod load;
 mod lock_key;
 mod log;
 mod proxy;
+mod tls;
 mod types;
 mod validate;
 
@@ -45,8 +46,9 @@ pub use lock_key::{check_lock_key, LockKeyError, MAX_KEY_LEN};
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{
     BreakerConfig, NodeConfig, PrewarmConfig, ProxyConfig, QueueConfig, RetryConfig, ShiftConfig,
-    TimeoutConfig, MAX_PROXY_THREADS, MAX_WEIGHT,
+    TimeoutConfig, MAX_PROXY_THREADS, MAX_VIA_ID, MAX_WEIGHT,
 };
+pub use tls::{TlsConfig, TlsFileProblem, TlsMaterial, TlsProblems};
 pub use types::{Secret, SocketAddrString};
 pub use validate::{ConfigError, Scope, Validator};
 

@@ -53,6 +53,13 @@ pub struct ProxyConfig {
     /// Wrong client keys per client address and minute (with `client_keys` set); past them,
     /// every request from that address that presents a key gets 429 until the budget refills.
     pub auth_failures_per_minute: u32,
+    /// `[proxy.tls]`: TLS on the listener (none: plain HTTP).
+    pub tls: Option<super::TlsConfig>,
+    /// This keel's name in the `Via` header it adds to every forwarded request, and by
+    /// which it recognises a request that already passed through it (loop → 508). None:
+    /// `keel-<12 hex digits>`, generated on the first start and kept in the store, so it is
+    /// stable across restarts and differs between any two data dirs.
+    pub via_id: Option<String>,
 }
 
 impl Default for ProxyConfig {
@@ -73,9 +80,14 @@ impl Default for ProxyConfig {
             idle_timeout: super::clients::DEFAULT_IDLE_TIMEOUT,
             max_connections: super::clients::DEFAULT_PROXY_MAX_CONNECTIONS,
             auth_failures_per_minute: super::clients::DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            tls: None,
+            via_id: None,
         }
     }
 }
+
+/// Longest `via_id`.
+pub const MAX_VIA_ID: usize = 64;
 
 /// One upstream node (`[[proxy.nodes]]`, or a `POST /admin/api/nodes` body).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -450,6 +462,23 @@ impl ProxyConfig {
             self.auth_failures_per_minute,
         );
         super::client_keys::validate(v, &self.client_keys);
+        if let Some(tls) = &self.tls {
+            tls.validate(&mut v.at("tls"));
+        }
+        if let Some(id) = &self.via_id {
+            // It is a `received-by` pseudonym in `Via` (RFC 9110 §7.6.3): a token.
+            if id.is_empty()
+                || id.len() > MAX_VIA_ID
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                v.error(
+                    "via_id",
+                    format!("{id:?} must be 1..={MAX_VIA_ID} characters of A-Z a-z 0-9 - _ ."),
+                );
+            }
+        }
         let mut names = HashSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
             let mut scope = v.at(&format!("nodes[{i}]"));

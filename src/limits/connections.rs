@@ -19,13 +19,17 @@ pub enum CloseReason {
     IdleTimeout,
     /// The listener already held `max_connections`.
     Limit,
+    /// The TLS handshake failed (no or a rejected client certificate, no common protocol,
+    /// not TLS at all).
+    TlsHandshake,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 3] = [
+    pub const ALL: [CloseReason; 4] = [
         CloseReason::HeaderTimeout,
         CloseReason::IdleTimeout,
         CloseReason::Limit,
+        CloseReason::TlsHandshake,
     ];
 
     pub fn label(self) -> &'static str {
@@ -33,6 +37,7 @@ impl CloseReason {
             CloseReason::HeaderTimeout => "header_timeout",
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::Limit => "limit",
+            CloseReason::TlsHandshake => "tls_handshake",
         }
     }
 }
@@ -43,7 +48,7 @@ pub struct ConnLimit {
     max: usize,
     open_gauge: IntGauge,
     /// `keel_connections_closed_total{listener}` by [`CloseReason::ALL`] order, resolved once.
-    closed: [IntCounter; 3],
+    closed: [IntCounter; 4],
 }
 
 /// One admitted connection; dropping it frees its place.

@@ -4,9 +4,11 @@
 //! keel sets) is put in wire form once per request, in [`ClientHead::of`]; each attempt then
 //! only adds the request line and the node's own headers (`host`, its API key,
 //! `x-request-id`, `content-length`) around those bytes. No header map is built or cloned
-//! per attempt.
+//! per attempt. keel's own `Via` entry ([`super::via`]) ends the common lines, after any
+//! the client sent, as RFC 9110 §7.6.3 asks of a proxy.
 
 use super::request::hop_by_hop;
+use super::via::Via;
 use bytes::{BufMut, BytesMut};
 use http::HeaderName;
 use pingora::http::RequestHeader;
@@ -44,16 +46,18 @@ pub struct ClientHead {
 
 impl ClientHead {
     /// What every node gets of `client`: its headers minus the hop-by-hop ones (see
-    /// [`hop_by_hop`], those its `Connection` names included) and the ones keel sets.
-    pub fn of(client: &RequestHeader) -> ClientHead {
-        let (head, has_connection) = ClientHead::collect(client, None);
-        if !has_connection {
-            return head;
+    /// [`hop_by_hop`], those its `Connection` names included) and the ones keel sets, plus
+    /// keel's `Via` entry.
+    pub fn of(client: &RequestHeader, via: &Via) -> ClientHead {
+        let (mut head, has_connection) = ClientHead::collect(client, None);
+        if has_connection {
+            // Rare: `Connection` may name headers that are hop-by-hop for this client only.
+            // A second pass that knows them, so the usual request pays nothing for the check.
+            let connection = client.headers.get_all(http::header::CONNECTION);
+            head = ClientHead::collect(client, Some(&connection)).0;
         }
-        // Rare: `Connection` may name headers that are hop-by-hop for this client only. A
-        // second pass that knows them, so the usual request pays nothing for the check.
-        let connection = client.headers.get_all(http::header::CONNECTION);
-        ClientHead::collect(client, Some(&connection)).0
+        head.common.put_slice(via.line(client.version));
+        head
     }
 
     /// One pass over the client's headers; also says whether it sent `Connection`.
@@ -169,6 +173,10 @@ mod tests {
         h
     }
 
+    fn via() -> Via {
+        Via::new("keel-t")
+    }
+
     /// The request line and the header lines, in order, without the closing blank line.
     fn lines(wire: &[u8]) -> Vec<String> {
         let text = std::str::from_utf8(wire).unwrap();
@@ -190,13 +198,17 @@ mod tests {
             ("Anthropic-Version", "2023-06-01"),
             ("X-Api-Key", "client-key"),
         ]);
-        let wire =
-            ClientHead::of(&c).for_node(&node("http://10.0.0.1:8000/prefix", None), "rid", 7);
+        let wire = ClientHead::of(&c, &via()).for_node(
+            &node("http://10.0.0.1:8000/prefix", None),
+            "rid",
+            7,
+        );
         assert_eq!(
             lines(&wire),
             [
                 "POST /prefix/v1/messages?beta=1 HTTP/1.1",
                 "anthropic-version: 2023-06-01",
+                "via: 1.1 keel-t",
                 "x-api-key: client-key",
                 "host: 10.0.0.1:8000",
                 "accept-encoding: identity",
@@ -210,7 +222,7 @@ mod tests {
     fn a_node_key_replaces_the_client_key_in_the_clients_style() {
         let by_x_api_key = client(&[("x-api-key", "client-key"), ("authorization", "Bearer c")]);
         let keyed = node("https://api.example.com", Some("node-key"));
-        let wire = lines(&ClientHead::of(&by_x_api_key).for_node(&keyed, "r", 0));
+        let wire = lines(&ClientHead::of(&by_x_api_key, &via()).for_node(&keyed, "r", 0));
         assert!(
             wire.contains(&"x-api-key: node-key".to_string()),
             "{wire:?}"
@@ -220,7 +232,7 @@ mod tests {
             .any(|l| l.contains("client-key") || l.starts_with("authorization")));
 
         let by_bearer = client(&[("Authorization", "Bearer client-key")]);
-        let wire = lines(&ClientHead::of(&by_bearer).for_node(&keyed, "r", 0));
+        let wire = lines(&ClientHead::of(&by_bearer, &via()).for_node(&keyed, "r", 0));
         assert!(
             wire.contains(&"authorization: Bearer node-key".to_string()),
             "{wire:?}"
@@ -233,8 +245,18 @@ mod tests {
     #[test]
     fn an_empty_body_keeps_an_explicit_zero_length() {
         let c = client(&[("content-length", "0")]);
-        let wire = lines(&ClientHead::of(&c).for_node(&node("http://h:1", None), "r", 0));
+        let wire = lines(&ClientHead::of(&c, &via()).for_node(&node("http://h:1", None), "r", 0));
         assert!(wire.contains(&"content-length: 0".to_string()), "{wire:?}");
+    }
+
+    #[test]
+    fn keels_via_entry_follows_the_clients_own() {
+        // RFC 9110 §7.6.3: a proxy appends its entry; earlier ones stay in their order.
+        let c = client(&[("Via", "1.1 edge-lb"), ("X-Kept", "1")]);
+        let wire = lines(&ClientHead::of(&c, &via()).for_node(&node("http://h:1", None), "r", 0));
+        let at = |l: &str| wire.iter().position(|w| w == l).unwrap_or(usize::MAX);
+        assert!(at("via: 1.1 edge-lb") < at("via: 1.1 keel-t"), "{wire:?}");
+        assert!(at("via: 1.1 keel-t") < wire.len(), "{wire:?}");
     }
 
     #[test]
@@ -246,7 +268,7 @@ mod tests {
             ("Keep-Alive", "timeout=5"),
             ("X-Kept", "2"),
         ]);
-        let wire = lines(&ClientHead::of(&c).for_node(&node("http://h:1", None), "r", 0));
+        let wire = lines(&ClientHead::of(&c, &via()).for_node(&node("http://h:1", None), "r", 0));
         assert!(wire.contains(&"x-kept: 2".to_string()), "{wire:?}");
         assert!(
             !wire.iter().any(|l| l.starts_with("x-hop")

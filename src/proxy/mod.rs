@@ -39,6 +39,7 @@ pub mod retry;
 pub mod service;
 pub mod shift;
 pub mod swrr;
+pub mod via;
 
 use crate::config::ProxyConfig;
 use crate::limits::{AuthFailures, ConnLimit, Listener};
@@ -87,6 +88,8 @@ pub enum GatewayError {
         #[source]
         source: request::key_limits::KeyEntryError,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Everything the proxy service, the supervisor and the admin API share.
@@ -117,6 +120,11 @@ pub struct Gateway {
     drain_until: std::sync::OnceLock<Instant>,
     /// `[log] access`: the access line written when a request ends.
     pub access: request::access::AccessLog,
+    /// `[proxy.tls]`: the certificate the listener serves; [`crate::tls::TlsTerminator::reload`]
+    /// replaces it while connections run.
+    pub tls: Option<Arc<crate::tls::TlsTerminator>>,
+    /// This keel's `Via` entry and loop check (`[proxy] via_id`).
+    pub via: via::Via,
 }
 
 impl Gateway {
@@ -249,6 +257,8 @@ fn spawn_proxy_thread(
         admission::Admission::new(
             service::GatewayService::new(gw.clone(), llm.clone()),
             gw.conns.clone(),
+            gw.tls.clone(),
+            gw.config().header_read_timeout,
         ),
     );
     service.add_tcp(&key);
@@ -291,6 +301,11 @@ pub async fn start(
         nodes.push(Arc::new(node));
     }
     pool.replace(nodes);
+    let tls = match &config.tls {
+        Some(c) => Some(Arc::new(crate::tls::TlsTerminator::load("proxy", c)?)),
+        None => None,
+    };
+    let via = via::Via::new(&via::resolve_id(config.via_id.as_deref(), &store).await?);
     let client_keys = config
         .client_keys
         .iter()
@@ -324,6 +339,8 @@ pub async fn start(
         idle: Notify::new(),
         drain_until: std::sync::OnceLock::new(),
         access,
+        tls,
+        via,
     });
     gw.pool.tick(Instant::now());
     {
@@ -367,7 +384,14 @@ pub async fn start(
     // The threads hold their own descriptors; this one is not needed any more.
     drop(listener);
     let supervisor = tokio::spawn(supervise(Arc::downgrade(&gw)));
-    tracing::info!(listen = %bound, threads = count, nodes = gw.pool.nodes().len(), "gateway listening");
+    tracing::info!(
+        listen = %bound,
+        tls = gw.tls.is_some(),
+        via = gw.via.id(),
+        threads = count,
+        nodes = gw.pool.nodes().len(),
+        "gateway listening"
+    );
     Ok(GatewayHandle {
         addr: bound,
         gateway: gw,

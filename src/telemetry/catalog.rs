@@ -65,7 +65,7 @@ pub const EXECUTOR_PROCESS_RESIDENT_MEMORY_BYTES: &str =
 pub const EXECUTOR_ARRAY_BUFFER_BYTES: &str = "keel_executor_array_buffer_bytes";
 
 /// Client connections keel closed, by listener (`proxy`, `control`) and reason
-/// (`header_timeout`, `idle_timeout`, `limit`).
+/// (`header_timeout`, `idle_timeout`, `limit`, `tls_handshake`).
 pub const CONNECTIONS_CLOSED_TOTAL: &str = "keel_connections_closed_total";
 /// Client connections open now, by listener.
 pub const CONNECTIONS_OPEN: &str = "keel_connections_open";

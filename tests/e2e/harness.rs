@@ -31,6 +31,10 @@ pub struct Spec {
     pub env: Vec<(String, String)>,
     /// Leave `control.admin_token` out: keel generates one into `data_dir/admin.token`.
     pub no_admin_token: bool,
+    /// The control listener serves TLS (`[control.tls]` in `control_extra`) with a
+    /// certificate this CA (PEM) signed: [`Keel::url`] is `https://` and readiness is
+    /// checked through a client that trusts it.
+    pub control_ca_pem: Option<Vec<u8>>,
 }
 
 pub struct Keel {
@@ -129,7 +133,7 @@ impl Keel {
 
     /// Waits for `/health/ready`; `Err(log)` when the process exited first.
     async fn ready(&mut self) -> Result<(), String> {
-        let client = reqwest::Client::new();
+        let client = self.control_client();
         let pid = self.child.as_ref().map(|c| c.id());
         let mut bound = false;
         for _ in 0..600 {
@@ -168,7 +172,25 @@ impl Keel {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.control, path)
+        let scheme = match self.spec.control_ca_pem {
+            Some(_) => "https",
+            None => "http",
+        };
+        format!("{scheme}://{}{}", self.control, path)
+    }
+
+    /// A client for the control listener: [`client`], trusting `control_ca_pem` if set.
+    pub fn control_client(&self) -> reqwest::Client {
+        let Some(pem) = &self.spec.control_ca_pem else {
+            return client();
+        };
+        let ca = reqwest::Certificate::from_pem(pem).expect("control CA");
+        reqwest::Client::builder()
+            .no_gzip()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .build()
+            .expect("client")
     }
 
     pub fn proxy_url(&self, path: &str) -> String {

@@ -23,5 +23,7 @@ mod llm_stream;
 mod node_compat;
 mod openapi;
 mod store_integrity;
+mod tls;
 mod upstream;
+mod via;
 mod web_compat;

@@ -57,7 +57,7 @@ pub async fn serve(
     let cfg = gw.config();
     let started = TokioInstant::from_std(ctx.started);
     let deadline = started + cfg.timeouts.total;
-    let client_head = ClientHead::of(session.req_header());
+    let client_head = ClientHead::of(session.req_header(), &gw.via);
     let mut budget = Budget::new(BudgetConfig::of(cfg), started);
     // `(node, why)` in order, for the final answer.
     let mut failures: Vec<(String, AttemptError)> = Vec::new();

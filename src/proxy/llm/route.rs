@@ -135,7 +135,7 @@ impl LlmRoute {
             .and_then(|name| session.req_header().headers.get(name))
             // Non-ASCII bytes survive as U+FFFD and fail validation below.
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let head = ClientHead::of(session.req_header());
+        let head = ClientHead::of(session.req_header(), &gw.via);
         let upstream = GatewayUpstream::new(gw, &head, ctx, self);
         let started = tokio::time::Instant::from_std(ctx.started);
         // Every log line of the driver carries the request id.

@@ -82,7 +82,8 @@ impl RequestCtx {
 }
 
 /// Phase 2, after the request head was read and before any route sees the request: the
-/// client's key (401, or 429 for an address out of failed-key budget), the path (400 for
+/// client's key (401, or 429 for an address out of failed-key budget), a forwarding loop
+/// (508 `loop_detected` when `Via` names this keel, see [`super::via`]), the path (400 for
 /// one that could climb above a node's prefix) and the whole body (413 above
 /// `retry.max_body`; a `100-continue` is answered first).
 ///
@@ -120,6 +121,17 @@ pub async fn admit(
             .await?;
             return Ok(None);
         }
+    }
+    if gw.via.seen_in(&session.req_header().headers) {
+        // See `super::via`: forwarding it again would start a loop between keels.
+        session.set_keepalive(None);
+        let message = format!(
+            "the request already passed through this keel ({}, named in its Via header); \
+             it is not forwarded again",
+            gw.via.id()
+        );
+        respond_json(session, ctx, 508, "loop_detected", &message, None).await?;
+        return Ok(None);
     }
     if let Err(e) = super::path::check(session.req_header().uri.path()) {
         session.set_keepalive(None);

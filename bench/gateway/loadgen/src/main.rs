@@ -13,6 +13,11 @@
 //! - `stream URL CONCURRENCY COUNT`: COUNT streamed chat completions, CONCURRENCY at a time,
 //!   each worker on one keep-alive connection; measures the time to the first content token.
 //!
+//! An `https://` URL makes both client modes speak TLS (ALPN `http/1.1`, certificate not
+//! verified: both proxies get the same client, and its cost is the client's): the closed
+//! loop over one TLS connection per worker, the open loop over a pool of keep-alive TLS
+//! connections that grows as needed (like the plain client's pool).
+//!
 //! Every mode prints one JSON line of results.
 
 use bytes::Bytes;
@@ -204,6 +209,75 @@ fn request(url: &str, host: Option<&str>) -> Request<Full<Bytes>> {
         .expect("request")
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// One keep-alive HTTP/1 connection to `host:port`, over TLS when `tls`.
+async fn connect(host: &str, port: u16, tls: bool) -> Option<Sender> {
+    let stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    if !tls {
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        return Some(send);
+    }
+    let ssl = tls_connector()?.configure().ok()?.into_ssl(host).ok()?;
+    let mut stream = tokio_openssl::SslStream::new(ssl, stream).ok()?;
+    std::pin::Pin::new(&mut stream).connect().await.ok()?;
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    Some(send)
+}
+
+/// The client TLS context, built once: building one reads the system's CA bundle, which
+/// per connection would make the load generator the bottleneck.
+fn tls_connector() -> Option<&'static openssl::ssl::SslConnector> {
+    static CONNECTOR: std::sync::OnceLock<Option<openssl::ssl::SslConnector>> =
+        std::sync::OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| {
+            let mut b =
+                openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).ok()?;
+            b.set_verify(openssl::ssl::SslVerifyMode::NONE);
+            b.set_alpn_protos(b"\x08http/1.1").ok()?;
+            Some(b.build())
+        })
+        .as_ref()
+}
+
+/// Keep-alive TLS connections for the open loop: a request takes an idle one or opens one,
+/// and gives it back when its answer was read whole.
+struct TlsPool {
+    host: String,
+    port: u16,
+    authority: String,
+    idle: Mutex<Vec<Sender>>,
+}
+
+impl TlsPool {
+    async fn send(&self, url: &str) -> Result<(Sender, Response<hyper::body::Incoming>), String> {
+        let idle = self.idle.lock().expect("lock").pop();
+        let mut send = match idle {
+            Some(s) => s,
+            None => connect(&self.host, self.port, true)
+                .await
+                .ok_or("TLS connect failed")?,
+        };
+        let resp = send
+            .send_request(request(url, Some(&self.authority)))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((send, resp))
+    }
+
+    fn give_back(&self, send: Sender) {
+        self.idle.lock().expect("lock").push(send);
+    }
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -224,7 +298,8 @@ fn node_of(body: &[u8]) -> String {
 async fn closed(url: String, concurrency: usize, seconds: u64) {
     let uri: hyper::Uri = url.parse().expect("url");
     let host = uri.host().expect("host").to_string();
-    let port = uri.port_u16().unwrap_or(80);
+    let tls = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let authority = format!("{host}:{port}");
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
@@ -234,19 +309,11 @@ async fn closed(url: String, concurrency: usize, seconds: u64) {
             let mut lat = Vec::new();
             let mut errors = 0u64;
             'outer: while Instant::now() < end {
-                let Ok(stream) = tokio::net::TcpStream::connect((host.as_str(), port)).await else {
+                let Some(mut send) = connect(&host, port, tls).await else {
                     errors += 1;
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
-                let Ok((mut send, conn)) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-                else {
-                    errors += 1;
-                    continue;
-                };
-                tokio::spawn(conn);
                 while Instant::now() < end {
                     let t = Instant::now();
                     match send.send_request(request(&url, Some(&authority))).await {
@@ -418,6 +485,17 @@ async fn open(url: String, rate: u64, seconds: u64, timeline: Option<String>) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build_http();
+    let uri: hyper::Uri = url.parse().expect("url");
+    let pool = (uri.scheme_str() == Some("https")).then(|| {
+        let host = uri.host().expect("host").to_string();
+        let port = uri.port_u16().unwrap_or(443);
+        Arc::new(TlsPool {
+            authority: format!("{host}:{port}"),
+            host,
+            port,
+            idle: Mutex::new(Vec::new()),
+        })
+    });
     let start = Instant::now();
     let total = rate * seconds;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -428,15 +506,24 @@ async fn open(url: String, rate: u64, seconds: u64, timeline: Option<String>) {
     for i in 0..total {
         let scheduled = start + interval * i as u32;
         tokio::time::sleep_until(scheduled.into()).await;
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url, pool) = (client.clone(), url.clone(), pool.clone());
         let (lat, secs, errors) = (lat.clone(), secs.clone(), errors.clone());
         handles.push(tokio::spawn(async move {
             let sec = (scheduled - start).as_secs() as usize;
             let result = tokio::time::timeout(Duration::from_secs(10), async {
-                let resp = client
-                    .request(request(&url, None))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (sender, resp) = match &pool {
+                    Some(p) => {
+                        let (s, r) = p.send(&url).await?;
+                        (Some(s), r)
+                    }
+                    None => (
+                        None,
+                        client
+                            .request(request(&url, None))
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    ),
+                };
                 let status = resp.status();
                 let body = resp
                     .into_body()
@@ -444,6 +531,9 @@ async fn open(url: String, rate: u64, seconds: u64, timeline: Option<String>) {
                     .await
                     .map_err(|e| e.to_string())?
                     .to_bytes();
+                if let (Some(p), Some(s)) = (&pool, sender) {
+                    p.give_back(s);
+                }
                 if status.is_success() {
                     Ok(node_of(&body))
                 } else {
