@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod ledger;
 pub mod limits;
 pub mod proxy;
+pub mod reload;
 pub mod runfile;
 pub mod signals;
 pub mod store;
@@ -79,6 +80,8 @@ pub struct Running {
     gateway: proxy::GatewayHandle,
     background: Vec<JoinHandle<()>>,
     executor: Option<Arc<executor::Executor>>,
+    /// Puts a re-read config in force ([`Running::reload`]).
+    reloader: Arc<reload::Reloader>,
     /// Where [`runfile`] was written.
     data_dir: std::path::PathBuf,
 }
@@ -129,6 +132,12 @@ impl Running {
         drop(self.store);
         runfile::remove(&self.data_dir);
         tracing::info!("store closed; keel stopped");
+    }
+
+    /// Re-reads the config at `path` and applies what can change live, or refuses it
+    /// whole (see [`reload`]); the report says which.
+    pub async fn reload(&self, path: &std::path::Path) -> reload::ReloadReport {
+        self.reloader.reload(path).await
     }
 
     /// Resolves when a stop was requested (used by callers that wait on the listener).
@@ -229,6 +238,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ))
         .merge(api::ledger_router(ledger_api));
     let mut executor_handle = None;
+    let mut executor_tokens = None;
     if config.executor.enabled {
         let ex = start_executor(&config, &telemetry).await?;
         // The dashboard's live figures that the registry does not carry. A weak reference:
@@ -245,6 +255,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map(|t| t.expose().to_string())
             .collect();
         let tokens = Arc::new(executor::tokens::TokenStore::open(store.clone(), &fixed)?);
+        executor_tokens = Some(tokens.clone());
         domains = domains.merge(api::executor::router(
             api::executor::ExecutorApi {
                 executor: ex.clone(),
@@ -256,6 +267,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ));
         executor_handle = Some(ex);
     }
+    let reloader = reload::Reloader::new(
+        &config,
+        telemetry.clone(),
+        gateway.gateway.clone(),
+        alert_engine.clone(),
+        executor_tokens,
+    );
     let control_auth_failures = Arc::new(limits::AuthFailures::new(
         limits::Listener::Control,
         config.control.auth_failures_per_minute,
@@ -328,6 +346,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         server,
         background,
         executor: executor_handle,
+        reloader,
         data_dir: config.data_dir.clone(),
     })
 }

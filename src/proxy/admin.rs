@@ -58,7 +58,8 @@ impl Gateway {
     }
 
     fn node_view(&self, n: &Node, now: Instant) -> Value {
-        let shift_cfg = &self.config().shift;
+        let config = self.config();
+        let shift_cfg = &config.shift;
         let (state, window, consecutive, streak, open_for, percent, shift_phase) = {
             let c = n.control();
             let b = &c.breaker;
@@ -143,7 +144,7 @@ impl Gateway {
             return Err(AdminError::Exists(config.name));
         }
         let now = Instant::now();
-        let node = Node::new(config.clone(), Source::Runtime, self.config(), false, now).map_err(
+        let node = Node::new(config.clone(), Source::Runtime, &self.config(), false, now).map_err(
             |message| {
                 AdminError::Invalid(vec![ConfigError {
                     path: "base_url".into(),

@@ -98,7 +98,7 @@ impl WindowStats {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Breaker {
     config: BreakerConfig,
     state: BreakerState,
@@ -134,6 +134,19 @@ impl Breaker {
 
     pub fn state(&self) -> BreakerState {
         self.state
+    }
+
+    /// Puts a reloaded `[proxy.breaker]` in force and keeps the state: an open breaker
+    /// stays open until its cooldown ends, the ejection streak and the failure count stay.
+    /// A different `window` changes the buckets' length, so the window statistics start
+    /// over (the old buckets measured other spans).
+    pub fn reconfigure(&mut self, config: &BreakerConfig, now: Instant) {
+        if config.window != self.config.window {
+            self.bucket_len = (config.window / BUCKETS as u32).max(Duration::from_millis(1));
+            self.origin = now;
+            self.ring = [Bucket::default(); BUCKETS];
+        }
+        self.config = config.clone();
     }
 
     pub fn consecutive_failures(&self) -> u32 {
