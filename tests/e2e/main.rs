@@ -16,6 +16,7 @@ mod limits;
 mod llm;
 mod node_compat;
 mod openapi;
+mod reload;
 mod store_integrity;
 mod upstream;
 mod web_compat;
