@@ -206,7 +206,10 @@ fn reload_running(explicit: Option<&Path>) -> ExitCode {
     let generation = report.generation;
     match report.result {
         keel::reload::Outcome::Ok => {
-            println!("keel (pid {pid}) reloaded {} (generation {generation})", report.config.display());
+            println!(
+                "keel (pid {pid}) reloaded {} (generation {generation})",
+                report.config.display()
+            );
             for change in &report.applied {
                 println!("applied: {change}");
             }

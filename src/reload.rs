@@ -46,7 +46,11 @@ const LIVE: &[&str] = &[
 ];
 
 /// Alert settings that shape the running evaluation task: only read at start.
-const ALERTS_AT_START: &[&str] = &["alerts.enabled", "alerts.interval", "alerts.lock_held_window"];
+const ALERTS_AT_START: &[&str] = &[
+    "alerts.enabled",
+    "alerts.interval",
+    "alerts.lock_held_window",
+];
 
 /// How one reload ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,10 +112,7 @@ impl Event for Reloaded<'_> {
         let restart = if r.needs_restart.is_empty() {
             String::new()
         } else {
-            format!(
-                "; needs a restart to apply: {}",
-                r.needs_restart.join(", ")
-            )
+            format!("; needs a restart to apply: {}", r.needs_restart.join(", "))
         };
         format!(
             "configuration reloaded (generation {}): {applied}{restart}",
@@ -296,8 +297,7 @@ impl Reloader {
         self.reloads
             .with_label_values(&[report.result.label()])
             .inc();
-        self.last_ok
-            .set(i64::from(report.result == Outcome::Ok));
+        self.last_ok.set(i64::from(report.result == Outcome::Ok));
         match report.result {
             Outcome::Ok => {
                 self.telemetry.events.emit(&Reloaded(report));
@@ -491,7 +491,10 @@ mod tests {
         let old = Config::default();
         let mut new = Config::default();
         new.proxy.retry.max_attempts = 5;
-        new.proxy.listen = "127.0.0.1:9".parse().map(crate::config::SocketAddrString).unwrap();
+        new.proxy.listen = "127.0.0.1:9"
+            .parse()
+            .map(crate::config::SocketAddrString)
+            .unwrap();
         new.log.level = "debug".into();
         new.alerts.error_rate = 0.9;
         new.alerts.interval = Duration::from_secs(99);

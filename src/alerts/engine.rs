@@ -91,8 +91,7 @@ impl AlertEngine {
     /// One evaluation over the dashboard feed's history.
     pub fn evaluate(&self) {
         let config = self.config.load_full();
-        let (Some(latest), Some(window)) =
-            (self.feed.latest(), self.feed.over(config.rate_window))
+        let (Some(latest), Some(window)) = (self.feed.latest(), self.feed.over(config.rate_window))
         else {
             return;
         };

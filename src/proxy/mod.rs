@@ -155,9 +155,13 @@ impl Gateway {
             return None;
         }
         self.queue
-            .wait(&config.queue, &self.pool.metrics, &self.pool.available, deadline, || {
-                self.pool.pick(|_| false, Instant::now())
-            })
+            .wait(
+                &config.queue,
+                &self.pool.metrics,
+                &self.pool.available,
+                deadline,
+                || self.pool.pick(|_| false, Instant::now()),
+            )
             .await
             .ok()
     }

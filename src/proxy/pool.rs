@@ -263,10 +263,7 @@ impl Pool {
                 events.emit(&BreakerClosed {
                     node: node.name.clone(),
                 });
-                let shift = node
-                    .control()
-                    .shift
-                    .begin(&config.shift, Instant::now());
+                let shift = node.control().shift.begin(&config.shift, Instant::now());
                 if let Some(s) = shift {
                     self.on_shift(node, s);
                 }

@@ -175,7 +175,10 @@ fn fixed_changes(
     differs("health_path", old.health_path != new.health_path);
     differs("model_mapping", old.model_mapping != new.model_mapping);
     differs("fallback_for", old.fallback_for != new.fallback_for);
-    differs("supports_prefill", old.supports_prefill != new.supports_prefill);
+    differs(
+        "supports_prefill",
+        old.supports_prefill != new.supports_prefill,
+    );
     differs("source", old_source != new_source);
     changed
 }

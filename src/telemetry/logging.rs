@@ -41,11 +41,7 @@ pub fn init(config: &LogConfig) {
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(
-                fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(std::io::stderr),
-            )
+            .with(fmt::layer().with_ansi(false).with_writer(std::io::stderr))
             .try_init(),
     };
     if installed.is_ok() {

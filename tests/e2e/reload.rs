@@ -103,7 +103,10 @@ async fn a_node_change_applies_while_a_stream_on_the_old_node_completes() {
                 .send()
                 .await
                 .expect("stream request");
-            (r.status().as_u16(), r.text().await.expect("the whole stream"))
+            (
+                r.status().as_u16(),
+                r.text().await.expect("the whole stream"),
+            )
         })
     };
     for _ in 0..100 {
@@ -132,7 +135,11 @@ async fn a_node_change_applies_while_a_stream_on_the_old_node_completes() {
     for _ in 0..3 {
         assert_eq!(post(&k, None, &message("m", false)).await.status(), 200);
     }
-    assert_eq!(old.attempt_count(), 1, "nothing new goes to the removed node");
+    assert_eq!(
+        old.attempt_count(),
+        1,
+        "nothing new goes to the removed node"
+    );
     assert!(new.attempt_count() >= 4);
     let names: Vec<String> = nodes(&k)
         .await
@@ -168,8 +175,15 @@ async fn an_invalid_file_changes_nothing_and_keel_reload_exits_78() {
         metric(&metrics, "keel_config_reloads_total{result=\"invalid\"}"),
         Some(1.0)
     );
-    assert_eq!(metric(&metrics, "keel_config_last_reload_successful"), Some(0.0));
-    assert!(k.log().contains("configuration reload refused"), "{}", k.log());
+    assert_eq!(
+        metric(&metrics, "keel_config_last_reload_successful"),
+        Some(0.0)
+    );
+    assert!(
+        k.log().contains("configuration reload refused"),
+        "{}",
+        k.log()
+    );
 
     // The file fixed again: the next reload is accepted and changes nothing.
     std::fs::write(&k.config_path, good).unwrap();
@@ -216,10 +230,7 @@ async fn a_breaker_stays_open_across_a_reload_and_admin_nodes_stay() {
         proxy_extra: "[proxy.breaker]\nconsecutive_failures = 2\ncooldown = \"60s\"\n\
                       max_cooldown = \"60s\"\n[proxy.retry]\nmax_attempts = 1\n"
             .into(),
-        extra: format!(
-            "{NO_EXECUTOR}{}",
-            node("down", "http://127.0.0.1:1")
-        ),
+        extra: format!("{NO_EXECUTOR}{}", node("down", "http://127.0.0.1:1")),
         ..Spec::default()
     })
     .await;
@@ -248,9 +259,19 @@ async fn a_breaker_stays_open_across_a_reload_and_admin_nodes_stay() {
     assert_eq!(r.result, Outcome::Ok, "{r:?}");
     assert_eq!(r.applied, ["proxy.retry.max_attempts"]);
     let after = nodes(&k).await;
-    assert_eq!(breaker(&after, "down").as_deref(), Some("open"), "{after:#?}");
-    let extra = after.iter().find(|v| v["name"] == "extra").expect("admin node kept");
-    assert_eq!((extra["source"].as_str(), extra["weight"].as_u64()), (Some("runtime"), Some(7)));
+    assert_eq!(
+        breaker(&after, "down").as_deref(),
+        Some("open"),
+        "{after:#?}"
+    );
+    let extra = after
+        .iter()
+        .find(|v| v["name"] == "extra")
+        .expect("admin node kept");
+    assert_eq!(
+        (extra["source"].as_str(), extra["weight"].as_u64()),
+        (Some("runtime"), Some(7))
+    );
 
     // The file names the admin node now: the file's version wins.
     edit(
@@ -261,8 +282,14 @@ async fn a_breaker_stays_open_across_a_reload_and_admin_nodes_stay() {
     let r = sighup(&k).await;
     assert_eq!(r.result, Outcome::Ok, "{r:?}");
     let after = nodes(&k).await;
-    let extra = after.iter().find(|v| v["name"] == "extra").expect("named node");
-    assert_eq!((extra["source"].as_str(), extra["weight"].as_u64()), (Some("config"), Some(3)));
+    let extra = after
+        .iter()
+        .find(|v| v["name"] == "extra")
+        .expect("named node");
+    assert_eq!(
+        (extra["source"].as_str(), extra["weight"].as_u64()),
+        (Some("config"), Some(3))
+    );
     assert_eq!(breaker(&after, "down").as_deref(), Some("open"));
 }
 
@@ -291,7 +318,11 @@ async fn the_log_level_changes_live_and_a_new_listen_address_needs_a_restart() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(debug_lines(&k) > 0, "debug lines after the reload:\n{}", k.log());
+    assert!(
+        debug_lines(&k) > 0,
+        "debug lines after the reload:\n{}",
+        k.log()
+    );
     assert!(
         k.log().contains("need a restart") && k.log().contains("control.listen"),
         "{}",

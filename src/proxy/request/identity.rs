@@ -102,7 +102,6 @@ impl Gateway {
         }
         ClientKey::Refused
     }
-
 }
 
 /// The configured key `presented` is. Every key is compared, each in constant time, so

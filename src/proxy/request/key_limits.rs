@@ -239,7 +239,12 @@ impl ClientKeyEntry {
                     .iter()
                     .filter(|p| p.name == entry.name)
                     .find_map(|p| p.limits.as_ref())
-                    .filter(|old| entry.limits.as_ref().is_some_and(|new| old.same_settings(new)));
+                    .filter(|old| {
+                        entry
+                            .limits
+                            .as_ref()
+                            .is_some_and(|new| old.same_settings(new))
+                    });
                 if let Some(old) = kept {
                     entry.limits = Some(old.clone());
                 }
