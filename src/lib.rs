@@ -238,7 +238,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ))
         .merge(api::ledger_router(ledger_api));
     let mut executor_handle = None;
-    let mut executor_tokens = None;
+    let mut executor_api_state = None;
     if config.executor.enabled {
         let ex = start_executor(&config, &telemetry).await?;
         // The dashboard's live figures that the registry does not carry. A weak reference:
@@ -255,12 +255,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map(|t| t.expose().to_string())
             .collect();
         let tokens = Arc::new(executor::tokens::TokenStore::open(store.clone(), &fixed)?);
-        executor_tokens = Some(tokens.clone());
+        let rate_limits = api::ratelimit::RateLimits::start(&config.executor.rate_limit);
+        executor_api_state = Some((tokens.clone(), rate_limits.clone()));
         domains = domains.merge(api::executor::router(
             api::executor::ExecutorApi {
                 executor: ex.clone(),
                 tokens,
-                limits: api::ratelimit::RateLimits::start(&config.executor.rate_limit),
+                limits: rate_limits,
                 started,
             },
             admin.clone(),
@@ -272,7 +273,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         telemetry.clone(),
         gateway.gateway.clone(),
         alert_engine.clone(),
-        executor_tokens,
+        executor_api_state,
     );
     let control_auth_failures = Arc::new(limits::AuthFailures::new(
         limits::Listener::Control,

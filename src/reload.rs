@@ -42,6 +42,7 @@ const LIVE: &[&str] = &[
     "log.access",
     "log.access_sample",
     "executor.access_tokens",
+    "executor.rate_limit",
     "alerts",
 ];
 
@@ -152,12 +153,19 @@ impl Event for ReloadFailed<'_> {
     }
 }
 
+/// The executor API's parent-side state a reload reaches: access tokens, rate limits.
+pub type ExecutorApiState = (
+    Arc<crate::executor::tokens::TokenStore>,
+    Arc<crate::api::ratelimit::RateLimits>,
+);
+
 /// The running pieces a reload reaches, and the configs it compares against.
 pub struct Reloader {
     telemetry: Telemetry,
     gateway: Arc<crate::proxy::Gateway>,
     alerts: Arc<crate::alerts::AlertEngine>,
-    tokens: Option<Arc<crate::executor::tokens::TokenStore>>,
+    /// The executor API's access tokens and rate limits (when the executor runs).
+    executor: Option<ExecutorApiState>,
     /// The config keel started with: what needs a restart is measured against it.
     started: Config,
     /// The config in force (its live parts); reloads are serialized by this lock.
@@ -173,7 +181,7 @@ impl Reloader {
         telemetry: Telemetry,
         gateway: Arc<crate::proxy::Gateway>,
         alerts: Arc<crate::alerts::AlertEngine>,
-        tokens: Option<Arc<crate::executor::tokens::TokenStore>>,
+        executor: Option<ExecutorApiState>,
     ) -> Arc<Self> {
         let reloads = IntCounterVec::new(
             Opts::new(
@@ -198,7 +206,7 @@ impl Reloader {
             telemetry: telemetry.clone(),
             gateway,
             alerts,
-            tokens,
+            executor,
             started: config.clone(),
             current: tokio::sync::Mutex::new(config.clone()),
             last: std::sync::Mutex::new(None),
@@ -270,7 +278,10 @@ impl Reloader {
             tracing::warn!(error = %e, "log level not changed");
         }
         self.alerts.reconfigure(&new.alerts);
-        if let Some(tokens) = &self.tokens {
+        if let Some((tokens, limits)) = &self.executor {
+            if current.executor.rate_limit != new.executor.rate_limit {
+                limits.reconfigure(&new.executor.rate_limit);
+            }
             let fixed: Vec<String> = new
                 .executor
                 .access_tokens

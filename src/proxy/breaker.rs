@@ -373,6 +373,33 @@ mod tests {
     }
 
     #[test]
+    fn reconfigure_keeps_the_state_and_applies_the_new_thresholds() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(&config(), t0);
+        for _ in 0..3 {
+            b.record(t0, false, false, true);
+        }
+        let until = b.open_until();
+        b.reconfigure(
+            &BreakerConfig {
+                half_open_probes: 1,
+                window: Duration::from_secs(20),
+                ..config()
+            },
+            t0,
+        );
+        assert_eq!(
+            (b.state(), b.open_until(), b.streak()),
+            (BreakerState::Open, until, 1)
+        );
+        assert_eq!(b.window(t0).requests, 0, "a new window length starts over");
+        // One probe now closes it (half_open_probes = 1).
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(b.allow(t1).0, Admission::Probe);
+        assert_eq!(b.record(t1, true, true, true), Some(Transition::Closed));
+    }
+
+    #[test]
     fn three_failures_open_then_cooldown_half_open_then_three_successes_close() {
         let t0 = Instant::now();
         let mut b = Breaker::new(&config(), t0);
