@@ -436,6 +436,8 @@ pub enum RequestError {
     NotRunning(PathBuf),
     #[error("keel (pid {pid}) is not running any more; {file} is left from it", file = crate::runfile::FILE)]
     Gone { pid: u32 },
+    #[error("pid {pid} of {file} is not a `keel run` process (a file left by a keel that was killed, its pid reused); not signalling it", file = crate::runfile::FILE)]
+    NotKeel { pid: u32 },
     #[error("cannot signal keel (pid {pid}): {source}")]
     Signal {
         pid: u32,
@@ -456,6 +458,12 @@ pub async fn request(data_dir: &Path, wait: Duration) -> Result<ReloadReport, Re
         .filter(|r| r.pid == pid)
         .map_or(0, |r| r.generation);
     let pid_t = libc::pid_t::try_from(pid).map_err(|_| RequestError::Gone { pid })?;
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Err(_) => return Err(RequestError::Gone { pid }),
+        // SIGHUP ends most other processes: only a `keel … run` gets it.
+        Ok(cmdline) if !is_keel_run(&cmdline) => return Err(RequestError::NotKeel { pid }),
+        Ok(_) => {}
+    }
     // SAFETY: kill(2) takes plain integers and has no memory effects in this process.
     if unsafe { libc::kill(pid_t, libc::SIGHUP) } != 0 {
         let source = std::io::Error::last_os_error();
@@ -473,6 +481,14 @@ pub async fn request(data_dir: &Path, wait: Duration) -> Result<ReloadReport, Re
         }
     }
     Err(RequestError::NoAnswer { pid, waited: wait })
+}
+
+/// Whether a `/proc/<pid>/cmdline` (NUL-separated arguments) is `keel … run …`.
+fn is_keel_run(cmdline: &[u8]) -> bool {
+    let mut args = cmdline.split(|b| *b == 0);
+    let program = args.next().unwrap_or_default();
+    let name = program.rsplit(|b| *b == b'/').next().unwrap_or_default();
+    name.starts_with(b"keel") && args.any(|a| a == b"run")
 }
 
 /// The data dir a config file names, read leniently (just `data_dir`, with its
@@ -526,6 +542,15 @@ mod tests {
                 "proxy.listen"
             ]
         );
+    }
+
+    #[test]
+    fn only_a_keel_run_process_is_signalled() {
+        assert!(is_keel_run(b"/usr/local/bin/keel\0run\0"));
+        assert!(is_keel_run(b"keel\0run\0--config\0/etc/keel/keel.toml\0"));
+        assert!(!is_keel_run(b"/usr/local/bin/keel\0executor-child\0"));
+        assert!(!is_keel_run(b"/usr/bin/bash\0run\0"));
+        assert!(!is_keel_run(b""));
     }
 
     #[test]

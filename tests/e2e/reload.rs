@@ -332,3 +332,31 @@ async fn the_log_level_changes_live_and_a_new_listen_address_needs_a_restart() {
     let r = client().get(k.url("/health/ready")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn keel_reload_without_a_running_keel_says_so_and_signals_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = dir.path().join("keel.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", data.display().to_string()),
+    )
+    .unwrap();
+    let path = config.display().to_string();
+    let (code, _, err) = run_cli(&["reload", "--config", &path], &[], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no running keel found"), "{err}");
+
+    // A run file naming a process that is not `keel run` (this test binary) is not signalled.
+    let me = keel::runfile::RunInfo {
+        pid: std::process::id(),
+        control: "127.0.0.1:1".parse().unwrap(),
+        proxy: "127.0.0.1:2".parse().unwrap(),
+    };
+    keel::runfile::write(&data, &me).unwrap();
+    let (code, _, err) = run_cli(&["reload", "--config", &path], &[], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is not a `keel run` process"), "{err}");
+}
