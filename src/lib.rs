@@ -11,6 +11,7 @@ pub(crate) mod gpu;
 pub(crate) mod ledger;
 pub(crate) mod limits;
 pub mod proxy;
+pub mod reload;
 pub mod runfile;
 pub mod signals;
 pub(crate) mod store;
@@ -82,6 +83,8 @@ pub struct Running {
     gateway: proxy::GatewayHandle,
     background: Vec<JoinHandle<()>>,
     executor: Option<Arc<executor::Executor>>,
+    /// Puts a re-read config in force ([`Running::reload`]).
+    reloader: Arc<reload::Reloader>,
     /// Where [`runfile`] was written.
     data_dir: std::path::PathBuf,
     /// The certificates both listeners serve: `tls.reload(&config)` replaces them without
@@ -135,6 +138,12 @@ impl Running {
         drop(self.store);
         runfile::remove(&self.data_dir);
         tracing::info!("store closed; keel stopped");
+    }
+
+    /// Re-reads the config at `path` and applies what can change live, or refuses it
+    /// whole (see [`reload`]); the report says which.
+    pub async fn reload(&self, path: &std::path::Path) -> reload::ReloadReport {
+        self.reloader.reload(path).await
     }
 
     /// Resolves when a stop was requested (used by callers that wait on the listener).
@@ -235,6 +244,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ))
         .merge(api::ledger_router(ledger_api));
     let mut executor_handle = None;
+    let mut executor_api_state = None;
     if config.executor.enabled {
         let ex = start_executor(&config, &telemetry).await?;
         // The dashboard's live figures that the registry does not carry. A weak reference:
@@ -251,17 +261,35 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map(|t| t.expose().to_string())
             .collect();
         let tokens = Arc::new(executor::tokens::TokenStore::open(store.clone(), &fixed)?);
+        let rate_limits = api::ratelimit::RateLimits::start(&config.executor.rate_limit);
+        executor_api_state = Some((tokens.clone(), rate_limits.clone()));
         domains = domains.merge(api::executor::router(
             api::executor::ExecutorApi {
                 executor: ex.clone(),
                 tokens,
-                limits: api::ratelimit::RateLimits::start(&config.executor.rate_limit),
+                limits: rate_limits,
                 started,
             },
             admin.clone(),
         ));
         executor_handle = Some(ex);
     }
+    let control_tls = match &config.control.tls {
+        Some(c) => Some(Arc::new(tls::TlsTerminator::load("control", c)?)),
+        None => None,
+    };
+    let tls = tls::ListenerTls {
+        proxy: gateway.gateway.tls.clone(),
+        control: control_tls.clone(),
+    };
+    let reloader = reload::Reloader::new(
+        &config,
+        telemetry.clone(),
+        gateway.gateway.clone(),
+        alert_engine.clone(),
+        executor_api_state,
+        tls.clone(),
+    );
     let control_auth_failures = Arc::new(limits::AuthFailures::new(
         limits::Listener::Control,
         config.control.auth_failures_per_minute,
@@ -274,10 +302,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         domains,
     );
 
-    let control_tls = match &config.control.tls {
-        Some(c) => Some(Arc::new(tls::TlsTerminator::load("control", c)?)),
-        None => None,
-    };
     let addr = config.control.listen.addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -326,10 +350,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         startup_ms = started.elapsed().as_millis() as u64,
         "keel ready"
     );
-    let tls = tls::ListenerTls {
-        proxy: gateway.gateway.tls.clone(),
-        control: control_tls,
-    };
     Ok(Running {
         tls,
         control_addr,
@@ -344,6 +364,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         server,
         background,
         executor: executor_handle,
+        reloader,
         data_dir: config.data_dir.clone(),
     })
 }

@@ -1,4 +1,4 @@
-//! The `keel` command line: `run`, `validate`, `print-config`, `--version`.
+//! The `keel` command line: `run`, `validate`, `print-config`, `reload`, `--version`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -31,6 +31,10 @@ enum Command {
     Validate(ConfigArg),
     /// Print the effective configuration (file + environment) with secrets hidden.
     PrintConfig(ConfigArg),
+    /// Make the running keel re-read its configuration (SIGHUP to the process named in
+    /// the data dir's keel.run.json), wait for the result and print it; exit 78 if the
+    /// running keel refused the file (it then keeps its configuration).
+    Reload(ConfigArg),
     /// The executor process (started by `keel run`, never by hand): runs user code in a
     /// sandbox, talking to its parent over fd 3.
     #[command(name = "executor-child", hide = true)]
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Run(a) => (a, "run"),
         Command::Validate(a) => (a, "validate"),
         Command::PrintConfig(a) => (a, "print-config"),
+        Command::Reload(a) => return reload_running(a.config.as_deref()),
         Command::ExecutorChild => return keel::executor::child::main(),
         Command::ExecutorSandboxProbe { deny_read } => {
             for line in keel::executor::sandbox::probe(deny_read) {
@@ -148,7 +153,9 @@ fn run(config: keel::config::Config, path: &Path) -> anyhow::Result<()> {
         loop {
             match signals.next().await {
                 Request::Shutdown => break,
-                Request::Reload => reload(path),
+                Request::Reload => {
+                    running.reload(path).await;
+                }
             }
         }
         keel::systemd::notify_stopping();
@@ -161,12 +168,68 @@ fn run(config: keel::config::Config, path: &Path) -> anyhow::Result<()> {
     })
 }
 
-/// SIGHUP (`systemctl reload`). Live reload is not implemented yet: the service keeps
-/// running with the configuration it started with.
-fn reload(path: &Path) {
-    tracing::warn!(
-        config = %path.display(),
-        "SIGHUP: live reload is not implemented yet; the configuration is unchanged \
-         (restart keel to apply changes)"
-    );
+/// How long `keel reload` waits for the running keel's report.
+const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `keel reload`: signals the keel that runs on this config's data dir and prints its
+/// report. The running keel loads and validates the file itself (so an invalid file is
+/// reported by the process that refused it); here only `data_dir` is read from it.
+fn reload_running(explicit: Option<&Path>) -> ExitCode {
+    let path = match keel::config::resolve_path(explicit) {
+        Ok(p) => p,
+        Err(keel::config::LoadError(errors)) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let data_dir = keel::reload::data_dir_of(&path);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keel: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = match runtime.block_on(keel::reload::request(&data_dir, RELOAD_WAIT)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keel: {}", describe(&e.into()));
+            return ExitCode::FAILURE;
+        }
+    };
+    let pid = report.pid;
+    let generation = report.generation;
+    match report.result {
+        keel::reload::Outcome::Ok => {
+            println!(
+                "keel (pid {pid}) reloaded {} (generation {generation})",
+                report.config.display()
+            );
+            for change in &report.applied {
+                println!("applied: {change}");
+            }
+            if report.applied.is_empty() {
+                println!("applied: nothing changed");
+            }
+            for key in &report.needs_restart {
+                println!("needs a restart: {key}");
+            }
+            ExitCode::SUCCESS
+        }
+        keel::reload::Outcome::Invalid => {
+            eprintln!(
+                "keel (pid {pid}) refused {} (generation {generation}); it keeps its configuration:",
+                report.config.display()
+            );
+            for e in &report.errors {
+                eprintln!("{e}");
+            }
+            ExitCode::from(EX_CONFIG)
+        }
+    }
 }

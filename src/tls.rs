@@ -167,12 +167,7 @@ impl ListenerTls {
     /// acceptors are built before either is swapped in, so an error in one leaves both as
     /// they were. Turning TLS on or off for a listener is refused (it needs a restart).
     pub fn reload(&self, config: &crate::config::Config) -> Result<(), TlsError> {
-        let plan = [
-            ("proxy", &self.proxy, &config.proxy.tls),
-            ("control", &self.control, &config.control.tls),
-        ];
-        // The shape first: a listener's kind (TLS or not) is fixed until a restart.
-        for (listener, running, wanted) in &plan {
+        for (listener, running, wanted) in self.plan(config) {
             if running.is_some() != wanted.is_some() {
                 return Err(TlsError::NeedsRestart {
                     listener,
@@ -180,21 +175,60 @@ impl ListenerTls {
                 });
             }
         }
+        self.prepare(config).map(PreparedTls::commit)
+    }
+
+    /// Reads and checks the files `config` names for every listener that serves TLS now
+    /// and still should, without swapping anything in yet: a configuration reload prepares
+    /// the certificates first and commits them only once every other part was accepted. A
+    /// listener whose TLS is turned on or off is left as it is (the reload names that key
+    /// as needing a restart).
+    pub fn prepare(&self, config: &crate::config::Config) -> Result<PreparedTls, TlsError> {
         let mut fresh = Vec::new();
-        for (listener, running, wanted) in plan {
+        for (listener, running, wanted) in self.plan(config) {
             if let (Some(t), Some(c)) = (running, wanted) {
-                fresh.push((t, build(listener, c)?, c));
+                fresh.push((t.clone(), build(listener, c)?, c.cert.clone()));
             }
         }
-        for (terminator, acceptor, c) in fresh {
+        Ok(PreparedTls(fresh))
+    }
+
+    /// Each listener's name, its running terminator and the TLS section `config` wants.
+    fn plan<'a>(&'a self, config: &'a crate::config::Config) -> [ListenerPlan<'a>; 2] {
+        [
+            ("proxy", &self.proxy, &config.proxy.tls),
+            ("control", &self.control, &config.control.tls),
+        ]
+    }
+}
+
+/// A listener's name, its running terminator (if it serves TLS) and what a config wants.
+type ListenerPlan<'a> = (
+    &'static str,
+    &'a Option<std::sync::Arc<TlsTerminator>>,
+    &'a Option<TlsConfig>,
+);
+
+/// Acceptors built from checked files, not yet serving (see [`ListenerTls::prepare`]).
+pub struct PreparedTls(
+    Vec<(
+        std::sync::Arc<TlsTerminator>,
+        SslAcceptor,
+        std::path::PathBuf,
+    )>,
+);
+
+impl PreparedTls {
+    /// Swaps the new certificates in: new handshakes get them, open connections keep theirs.
+    pub fn commit(self) {
+        for (terminator, acceptor, cert) in self.0 {
             terminator.acceptor.store(std::sync::Arc::new(acceptor));
             tracing::info!(
                 listener = terminator.listener,
-                cert = %c.cert.display(),
+                cert = %cert.display(),
                 "TLS certificate loaded"
             );
         }
-        Ok(())
     }
 }
 

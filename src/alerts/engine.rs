@@ -40,7 +40,8 @@ struct State {
 }
 
 pub struct AlertEngine {
-    config: AlertsConfig,
+    /// Swapped by a reload ([`AlertEngine::apply`]); read once per evaluation.
+    config: arc_swap::ArcSwap<AlertsConfig>,
     telemetry: Telemetry,
     feed: Arc<DashboardFeed>,
     state: Mutex<State>,
@@ -68,7 +69,7 @@ impl AlertEngine {
                 firing: BTreeMap::new(),
                 held: HeldTracker::new(config.lock_held_window),
             }),
-            config,
+            config: arc_swap::ArcSwap::from_pointee(config),
             telemetry,
             feed,
             gauge,
@@ -79,7 +80,7 @@ impl AlertEngine {
     pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(this.config.interval);
+            let mut tick = tokio::time::interval(this.config.load().interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 tick.tick().await;
@@ -90,8 +91,8 @@ impl AlertEngine {
 
     /// One evaluation over the dashboard feed's history.
     pub fn evaluate(&self) {
-        let (Some(latest), Some(window)) =
-            (self.feed.latest(), self.feed.over(self.config.rate_window))
+        let config = self.config.load_full();
+        let (Some(latest), Some(window)) = (self.feed.latest(), self.feed.over(config.rate_window))
         else {
             return;
         };
@@ -100,7 +101,7 @@ impl AlertEngine {
         state.held.record(now, &latest.locks);
         let shares = state.held.shares(now);
         let findings = rules::evaluate(
-            &self.config,
+            &config,
             &Inputs {
                 latest: &latest,
                 window: &window,
@@ -153,12 +154,19 @@ impl AlertEngine {
         }
     }
 
-    pub fn config(&self) -> &AlertsConfig {
-        &self.config
+    pub fn config(&self) -> Arc<AlertsConfig> {
+        self.config.load_full()
+    }
+
+    /// Puts reloaded thresholds, windows and `disabled` rules in force from the next
+    /// evaluation. `enabled`, `interval` and `lock_held_window` shape the running task
+    /// and tracker: the reload names them as needing a restart.
+    pub fn reconfigure(&self, config: &AlertsConfig) {
+        self.config.store(Arc::new(config.clone()));
     }
 
     pub fn threshold(&self, alert: &str) -> Option<f64> {
-        rules::threshold(&self.config, alert)
+        rules::threshold(&self.config.load(), alert)
     }
 
     /// The firing instances, critical first, then oldest first.

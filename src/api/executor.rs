@@ -428,7 +428,7 @@ async fn codeblock(
 ) -> Response {
     let started = Instant::now();
     let rid = request_id(&headers);
-    let limited = s.executor.config().rate_limit.enabled;
+    let limited = s.limits.enabled();
     let ip = peer.ip();
     let token = headers
         .get("accesstoken")

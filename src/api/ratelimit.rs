@@ -7,21 +7,46 @@
 //! the request path; memory is bounded by the keys active within one refill of a burst.
 
 use crate::config::RateLimitConfig;
+use arc_swap::ArcSwap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// How often idle keys are dropped.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
-/// The three limiters of the executor API.
+/// The executor API's limits: whether they apply, and the three limiters. A reload with a
+/// changed `[executor.rate_limit]` swaps them ([`RateLimits::reconfigure`]).
 pub struct RateLimits {
+    enabled: AtomicBool,
+    limiters: ArcSwap<Limiters>,
+}
+
+/// The three limiters of the executor API.
+struct Limiters {
     ip_unauthenticated: DefaultKeyedRateLimiter<IpAddr>,
     ip_authenticated: DefaultKeyedRateLimiter<IpAddr>,
     token: DefaultKeyedRateLimiter<String>,
+}
+
+impl Limiters {
+    fn new(cfg: &RateLimitConfig) -> Self {
+        Limiters {
+            ip_unauthenticated: RateLimiter::keyed(quota(
+                cfg.ip_unauthenticated_qps,
+                cfg.ip_unauthenticated_burst,
+            )),
+            ip_authenticated: RateLimiter::keyed(quota(
+                cfg.ip_authenticated_qps,
+                cfg.ip_authenticated_burst,
+            )),
+            token: RateLimiter::keyed(quota(cfg.token_per_minute / 60.0, cfg.token_burst)),
+        }
+    }
 }
 
 /// `per_second` sustained with bursts of `burst`. Both are validated positive by the config;
@@ -40,16 +65,21 @@ fn quota(per_second: f64, burst: u32) -> Quota {
 impl RateLimits {
     pub fn new(cfg: &RateLimitConfig) -> Self {
         RateLimits {
-            ip_unauthenticated: RateLimiter::keyed(quota(
-                cfg.ip_unauthenticated_qps,
-                cfg.ip_unauthenticated_burst,
-            )),
-            ip_authenticated: RateLimiter::keyed(quota(
-                cfg.ip_authenticated_qps,
-                cfg.ip_authenticated_burst,
-            )),
-            token: RateLimiter::keyed(quota(cfg.token_per_minute / 60.0, cfg.token_burst)),
+            enabled: AtomicBool::new(cfg.enabled),
+            limiters: ArcSwap::from_pointee(Limiters::new(cfg)),
         }
+    }
+
+    /// Whether the limits apply (`[executor.rate_limit] enabled`).
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Puts a reloaded `[executor.rate_limit]` in force. New quotas need new limiters, so
+    /// every key starts with a full burst again.
+    pub fn reconfigure(&self, cfg: &RateLimitConfig) {
+        self.limiters.store(Arc::new(Limiters::new(cfg)));
+        self.enabled.store(cfg.enabled, Ordering::Relaxed);
     }
 
     /// The limits plus their sweeper task (needs a Tokio runtime); the task ends once the
@@ -74,21 +104,26 @@ impl RateLimits {
 
     /// A request without a valid access token, from `ip`.
     pub fn allow_unauthenticated(&self, ip: IpAddr) -> bool {
-        self.ip_unauthenticated.check_key(&ip).is_ok()
+        self.limiters
+            .load()
+            .ip_unauthenticated
+            .check_key(&ip)
+            .is_ok()
     }
 
     /// A request with the access token whose key is `token`, from `ip`: both limits must
     /// allow it (the token's is not charged when the address's refuses).
     pub fn allow_authenticated(&self, ip: IpAddr, token: &str) -> bool {
-        self.ip_authenticated.check_key(&ip).is_ok()
-            && self.token.check_key(&token.to_string()).is_ok()
+        let l = self.limiters.load();
+        l.ip_authenticated.check_key(&ip).is_ok() && l.token.check_key(&token.to_string()).is_ok()
     }
 
     /// Drops every key whose bucket is full again (it carries no state worth keeping).
     pub fn sweep(&self) {
-        sweep(&self.ip_unauthenticated);
-        sweep(&self.ip_authenticated);
-        sweep(&self.token);
+        let l = self.limiters.load();
+        sweep(&l.ip_unauthenticated);
+        sweep(&l.ip_authenticated);
+        sweep(&l.token);
     }
 }
 
@@ -109,6 +144,22 @@ mod tests {
             token_burst: 10,
             ..RateLimitConfig::default()
         }
+    }
+
+    #[test]
+    fn reconfigure_puts_new_quotas_and_the_switch_in_force() {
+        let r = RateLimits::new(&config());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!((0..10).all(|_| r.allow_unauthenticated(a)));
+        assert!(!r.allow_unauthenticated(a));
+        r.reconfigure(&RateLimitConfig {
+            ip_unauthenticated_burst: 20,
+            enabled: false,
+            ..config()
+        });
+        assert!(!r.enabled());
+        assert!((0..20).all(|_| r.allow_unauthenticated(a)));
+        assert!(!r.allow_unauthenticated(a));
     }
 
     #[test]
@@ -143,7 +194,8 @@ mod tests {
         // Judged by its own (slow) quota, the spent address is kept; the token's bucket
         // (1/min) is kept too; the fast class's 100 addresses are gone.
         assert!(!r.allow_unauthenticated(a));
-        let keys = r.ip_unauthenticated.len() + r.ip_authenticated.len() + r.token.len();
+        let l = r.limiters.load();
+        let keys = l.ip_unauthenticated.len() + l.ip_authenticated.len() + l.token.len();
         assert_eq!(keys, 2);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 /// One accepted client key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ClientKeyConfig {
     /// `client_keys = ["sk-..."]`: a key without a name of its own or limits.
@@ -19,7 +19,7 @@ pub enum ClientKeyConfig {
 }
 
 /// A `[[proxy.client_keys]]` table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamedClientKey {
     /// Shown in logs and metrics (`key` label) instead of the key.

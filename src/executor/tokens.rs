@@ -43,7 +43,8 @@ pub struct TokenOwner {
 
 pub struct TokenStore {
     store: Store,
-    fixed: Vec<[u8; 32]>,
+    /// Digests of `[executor] access_tokens`; a reload replaces them ([`TokenStore::set_fixed`]).
+    fixed: RwLock<Vec<[u8; 32]>>,
     /// Issued tokens, mirrored from the store (this process is the store's only writer).
     issued: RwLock<Vec<([u8; 32], TokenInfo)>>,
 }
@@ -91,9 +92,15 @@ impl TokenStore {
         }
         Ok(Self {
             store,
-            fixed: fixed.iter().map(|t| digest(t)).collect(),
+            fixed: RwLock::new(fixed.iter().map(|t| digest(t)).collect()),
             issued: RwLock::new(issued),
         })
+    }
+
+    /// Puts reloaded `[executor] access_tokens` in force; issued tokens are not touched.
+    pub fn set_fixed(&self, fixed: &[String]) {
+        let digests = fixed.iter().map(|t| digest(t)).collect();
+        *self.fixed.write().unwrap_or_else(|p| p.into_inner()) = digests;
     }
 
     /// Whether `candidate` is a valid token; constant time over all known digests.
@@ -106,7 +113,8 @@ impl TokenStore {
         // Every digest is compared (constant time in the token); which one matched only
         // picks the name.
         let mut name = None;
-        for (i, f) in self.fixed.iter().enumerate() {
+        let fixed = self.fixed.read().unwrap_or_else(|p| p.into_inner());
+        for (i, f) in fixed.iter().enumerate() {
             let hit = f.ct_eq(&d);
             found |= hit;
             if bool::from(hit) {

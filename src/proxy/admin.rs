@@ -58,7 +58,8 @@ impl Gateway {
     }
 
     fn node_view(&self, n: &Node, now: Instant) -> Value {
-        let shift_cfg = &self.config().shift;
+        let config = self.config();
+        let shift_cfg = &config.shift;
         let (state, window, consecutive, streak, open_for, percent, shift_phase) = {
             let c = n.control();
             let b = &c.breaker;
@@ -143,13 +144,14 @@ impl Gateway {
             return Err(AdminError::Exists(config.name));
         }
         let now = Instant::now();
-        let node =
-            Node::new(config.clone(), Source::Runtime, self.config(), false, now).map_err(|e| {
+        let node = Node::new(config.clone(), Source::Runtime, &self.config(), false, now).map_err(
+            |e| {
                 AdminError::Invalid(vec![ConfigError {
                     path: "base_url".into(),
                     message: e.to_string(),
                 }])
-            })?;
+            },
+        )?;
         persist::save(&self.store, &config.name, &StoredNode::upsert(&config)).await?;
         let node = Arc::new(node);
         let mut nodes = (*self.pool.nodes()).clone();

@@ -98,7 +98,7 @@ impl WindowStats {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Breaker {
     config: BreakerConfig,
     state: BreakerState,
@@ -134,6 +134,19 @@ impl Breaker {
 
     pub fn state(&self) -> BreakerState {
         self.state
+    }
+
+    /// Puts a reloaded `[proxy.breaker]` in force and keeps the state: an open breaker
+    /// stays open until its cooldown ends, the ejection streak and the failure count stay.
+    /// A different `window` changes the buckets' length, so the window statistics start
+    /// over (the old buckets measured other spans).
+    pub fn reconfigure(&mut self, config: &BreakerConfig, now: Instant) {
+        if config.window != self.config.window {
+            self.bucket_len = (config.window / BUCKETS as u32).max(Duration::from_millis(1));
+            self.origin = now;
+            self.ring = [Bucket::default(); BUCKETS];
+        }
+        self.config = config.clone();
     }
 
     pub fn consecutive_failures(&self) -> u32 {
@@ -357,6 +370,33 @@ mod tests {
             half_open_probes: 3,
             max_ejected_percent: 50,
         }
+    }
+
+    #[test]
+    fn reconfigure_keeps_the_state_and_applies_the_new_thresholds() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(&config(), t0);
+        for _ in 0..3 {
+            b.record(t0, false, false, true);
+        }
+        let until = b.open_until();
+        b.reconfigure(
+            &BreakerConfig {
+                half_open_probes: 1,
+                window: Duration::from_secs(20),
+                ..config()
+            },
+            t0,
+        );
+        assert_eq!(
+            (b.state(), b.open_until(), b.streak()),
+            (BreakerState::Open, until, 1)
+        );
+        assert_eq!(b.window(t0).requests, 0, "a new window length starts over");
+        // One probe now closes it (half_open_probes = 1).
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(b.allow(t1).0, Admission::Probe);
+        assert_eq!(b.record(t1, true, true, true), Some(Transition::Closed));
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod persist;
 pub mod pool;
 pub mod prewarm;
 pub mod queue;
+pub mod reconfigure;
 pub mod request;
 pub mod retry;
 pub mod service;
@@ -102,7 +103,8 @@ pub struct Gateway {
     /// Accepted client keys (`[proxy] client_keys`; none: open), judged in
     /// [`request::identity`].
     /// Each with its name for logs and metrics and its limits (`request::key_limits`).
-    client_keys: Vec<request::key_limits::ClientKeyEntry>,
+    /// Swapped whole by a reload ([`reconfigure`]).
+    client_keys: arc_swap::ArcSwap<Vec<request::key_limits::ClientKeyEntry>>,
     /// Requests and tokens per client key name.
     pub key_metrics: request::key_limits::KeyMetrics,
     /// Wrong client keys per client address (`[proxy] auth_failures_per_minute`).
@@ -128,8 +130,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn config(&self) -> &ProxyConfig {
-        &self.pool.config
+    /// The `[proxy]` section in force (see [`Pool::config`]).
+    pub fn config(&self) -> arc_swap::Guard<Arc<ProxyConfig>> {
+        self.pool.config()
     }
 
     fn in_flight_gauge(&self) -> &prometheus::IntGauge {
@@ -163,13 +166,18 @@ impl Gateway {
     /// The node for a request's first attempt when [`Pool::pick`] found none: waits in the
     /// bounded queue (when it is enabled) until one becomes available, up to `deadline`.
     pub async fn wait_in_queue(&self, deadline: TokioInstant) -> Option<Picked> {
-        if !self.config().queue.enabled {
+        let config = self.config();
+        if !config.queue.enabled {
             return None;
         }
         self.queue
-            .wait(&self.pool.metrics, &self.pool.available, deadline, || {
-                self.pool.pick(|_| false, Instant::now())
-            })
+            .wait(
+                &config.queue,
+                &self.pool.metrics,
+                &self.pool.available,
+                deadline,
+                || self.pool.pick(|_| false, Instant::now()),
+            )
             .await
             .ok()
     }
@@ -306,26 +314,14 @@ pub async fn start(
         None => None,
     };
     let via = via::Via::new(&via::resolve_id(config.via_id.as_deref(), &store).await?);
-    let client_keys = config
-        .client_keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            request::key_limits::ClientKeyEntry::of(i, k, now).map_err(|source| {
-                GatewayError::ClientKey {
-                    name: k.name(i),
-                    source,
-                }
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let client_keys = request::key_limits::ClientKeyEntry::all(&config.client_keys, &[], now)?;
 
     let gw = Arc::new(Gateway {
         pool,
         transport: TransportConnector::new(None),
         store,
-        queue: WaitQueue::new(&config.queue),
-        client_keys,
+        queue: WaitQueue::default(),
+        client_keys: arc_swap::ArcSwap::from_pointee(client_keys),
         key_metrics: request::key_limits::KeyMetrics::register(&telemetry.metrics),
         auth_failures: AuthFailures::new(
             Listener::Proxy,

@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 /// cache TTL).
 const DNS_TTL: Duration = Duration::from_secs(300);
 
+/// A duration as whole nanoseconds (saturating; a config duration is far below the limit).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Where a node came from; runtime nodes are persisted in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,7 +123,8 @@ pub struct Node {
     pub tokens_input: AtomicU64,
     pub tokens_output: AtomicU64,
     peer: Mutex<Option<(Arc<HttpPeer>, Instant)>>,
-    connect_timeout: Duration,
+    /// `[proxy.timeouts] connect` in nanoseconds; a reload may change it.
+    connect_timeout: AtomicU64,
     /// This node's metric series, resolved once (see [`super::metrics::NodeSeries`]).
     pub series: super::metrics::NodeSeries,
     /// Idle keep-alive connections to this node.
@@ -160,7 +166,7 @@ impl Node {
             tokens_input: AtomicU64::new(0),
             tokens_output: AtomicU64::new(0),
             peer: Mutex::new(None),
-            connect_timeout: proxy.timeouts.connect,
+            connect_timeout: AtomicU64::new(nanos(proxy.timeouts.connect)),
             series: Default::default(),
             conns: Default::default(),
             failure_events: Default::default(),
@@ -168,6 +174,54 @@ impl Node {
             source,
             target,
         })
+    }
+
+    /// The node a reload puts in this one's place when `config` changes what cannot change
+    /// in place (target, key, model mapping, source). For the same `base_url` it is the
+    /// same upstream, so the breaker, shift, readiness and counters carry over; a new
+    /// `base_url` starts fresh and is prewarmed before it takes traffic.
+    pub fn successor(
+        &self,
+        config: NodeConfig,
+        source: Source,
+        proxy: &ProxyConfig,
+        now: Instant,
+    ) -> Result<Node, TargetError> {
+        let same_upstream = config.base_url == self.config.base_url;
+        let next = Node::new(config, source, proxy, same_upstream && self.ready(), now)?;
+        if same_upstream {
+            {
+                let old = self.control();
+                let mut control = next.control();
+                control.breaker = old.breaker.clone();
+                control.breaker.reconfigure(&proxy.breaker, now);
+                control.shift = old.shift.clone();
+            }
+            next.set_ejected(self.ejected());
+            next.set_capped(self.capped());
+            next.set_prewarm_failed(self.prewarm_failed());
+            next.set_next_prewarm(self.next_prewarm());
+            for (to, from) in [
+                (&next.requests_total, &self.requests_total),
+                (&next.failures_total, &self.failures_total),
+                (&next.tokens_input, &self.tokens_input),
+                (&next.tokens_output, &self.tokens_output),
+            ] {
+                to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+        Ok(next)
+    }
+
+    /// Puts a reloaded `[proxy]` section's per-node parts in force on this node: the
+    /// breaker's settings (its state stays) and the connect timeout (the cached peer that
+    /// carries it is dropped, so the next connection uses the new one).
+    pub fn reconfigure(&self, proxy: &ProxyConfig, now: Instant) {
+        self.control().breaker.reconfigure(&proxy.breaker, now);
+        let connect = nanos(proxy.timeouts.connect);
+        if self.connect_timeout.swap(connect, Ordering::Relaxed) != connect {
+            *self.peer.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
     }
 
     /// The breaker and shift, locked. Held only for arithmetic, never across an await.
@@ -286,8 +340,9 @@ impl Node {
                 })?,
         };
         let mut peer = HttpPeer::new(addr, self.target.tls, self.target.host.clone());
-        peer.options.connection_timeout = Some(self.connect_timeout);
-        peer.options.total_connection_timeout = Some(self.connect_timeout);
+        let connect = Duration::from_nanos(self.connect_timeout.load(Ordering::Relaxed));
+        peer.options.connection_timeout = Some(connect);
+        peer.options.total_connection_timeout = Some(connect);
         peer.options.alpn = pingora::protocols::ALPN::H1;
         let peer = Arc::new(peer);
         *self.peer.lock().unwrap_or_else(|p| p.into_inner()) = Some((peer.clone(), now));

@@ -35,7 +35,8 @@ pub struct Picked {
 pub struct Pool {
     nodes: ArcSwap<Vec<Arc<Node>>>,
     swrr: Mutex<SmoothWrr>,
-    pub config: Arc<ProxyConfig>,
+    /// The `[proxy]` section in force; a reload swaps it whole (see [`Pool::set_config`]).
+    config: ArcSwap<ProxyConfig>,
     pub telemetry: Telemetry,
     pub metrics: GatewayMetrics,
     /// Woken whenever a node may have become available (queue waiters re-pick).
@@ -48,12 +49,23 @@ impl Pool {
         Pool {
             nodes: ArcSwap::from_pointee(Vec::new()),
             swrr: Mutex::new(SmoothWrr::default()),
-            config,
+            config: ArcSwap::new(config),
             telemetry,
             metrics,
             available: Notify::new(),
             last_health: Mutex::new(None),
         }
+    }
+
+    /// The `[proxy]` section in force. A guard, not a copy: loading it costs no reference
+    /// count on the hot path; a request keeps the settings it started with.
+    pub fn config(&self) -> arc_swap::Guard<Arc<ProxyConfig>> {
+        self.config.load()
+    }
+
+    /// Puts a reloaded `[proxy]` section in force for every request that starts from now.
+    pub fn set_config(&self, config: Arc<ProxyConfig>) {
+        self.config.store(config);
     }
 
     pub fn nodes(&self) -> Arc<Vec<Arc<Node>>> {
@@ -66,10 +78,11 @@ impl Pool {
 
     /// Replaces the node list (admin changes are serialized by the caller).
     pub fn replace(&self, nodes: Vec<Arc<Node>>) {
+        let config = self.config();
         for n in nodes.iter() {
             let state = n.control().breaker.state();
             self.metrics.set_breaker(&n.name, state);
-            let percent = n.control().shift.percent(&self.config.shift);
+            let percent = n.control().shift.percent(&config.shift);
             self.metrics
                 .shift_percent
                 .with_label_values(&[&n.name])
@@ -91,7 +104,7 @@ impl Pool {
 
     /// Effective SWRR weight: weight × shift percent (so 1 % steps stay integers).
     pub fn effective_weight(&self, node: &Node) -> u64 {
-        let percent = node.control().shift.percent(&self.config.shift);
+        let percent = node.control().shift.percent(&self.config().shift);
         u64::from(node.weight()) * u64::from(percent)
     }
 
@@ -102,6 +115,7 @@ impl Pool {
     /// ones are collected on the stack for the weighted choice.
     pub fn pick<'a>(&self, tried: impl Fn(&str) -> bool + 'a, now: Instant) -> Option<Picked> {
         let nodes = self.nodes.load();
+        let config = self.config();
         // (index in `nodes`, effective weight, priority) of each closed candidate
         let mut candidates: SmallVec<[(usize, u64, u32); 8]> = SmallVec::new();
         for (i, node) in nodes.iter().enumerate() {
@@ -111,7 +125,7 @@ impl Pool {
             let mut control = node.control();
             let probing = match control.breaker.state() {
                 BreakerState::Closed => {
-                    let percent = control.shift.percent(&self.config.shift);
+                    let percent = control.shift.percent(&config.shift);
                     let w = u64::from(node.weight()) * u64::from(percent);
                     if w > 0 {
                         candidates.push((i, w, node.priority()));
@@ -173,7 +187,7 @@ impl Pool {
         let nodes = self.nodes.load();
         let enabled = nodes.iter().filter(|n| n.enabled()).count();
         let ejected = nodes.iter().filter(|n| n.enabled() && n.ejected()).count();
-        let cap = (enabled * self.config.breaker.max_ejected_percent as usize / 100).max(1);
+        let cap = (enabled * self.config().breaker.max_ejected_percent as usize / 100).max(1);
         ejected < cap
     }
 
@@ -193,10 +207,11 @@ impl Pool {
             node.set_capped(false);
         }
         let may_eject = success || self.may_eject();
+        let config = self.config();
         let (breaker, shift) = {
             let mut c = node.control();
             let breaker = c.breaker.record(now, success, probe, may_eject);
-            let shift = c.shift.record(&self.config.shift, success, now);
+            let shift = c.shift.record(&config.shift, success, now);
             (breaker, shift)
         };
         if let Some(t) = breaker {
@@ -231,6 +246,7 @@ impl Pool {
     /// Events, metrics and readiness for a breaker transition.
     pub fn on_breaker(&self, node: &Arc<Node>, t: Transition) {
         let events = &self.telemetry.events;
+        let config = self.config();
         match t {
             Transition::Opened {
                 reason,
@@ -238,7 +254,7 @@ impl Pool {
                 ejections,
             } => {
                 node.set_ejected(true);
-                if self.config.prewarm.enabled {
+                if config.prewarm.enabled {
                     // Leaving the open state goes through prewarm probes first.
                     node.set_ready(false);
                     node.set_next_prewarm(Instant::now() + cooldown);
@@ -268,10 +284,7 @@ impl Pool {
                 events.emit(&BreakerClosed {
                     node: node.name.clone(),
                 });
-                let shift = node
-                    .control()
-                    .shift
-                    .begin(&self.config.shift, Instant::now());
+                let shift = node.control().shift.begin(&config.shift, Instant::now());
                 if let Some(s) = shift {
                     self.on_shift(node, s);
                 }
@@ -283,7 +296,7 @@ impl Pool {
                     events.emit(&EjectionCapped {
                         node: node.name.clone(),
                         reason,
-                        max_ejected_percent: self.config.breaker.max_ejected_percent,
+                        max_ejected_percent: config.breaker.max_ejected_percent,
                     });
                 }
             }
@@ -309,8 +322,9 @@ impl Pool {
                 failure_rate,
                 requests,
             } => {
-                if self.config.prewarm.enabled {
-                    node.set_next_prewarm(Instant::now() + self.config.shift.stage_hold);
+                let config = self.config();
+                if config.prewarm.enabled {
+                    node.set_next_prewarm(Instant::now() + config.shift.stage_hold);
                 }
                 self.telemetry.events.emit(&ShiftRolledBack {
                     node: node.name.clone(),
@@ -333,23 +347,24 @@ impl Pool {
     /// Periodic work: stage holds, re-entry after a rollback, gauges and health.
     pub fn tick(&self, now: Instant) {
         let nodes = self.nodes.load();
+        let config = self.config();
         for node in nodes.iter() {
             self.suppressed(node, node.failure_events.flush(now));
             let (advance, reenter) = {
                 let mut c = node.control();
-                let advance = c.shift.tick(&self.config.shift, now);
-                let reenter = c.shift.may_reenter(&self.config.shift, now);
+                let advance = c.shift.tick(&config.shift, now);
+                let reenter = c.shift.may_reenter(&config.shift, now);
                 (advance, reenter)
             };
             if let Some(t) = advance {
                 self.on_shift(node, t);
             }
             if reenter && node.ready() {
-                if self.config.prewarm.enabled {
+                if config.prewarm.enabled {
                     // Re-enter through prewarm; activation begins the stages again.
                     node.set_ready(false);
                 } else {
-                    let t = node.control().shift.begin(&self.config.shift, now);
+                    let t = node.control().shift.begin(&config.shift, now);
                     if let Some(t) = t {
                         self.on_shift(node, t);
                     }

@@ -44,7 +44,8 @@ pub fn reason_for(node: &Node) -> &'static str {
 }
 
 async fn run(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
-    let cfg = &gw.pool.config.prewarm;
+    // A copy: the probes span awaits, and a reload meanwhile applies to the next prewarm.
+    let cfg = gw.pool.config().prewarm.clone();
     let events = &gw.pool.telemetry.events;
     events.emit(&NodePrewarming {
         node: node.name.clone(),
@@ -115,7 +116,7 @@ fn activate(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str, now: Instant) {
     let (breaker, shift) = {
         let mut c = node.control();
         if c.breaker.state() == super::breaker::BreakerState::Closed {
-            (None, c.shift.begin(&gw.pool.config.shift, now))
+            (None, c.shift.begin(&gw.pool.config().shift, now))
         } else {
             (c.breaker.to_half_open(), None)
         }

@@ -21,9 +21,10 @@ pub enum QueueError {
     TimedOut,
 }
 
+/// The waiters; `size` and `timeout` come with each wait from the `[proxy.queue]` in
+/// force, so a reload changes them for the next request.
+#[derive(Default)]
 pub struct WaitQueue {
-    size: usize,
-    timeout: Duration,
     depth: AtomicUsize,
 }
 
@@ -41,14 +42,6 @@ impl Drop for Slot<'_> {
 }
 
 impl WaitQueue {
-    pub fn new(config: &QueueConfig) -> Self {
-        WaitQueue {
-            size: config.size,
-            timeout: config.timeout,
-            depth: AtomicUsize::new(0),
-        }
-    }
-
     pub fn depth(&self) -> usize {
         self.depth.load(Ordering::Acquire)
     }
@@ -56,6 +49,7 @@ impl WaitQueue {
     /// Waits until `try_take` yields a value, up to the queue timeout or `deadline`.
     pub async fn wait<T, F>(
         &self,
+        config: &QueueConfig,
         metrics: &GatewayMetrics,
         changed: &Notify,
         deadline: Instant,
@@ -68,7 +62,7 @@ impl WaitQueue {
         if self
             .depth
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
-                (d < self.size).then_some(d + 1)
+                (d < config.size).then_some(d + 1)
             })
             .is_err()
         {
@@ -80,7 +74,7 @@ impl WaitQueue {
             queue: self,
             metrics,
         };
-        let until = deadline.min(started + self.timeout);
+        let until = deadline.min(started + config.timeout);
         loop {
             let notified = changed.notified();
             if let Some(v) = try_take() {

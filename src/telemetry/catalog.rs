@@ -83,6 +83,11 @@ pub const HTTP_REQUEST_DURATION_SECONDS: &str = "keel_http_request_duration_seco
 pub const HTTP_REQUESTS_IN_FLIGHT: &str = "keel_http_requests_in_flight";
 /// Operator events emitted, by kind and level.
 pub const EVENTS_TOTAL: &str = "keel_events_total";
+/// Configuration reloads (SIGHUP, `keel reload`) by result: `ok` or `invalid` (refused,
+/// nothing changed).
+pub const CONFIG_RELOADS_TOTAL: &str = "keel_config_reloads_total";
+/// 1 unless the last configuration reload was refused (1 before any reload).
+pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "keel_config_last_reload_successful";
 /// The prefix of the process collector's families (`keel_process_*`).
 pub const PROCESS_NAMESPACE: &str = "keel";
 /// All control requests in one histogram, and the 5xx among them: never registered, they

@@ -43,11 +43,11 @@ async fn sighup_is_a_reload_request_and_never_stops_keel() {
     })
     .await;
     for _ in 0..2 {
-        let seen = k.log().matches("live reload is not implemented").count();
+        let seen = k.log().matches("configuration reloaded").count();
         k.signal(libc::SIGHUP);
-        eventually("the SIGHUP warning in the log", || {
+        eventually("the reload in the log", || {
             let log = k.log();
-            async move { (log.matches("live reload is not implemented").count() > seen).then_some(()) }
+            async move { (log.matches("configuration reloaded").count() > seen).then_some(()) }
         })
         .await;
         let (status, body) = ready_status(&k.url("/health/ready")).await.expect("ready");

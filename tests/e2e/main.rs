@@ -22,6 +22,7 @@ mod llm_hedge;
 mod llm_stream;
 mod node_compat;
 mod openapi;
+mod reload;
 mod store_integrity;
 mod tls;
 mod upstream;

@@ -407,3 +407,66 @@ async fn validate_names_a_mismatched_key_and_a_missing_file_by_key_path_without_
     assert!(out.contains(&good_key.display().to_string()), "{out}");
     assert!(!out.contains("-----BEGIN"), "{out}");
 }
+
+/// A POST through a fresh client (a new connection, so a new handshake) trusting `ca`.
+async fn status_with(k: &Keel, ca: &TestCa) -> Result<u16, reqwest::Error> {
+    let r = tls_client(ca, None)
+        .post(https(k, "/v1/messages"))
+        .json(&messages_body())
+        .send()
+        .await?;
+    Ok(r.status().as_u16())
+}
+
+#[tokio::test]
+async fn a_reload_serves_a_renewed_certificate_and_a_broken_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_ca = TestCa::new("keel test CA");
+    let node = FakeLlm::start("m").await;
+    let k = tls_keel(dir.path(), &old_ca, "", &node).await;
+    assert_eq!(status_with(&k, &old_ca).await.unwrap(), 200);
+    // The stream on this connection must survive every reload below.
+    let kept = tls_client(&old_ca, None);
+    assert_eq!(
+        kept.post(https(&k, "/v1/messages"))
+            .json(&messages_body())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // A broken renewal (the key of another pair): refused whole, the old one still served.
+    let new_ca = TestCa::new("renewed CA");
+    let renewed = new_ca.issue("keel");
+    let other = new_ca.issue("other");
+    std::fs::write(dir.path().join("keel.crt"), &renewed.cert_pem).unwrap();
+    std::fs::write(dir.path().join("keel.key"), &other.key_pem).unwrap();
+    let r = crate::reload::sighup(&k).await;
+    assert_eq!(r.result, keel::reload::Outcome::Invalid, "{r:?}");
+    assert!(
+        r.errors.iter().any(|e| e.contains("proxy.tls.key")),
+        "{r:?}"
+    );
+    assert_eq!(status_with(&k, &old_ca).await.unwrap(), 200);
+
+    // The matching key: new handshakes get the renewed certificate (same paths).
+    std::fs::write(dir.path().join("keel.key"), &renewed.key_pem).unwrap();
+    let r = crate::reload::sighup(&k).await;
+    assert_eq!(r.result, keel::reload::Outcome::Ok, "{r:?}");
+    assert!(r.needs_restart.is_empty(), "{r:?}");
+    assert_eq!(status_with(&k, &new_ca).await.unwrap(), 200);
+    assert!(
+        status_with(&k, &old_ca).await.is_err(),
+        "a client trusting only the old CA must fail the new handshake"
+    );
+    // The connection opened before the renewal keeps its session and still serves.
+    let r = kept
+        .post(https(&k, "/v1/messages"))
+        .json(&messages_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -58,7 +58,7 @@ pub async fn serve(
     let started = TokioInstant::from_std(ctx.started);
     let deadline = started + cfg.timeouts.total;
     let client_head = ClientHead::of(session.req_header(), &gw.via);
-    let mut budget = Budget::new(BudgetConfig::of(cfg), started);
+    let mut budget = Budget::new(BudgetConfig::of(&cfg), started);
     // `(node, why)` in order, for the final answer.
     let mut failures: Vec<(String, AttemptError)> = Vec::new();
     loop {

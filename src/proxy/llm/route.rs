@@ -75,7 +75,8 @@ impl LlmRoute {
             registry.register(c.clone());
             c
         };
-        let cfg = &gw.config().dedup;
+        let config = gw.config();
+        let cfg = &config.dedup;
         LlmRoute {
             dedup: Dedup::new(cfg.window, cfg.max_entries),
             dedup_header: cfg
@@ -121,7 +122,7 @@ impl LlmRoute {
     ) -> pingora::Result<()> {
         let cfg = gw.config();
         let settings = Settings {
-            budget: BudgetConfig::of(cfg),
+            budget: BudgetConfig::of(&cfg),
             first_byte: cfg.timeouts.first_byte,
             stream_first_byte: cfg.timeouts.stream_first_byte,
             first_token: cfg.timeouts.first_token,

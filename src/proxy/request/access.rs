@@ -13,6 +13,7 @@ use super::super::llm::token_usage::Usage;
 use super::RequestCtx;
 use crate::config::LogConfig;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,33 +93,44 @@ impl AccessNotes {
 }
 
 /// `[log] access` and `access_sample`, as the proxy uses them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct AccessLog {
-    enabled: bool,
-    sample: f64,
+    /// Atomics, not plain fields: a reload turns the log on or off and changes the sample
+    /// rate ([`AccessLog::apply`]) while requests are being written.
+    enabled: AtomicBool,
+    /// `access_sample` as `f64` bits.
+    sample: AtomicU64,
 }
 
 impl AccessLog {
     pub fn of(config: &LogConfig) -> Self {
         AccessLog {
-            enabled: config.access,
-            sample: config.access_sample,
+            enabled: AtomicBool::new(config.access),
+            sample: AtomicU64::new(config.access_sample.to_bits()),
         }
     }
 
+    /// Puts a reloaded `[log]`'s `access` and `access_sample` in force.
+    pub fn apply(&self, config: &LogConfig) {
+        self.sample
+            .store(config.access_sample.to_bits(), Ordering::Relaxed);
+        self.enabled.store(config.access, Ordering::Relaxed);
+    }
+
     pub fn enabled(&self) -> bool {
-        self.enabled
+        self.enabled.load(Ordering::Relaxed)
     }
 
     /// Writes the access line of a finished request (when enabled and, for a success,
     /// sampled in). `bytes_in`/`bytes_out` are the client's body bytes read and written.
     pub fn write(&self, ctx: &RequestCtx, method: &str, path: &str, bytes: (usize, usize)) {
-        if !self.enabled {
+        if !self.enabled() {
             return;
         }
         let notes = &ctx.access;
         let error = ctx.status == 0 || ctx.status >= 400 || ctx.cut_short || notes.failed_try();
-        if !error && self.sample < 1.0 && rand::random::<f64>() >= self.sample {
+        let sample = f64::from_bits(self.sample.load(Ordering::Relaxed));
+        if !error && sample < 1.0 && rand::random::<f64>() >= sample {
             return;
         }
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);

@@ -3,10 +3,11 @@
 
 use super::super::head::{X_API_KEY, X_REQUEST_ID};
 use super::super::Gateway;
-use super::key_limits::{self, ClientKeyEntry};
+use super::key_limits::{self, ClientKeyEntry, KeyLimits};
 use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession as Session;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest `x-request-id` taken from a client.
@@ -52,10 +53,17 @@ pub fn client_key(req: &RequestHeader) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// The key a client presented, as far as the request needs it: its name and its limits
+/// (owned, so a reload that swaps the key list meanwhile changes nothing for the request).
+pub struct AcceptedKey {
+    pub name: Arc<str>,
+    pub limits: Option<Arc<KeyLimits>>,
+}
+
 /// The verdict on a client's key.
-pub enum ClientKey<'a> {
+pub enum ClientKey {
     /// No keys are configured (`None`), or the key is this one.
-    Accepted(Option<&'a ClientKeyEntry>),
+    Accepted(Option<AcceptedKey>),
     /// Missing or wrong: 401.
     Refused,
     /// The client's address spent its failed-key budget: 429 after this long, whatever the
@@ -70,8 +78,9 @@ impl Gateway {
         &self,
         presented: Option<&str>,
         client: impl FnOnce() -> Option<IpAddr>,
-    ) -> ClientKey<'_> {
-        if self.client_keys.is_empty() {
+    ) -> ClientKey {
+        let keys = self.client_keys.load();
+        if keys.is_empty() {
             return ClientKey::Accepted(None);
         }
         // A request without a key guesses nothing: it is refused but neither throttled nor
@@ -82,29 +91,35 @@ impl Gateway {
                 return ClientKey::Throttled(wait);
             }
         }
-        if let Some(entry) = self.client_key_entry(presented) {
-            return ClientKey::Accepted(Some(entry));
+        if let Some(entry) = client_key_entry(&keys, presented) {
+            return ClientKey::Accepted(Some(AcceptedKey {
+                name: entry.name.clone(),
+                limits: entry.limits.clone(),
+            }));
         }
         if let Some(ip) = ip {
             self.auth_failures.failed(ip);
         }
         ClientKey::Refused
     }
+}
 
-    /// The configured key `presented` is. Every key is compared, each in constant time, so
-    /// the time taken says nothing about which key (or how much of one) matched.
-    fn client_key_entry(&self, presented: Option<&str>) -> Option<&ClientKeyEntry> {
-        let p = presented?.as_bytes();
-        let digest = key_limits::digest(p);
-        self.client_keys.iter().fold(None, |found, entry| {
-            let hit = entry.matches(p, &digest);
-            if hit && found.is_none() {
-                Some(entry)
-            } else {
-                found
-            }
-        })
-    }
+/// The configured key `presented` is. Every key is compared, each in constant time, so
+/// the time taken says nothing about which key (or how much of one) matched.
+fn client_key_entry<'a>(
+    keys: &'a [ClientKeyEntry],
+    presented: Option<&str>,
+) -> Option<&'a ClientKeyEntry> {
+    let p = presented?.as_bytes();
+    let digest = key_limits::digest(p);
+    keys.iter().fold(None, |found, entry| {
+        let hit = entry.matches(p, &digest);
+        if hit && found.is_none() {
+            Some(entry)
+        } else {
+            found
+        }
+    })
 }
 
 #[cfg(test)]

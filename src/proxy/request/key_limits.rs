@@ -156,6 +156,14 @@ impl KeyPermit {
 }
 
 impl KeyLimits {
+    /// Same limits (not the same usage): a reload may keep this key's state.
+    fn same_settings(&self, other: &KeyLimits) -> bool {
+        self.requests.as_ref().map(|r| r.0) == other.requests.as_ref().map(|r| r.0)
+            && self.tokens.as_ref().map(|t| t.0) == other.tokens.as_ref().map(|t| t.0)
+            && self.max_concurrent == other.max_concurrent
+            && self.models == other.models
+    }
+
     /// Admits a request for `model` (`None`: the body names none), or says why not.
     pub fn admit(
         self: &Arc<Self>,
@@ -223,6 +231,43 @@ pub enum KeyEntryError {
 }
 
 impl ClientKeyEntry {
+    /// The run-time form of every configured key. A key of `previous` (the entries in
+    /// force before a reload) with the same name and the same limits keeps its
+    /// [`KeyLimits`]: its buckets and requests in flight carry over, so a reload neither
+    /// refills a spent budget nor frees a `max_concurrent` slot.
+    pub fn all(
+        configs: &[ClientKeyConfig],
+        previous: &[ClientKeyEntry],
+        now: Instant,
+    ) -> Result<Vec<ClientKeyEntry>, crate::proxy::GatewayError> {
+        configs
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let mut entry = ClientKeyEntry::of(i, k, now).map_err(|source| {
+                    crate::proxy::GatewayError::ClientKey {
+                        name: k.name(i),
+                        source,
+                    }
+                })?;
+                let kept = previous
+                    .iter()
+                    .filter(|p| p.name == entry.name)
+                    .find_map(|p| p.limits.as_ref())
+                    .filter(|old| {
+                        entry
+                            .limits
+                            .as_ref()
+                            .is_some_and(|new| old.same_settings(new))
+                    });
+                if let Some(old) = kept {
+                    entry.limits = Some(old.clone());
+                }
+                Ok(entry)
+            })
+            .collect()
+    }
+
     /// The run-time form of entry `index` of `[proxy] client_keys`; `Err` when its
     /// `key_file` cannot be read.
     pub fn of(index: usize, config: &ClientKeyConfig, now: Instant) -> Result<Self, KeyEntryError> {

@@ -98,8 +98,8 @@ pub async fn admit(
     match gw.check_client_key(key, || identity::client_ip(session)) {
         ClientKey::Accepted(None) => {}
         ClientKey::Accepted(Some(entry)) => {
-            ctx.access.key_name = Some(entry.name.clone());
-            ctx.key_limits = entry.limits.clone();
+            ctx.access.key_name = Some(entry.name);
+            ctx.key_limits = entry.limits;
         }
         ClientKey::Throttled(wait) => {
             session.set_keepalive(None);
