@@ -10,14 +10,14 @@ pub mod executor;
 pub(crate) mod gpu;
 pub(crate) mod ledger;
 pub(crate) mod limits;
-pub mod proxy;
+pub(crate) mod proxy;
 pub mod reload;
 pub mod runfile;
 pub mod signals;
 pub(crate) mod store;
 pub mod systemd;
 pub mod telemetry;
-pub mod tls;
+pub(crate) mod tls;
 
 use api::{CoreState, Readiness};
 use config::Config;

@@ -4,7 +4,7 @@
 //! `alert.firing` / `alert.resolved` events. `ops/prometheus/keel-alerts.yml` carries the
 //! same rules as PromQL for sites that run Prometheus.
 
-pub mod engine;
+pub(crate) mod engine;
 pub mod rules;
 
 pub use engine::{AlertEngine, Firing};

@@ -10,14 +10,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
-pub struct AlertList {
+pub(crate) struct AlertList {
     alerts: Vec<Firing>,
     rules: Vec<RuleView>,
 }
 
 /// A rule with its configured threshold and whether it is switched on.
 #[derive(Serialize, ToSchema)]
-pub struct RuleView {
+pub(crate) struct RuleView {
     alert: &'static str,
     severity: Severity,
     summary: &'static str,
@@ -35,7 +35,7 @@ pub struct RuleView {
         (status = 200, description = "Firing alerts and rules.", body = AlertList),
         (status = 401, description = "Admin token or session missing.", body = super::error::ErrorBody),
     ))]
-pub async fn list(State(state): State<DashboardState>) -> Json<AlertList> {
+pub(crate) async fn list(State(state): State<DashboardState>) -> Json<AlertList> {
     let engine = &state.alerts;
     let rules = RULES
         .iter()

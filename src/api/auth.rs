@@ -109,7 +109,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if any.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -122,7 +122,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Middleware for admin-only route groups:
 /// `.route_layer(middleware::from_fn_with_state(auth, require_admin))`.
-pub async fn require_admin(
+pub(crate) async fn require_admin(
     State(auth): State<AdminAuth>,
     req: Request,
     next: Next,

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 /// State of the dashboard routes.
 #[derive(Clone)]
-pub struct DashboardState {
+pub(crate) struct DashboardState {
     pub telemetry: Telemetry,
     pub feed: Arc<DashboardFeed>,
     pub alerts: Arc<AlertEngine>,
@@ -27,14 +27,14 @@ pub struct DashboardState {
 }
 
 /// The session routes: open, they are the login.
-pub fn session_routes(auth: AdminAuth) -> OpenApiRouter {
+pub(crate) fn session_routes(auth: AdminAuth) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(session::current, session::login, session::logout))
         .with_state(auth)
 }
 
 /// The data routes, admin only (state given by [`router`]).
-pub fn data_routes(auth: AdminAuth) -> OpenApiRouter<DashboardState> {
+pub(crate) fn data_routes(auth: AdminAuth) -> OpenApiRouter<DashboardState> {
     OpenApiRouter::new()
         .routes(routes!(event_stream::stream))
         .routes(routes!(overview::document))
@@ -43,7 +43,7 @@ pub fn data_routes(auth: AdminAuth) -> OpenApiRouter<DashboardState> {
 }
 
 /// Session routes, admin-only data routes, and — when `serve_ui` — the web UI's files.
-pub fn router(state: DashboardState, auth: AdminAuth, serve_ui: bool) -> OpenApiRouter {
+pub(crate) fn router(state: DashboardState, auth: AdminAuth, serve_ui: bool) -> OpenApiRouter {
     let router = session_routes(auth.clone()).merge(data_routes(auth).with_state(state));
     if serve_ui {
         router.merge(web::routes())

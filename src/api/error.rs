@@ -52,7 +52,7 @@ impl ApiError {
 
 /// The error object every error answer carries (also inside a 409's outcome).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// Stable and machine-readable: `invalid_json`, `unauthorized`, `not_found`, ...
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -64,7 +64,7 @@ pub struct ErrorDetail {
 /// `/flow/codeblock` answers its reference envelope instead).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"error": {"type": "not_found", "message": "no route for GET /nope"}}))]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     error: ErrorDetail,
 }
 
@@ -83,7 +83,7 @@ impl IntoResponse for ApiError {
 /// The answer to a request whose handler panicked (tower-http's `CatchPanicLayer` calls it
 /// with the panic's payload): logged with its message, answered 500 in our shape. The
 /// message to the client says nothing about the panic itself (it may quote internals).
-pub fn panic_answer(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+pub(crate) fn panic_answer(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let message = crate::telemetry::logging::panic_message(&*payload);
     tracing::error!(panic = %message, "a control-listener request handler panicked");
     ApiError::internal("internal error: the request failed unexpectedly (see keel's log)")
@@ -165,7 +165,7 @@ impl From<QueryRejection> for ApiError {
 }
 
 /// `axum::Json` with our error shape on rejection. Use it for every JSON request body.
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
@@ -183,7 +183,7 @@ where
 /// `axum::extract::Path` with our error shape on rejection. Handlers that must check a
 /// token before they look at the path take `Result<Path<_>, PathRejection>` instead and
 /// convert the error with `?` after the check.
-pub struct ApiPath<T>(pub T);
+pub(crate) struct ApiPath<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiPath<T>
 where

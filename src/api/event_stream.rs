@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, watch};
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct Resume {
+pub(crate) struct Resume {
     /// Resume after this event id on the first connection (an `EventSource` can only send
     /// `Last-Event-ID` on reconnects); the header wins when both are present.
     after: Option<u64>,
@@ -34,7 +34,7 @@ pub struct Resume {
 
 /// Where a new stream starts.
 #[derive(Debug)]
-pub enum Start {
+pub(crate) enum Start {
     /// Nothing to replay: live events only.
     Live,
     /// Replay these buffered events first.
@@ -45,7 +45,7 @@ pub enum Start {
 
 /// Decides the start from the client's last id, the buffered events after it, and the
 /// newest id this process has emitted.
-pub fn plan(last_id: Option<u64>, buffered: Vec<Arc<EventRecord>>, newest: u64) -> Start {
+pub(crate) fn plan(last_id: Option<u64>, buffered: Vec<Arc<EventRecord>>, newest: u64) -> Start {
     let Some(last) = last_id else {
         return Start::Live;
     };
@@ -75,7 +75,7 @@ pub fn plan(last_id: Option<u64>, buffered: Vec<Arc<EventRecord>>, newest: u64) 
         (status = 400, description = "`Last-Event-ID` or `after` is not an event id.", body = super::error::ErrorBody),
         (status = 401, description = "Admin token or session missing.", body = super::error::ErrorBody),
     ))]
-pub async fn stream(
+pub(crate) async fn stream(
     State(state): State<DashboardState>,
     headers: HeaderMap,
     query: Result<Query<Resume>, axum::extract::rejection::QueryRejection>,

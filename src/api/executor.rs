@@ -40,7 +40,7 @@ use crate::executor::{ErrorKind, ExecError, ExecRequest, Executor};
 
 /// State of the executor's routes.
 #[derive(Clone)]
-pub struct ExecutorApi {
+pub(crate) struct ExecutorApi {
     pub executor: Arc<Executor>,
     pub tokens: Arc<TokenStore>,
     pub limits: Arc<RateLimits>,
@@ -48,7 +48,7 @@ pub struct ExecutorApi {
 }
 
 /// The executor's routes (state given by [`router`]); the token routes are admin only.
-pub fn routes(admin: AdminAuth) -> OpenApiRouter<ExecutorApi> {
+pub(crate) fn routes(admin: AdminAuth) -> OpenApiRouter<ExecutorApi> {
     let admin_routes = OpenApiRouter::new()
         .routes(routes!(issue_token, list_tokens))
         .routes(routes!(revoke_token))
@@ -66,7 +66,7 @@ pub fn routes(admin: AdminAuth) -> OpenApiRouter<ExecutorApi> {
         .merge(admin_routes)
 }
 
-pub fn router(state: ExecutorApi, admin: AdminAuth) -> OpenApiRouter {
+pub(crate) fn router(state: ExecutorApi, admin: AdminAuth) -> OpenApiRouter {
     routes(admin).with_state(state)
 }
 

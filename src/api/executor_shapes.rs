@@ -14,7 +14,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 /// `GET /flow`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ServiceInfo {
+pub(crate) struct ServiceInfo {
     pub service: &'static str,
     pub version: &'static str,
     pub engine: String,
@@ -29,7 +29,7 @@ pub struct ServiceInfo {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ExecutorEndpoints)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     pub execute: &'static str,
     pub health: &'static str,
     pub status: &'static str,
@@ -40,7 +40,7 @@ pub struct Endpoints {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ExecutorRuntime)]
 #[serde(rename_all = "camelCase")]
-pub struct Runtime {
+pub(crate) struct Runtime {
     pub pool_size: usize,
     pub max_concurrent: usize,
     pub current_executions: usize,
@@ -53,7 +53,7 @@ pub struct Runtime {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ExecutorMemory)]
 #[serde(rename_all = "camelCase")]
-pub struct Memory {
+pub(crate) struct Memory {
     pub alloc: String,
     pub array_buffers: String,
     pub array_buffer_bytes: u64,
@@ -71,7 +71,7 @@ pub struct Memory {
 /// `GET /flow/health`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ExecutorHealth)]
-pub struct Health {
+pub(crate) struct Health {
     /// `healthy`, or `degraded` while the executor process restarts.
     pub status: &'static str,
     pub reason: Option<String>,
@@ -86,7 +86,7 @@ pub struct Health {
 /// The snapshot warmup, as monitoring and probes read it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Warmup {
+pub(crate) struct Warmup {
     pub status: String,
     pub modules: Vec<String>,
     pub total_modules: usize,
@@ -101,7 +101,7 @@ pub struct Warmup {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct WarmupDetail {
+pub(crate) struct WarmupDetail {
     pub name: String,
     /// Always `ok`: only loaded modules are listed.
     pub status: &'static str,
@@ -111,7 +111,7 @@ pub struct WarmupDetail {
 /// `GET /flow/status`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ExecutorStatus)]
-pub struct Status {
+pub(crate) struct Status {
     /// Always `running`.
     pub status: &'static str,
     pub timestamp: String,
@@ -122,7 +122,7 @@ pub struct Status {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PoolStatus {
+pub(crate) struct PoolStatus {
     pub current_executions: usize,
     pub max_concurrent: usize,
     pub queue_length: usize,
@@ -144,7 +144,7 @@ pub struct PoolStatus {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ExecutorLimits)]
 #[serde(rename_all = "camelCase")]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Milliseconds.
     pub execution_timeout: u64,
     pub max_code_length: usize,
@@ -160,7 +160,7 @@ pub struct Limits {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct LimitVariables {
+pub(crate) struct LimitVariables {
     pub execution_timeout: &'static str,
     pub max_code_length: &'static str,
     pub max_input_size: &'static str,
@@ -171,7 +171,7 @@ pub struct LimitVariables {
 /// `POST /flow/codeblock`'s body. The handler reads it by hand, so that every problem
 /// answers the reference's `ValidationError` envelope rather than a generic 400; this type
 /// only describes it.
-pub struct CodeblockRequest;
+pub(crate) struct CodeblockRequest;
 
 impl PartialSchema for CodeblockRequest {
     fn schema() -> RefOr<Schema> {
@@ -235,7 +235,7 @@ impl ToSchema for CodeblockRequest {}
 
 /// `POST /flow/codeblock`'s answer for every outcome: `result` on success, `error` else.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Codeblock {
+pub(crate) struct Codeblock {
     pub success: bool,
     /// What the code returned (success only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -250,7 +250,7 @@ pub struct Codeblock {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CodeblockError {
+pub(crate) struct CodeblockError {
     /// `ValidationError`, `TimeoutError`, a JavaScript error's name, ...
     #[serde(rename = "type")]
     pub kind: String,
@@ -260,20 +260,20 @@ pub struct CodeblockError {
 /// Milliseconds on an isolate, and in keel overall.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Timing {
+pub(crate) struct Timing {
     pub execution_time: u64,
     pub total_time: u64,
 }
 
 /// `GET /flow/admin/tokens`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenList {
+pub(crate) struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }
 
 /// `GET /flow/stats/modules`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ModuleStats {
+pub(crate) struct ModuleStats {
     pub success: bool,
     pub data: ModuleStatsData,
     pub timestamp: String,
@@ -281,7 +281,7 @@ pub struct ModuleStats {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ModuleStatsData {
+pub(crate) struct ModuleStatsData {
     pub total_requires: u64,
     /// Most required first.
     pub modules: Vec<ModuleRequires>,
@@ -289,7 +289,7 @@ pub struct ModuleStatsData {
 
 /// One bundled module's executions that required it, and its share of all of them.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ModuleRequires {
+pub(crate) struct ModuleRequires {
     #[schema(value_type = String)]
     pub name: &'static str,
     pub requires: u64,
@@ -298,7 +298,7 @@ pub struct ModuleRequires {
 
 /// `GET /flow/stats/modules/{name}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ModuleStat {
+pub(crate) struct ModuleStat {
     pub success: bool,
     pub data: ModuleStatData,
     pub timestamp: String,
@@ -306,7 +306,7 @@ pub struct ModuleStat {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ModuleStatData {
+pub(crate) struct ModuleStatData {
     #[serde(flatten)]
     pub module: ModuleRequires,
     pub total_requires: u64,
@@ -314,14 +314,14 @@ pub struct ModuleStatData {
 
 /// `GET /flow/stats/users`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserStats {
+pub(crate) struct UserStats {
     pub success: bool,
     pub data: UserStatsData,
     pub timestamp: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserStatsData {
+pub(crate) struct UserStatsData {
     /// Most active first.
     pub users: Vec<UserUsage>,
 }
@@ -329,7 +329,7 @@ pub struct UserStatsData {
 /// One access token's calls, by token name.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct UserUsage {
+pub(crate) struct UserUsage {
     pub token: String,
     #[serde(flatten)]
     pub usage: TokenUsage,
@@ -338,7 +338,7 @@ pub struct UserUsage {
 
 /// The 404 of `GET /flow/stats/modules/{name}`, in the service's own error shape.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct NotFound {
+pub(crate) struct NotFound {
     pub success: bool,
     pub error: CodeblockError,
 }

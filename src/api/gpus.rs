@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The GPU route (state given by `super::ledger_router`).
-pub fn routes() -> OpenApiRouter<LedgerApi> {
+pub(crate) fn routes() -> OpenApiRouter<LedgerApi> {
     OpenApiRouter::new().routes(routes!(gpus))
 }
 

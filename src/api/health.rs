@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 #[derive(Serialize, ToSchema)]
 #[schema(as = HealthSummary, examples(json!({"status": "healthy", "service": "keel", "version": "0.1.0",
     "uptime_seconds": 3600.25, "timestamp": "2025-10-05T16:30:00Z"})))]
-pub struct Basic {
+pub(crate) struct Basic {
     status: ComponentStatus,
     service: &'static str,
     version: &'static str,
@@ -25,7 +25,7 @@ pub struct Basic {
 /// `GET /health/live` and `GET /health/ready`.
 #[derive(Serialize, ToSchema)]
 #[schema(as = HealthProbe)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// `alive` (live); `starting`, `ready` or `draining` (ready).
     status: &'static str,
 }
@@ -33,7 +33,7 @@ pub struct Probe {
 /// `GET /health/detailed`.
 #[derive(Serialize, ToSchema)]
 #[schema(as = HealthDetailed)]
-pub struct Detailed {
+pub(crate) struct Detailed {
     status: ComponentStatus,
     ready: bool,
     version: &'static str,
@@ -50,7 +50,7 @@ pub struct Detailed {
     (status = 200, description = "Every component is up (or degraded, or disabled).", body = Basic),
     (status = 503, description = "A component is down.", body = Basic),
 ))]
-pub async fn basic(State(core): State<CoreState>) -> impl IntoResponse {
+pub(crate) async fn basic(State(core): State<CoreState>) -> impl IntoResponse {
     let overall = core.telemetry.health.overall();
     let code = if overall == ComponentStatus::Down {
         StatusCode::SERVICE_UNAVAILABLE
@@ -75,7 +75,7 @@ pub async fn basic(State(core): State<CoreState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/health/live", tag = "health", responses(
     (status = 200, description = "Alive.", body = Probe, example = json!({"status": "alive"})),
 ))]
-pub async fn live() -> impl IntoResponse {
+pub(crate) async fn live() -> impl IntoResponse {
     Json(Probe { status: "alive" })
 }
 
@@ -88,7 +88,7 @@ pub async fn live() -> impl IntoResponse {
     (status = 503, description = "Starting or draining.", body = Probe,
         example = json!({"status": "draining"})),
 ))]
-pub async fn ready(State(core): State<CoreState>) -> impl IntoResponse {
+pub(crate) async fn ready(State(core): State<CoreState>) -> impl IntoResponse {
     let code = if core.readiness.is_ready() {
         StatusCode::OK
     } else {
@@ -108,7 +108,7 @@ pub async fn ready(State(core): State<CoreState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/health/detailed", tag = "health", responses(
     (status = 200, description = "Always 200; read `status`.", body = Detailed),
 ))]
-pub async fn detailed(State(core): State<CoreState>) -> impl IntoResponse {
+pub(crate) async fn detailed(State(core): State<CoreState>) -> impl IntoResponse {
     Json(Detailed {
         status: core.telemetry.health.overall(),
         ready: core.readiness.is_ready(),

@@ -86,13 +86,13 @@ impl From<LedgerError> for ApiError {
 
 /// A path parameter, with axum's rejection in our error shape (taken as a `Result` so that
 /// the token is checked first).
-pub fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     p.map(|Path(v)| v).map_err(ApiError::from)
 }
 
 /// A JSON body that may be absent (an empty body means all defaults); unknown fields and
 /// wrong types are 400s as with [`ApiJson`].
-pub fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -107,7 +107,7 @@ pub fn optional_body<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, A
 }
 
 /// The worker API's routes (state given by `super::ledger_router`).
-pub fn routes() -> OpenApiRouter<LedgerApi> {
+pub(crate) fn routes() -> OpenApiRouter<LedgerApi> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(acquire))
@@ -120,7 +120,7 @@ pub fn routes() -> OpenApiRouter<LedgerApi> {
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"holder": "worker-7", "task_id": "extract-001", "ttl_seconds": 300,
     "wait_seconds": 30})))]
-pub struct AcquireBody {
+pub(crate) struct AcquireBody {
     /// Who holds the lock (shown as `lock_holder`).
     holder: String,
     /// The task the lock is for; its heartbeat keeps the lease's task alive.
@@ -135,7 +135,7 @@ pub struct AcquireBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"fencing_token": 42, "ttl_seconds": 300})))]
-pub struct RenewBody {
+pub(crate) struct RenewBody {
     /// The token the acquire answered.
     fencing_token: u64,
     /// New lease length from now; default `[ledger] lock_timeout`.
@@ -145,13 +145,13 @@ pub struct RenewBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"fencing_token": 42})))]
-pub struct ReleaseBody {
+pub(crate) struct ReleaseBody {
     fencing_token: u64,
 }
 
 /// A 409 body: the outcome's fields plus the usual `error` object.
 #[derive(Serialize, ToSchema)]
-pub struct Conflict<T> {
+pub(crate) struct Conflict<T> {
     #[serde(flatten)]
     outcome: T,
     error: ErrorDetail,
@@ -171,7 +171,7 @@ enum TokenCall {
 
 /// The lock's state with the refused call's flag.
 #[derive(Serialize, ToSchema)]
-pub struct Stale {
+pub(crate) struct Stale {
     #[serde(skip_serializing_if = "Option::is_none")]
     renewed: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,7 +202,7 @@ fn stale(call: TokenCall, token: u64, view: LockView) -> Response {
 
 /// `GET /api/v1/locks`.
 #[derive(Serialize, ToSchema)]
-pub struct LockList {
+pub(crate) struct LockList {
     locks: Vec<LockView>,
     /// Unix seconds.
     timestamp: f64,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 /// `GET /api/metrics`.
 #[derive(Serialize, ToSchema)]
-pub struct PerfReport {
+pub(crate) struct PerfReport {
     /// Always `ok`.
     status: &'static str,
     timestamp: String,
@@ -22,7 +22,7 @@ pub struct PerfReport {
 
 /// The control listener's request statistics, and each domain's section by name.
 #[derive(Serialize, ToSchema)]
-pub struct Performance {
+pub(crate) struct Performance {
     #[serde(flatten)]
     requests: RequestSummary,
     /// `gateway`, `ledger`, `executor`, `alerts`, ...: each domain's own figures.
@@ -32,7 +32,7 @@ pub struct Performance {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = PerfSystem)]
-pub struct System {
+pub(crate) struct System {
     memory_mb: f64,
     cpu_percent: f64,
     active_sessions: i64,
@@ -45,7 +45,7 @@ pub struct System {
     (status = 200, description = "Prometheus text format 0.0.4.",
         content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
 ))]
-pub async fn prometheus(State(core): State<CoreState>) -> impl IntoResponse {
+pub(crate) async fn prometheus(State(core): State<CoreState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
@@ -62,7 +62,7 @@ pub async fn prometheus(State(core): State<CoreState>) -> impl IntoResponse {
     (status = 200, description = "Prometheus text format 0.0.4.",
         content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
 ))]
-pub async fn prometheus_health(state: State<CoreState>) -> impl IntoResponse {
+pub(crate) async fn prometheus_health(state: State<CoreState>) -> impl IntoResponse {
     prometheus(state).await
 }
 
@@ -73,7 +73,7 @@ pub async fn prometheus_health(state: State<CoreState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/api/metrics", tag = "metrics", responses(
     (status = 200, description = "The summary.", body = PerfReport),
 ))]
-pub async fn perf_json(State(core): State<CoreState>) -> impl IntoResponse {
+pub(crate) async fn perf_json(State(core): State<CoreState>) -> impl IntoResponse {
     let t = &core.telemetry;
     Json(PerfReport {
         status: "ok",

@@ -7,27 +7,28 @@
 //! bounds. Every route is registered with its OpenAPI operation (see [`openapi`]), and the
 //! assembled document is served at `/api/openapi.json`.
 
-pub mod alerts;
-pub mod auth;
-pub mod dashboard;
-pub mod error;
-pub mod event_stream;
-pub mod executor;
-pub mod executor_shapes;
-pub mod gpus;
-pub mod health;
-pub mod locks;
-pub mod metrics;
-pub mod monitoring;
-pub mod nodes;
+pub(crate) mod alerts;
+pub(crate) mod auth;
+pub(crate) mod dashboard;
+pub(crate) mod error;
+pub(crate) mod event_stream;
+pub(crate) mod executor;
+pub(crate) mod executor_shapes;
+pub(crate) mod gpus;
+pub(crate) mod health;
+pub(crate) mod locks;
+pub(crate) mod metrics;
+pub(crate) mod monitoring;
+pub(crate) mod nodes;
 pub mod openapi;
-pub mod openapi_page;
-pub mod overview;
-pub mod ratelimit;
-pub mod serve;
-pub mod session;
-pub mod throttle;
-pub mod web;
+#[cfg(test)]
+mod openapi_page;
+pub(crate) mod overview;
+pub(crate) mod ratelimit;
+pub(crate) mod serve;
+pub(crate) mod session;
+pub(crate) mod throttle;
+pub(crate) mod web;
 
 use crate::telemetry::Telemetry;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};

@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 
 /// The reference monitoring API's routes under `/api/v1/monitoring` (state given by
 /// `super::ledger_router`).
-pub fn routes() -> OpenApiRouter<LedgerApi> {
+pub(crate) fn routes() -> OpenApiRouter<LedgerApi> {
     let m = OpenApiRouter::new()
         .routes(routes!(lock_status))
         .routes(routes!(lock_health))

@@ -25,14 +25,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// The node routes, admin only (state given by [`router`]).
-pub fn routes(auth: AdminAuth) -> OpenApiRouter<Arc<Gateway>> {
+pub(crate) fn routes(auth: AdminAuth) -> OpenApiRouter<Arc<Gateway>> {
     OpenApiRouter::new()
         .routes(routes!(list, add))
         .routes(routes!(update, remove))
         .route_layer(middleware::from_fn_with_state(auth, require_admin))
 }
 
-pub fn router(gateway: Arc<Gateway>, auth: AdminAuth) -> OpenApiRouter {
+pub(crate) fn router(gateway: Arc<Gateway>, auth: AdminAuth) -> OpenApiRouter {
     routes(auth).with_state(gateway)
 }
 
@@ -56,7 +56,7 @@ impl From<AdminError> for ApiError {
 /// `POST /admin/api/nodes`' body: a `[[proxy.nodes]]` entry as JSON. It is parsed as
 /// [`NodeConfig`] (the config types carry no schema), so this description is checked
 /// against that type by the tests: same fields, and the example parses.
-pub struct NodeBody;
+pub(crate) struct NodeBody;
 
 impl PartialSchema for NodeBody {
     fn schema() -> RefOr<Schema> {

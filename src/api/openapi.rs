@@ -5,7 +5,7 @@
 //! *and* its operation to the document, so both come from one list. A process serves, at
 //! `GET /api/openapi.json`, the document of the routes it mounted (the executor's only with
 //! `[executor] enabled`, the web UI only with the dashboard); [`reference_document`] holds
-//! every family at once and is the source of `docs/api.md` (see [`super::openapi_page`]).
+//! every family at once and is the source of `docs/api.md` (rendered by `api::openapi_page`, a test).
 //!
 //! The document needs no token, like `/health`: it describes routes, never data, and a client
 //! reads it before it holds a token.

@@ -11,7 +11,7 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The page for a document (its JSON form).
-pub fn render(doc: &Value) -> String {
+pub(super) fn render(doc: &Value) -> String {
     let mut out = String::new();
     let title = doc["info"]["title"].as_str().unwrap_or("API");
     let _ = writeln!(out, "# {title}\n");

@@ -17,7 +17,7 @@ const RECENT_EVENTS: usize = 200;
 
 /// The overview: the live payload's fields, then the rest of the first paint.
 #[derive(Serialize, ToSchema)]
-pub struct Overview {
+pub(crate) struct Overview {
     /// The payload of the event stream's `snapshot` events.
     #[serde(flatten)]
     live: LivePayload,
@@ -49,7 +49,7 @@ pub struct Overview {
         (status = 200, description = "The overview.", body = Overview),
         (status = 401, description = "Admin token or session missing.", body = super::error::ErrorBody),
     ))]
-pub async fn document(State(state): State<DashboardState>) -> Json<Overview> {
+pub(crate) async fn document(State(state): State<DashboardState>) -> Json<Overview> {
     let events = state.telemetry.events.recent(RECENT_EVENTS);
     let newest_event_id = events.last().map(|e| e.id).unwrap_or(0);
     Json(Overview {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// How often idle keys are dropped.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The executor API's limits: whether they apply, and the three limiters. A reload with a
 /// changed `[executor.rate_limit]` swaps them ([`RateLimits::reconfigure`]).

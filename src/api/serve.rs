@@ -41,7 +41,7 @@ use tower::ServiceExt as _;
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// The bounds of the control listener (`[control]`).
-pub struct ServeLimits {
+pub(crate) struct ServeLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub conns: Arc<ConnLimit>,
@@ -51,7 +51,7 @@ pub struct ServeLimits {
 
 /// Serves `app` on `listener` until `stop` turns true, then drains: in-flight requests
 /// finish, idle connections close, and this returns when every connection is gone.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ServeLimits,

@@ -29,11 +29,11 @@ use std::time::Duration;
 use utoipa::ToSchema;
 
 /// Name of the session cookie.
-pub const COOKIE: &str = "keel_session";
+pub(crate) const COOKIE: &str = "keel_session";
 /// The session route: `POST` logs in with the admin token.
-pub const LOGIN_PATH: &str = "/api/v1/session";
+pub(crate) const LOGIN_PATH: &str = "/api/v1/session";
 /// Header carrying the per-session CSRF token on cookie-authenticated writes.
-pub const CSRF_HEADER: &str = "x-keel-csrf";
+pub(crate) const CSRF_HEADER: &str = "x-keel-csrf";
 
 /// What a valid session cookie stands for.
 #[derive(Clone, Serialize, Deserialize)]
@@ -202,7 +202,7 @@ fn random_token() -> String {
 
 /// The session cookie's value in a request, if any (every `Cookie` header, RFC 6265
 /// pairs; a malformed pair is skipped).
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -216,7 +216,7 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(examples(json!({"token": "<admin token>"})))]
-pub struct Login {
+pub(crate) struct Login {
     /// The admin token.
     token: String,
 }
@@ -226,7 +226,7 @@ pub struct Login {
 #[derive(Serialize, ToSchema)]
 #[schema(examples(json!({"authenticated": true, "csrf_token": "dGhpcyBpcyBub3QgYSByZWFsIHRva2Vu",
     "expires_at": "2025-10-06T04:30:00Z"})))]
-pub struct SessionBody {
+pub(crate) struct SessionBody {
     authenticated: bool,
     /// Send it as `X-Keel-CSRF` on requests that change state.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,7 +255,7 @@ fn session_body(s: &Session) -> SessionBody {
         (status = 400, description = "Bad JSON or an unknown field.", body = ErrorBody),
         (status = 401, description = "Wrong admin token.", body = ErrorBody),
     ))]
-pub async fn login(
+pub(crate) async fn login(
     State(auth): State<AdminAuth>,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
@@ -285,7 +285,7 @@ pub async fn login(
         (status = 200, description = "A live session.", body = SessionBody),
         (status = 401, description = "No live session.", body = ErrorBody),
     ))]
-pub async fn current(
+pub(crate) async fn current(
     State(auth): State<AdminAuth>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -308,7 +308,7 @@ pub async fn current(
         (status = 200, description = "Logged out.", body = SessionBody,
             example = json!({"authenticated": false})),
     ))]
-pub async fn logout(
+pub(crate) async fn logout(
     State(auth): State<AdminAuth>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -24,7 +24,7 @@ const ACCESS_TOKEN: &str = "accesstoken";
 
 /// Middleware over the whole control router:
 /// `.layer(middleware::from_fn_with_state(failures, throttle))`.
-pub async fn throttle(
+pub(crate) async fn throttle(
     State(failures): State<Arc<AuthFailures>>,
     req: Request,
     next: Next,

@@ -26,7 +26,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
                    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
                    base-uri 'none'; form-action 'self'";
 
-pub fn routes() -> OpenApiRouter {
+pub(crate) fn routes() -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(index))
         .routes(routes!(app_file))

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Bytes of backing store one isolate may hold at once.
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     limit: usize,
     used: AtomicUsize,
     /// Set when an allocation was refused since the last [`Budget::take_refused`]: the
@@ -23,7 +23,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn new(limit: usize) -> Arc<Budget> {
+    pub(crate) fn new(limit: usize) -> Arc<Budget> {
         Arc::new(Budget {
             limit,
             used: AtomicUsize::new(0),
@@ -32,17 +32,12 @@ impl Budget {
     }
 
     /// Bytes held now.
-    pub fn used(&self) -> usize {
+    pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// The budget in bytes.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Whether an allocation was refused since the last call (and clears the flag).
-    pub fn take_refused(&self) -> bool {
+    pub(crate) fn take_refused(&self) -> bool {
         self.refused.swap(false, Ordering::Relaxed)
     }
 
@@ -131,7 +126,7 @@ static VTABLE: v8::RustAllocatorVtable<Budget> = v8::RustAllocatorVtable {
 };
 
 /// A V8 allocator drawing on `budget` (V8 keeps a reference until the isolate is gone).
-pub fn allocator(budget: &Arc<Budget>) -> v8::SharedRef<v8::Allocator> {
+pub(crate) fn allocator(budget: &Arc<Budget>) -> v8::SharedRef<v8::Allocator> {
     let raw = Arc::into_raw(budget.clone());
     // SAFETY: `raw` stays valid until V8 calls `drop_budget`; the vtable is 'static.
     unsafe { v8::new_rust_allocator(raw, &VTABLE) }.make_shared()

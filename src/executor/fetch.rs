@@ -19,7 +19,7 @@ use crate::config::FetchConfig;
 
 /// A request as the JS side described it.
 #[derive(Debug, Clone)]
-pub struct FetchRequest {
+pub(crate) struct FetchRequest {
     pub method: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
@@ -32,7 +32,7 @@ pub struct FetchRequest {
 
 /// A fully read response.
 #[derive(Debug, Clone)]
-pub struct FetchResponse {
+pub(crate) struct FetchResponse {
     pub status: u16,
     pub status_text: String,
     pub url: String,
@@ -44,7 +44,7 @@ pub struct FetchResponse {
 
 /// Why a fetch failed; surfaces in JS as a rejected promise (`TypeError`, or `TimeoutError`).
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error("fetch refused by network policy: {0}")]
     Policy(#[from] PolicyError),
     #[error("invalid URL {0:?}")]
@@ -63,7 +63,7 @@ pub enum FetchError {
 
 impl FetchError {
     /// The JS error name the rejection carries.
-    pub fn js_name(&self) -> &'static str {
+    pub(crate) fn js_name(&self) -> &'static str {
         match self {
             FetchError::Timeout(_) => "TimeoutError",
             _ => "TypeError",
@@ -108,7 +108,7 @@ impl Resolve for PolicyResolver {
 }
 
 /// Shared by all isolates.
-pub struct Fetcher {
+pub(crate) struct Fetcher {
     client: reqwest::Client,
     policy: Arc<NetworkPolicy>,
     max_response_size: usize,
@@ -126,7 +126,7 @@ impl std::fmt::Debug for Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(cfg: &FetchConfig) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(cfg: &FetchConfig) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(NetworkPolicy::from_config(cfg));
         let client = reqwest::Client::builder()
             // Proxies from the environment would connect on our behalf to addresses we
@@ -151,17 +151,17 @@ impl Fetcher {
     }
 
     /// The configured per-fetch time limit.
-    pub fn default_timeout(&self) -> Duration {
+    pub(crate) fn default_timeout(&self) -> Duration {
         self.default_timeout
     }
 
     /// The largest request body sent (checked again before the request is built).
-    pub fn max_request_size(&self) -> usize {
+    pub(crate) fn max_request_size(&self) -> usize {
         self.max_request_size
     }
 
     /// Performs the request, following redirects by hand, within `req.timeout`.
-    pub async fn fetch(&self, req: FetchRequest) -> Result<FetchResponse, FetchError> {
+    pub(crate) async fn fetch(&self, req: FetchRequest) -> Result<FetchResponse, FetchError> {
         let limit = req.timeout;
         match tokio::time::timeout(limit, self.fetch_inner(req)).await {
             Ok(r) => r,

@@ -295,7 +295,7 @@ impl Executor {
 
 /// Checks a call against the limits and prepares what crosses to the executor process:
 /// the code, the input as JSON text, and the effective timeout.
-pub fn validate(
+pub(crate) fn validate(
     config: &ExecutorConfig,
     req: ExecRequest,
 ) -> Result<(String, Box<RawValue>, Duration), ExecError> {

@@ -18,17 +18,17 @@ use super::worker::{ExecOutput, IsolateRecycled};
 use crate::config::{ExecutorConfig, LogConfig};
 
 /// The file descriptor the executor process finds its socket on.
-pub const CHILD_FD: i32 = 3;
+pub(crate) const CHILD_FD: i32 = 3;
 
 /// Largest frame either side accepts: a call's code, input and result are bounded by
 /// config far below this; a larger length prefix means a broken peer.
-pub const MAX_FRAME: usize = 256 * 1024 * 1024;
+pub(crate) const MAX_FRAME: usize = 256 * 1024 * 1024;
 
 /// Main process → executor process.
 #[derive(Debug, Serialize, Deserialize)]
 // Externally tagged: serde cannot buffer a `RawValue` through an internal tag.
 #[serde(rename_all = "snake_case")]
-pub enum ToChild {
+pub(crate) enum ToChild {
     /// The first message: what the executor process needs to start. No secrets: access
     /// tokens are checked in the main process and are not sent.
     Init {
@@ -53,7 +53,7 @@ pub enum ToChild {
 #[derive(Debug, Serialize, Deserialize)]
 // Externally tagged: serde cannot buffer a `RawValue` through an internal tag.
 #[serde(rename_all = "snake_case")]
-pub enum FromChild {
+pub(crate) enum FromChild {
     /// The pool is warm and serving.
     Ready {
         warmup: WarmupReport,
@@ -78,7 +78,7 @@ pub enum FromChild {
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for both processes (unlike `Instant`, whose
 /// value cannot cross a process boundary).
-pub fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -91,7 +91,7 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Encodes one frame: length prefix and JSON.
-pub fn encode<T: Serialize>(msg: &T) -> io::Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize>(msg: &T) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; 4];
     serde_json::to_writer(&mut buf, msg).map_err(io::Error::other)?;
     let len = u32::try_from(buf.len() - 4)
@@ -103,7 +103,7 @@ pub fn encode<T: Serialize>(msg: &T) -> io::Result<Vec<u8>> {
 }
 
 /// Decodes a frame's JSON body.
-pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> io::Result<T> {
+pub(crate) fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> io::Result<T> {
     serde_json::from_slice(body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
@@ -119,7 +119,7 @@ fn frame_len(prefix: [u8; 4]) -> io::Result<usize> {
 }
 
 /// Reads one frame body from a blocking stream; `Ok(None)` at a clean end of stream.
-pub fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     let mut prefix = [0u8; 4];
     match r.read_exact(&mut prefix) {
         Ok(()) => {}
@@ -132,12 +132,12 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Writes one message to a blocking stream.
-pub fn write_msg<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
+pub(crate) fn write_msg<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
     w.write_all(&encode(msg)?)
 }
 
 /// Reads one frame body from an async stream; `Ok(None)` at a clean end of stream.
-pub async fn read_frame_async(
+pub(crate) async fn read_frame_async(
     r: &mut (impl tokio::io::AsyncRead + Unpin),
 ) -> io::Result<Option<Vec<u8>>> {
     use tokio::io::AsyncReadExt;

@@ -8,29 +8,29 @@ use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec,
 use crate::telemetry::catalog;
 
 // The names the dashboard reads are the catalog's, so writer and reader cannot drift.
-pub const EXECUTIONS_TOTAL: &str = catalog::EXECUTOR_EXECUTIONS_TOTAL;
-pub const EXECUTION_DURATION: &str = catalog::EXECUTOR_EXECUTION_DURATION_SECONDS;
-pub const QUEUE_DEPTH: &str = catalog::EXECUTOR_QUEUE_DEPTH;
-pub const POOL_ISOLATES: &str = catalog::EXECUTOR_POOL_ISOLATES;
-pub const HEAP_USED: &str = catalog::EXECUTOR_HEAP_USED_BYTES;
-pub const ISOLATE_RECYCLES: &str = catalog::EXECUTOR_ISOLATE_RECYCLES_TOTAL;
-pub const RESTARTS: &str = catalog::EXECUTOR_RESTARTS_TOTAL;
-pub const PROCESS_RSS: &str = catalog::EXECUTOR_PROCESS_RESIDENT_MEMORY_BYTES;
-pub const ARRAY_BUFFERS: &str = catalog::EXECUTOR_ARRAY_BUFFER_BYTES;
+pub(crate) const EXECUTIONS_TOTAL: &str = catalog::EXECUTOR_EXECUTIONS_TOTAL;
+pub(crate) const EXECUTION_DURATION: &str = catalog::EXECUTOR_EXECUTION_DURATION_SECONDS;
+pub(crate) const QUEUE_DEPTH: &str = catalog::EXECUTOR_QUEUE_DEPTH;
+pub(crate) const POOL_ISOLATES: &str = catalog::EXECUTOR_POOL_ISOLATES;
+pub(crate) const HEAP_USED: &str = catalog::EXECUTOR_HEAP_USED_BYTES;
+pub(crate) const ISOLATE_RECYCLES: &str = catalog::EXECUTOR_ISOLATE_RECYCLES_TOTAL;
+pub(crate) const RESTARTS: &str = catalog::EXECUTOR_RESTARTS_TOTAL;
+pub(crate) const PROCESS_RSS: &str = catalog::EXECUTOR_PROCESS_RESIDENT_MEMORY_BYTES;
+pub(crate) const ARRAY_BUFFERS: &str = catalog::EXECUTOR_ARRAY_BUFFER_BYTES;
 
 /// `reason`s of `keel_executor_isolate_recycles_total` (see `worker::RecycleReason`).
-pub const RECYCLE_REASONS: [&str; 3] = ["timeout", "heap", "crash"];
+pub(crate) const RECYCLE_REASONS: [&str; 3] = ["timeout", "heap", "crash"];
 /// `reason`s of `keel_executor_restarts_total` (see `supervisor::Death`).
-pub const RESTART_REASONS: [&str; 5] =
+pub(crate) const RESTART_REASONS: [&str; 5] =
     ["crashed", "memory_limit", "unresponsive", "hung", "exited"];
 
 /// States of `keel_executor_pool_isolates{state}`.
-pub const STATES: [&str; 3] = ["starting", "idle", "busy"];
+pub(crate) const STATES: [&str; 3] = ["starting", "idle", "busy"];
 
 /// Prometheus collectors, registered once on keel's registry (in the main process: the
 /// executor process reports its figures over its socket, see [`super::supervisor`]).
 #[derive(Clone)]
-pub struct ExecutorMetrics {
+pub(crate) struct ExecutorMetrics {
     pub executions: IntCounterVec,
     pub duration: Histogram,
     pub queue_depth: IntGauge,
@@ -43,7 +43,7 @@ pub struct ExecutorMetrics {
 }
 
 impl ExecutorMetrics {
-    pub fn new(registry: Option<&Registry>) -> Result<Self, prometheus::Error> {
+    pub(crate) fn new(registry: Option<&Registry>) -> Result<Self, prometheus::Error> {
         let m = Self {
             executions: IntCounterVec::new(
                 Opts::new(EXECUTIONS_TOTAL, "Code-block executions by outcome"),
@@ -107,11 +107,9 @@ impl ExecutorMetrics {
 
 /// Counters for the reference's status/health blocks.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Admitted and not yet answered (running + queued).
     pub current: AtomicUsize,
-    /// Waiting for an isolate.
-    pub queued: AtomicUsize,
     pub total: AtomicU64,
     pub successful: AtomicU64,
     pub failed: AtomicU64,
@@ -119,7 +117,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn success_rate(&self) -> String {
+    pub(crate) fn success_rate(&self) -> String {
         let total = self.total.load(Ordering::Relaxed);
         let ok = self.successful.load(Ordering::Relaxed);
         if total == 0 {

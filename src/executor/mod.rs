@@ -21,25 +21,25 @@
 //! - [`watchdog`]: terminates JavaScript that runs past its deadline;
 //! - [`fetch`] and [`policy`]: the `fetch` global and its network policy.
 
-pub mod alloc;
+pub(crate) mod alloc;
 pub mod child;
-pub mod error;
+pub(crate) mod error;
 mod event_loop;
-pub mod fetch;
-pub mod front;
-pub mod ipc;
+pub(crate) mod fetch;
+pub(crate) mod front;
+pub(crate) mod ipc;
 mod isolate;
 mod js_values;
-pub mod metrics;
+pub(crate) mod metrics;
 mod natives;
-pub mod platform;
-pub mod policy;
-pub mod pool;
+pub(crate) mod platform;
+pub(crate) mod policy;
+pub(crate) mod pool;
 mod requires;
 pub mod sandbox;
-pub mod snapshot;
-pub mod supervisor;
-pub mod tokens;
+pub(crate) mod snapshot;
+pub(crate) mod supervisor;
+pub(crate) mod tokens;
 mod watchdog;
 mod worker;
 

@@ -9,12 +9,12 @@ static EXTRA_FLAGS: OnceLock<String> = OnceLock::new();
 /// Flags applied after keel's own at [`init`]: the executor process gets the operator's
 /// `EXECUTOR_V8_FLAGS` from the main process (it starts with an empty environment) plus
 /// the WebAssembly memory bound. Call before [`init`]; later calls are ignored.
-pub fn set_extra_flags(flags: String) {
+pub(crate) fn set_extra_flags(flags: String) {
     let _ = EXTRA_FLAGS.set(flags);
 }
 
 /// Initialises the V8 platform (idempotent, thread-safe).
-pub fn init() {
+pub(crate) fn init() {
     INIT.call_once(|| {
         // --no-osr-from-maglev: on-stack replacement stays on, but a loop is only ever
         // replaced into Maglev code, never TurboFan code. TurboFan OSR code of a hot
@@ -61,6 +61,6 @@ pub fn init() {
 }
 
 /// V8's version string, for `/flow/` and the health report.
-pub fn version() -> &'static str {
+pub(crate) fn version() -> &'static str {
     v8::V8::get_version()
 }

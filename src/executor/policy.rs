@@ -15,7 +15,7 @@ use crate::config::FetchConfig;
 
 /// Why a URL or address was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum PolicyError {
+pub(crate) enum PolicyError {
     #[error("fetch is disabled by the executor configuration")]
     Disabled,
     #[error("unsupported URL scheme {0:?} (only http and https)")]
@@ -34,7 +34,7 @@ pub enum PolicyError {
 
 /// The compiled policy (cheap to clone behind an `Arc`).
 #[derive(Debug, Clone)]
-pub struct NetworkPolicy {
+pub(crate) struct NetworkPolicy {
     enabled: bool,
     allowed_hosts: Vec<HostPattern>,
     denied: Vec<IpNet>,
@@ -49,7 +49,7 @@ enum HostPattern {
 }
 
 impl NetworkPolicy {
-    pub fn from_config(cfg: &FetchConfig) -> Self {
+    pub(crate) fn from_config(cfg: &FetchConfig) -> Self {
         let allowed_hosts = cfg
             .allowed_hosts
             .iter()
@@ -71,7 +71,7 @@ impl NetworkPolicy {
 
     /// Checks scheme and host name of a URL (before any DNS), and its address when the host
     /// is an IP literal (reqwest does not call the resolver for those).
-    pub fn check_url(&self, url: &url::Url) -> Result<(), PolicyError> {
+    pub(crate) fn check_url(&self, url: &url::Url) -> Result<(), PolicyError> {
         if !self.enabled {
             return Err(PolicyError::Disabled);
         }
@@ -105,7 +105,7 @@ impl NetworkPolicy {
 
     /// Checks one resolved address. IPv4-mapped IPv6 addresses are checked as IPv4 too, so
     /// `::ffff:127.0.0.1` cannot sneak past a 127.0.0.0/8 rule.
-    pub fn check_addr(&self, host: &str, addr: IpAddr) -> Result<(), PolicyError> {
+    pub(crate) fn check_addr(&self, host: &str, addr: IpAddr) -> Result<(), PolicyError> {
         let candidates: Vec<IpAddr> = match addr {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => vec![addr, IpAddr::V4(v4)],

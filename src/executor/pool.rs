@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 use super::error::StartError;
 use super::fetch::Fetcher;
 use super::snapshot::{self, Snapshot, WarmupReport};
-use super::worker::{self, ChannelJobs, IsolateRecycled, Job, JobSource, Shared, WorkerLimits};
+#[cfg(test)]
+use super::worker::ChannelJobs;
+use super::worker::{self, IsolateRecycled, Job, JobSource, Shared, WorkerLimits};
 use crate::config::ExecutorConfig;
 
 /// What the pool reports about itself: the isolates' states and heap figures, the queue.
 /// Sent to the main process a few times a second (see [`super::child`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PoolFigures {
+pub(crate) struct PoolFigures {
     /// Isolates by state, indexed like [`super::metrics::STATES`].
     pub isolates: [usize; 3],
     /// Jobs waiting for an isolate.
@@ -40,19 +42,21 @@ pub struct PoolFigures {
 }
 
 /// Called for every replaced isolate (the executor process forwards it to keel's event bus).
-pub type RecycleSink = Arc<dyn Fn(&IsolateRecycled) + Send + Sync>;
+pub(crate) type RecycleSink = Arc<dyn Fn(&IsolateRecycled) + Send + Sync>;
 
 /// The running pool. Dropping it stops the workers (after their current job).
-pub struct IsolatePool {
+pub(crate) struct IsolatePool {
     shared: Arc<Shared>,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl IsolatePool {
-    /// A pool fed through [`IsolatePool::submit`]. Blocking — about a second for the
-    /// snapshot the first time.
-    pub fn start(
+    /// A pool fed through [`IsolatePool::submit`] (the executor's tests; keel itself runs
+    /// [`IsolatePool::start_on`] in the executor process). Blocking — about a second for
+    /// the snapshot the first time.
+    #[cfg(test)]
+    pub(crate) fn start(
         config: &ExecutorConfig,
         runtime: tokio::runtime::Handle,
         on_recycle: RecycleSink,
@@ -69,8 +73,8 @@ impl IsolatePool {
     }
 
     /// A pool whose idle workers take jobs from `source` themselves (the executor
-    /// process's socket). Blocking, like [`IsolatePool::start`].
-    pub fn start_on(
+    /// process's socket). Blocking: about a second for the snapshot the first time.
+    pub(crate) fn start_on(
         config: &ExecutorConfig,
         runtime: tokio::runtime::Handle,
         on_recycle: RecycleSink,
@@ -137,7 +141,7 @@ impl IsolatePool {
     }
 
     /// Blocks until every isolate has its first context ready (startup "warm").
-    pub fn wait_warm(&self, limit: Duration) -> bool {
+    pub(crate) fn wait_warm(&self, limit: Duration) -> bool {
         let until = Instant::now() + limit;
         while Instant::now() < until {
             if self
@@ -155,7 +159,8 @@ impl IsolatePool {
 
     /// Queues one job; its `reply` is called once, from a worker thread (or here, when the
     /// pool is shutting down).
-    pub fn submit(&self, job: Job) {
+    #[cfg(test)]
+    pub(crate) fn submit(&self, job: Job) {
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         let refused = {
             let guard = self.sender.lock().unwrap_or_else(|p| p.into_inner());
@@ -173,12 +178,12 @@ impl IsolatePool {
         }
     }
 
-    pub fn warmup(&self) -> &'static WarmupReport {
+    pub(crate) fn warmup(&self) -> &'static WarmupReport {
         &self.shared.snapshot.warmup
     }
 
     /// The pool's figures now.
-    pub fn figures(&self) -> PoolFigures {
+    pub(crate) fn figures(&self) -> PoolFigures {
         let s = &self.shared;
         let mut isolates = [0usize; 3];
         for st in &s.states {
@@ -210,7 +215,7 @@ impl IsolatePool {
 
     /// A worker still running a block `grace` after its deadline: V8's termination did not
     /// take (a hang the watchdog cannot stop), so only ending the process frees it.
-    pub fn overdue(&self, grace: Duration) -> Option<usize> {
+    pub(crate) fn overdue(&self, grace: Duration) -> Option<usize> {
         let now_ms = self.shared.epoch.elapsed().as_millis() as u64;
         let grace_ms = grace.as_millis() as u64;
         self.shared.deadlines.iter().position(|d| {
@@ -220,7 +225,7 @@ impl IsolatePool {
     }
 
     /// Stops taking jobs; workers finish their current one and exit. Blocking.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for t in threads {

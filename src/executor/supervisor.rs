@@ -34,7 +34,7 @@ use crate::config::{ExecutorConfig, LogConfig};
 use crate::telemetry::{ComponentStatus, Event, Level, Telemetry};
 
 /// The hidden subcommand the executor process runs.
-pub const CHILD_COMMAND: &str = "executor-child";
+pub(crate) const CHILD_COMMAND: &str = "executor-child";
 /// First and largest wait before a restart.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -117,7 +117,7 @@ impl Death {
 
 /// `executor.restarted`: the executor process died and keel starts a new one.
 #[derive(Debug, serde::Serialize)]
-pub struct ExecutorRestarted {
+pub(crate) struct ExecutorRestarted {
     /// `memory_limit`, `unresponsive`, `hung`, `crashed` or `exited`.
     pub reason: &'static str,
     pub detail: String,
@@ -216,7 +216,7 @@ impl Conn {
 
 /// What the API reads about the executor process.
 #[derive(Debug, Clone, Default)]
-pub struct ChildView {
+pub(crate) struct ChildView {
     pub figures: PoolFigures,
     /// Executions that required each module (indexed like `snapshot::MODULES`) since keel
     /// started: the counts of executor processes that ended plus the current one's.
@@ -249,7 +249,7 @@ struct Inner {
 }
 
 /// The main process's handle on the executor process.
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     inner: Arc<Inner>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -257,7 +257,7 @@ pub struct Supervisor {
 impl Supervisor {
     /// Starts the executor process and waits until it is warm (or failed: a library that
     /// does not load stops keel's startup, as the reference's fail-fast did). Blocking.
-    pub fn start(
+    pub(crate) fn start(
         config: &ExecutorConfig,
         log: &LogConfig,
         runtime: tokio::runtime::Handle,
@@ -308,7 +308,7 @@ impl Supervisor {
     }
 
     /// Sends one call to the executor process and waits for its outcome.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         code: String,
         input: Box<RawValue>,
@@ -362,7 +362,7 @@ impl Supervisor {
     }
 
     /// What the API and the dashboard show about the process.
-    pub fn view(&self) -> ChildView {
+    pub(crate) fn view(&self) -> ChildView {
         self.inner
             .view
             .lock()
@@ -371,13 +371,13 @@ impl Supervisor {
     }
 
     /// The memory ceiling of the executor process, in bytes.
-    pub fn ceiling(&self) -> u64 {
+    pub(crate) fn ceiling(&self) -> u64 {
         self.inner.ceiling
     }
 
     /// Stops the executor process: running blocks finish (up to its shutdown), then it
     /// exits; no restart follows. Blocking.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         if let Some(conn) = self.stop() {
             conn.close_writes();
         }

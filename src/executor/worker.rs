@@ -26,18 +26,20 @@ use crate::telemetry::{Event, Level};
 
 /// Where idle workers take jobs from. In the executor process that is its socket, read by
 /// whichever worker is idle (no thread hop between the read and the run); in tests, a
-/// channel fed by [`super::pool::IsolatePool::submit`].
-pub trait JobSource: Send {
+/// channel fed by `IsolatePool::submit` (tests).
+pub(crate) trait JobSource: Send {
     /// The next job, blocking; `None` once no more will come (the pool shuts down).
     fn next_job(&mut self) -> Option<Job>;
 }
 
-/// The in-process queue behind `IsolatePool::submit`.
+/// The in-process queue behind `IsolatePool::submit` (tests).
+#[cfg(test)]
 pub(super) struct ChannelJobs {
     pub rx: mpsc::Receiver<Job>,
     pub queued: Arc<AtomicUsize>,
 }
 
+#[cfg(test)]
 impl JobSource for ChannelJobs {
     fn next_job(&mut self) -> Option<Job> {
         let job = self.rx.recv().ok()?;
@@ -50,7 +52,7 @@ impl JobSource for ChannelJobs {
 pub(super) type Reply = Box<dyn FnOnce(Result<ExecOutput, ExecError>) + Send>;
 
 /// A code block to run.
-pub struct Job {
+pub(crate) struct Job {
     pub code: String,
     pub input_json: String,
     pub timeout: Duration,
@@ -156,7 +158,7 @@ impl Ready {
 /// Why a worker threw its isolate away and built a new one from the snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RecycleReason {
+pub(crate) enum RecycleReason {
     /// Execution was terminated at its deadline (watchdog or event loop).
     Timeout,
     /// The block hit the isolate's heap limit.
@@ -167,7 +169,7 @@ pub enum RecycleReason {
 
 impl RecycleReason {
     /// The `reason` label of `keel_executor_isolate_recycles_total`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RecycleReason::Timeout => "timeout",
             RecycleReason::Heap => "heap",
@@ -179,7 +181,7 @@ impl RecycleReason {
 /// `executor.isolate_recycled`: an isolate was replaced. Operators see timeouts and heap
 /// bombs here without reading request logs; a run of `crash` means a broken snapshot.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct IsolateRecycled {
+pub(crate) struct IsolateRecycled {
     pub worker: usize,
     pub reason: RecycleReason,
     /// Isolates this pool has replaced so far, this one included.

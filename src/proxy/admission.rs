@@ -30,7 +30,7 @@ use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub struct Admission {
+pub(crate) struct Admission {
     app: Arc<GatewayService>,
     conns: Arc<ConnLimit>,
     /// `[proxy.tls]`: the handshake every connection passes first.
@@ -40,7 +40,7 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(
+    pub(crate) fn new(
         app: GatewayService,
         conns: Arc<ConnLimit>,
         tls: Option<Arc<TlsTerminator>>,

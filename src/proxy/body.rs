@@ -7,7 +7,7 @@
 use bytes::{Bytes, BytesMut};
 
 #[derive(Debug, Default)]
-pub struct Collected {
+pub(crate) struct Collected {
     /// The body while it is a single chunk.
     first: Bytes,
     /// The body once a second chunk arrived (the first one copied in).
@@ -18,7 +18,7 @@ pub struct Collected {
 
 impl Collected {
     /// An empty body expected to be about `capacity` bytes long.
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         Collected {
             capacity,
             ..Collected::default()
@@ -26,11 +26,11 @@ impl Collected {
     }
 
     /// Bytes collected so far.
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.joined.as_ref().map_or(self.first.len(), BytesMut::len)
     }
 
-    pub fn push(&mut self, chunk: Bytes) {
+    pub(crate) fn push(&mut self, chunk: Bytes) {
         if chunk.is_empty() {
             return;
         }
@@ -47,7 +47,7 @@ impl Collected {
         }
     }
 
-    pub fn finish(self) -> Bytes {
+    pub(crate) fn finish(self) -> Bytes {
         match self.joined {
             Some(joined) => joined.freeze(),
             None => self.first,

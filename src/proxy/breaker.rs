@@ -213,7 +213,7 @@ impl Breaker {
     }
 
     /// Half-open now (after a passed prewarm), regardless of the cooldown.
-    pub fn to_half_open(&mut self) -> Option<Transition> {
+    pub fn begin_half_open(&mut self) -> Option<Transition> {
         (self.state != BreakerState::HalfOpen).then(|| {
             self.half_open();
             Transition::HalfOpened

@@ -55,7 +55,7 @@ thread_local! {
 }
 
 /// Makes the calling thread proxy thread `index` (0-based) for pool slots.
-pub fn bind_thread(index: usize) {
+pub(crate) fn bind_thread(index: usize) {
     SLOT.with(|s| s.set((index + 1).min(SLOTS - 1)));
 }
 
@@ -157,7 +157,7 @@ fn quiet(stream: &mut Stream) -> bool {
 /// Pingora's session never saw the request, so for `HEAD` it would expect the body the
 /// answer's `content-length` announces: callers read no body after a `HEAD` (and the
 /// connection is then not reused).
-pub async fn round_trip(
+pub(crate) async fn round_trip(
     transport: &TransportConnector,
     node: &Node,
     head: &[u8],
@@ -211,7 +211,7 @@ async fn checkout(
 
 /// Hands a session whose response was read to the end back to the node's pool, unless the
 /// node asked to close it (or it is not HTTP/1).
-pub async fn checkin(conns: &IdleConns, session: HttpSession, peer: &HttpPeer) {
+pub(crate) async fn checkin(conns: &IdleConns, session: HttpSession, peer: &HttpPeer) {
     let HttpSession::H1(mut h1) = session else {
         return;
     };

@@ -15,8 +15,8 @@ use pingora::http::RequestHeader;
 
 /// Header names keel looks up on every request. Constants, because a `&str` key is parsed
 /// into a header name again on each lookup.
-pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Headers keel sets itself for every node, so the client's are not forwarded: `host` (the
 /// node's), `content-length` (of the body as mapped), `accept-encoding` (identity, so usage
@@ -29,7 +29,7 @@ fn set_by_keel(name: &str) -> bool {
 }
 
 /// The client's request header, reduced to what every node gets.
-pub struct ClientHead {
+pub(crate) struct ClientHead {
     method: http::Method,
     /// Path and query as the client sent them.
     path: String,
@@ -48,7 +48,7 @@ impl ClientHead {
     /// What every node gets of `client`: its headers minus the hop-by-hop ones (see
     /// [`hop_by_hop`], those its `Connection` names included) and the ones keel sets, plus
     /// keel's `Via` entry.
-    pub fn of(client: &RequestHeader, via: &Via) -> ClientHead {
+    pub(crate) fn of(client: &RequestHeader, via: &Via) -> ClientHead {
         let (mut head, has_connection) = ClientHead::collect(client, None);
         if has_connection {
             // Rare: `Connection` may name headers that are hop-by-hop for this client only.
@@ -104,7 +104,7 @@ impl ClientHead {
     }
 
     /// The complete request header for `node`, ending with the blank line.
-    pub fn for_node(
+    pub(crate) fn for_node(
         &self,
         node: &super::node::Node,
         request_id: &str,

@@ -12,7 +12,7 @@ use prometheus::{
 use std::sync::{Arc, OnceLock};
 
 // The names are the catalog's (the one list of metric names).
-pub use crate::telemetry::catalog::{
+pub(crate) use crate::telemetry::catalog::{
     BREAKER_EJECTIONS_TOTAL, BREAKER_STATE, LLM_TOKENS_TOTAL, NODES_AVAILABLE,
     PREWARM_DURATION_SECONDS, PROXY_REQUESTS_TOTAL, PROXY_REQUEST_DURATION_SECONDS, QUEUE_DEPTH,
     QUEUE_WAIT_SECONDS, SHIFT_STAGE_PERCENT, UPSTREAM_REQUESTS_TOTAL,

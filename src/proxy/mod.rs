@@ -17,30 +17,30 @@
 //! itself. The control plane (admin API, dashboard, ledger) stays on the main runtime, so a
 //! burst there does not delay proxied requests.
 
-pub mod admin;
-pub mod admission;
-pub mod attempt;
-pub mod body;
-pub mod breaker;
-pub mod conns;
-pub mod generic;
-pub mod head;
-pub mod llm;
-pub mod metrics;
-pub mod node;
-pub mod node_events;
-pub mod path;
-pub mod persist;
-pub mod pool;
-pub mod prewarm;
-pub mod queue;
-pub mod reconfigure;
-pub mod request;
-pub mod retry;
-pub mod service;
-pub mod shift;
-pub mod swrr;
-pub mod via;
+pub(crate) mod admin;
+pub(crate) mod admission;
+pub(crate) mod attempt;
+pub(crate) mod body;
+pub(crate) mod breaker;
+pub(crate) mod conns;
+pub(crate) mod generic;
+pub(crate) mod head;
+pub(crate) mod llm;
+pub(crate) mod metrics;
+pub(crate) mod node;
+pub(crate) mod node_events;
+pub(crate) mod path;
+pub(crate) mod persist;
+pub(crate) mod pool;
+pub(crate) mod prewarm;
+pub(crate) mod queue;
+pub(crate) mod reconfigure;
+pub(crate) mod request;
+pub(crate) mod retry;
+pub(crate) mod service;
+pub(crate) mod shift;
+pub(crate) mod swrr;
+pub(crate) mod via;
 
 use crate::config::ProxyConfig;
 use crate::limits::{AuthFailures, ConnLimit, Listener};
@@ -203,7 +203,7 @@ impl Gateway {
 }
 
 /// The running gateway: its address, shared state and the tasks to stop.
-pub struct GatewayHandle {
+pub(crate) struct GatewayHandle {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
     shutdown: watch::Sender<bool>,
@@ -214,7 +214,7 @@ pub struct GatewayHandle {
 impl GatewayHandle {
     /// Stops accepting, lets idle keep-alive connections close, and waits until in-flight
     /// requests are done or `deadline` passes. Returns the requests still in flight.
-    pub async fn shutdown(mut self, deadline: TokioInstant) -> usize {
+    pub(crate) async fn shutdown(mut self, deadline: TokioInstant) -> usize {
         let gw = &self.gateway;
         let _ = gw.drain_until.set(deadline.into_std());
         // The accept loops end at once; Pingora then wakes idle keep-alive readers, and
@@ -289,7 +289,7 @@ fn spawn_proxy_thread(
 
 /// Builds the node set (file + stored runtime changes), binds the listener and starts the
 /// Pingora service and the supervisor.
-pub async fn start(
+pub(crate) async fn start(
     config: &ProxyConfig,
     access: request::access::AccessLog,
     store: Store,
@@ -430,7 +430,7 @@ async fn supervise(gw: std::sync::Weak<Gateway>) {
 }
 
 /// The source of a node, for the admin API.
-pub fn source_name(s: Source) -> &'static str {
+pub(crate) fn source_name(s: Source) -> &'static str {
     match s {
         Source::Config => "config",
         Source::Runtime => "runtime",

@@ -28,7 +28,7 @@ macro_rules! event {
 }
 
 #[derive(Serialize)]
-pub struct BreakerOpened {
+pub(crate) struct BreakerOpened {
     pub node: String,
     pub reason: String,
     pub cooldown_ms: u64,
@@ -40,7 +40,7 @@ event!(BreakerOpened, "breaker.opened", Level::Warn, |e| format!(
 ));
 
 #[derive(Serialize)]
-pub struct BreakerHalfOpen {
+pub(crate) struct BreakerHalfOpen {
     pub node: String,
 }
 event!(
@@ -54,7 +54,7 @@ event!(
 );
 
 #[derive(Serialize)]
-pub struct BreakerClosed {
+pub(crate) struct BreakerClosed {
     pub node: String,
 }
 event!(BreakerClosed, "breaker.closed", Level::Info, |e| format!(
@@ -63,7 +63,7 @@ event!(BreakerClosed, "breaker.closed", Level::Info, |e| format!(
 ));
 
 #[derive(Serialize)]
-pub struct EjectionCapped {
+pub(crate) struct EjectionCapped {
     pub node: String,
     pub reason: String,
     pub max_ejected_percent: u32,
@@ -81,7 +81,7 @@ event!(
 );
 
 #[derive(Serialize)]
-pub struct NodePrewarming {
+pub(crate) struct NodePrewarming {
     pub node: String,
     pub reason: String,
 }
@@ -91,7 +91,7 @@ event!(NodePrewarming, "node.prewarming", Level::Info, |e| format!(
 ));
 
 #[derive(Serialize)]
-pub struct PrewarmProbe {
+pub(crate) struct PrewarmProbe {
     pub node: String,
     pub attempt: u32,
     pub attempts: u32,
@@ -117,7 +117,7 @@ event!(
 );
 
 #[derive(Serialize)]
-pub struct NodePrewarmed {
+pub(crate) struct NodePrewarmed {
     pub node: String,
     pub successes: u32,
     pub attempts: u32,
@@ -128,7 +128,7 @@ event!(NodePrewarmed, "node.prewarmed", Level::Info, |e| format!(
 ));
 
 #[derive(Serialize)]
-pub struct PrewarmFailed {
+pub(crate) struct PrewarmFailed {
     pub node: String,
     pub attempts: u32,
     pub retry_in_ms: u64,
@@ -144,7 +144,7 @@ event!(
 );
 
 #[derive(Serialize)]
-pub struct NodeSwitched {
+pub(crate) struct NodeSwitched {
     pub node: String,
     pub reason: String,
 }
@@ -154,7 +154,7 @@ event!(NodeSwitched, "node.switched", Level::Info, |e| format!(
 ));
 
 #[derive(Serialize)]
-pub struct ShiftStage {
+pub(crate) struct ShiftStage {
     pub node: String,
     pub percent: u32,
     pub effective_weight: u32,
@@ -170,7 +170,7 @@ event!(
 );
 
 #[derive(Serialize)]
-pub struct ShiftRolledBack {
+pub(crate) struct ShiftRolledBack {
     pub node: String,
     pub percent: u32,
     pub failure_rate: f64,
@@ -187,7 +187,7 @@ event!(
 );
 
 #[derive(Serialize)]
-pub struct NodeAdded {
+pub(crate) struct NodeAdded {
     pub node: String,
     pub base_url: String,
     pub weight: u32,
@@ -198,7 +198,7 @@ event!(NodeAdded, "node.added", Level::Info, |e| format!(
 ));
 
 #[derive(Serialize)]
-pub struct NodeUpdated {
+pub(crate) struct NodeUpdated {
     pub node: String,
     pub changes: String,
 }
@@ -208,7 +208,7 @@ event!(NodeUpdated, "node.updated", Level::Info, |e| format!(
 ));
 
 #[derive(Serialize)]
-pub struct NodeRemoved {
+pub(crate) struct NodeRemoved {
     pub node: String,
     pub drained: bool,
 }
@@ -249,7 +249,7 @@ event!(UpstreamFailed, "upstream.failed", Level::Warn, |e| format!(
 
 /// Failures of a node left out of the event feed by [`FailureEventLimit`].
 #[derive(Serialize)]
-pub struct UpstreamFailuresSuppressed {
+pub(crate) struct UpstreamFailuresSuppressed {
     pub node: String,
     pub suppressed: u64,
     pub window_ms: u64,
@@ -265,8 +265,8 @@ event!(
 );
 
 /// `upstream.failed` events one node may emit per [`FAILURE_EVENT_WINDOW`].
-pub const FAILURE_EVENTS_PER_WINDOW: u32 = 10;
-pub const FAILURE_EVENT_WINDOW: Duration = Duration::from_secs(10);
+pub(crate) const FAILURE_EVENTS_PER_WINDOW: u32 = 10;
+pub(crate) const FAILURE_EVENT_WINDOW: Duration = Duration::from_secs(10);
 
 /// Per-node limit on `upstream.failed` events: a node failing every request of a busy
 /// gateway would otherwise flood the event ring (pushing out the breaker events that

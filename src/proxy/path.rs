@@ -23,7 +23,7 @@ const MAX_DECODE_ROUNDS: usize = 4;
 
 /// Why a path is refused (the text is the 400's message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     #[error("request path must start with '/'")]
     NotOriginForm,
     #[error("request path must not contain '..' segments (plain or percent-encoded)")]
@@ -33,7 +33,7 @@ pub enum PathError {
 }
 
 /// Checks a client path (without the query) before it goes upstream under a prefix.
-pub fn check(path: &str) -> Result<(), PathError> {
+pub(crate) fn check(path: &str) -> Result<(), PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotOriginForm);
     }

@@ -18,7 +18,7 @@ const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
-pub enum StoredNode {
+pub(crate) enum StoredNode {
     Upsert { v: u32, node: PlainNode },
     Removed { v: u32 },
 }
@@ -76,20 +76,20 @@ impl From<PlainNode> for NodeConfig {
 }
 
 impl StoredNode {
-    pub fn upsert(node: &NodeConfig) -> Self {
+    pub(crate) fn upsert(node: &NodeConfig) -> Self {
         StoredNode::Upsert {
             v: VERSION,
             node: node.into(),
         }
     }
 
-    pub fn removed() -> Self {
+    pub(crate) fn removed() -> Self {
         StoredNode::Removed { v: VERSION }
     }
 }
 
 /// Every record, by node name.
-pub async fn load(store: &Store) -> Result<Vec<(String, StoredNode)>, StoreError> {
+pub(crate) async fn load(store: &Store) -> Result<Vec<(String, StoredNode)>, StoreError> {
     store
         .read(|txn| {
             let table = match txn.open_table(NODES) {
@@ -115,7 +115,7 @@ pub async fn load(store: &Store) -> Result<Vec<(String, StoredNode)>, StoreError
 }
 
 /// Writes one record durably.
-pub async fn save(store: &Store, name: &str, record: &StoredNode) -> Result<(), StoreError> {
+pub(crate) async fn save(store: &Store, name: &str, record: &StoredNode) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(record)?;
     let name = name.to_string();
     store
@@ -128,7 +128,7 @@ pub async fn save(store: &Store, name: &str, record: &StoredNode) -> Result<(), 
 }
 
 /// Drops a record (a runtime node deleted again: nothing to remember).
-pub async fn forget(store: &Store, name: &str) -> Result<(), StoreError> {
+pub(crate) async fn forget(store: &Store, name: &str) -> Result<(), StoreError> {
     let name = name.to_string();
     store
         .write(move |txn| {
@@ -140,7 +140,7 @@ pub async fn forget(store: &Store, name: &str) -> Result<(), StoreError> {
 }
 
 /// The file's nodes with the stored records applied, each with whether it is a runtime node.
-pub fn merge(
+pub(crate) fn merge(
     file: &[NodeConfig],
     records: Vec<(String, StoredNode)>,
 ) -> Vec<(NodeConfig, super::node::Source)> {

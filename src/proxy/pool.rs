@@ -505,7 +505,7 @@ mod tests {
     fn a_half_open_node_gets_the_probe_first() {
         let p = pool(&[("a", 1, 1), ("b", 100, 1)]);
         let a = p.get("a").unwrap();
-        let t = a.control().breaker.to_half_open();
+        let t = a.control().breaker.begin_half_open();
         assert!(t.is_some());
         let picked = p.pick(|_| false, Instant::now()).unwrap();
         assert_eq!((picked.node.name.as_str(), picked.probe), ("a", true));

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const MAX_PROBE_BODY: usize = 64 * 1024;
 
 /// Starts a prewarm of `node` in the background unless one is running.
-pub fn spawn(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
+pub(crate) fn spawn(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
     if !node.begin_prewarm() {
         return;
     }
@@ -32,7 +32,7 @@ pub fn spawn(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
 }
 
 /// Chooses why a node that is out of rotation gets prewarmed now.
-pub fn reason_for(node: &Node) -> &'static str {
+pub(crate) fn reason_for(node: &Node) -> &'static str {
     let c = node.control();
     if c.breaker.state() != super::breaker::BreakerState::Closed {
         "breaker cooldown over"
@@ -118,7 +118,7 @@ fn activate(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str, now: Instant) {
         if c.breaker.state() == super::breaker::BreakerState::Closed {
             (None, c.shift.begin(&gw.pool.config().shift, now))
         } else {
-            (c.breaker.to_half_open(), None)
+            (c.breaker.begin_half_open(), None)
         }
     };
     node.set_prewarm_failed(false);
@@ -137,7 +137,7 @@ fn activate(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str, now: Instant) {
 }
 
 /// Activates a node without probes (prewarm disabled).
-pub fn activate_unprobed(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
+pub(crate) fn activate_unprobed(gw: &Arc<Gateway>, node: &Arc<Node>, reason: &str) {
     activate(gw, node, reason, Instant::now());
 }
 

@@ -28,13 +28,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// At most this many attempts on one node ...
-pub const PACE_ATTEMPTS: usize = 2;
+pub(crate) const PACE_ATTEMPTS: usize = 2;
 /// ... within this window.
-pub const PACE_WINDOW: Duration = Duration::from_millis(1500);
+pub(crate) const PACE_WINDOW: Duration = Duration::from_millis(1500);
 
 /// The knobs, taken from `[proxy.retry]` and `[proxy.timeouts]` ([`BudgetConfig::of`]).
 #[derive(Debug, Clone)]
-pub struct BudgetConfig {
+pub(crate) struct BudgetConfig {
     /// Attempts per request, every node and continuation included.
     pub max_attempts: u32,
     /// Time from the request's arrival within which every attempt must start.
@@ -47,7 +47,7 @@ pub struct BudgetConfig {
 
 impl BudgetConfig {
     /// The knobs of `[proxy.retry]` and `[proxy.timeouts]`.
-    pub fn of(cfg: &ProxyConfig) -> Self {
+    pub(crate) fn of(cfg: &ProxyConfig) -> Self {
         BudgetConfig {
             max_attempts: cfg.retry.max_attempts,
             total: cfg.timeouts.total,
@@ -60,7 +60,7 @@ impl BudgetConfig {
 
 /// One failed attempt, as the policy needs it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub class: ErrorClass,
     pub retry_after: Option<Duration>,
     /// The verdict allows a second try on the same node (see [`super::llm::classify`]).
@@ -70,7 +70,7 @@ pub struct Failure {
 impl Failure {
     /// A failure on the generic route, whatever it was: another node, after a jittered
     /// backoff (the class that plans exactly that).
-    pub fn elsewhere() -> Self {
+    pub(crate) fn elsewhere() -> Self {
         Failure {
             class: ErrorClass::Unavailable,
             retry_after: None,
@@ -81,7 +81,7 @@ impl Failure {
 
 /// What to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// Try the same node again at this instant.
     Same { at: Instant },
     /// Try a node that takes over `class`, not before this instant (a later one if pacing
@@ -92,7 +92,7 @@ pub enum Plan {
 }
 
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     config: BudgetConfig,
     started: Instant,
     /// Every attempt (node, start), in order. A flat list: a request makes a handful of
@@ -105,7 +105,7 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn new(config: BudgetConfig, started: Instant) -> Self {
+    pub(crate) fn new(config: BudgetConfig, started: Instant) -> Self {
         Budget {
             config,
             started,
@@ -116,35 +116,35 @@ impl Budget {
     }
 
     /// When the request's time budget ends.
-    pub fn deadline(&self) -> Instant {
+    pub(crate) fn deadline(&self) -> Instant {
         self.started + self.config.total
     }
 
     /// Gives the attempts after a mid-stream break a fresh time window from `now`: an answer
     /// that streamed for longer than `total` must still be continuable. The attempt count
     /// is not reset, so the request stays bounded.
-    pub fn restart_clock(&mut self, now: Instant) {
+    pub(crate) fn restart_clock(&mut self, now: Instant) {
         self.started = self.started.max(now);
     }
 
-    pub fn attempts(&self) -> u32 {
+    pub(crate) fn attempts(&self) -> u32 {
         self.total_attempts
     }
 
     /// Whether `node` has had an attempt in this request (fallbacks are untried nodes).
-    pub fn tried(&self, node: &str) -> bool {
+    pub(crate) fn tried(&self, node: &str) -> bool {
         self.attempts.iter().any(|(n, _)| n == node)
     }
 
     /// Records that an attempt on `node` starts now.
-    pub fn record_attempt(&mut self, node: &str, now: Instant) {
+    pub(crate) fn record_attempt(&mut self, node: &str, now: Instant) {
         self.attempts.push((node.to_string(), now));
         self.total_attempts += 1;
     }
 
     /// The earliest instant ≥ `at` at which `node` may be tried without exceeding
     /// [`PACE_ATTEMPTS`] attempts in any [`PACE_WINDOW`].
-    pub fn earliest(&self, node: &str, at: Instant) -> Instant {
+    pub(crate) fn earliest(&self, node: &str, at: Instant) -> Instant {
         // The attempt PACE_ATTEMPTS back on this node must be a full window before the new one.
         let anchor = self
             .attempts
@@ -159,7 +159,7 @@ impl Budget {
     }
 
     /// Decides after a failed attempt on `node`.
-    pub fn after_failure(
+    pub(crate) fn after_failure(
         &mut self,
         node: &str,
         failure: &Failure,

@@ -73,7 +73,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub struct GatewayService {
+pub(crate) struct GatewayService {
     gw: Arc<Gateway>,
     /// The LLM route (issue 7). One for all proxy threads (its dedup table and metrics are
     /// shared).
@@ -86,7 +86,7 @@ pub struct GatewayService {
 }
 
 impl GatewayService {
-    pub fn new(gw: Arc<Gateway>, llm: Arc<LlmRoute>) -> Self {
+    pub(crate) fn new(gw: Arc<Gateway>, llm: Arc<LlmRoute>) -> Self {
         GatewayService {
             gw,
             llm,

@@ -9,14 +9,14 @@
 use std::collections::HashMap;
 
 #[derive(Debug, Default)]
-pub struct SmoothWrr {
+pub(crate) struct SmoothWrr {
     current: HashMap<String, i64>,
 }
 
 impl SmoothWrr {
     /// Picks among `(name, effective weight)` and returns the winner's index; `None` when
     /// no candidate has a weight above 0.
-    pub fn pick(&mut self, candidates: &[(&str, u64)]) -> Option<usize> {
+    pub(crate) fn pick(&mut self, candidates: &[(&str, u64)]) -> Option<usize> {
         let total: i64 = candidates.iter().map(|(_, w)| *w as i64).sum();
         if total == 0 {
             return None;
@@ -40,7 +40,7 @@ impl SmoothWrr {
     }
 
     /// Forgets a removed node.
-    pub fn remove(&mut self, name: &str) {
+    pub(crate) fn remove(&mut self, name: &str) {
         self.current.remove(name);
     }
 }

@@ -80,7 +80,10 @@ impl Via {
 
 /// The id: `configured` (`[proxy] via_id`), else the one this data dir generated on its
 /// first start (generated and stored now when there is none yet).
-pub async fn resolve_id(configured: Option<&str>, store: &Store) -> Result<String, StoreError> {
+pub(crate) async fn resolve_id(
+    configured: Option<&str>,
+    store: &Store,
+) -> Result<String, StoreError> {
     if let Some(id) = configured {
         return Ok(id.to_string());
     }

@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 
 /// How much history the charts (and the alert windows) can look back on; a config bound
 /// (`[alerts] rate_window` is checked against it), so config owns the number.
-pub const HISTORY: Duration = crate::config::FEED_HISTORY;
+pub(crate) const HISTORY: Duration = crate::config::FEED_HISTORY;
 /// Sampling period of the dashboard figures.
-pub const TICK: Duration = Duration::from_secs(1);
+pub(crate) const TICK: Duration = Duration::from_secs(1);
 
 /// Per-node figures over one interval.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// Events kept for resuming SSE clients.
-pub const DEFAULT_BUFFER: usize = 1024;
+pub(crate) const DEFAULT_BUFFER: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

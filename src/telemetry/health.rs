@@ -21,7 +21,7 @@ pub struct ComponentHealth {
 }
 
 /// The components keel always reports, in display order.
-pub const COMPONENTS: [&str; 5] = ["store", "proxy", "ledger", "gpu", "executor"];
+pub(crate) const COMPONENTS: [&str; 5] = ["store", "proxy", "ledger", "gpu", "executor"];
 
 pub struct HealthRegistry {
     components: RwLock<BTreeMap<String, ComponentHealth>>,

@@ -16,7 +16,7 @@ use super::catalog::{
 /// Finishes building a collector from the catalog's names: construction fails only for a
 /// malformed name or label set, which are constants here, and every collector is built
 /// when keel starts — so the test suite meets any such mistake before a user could.
-pub trait Built<T> {
+pub(crate) trait Built<T> {
     fn built(self) -> T;
 }
 
@@ -28,7 +28,7 @@ impl<T> Built<T> for prometheus::Result<T> {
 }
 
 /// Latency buckets in seconds, from sub-millisecond control calls to slow LLM answers.
-pub const LATENCY_BUCKETS: &[f64] = &[
+pub(crate) const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0,
 ];
@@ -221,7 +221,7 @@ impl Default for Metrics {
 }
 
 /// `2xx`, `4xx`...: bounded status label values.
-pub fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -233,7 +233,7 @@ pub fn status_class(status: u16) -> &'static str {
 
 /// Approximate quantile from a histogram's cumulative buckets (linear within a bucket), as
 /// Prometheus' `histogram_quantile` does; `None` with no observations.
-pub fn histogram_quantile(h: &prometheus::Histogram, q: f64) -> Option<f64> {
+pub(crate) fn histogram_quantile(h: &prometheus::Histogram, q: f64) -> Option<f64> {
     let metric = h.metric();
     let hist = metric.get_histogram();
     let total = hist.get_sample_count();

@@ -2,14 +2,14 @@
 //! event bus, component health, process statistics and logging setup.
 
 pub mod catalog;
-pub mod dashboard_feed;
-pub mod event_bus;
-pub mod health;
+pub(crate) mod dashboard_feed;
+pub(crate) mod event_bus;
+pub(crate) mod health;
 pub mod logging;
-pub mod metrics;
-pub mod process;
-pub mod sample;
-pub mod sections;
+pub(crate) mod metrics;
+pub(crate) mod process;
+pub(crate) mod sample;
+pub(crate) mod sections;
 
 use std::sync::Arc;
 

@@ -66,7 +66,7 @@ fn rss_of(stat: &Stat) -> u64 {
 }
 
 /// Resident memory of a process (`"self"` or a pid).
-pub fn rss_bytes_of(pid: &str) -> Option<u64> {
+pub(crate) fn rss_bytes_of(pid: &str) -> Option<u64> {
     stat_of(pid).map(|s| rss_of(&s))
 }
 
@@ -77,7 +77,7 @@ fn cpu_seconds(stat: &Stat) -> f64 {
 
 /// User plus system CPU time of a process (`"self"` or a pid) so far, at clock-tick
 /// resolution.
-pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
+pub(crate) fn cpu_seconds_of(pid: &str) -> Option<f64> {
     stat_of(pid).map(|s| cpu_seconds(&s))
 }
 
@@ -87,7 +87,7 @@ pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
 /// over a short window reads 0 or a whole core; keel exports `(utime + stime) / CLK_TCK`
 /// as a float, the same reading `/api/metrics`' `cpu_percent` is computed from.
 #[cfg(target_os = "linux")]
-pub struct ProcessCollector {
+pub(crate) struct ProcessCollector {
     pid: u32,
     stock: prometheus::process_collector::ProcessCollector,
     cpu: prometheus::Counter,
@@ -99,7 +99,7 @@ pub struct ProcessCollector {
 #[cfg(target_os = "linux")]
 impl ProcessCollector {
     /// The collector of this process, its families prefixed `{namespace}_`.
-    pub fn new(namespace: &str) -> Self {
+    pub(crate) fn new(namespace: &str) -> Self {
         let pid = std::process::id();
         let cpu = prometheus::Counter::with_opts(
             prometheus::Opts::new(

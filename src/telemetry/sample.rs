@@ -62,7 +62,7 @@ impl Buckets {
 }
 
 /// Quantile of cumulative `(upper bound, count)` buckets; the last finite bound caps `+Inf`.
-pub fn quantile(buckets: &[(f64, u64)], q: f64) -> Option<f64> {
+pub(crate) fn quantile(buckets: &[(f64, u64)], q: f64) -> Option<f64> {
     let total = buckets.last().map(|b| b.1)?;
     if total == 0 {
         return None;

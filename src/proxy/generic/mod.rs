@@ -12,7 +12,7 @@
 //! arrives, and an upstream failure from then on ends the client's response instead of
 //! retrying.
 
-pub mod usage_meter;
+pub(crate) mod usage_meter;
 
 use super::attempt::AttemptError;
 use super::head::ClientHead;
@@ -48,7 +48,7 @@ enum Outcome {
 /// and the LLM route did not take it. Answers completely: the relayed response, or keel's
 /// JSON 503 (no node available) or 502 (every attempt failed). `Err` when the response
 /// could not be completed (the dispatcher then answers or closes).
-pub async fn serve(
+pub(crate) async fn serve(
     gw: &Gateway,
     session: &mut Session,
     ctx: &mut RequestCtx,

@@ -13,7 +13,7 @@ use crate::proxy::llm::token_usage::Usage;
 use serde_json::Value;
 
 /// Largest JSON answer buffered for usage parsing.
-pub const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
 /// Longest SSE line kept while waiting for its end.
 const MAX_SSE_LINE: usize = 1024 * 1024;
 
@@ -29,13 +29,13 @@ enum Mode {
 }
 
 #[derive(Debug)]
-pub struct UsageMeter {
+pub(crate) struct UsageMeter {
     mode: Mode,
 }
 
 impl UsageMeter {
     /// Chooses how to read a response from its headers.
-    pub fn for_response(content_type: Option<&str>, content_encoding: Option<&str>) -> Self {
+    pub(crate) fn for_response(content_type: Option<&str>, content_encoding: Option<&str>) -> Self {
         let ct = content_type.unwrap_or("").to_ascii_lowercase();
         let encoded = content_encoding.is_some_and(|e| !e.eq_ignore_ascii_case("identity"));
         let mode = if encoded {
@@ -54,7 +54,7 @@ impl UsageMeter {
     }
 
     /// Feeds one forwarded chunk.
-    pub fn feed(&mut self, chunk: &[u8]) {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
         match &mut self.mode {
             Mode::Json(buf) => {
                 if buf.len() + chunk.len() > MAX_JSON_BODY {
@@ -79,7 +79,7 @@ impl UsageMeter {
     }
 
     /// The usage found, once the answer is complete.
-    pub fn finish(mut self) -> Option<Usage> {
+    pub(crate) fn finish(mut self) -> Option<Usage> {
         match &mut self.mode {
             Mode::Json(buf) => Usage::from_response(buf),
             Mode::Sse { line, usage } => {

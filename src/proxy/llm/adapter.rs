@@ -35,7 +35,7 @@ use std::time::Instant;
 
 /// A node picked for an LLM attempt.
 #[derive(Clone)]
-pub struct GatewayNode {
+pub(crate) struct GatewayNode {
     node: Arc<Node>,
     /// Admitted as a half-open probe (its outcome closes or reopens the breaker).
     probe: bool,
@@ -44,12 +44,6 @@ pub struct GatewayNode {
 impl LlmNode for GatewayNode {
     fn name(&self) -> &str {
         &self.node.name
-    }
-    fn fallback_for(&self) -> &[ErrorClass] {
-        &self.node.config.fallback_for
-    }
-    fn supports_prefill(&self) -> bool {
-        self.node.config.supports_prefill
     }
     fn model_mapping(&self) -> &BTreeMap<String, String> {
         &self.node.config.model_mapping
@@ -65,7 +59,7 @@ impl LlmNode for GatewayNode {
 }
 
 /// Node choice and transport of the gateway, for the LLM driver.
-pub struct GatewayUpstream<'a> {
+pub(crate) struct GatewayUpstream<'a> {
     gw: &'a Gateway,
     head: &'a ClientHead,
     request_id: String,
@@ -81,7 +75,7 @@ pub struct GatewayUpstream<'a> {
 
 impl<'a> GatewayUpstream<'a> {
     /// The nodes and transport for the request `ctx`, whose header for the nodes is `head`.
-    pub fn new(
+    pub(crate) fn new(
         gw: &'a Gateway,
         head: &'a ClientHead,
         ctx: &RequestCtx,
@@ -99,7 +93,7 @@ impl<'a> GatewayUpstream<'a> {
     }
 
     /// The tries and usage reported so far (for the access line), leaving none.
-    pub fn take_notes(&self) -> (Vec<Try>, Option<Usage>) {
+    pub(crate) fn take_notes(&self) -> (Vec<Try>, Option<Usage>) {
         std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -355,13 +349,13 @@ impl PingoraBody {
 }
 
 /// The client response through the Pingora downstream session.
-pub struct SessionSink<'a> {
+pub(crate) struct SessionSink<'a> {
     session: &'a mut Session,
     ctx: &'a mut RequestCtx,
 }
 
 impl<'a> SessionSink<'a> {
-    pub fn new(session: &'a mut Session, ctx: &'a mut RequestCtx) -> Self {
+    pub(crate) fn new(session: &'a mut Session, ctx: &'a mut RequestCtx) -> Self {
         SessionSink { session, ctx }
     }
 }

@@ -8,11 +8,11 @@
 
 use std::time::{Duration, SystemTime};
 
-pub use crate::config::ErrorClass;
+pub(crate) use crate::config::ErrorClass;
 
 /// The meaning of an upstream response header (plus, for 4xx, its small error body).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// 2xx: relay it.
     Success,
     /// A failure another try may fix.
@@ -29,7 +29,12 @@ pub enum Verdict {
 
 /// Classifies a non-2xx (or 2xx) upstream response. `body` is the error body, read up to a
 /// small limit; it matters only for 4xx (context length, quota, content policy).
-pub fn classify(status: u16, headers: &http::HeaderMap, body: &[u8], now: SystemTime) -> Verdict {
+pub(crate) fn classify(
+    status: u16,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Verdict {
     let retry = |class, same_node| Verdict::Retry {
         class,
         retry_after: None,
@@ -75,7 +80,7 @@ fn error_text(body: &[u8]) -> String {
 
 /// OpenAI `context_length_exceeded`, Anthropic "prompt is too long", and the wordings of
 /// common OpenAI-compatible servers (vLLM, llama.cpp, Mistral).
-pub fn is_context_length(body: &[u8]) -> bool {
+pub(crate) fn is_context_length(body: &[u8]) -> bool {
     let text = error_text(body);
     [
         "context_length_exceeded",
@@ -92,7 +97,7 @@ pub fn is_context_length(body: &[u8]) -> bool {
 /// A refused assistant prefill: OpenAI-compatible servers' `invalid_prefill` or "must end
 /// with a user message", and Anthropic's "does not support assistant message prefill".
 /// Not a node failure — the node cannot continue a text, but can answer the request anew.
-pub fn is_prefill_rejection(status: u16, body: &[u8]) -> bool {
+pub(crate) fn is_prefill_rejection(status: u16, body: &[u8]) -> bool {
     if !matches!(status, 400 | 422) {
         return false;
     }
@@ -122,7 +127,7 @@ fn is_content_policy(body: &[u8]) -> bool {
 
 /// The wait a provider asked for: `retry-after-ms` (OpenAI, milliseconds), else
 /// `Retry-After` as delta-seconds or an HTTP date (past dates mean "now").
-pub fn retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| {
         headers
             .get(name)
@@ -140,7 +145,7 @@ pub fn retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duratio
 }
 
 /// `Retry-After` value: delta-seconds (fractions tolerated) or an HTTP date.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(secs) = value.parse::<f64>() {
         return (0.0..1e9)
             .contains(&secs)

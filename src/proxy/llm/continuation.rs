@@ -41,7 +41,7 @@ struct Identity {
 
 /// How an upstream body that ended without an error leaves the client's stream.
 #[derive(Debug, PartialEq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// The answer is complete; send these events (synthesized terminators, maybe none).
     Complete(Vec<SseEvent>),
     /// The upstream stopped mid-answer: continue elsewhere or end with an error event.
@@ -49,7 +49,7 @@ pub enum Ending {
 }
 
 #[derive(Debug, Clone)]
-pub struct ClientStream {
+pub(crate) struct ClientStream {
     dialect: Dialect,
     client_wants_usage: bool,
     identity: Identity,
@@ -77,7 +77,7 @@ pub struct ClientStream {
 }
 
 impl ClientStream {
-    pub fn new(request: &LlmRequest) -> Self {
+    pub(crate) fn new(request: &LlmRequest) -> Self {
         ClientStream {
             dialect: request.dialect,
             client_wants_usage: request.client_wants_usage,
@@ -100,32 +100,32 @@ impl ClientStream {
     }
 
     /// The answer text the client has received so far.
-    pub fn delivered(&self) -> &str {
+    pub(crate) fn delivered(&self) -> &str {
         &self.delivered
     }
 
     /// A prefill can reproduce what was delivered: text only, the answer not yet finished.
-    pub fn can_continue(&self) -> bool {
+    pub(crate) fn can_continue(&self) -> bool {
         !self.non_text && !self.finished && !self.terminated
     }
 
     /// Whether the client's stream ended with the API's own terminator.
-    pub fn terminated(&self) -> bool {
+    pub(crate) fn terminated(&self) -> bool {
         self.terminated
     }
 
     /// Usage reported by the current part so far (for that node's accounting).
-    pub fn part_usage(&self) -> Option<Usage> {
+    pub(crate) fn part_usage(&self) -> Option<Usage> {
         self.part_usage.get()
     }
 
     /// Usage of every part together — what the client is told.
-    pub fn total_usage(&self) -> Usage {
+    pub(crate) fn total_usage(&self) -> Usage {
         self.base_usage + self.part_usage.get().unwrap_or_default()
     }
 
     /// Starts the next part (a continuation); the current part's usage becomes the base.
-    pub fn begin_continuation(&mut self) {
+    pub(crate) fn begin_continuation(&mut self) {
         self.base_usage = self.total_usage();
         self.part_usage = StreamUsage::default();
         self.part += 1;
@@ -139,7 +139,7 @@ impl ClientStream {
 
     /// Starts the next part as a regeneration: the node answers the original request anew,
     /// and its text is spliced in only after it repeated everything delivered so far.
-    pub fn begin_regeneration(&mut self) {
+    pub(crate) fn begin_regeneration(&mut self) {
         self.begin_continuation();
         self.skip_ws.clear();
         self.regen_prefix = Some(self.delivered.clone());
@@ -147,7 +147,7 @@ impl ClientStream {
 
     /// The regenerated text departed from the delivered one (or ended before repeating
     /// it): this part cannot be spliced in.
-    pub fn diverged(&self) -> bool {
+    pub(crate) fn diverged(&self) -> bool {
         self.diverged
     }
 
@@ -180,7 +180,7 @@ impl ClientStream {
 
     /// One upstream event of the current part (not an error, not malformed) → what the
     /// client gets, possibly nothing.
-    pub fn push(&mut self, event: SseEvent, seen: &Inspected) -> Vec<SseEvent> {
+    pub(crate) fn push(&mut self, event: SseEvent, seen: &Inspected) -> Vec<SseEvent> {
         if let Some(j) = &seen.json {
             self.part_usage.observe(self.dialect, j);
         }
@@ -371,7 +371,7 @@ impl ClientStream {
     }
 
     /// The upstream body ended without an error.
-    pub fn end_of_upstream(&mut self) -> Ending {
+    pub(crate) fn end_of_upstream(&mut self) -> Ending {
         if self.terminated {
             return Ending::Complete(Vec::new());
         }
@@ -415,7 +415,7 @@ impl ClientStream {
 
     /// The in-band error that ends the client's stream when the answer cannot be completed.
     /// Deliberately followed by nothing: no `[DONE]`, no `message_stop`.
-    pub fn error_event(&self, message: &str) -> SseEvent {
+    pub(crate) fn error_event(&self, message: &str) -> SseEvent {
         error_event(self.dialect, "stream_broken", message)
     }
 }
@@ -424,26 +424,26 @@ impl ClientStream {
 /// prefills changes with a deployment, not from one request to the next; an hour keeps the
 /// refused attempt (a wasted round trip before every regeneration) rare and still notices a
 /// redeployed model the same day.
-pub const PREFILL_REFUSAL_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const PREFILL_REFUSAL_TTL: Duration = Duration::from_secs(3600);
 /// Node and model pairs remembered at most; the oldest refusal is forgotten first.
-pub const PREFILL_REFUSALS_MAX: usize = 1024;
+pub(crate) const PREFILL_REFUSALS_MAX: usize = 1024;
 
 /// Which node and model pairs refused an assistant prefill recently: bounded, with a TTL.
 #[derive(Debug, Default)]
-pub struct PrefillMemory {
+pub(crate) struct PrefillMemory {
     refused: Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl PrefillMemory {
     /// Whether `node` refused a prefill for `model` within [`PREFILL_REFUSAL_TTL`] of `now`.
-    pub fn refused(&self, node: &str, model: &str, now: Instant) -> bool {
+    pub(crate) fn refused(&self, node: &str, model: &str, now: Instant) -> bool {
         let map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&(node.to_string(), model.to_string()))
             .is_some_and(|at| now.saturating_duration_since(*at) < PREFILL_REFUSAL_TTL)
     }
 
     /// Remembers a refusal at `now`; expired entries go first, then the oldest when full.
-    pub fn remember(&self, node: &str, model: &str, now: Instant) {
+    pub(crate) fn remember(&self, node: &str, model: &str, now: Instant) {
         let mut map = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, at| now.saturating_duration_since(*at) < PREFILL_REFUSAL_TTL);
         if map.len() >= PREFILL_REFUSALS_MAX {
@@ -461,7 +461,7 @@ impl PrefillMemory {
 
 /// An error event in `dialect`'s streaming format. The OpenAI SDKs raise `APIError` for a
 /// chunk with an `error` member; the Anthropic SDKs raise for `event: error`.
-pub fn error_event(dialect: Dialect, code: &str, message: &str) -> SseEvent {
+pub(crate) fn error_event(dialect: Dialect, code: &str, message: &str) -> SseEvent {
     match dialect {
         Dialect::OpenAi => SseEvent::data(
             json!({"error": {"message": message, "type": "upstream_error", "code": code}})

@@ -23,15 +23,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Largest response body kept for replay.
-pub const MAX_STORED_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_STORED_BODY: usize = 1024 * 1024;
 /// Longest idempotency key accepted (Stripe's limit).
-pub const MAX_KEY_LEN: usize = 255;
+pub(crate) const MAX_KEY_LEN: usize = 255;
 /// The header set on replayed and shared responses.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+pub(crate) const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// A complete response as it went to the first client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
+pub(crate) struct StoredResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
@@ -71,7 +71,7 @@ struct Inner {
 }
 
 #[derive(Debug)]
-pub struct Dedup {
+pub(crate) struct Dedup {
     window: Duration,
     max_entries: usize,
     inner: Mutex<Inner>,
@@ -79,7 +79,7 @@ pub struct Dedup {
 
 /// The outcome of presenting a key.
 #[derive(Debug)]
-pub enum Claim {
+pub(crate) enum Claim {
     /// First with this key: run the request, then [`Ticket::complete`].
     Leader(Ticket),
     /// The same request is in flight: [`Waiter::wait`] for its response.
@@ -92,7 +92,7 @@ pub enum Claim {
 
 /// The leader's duty to publish its response; dropping it unpublished frees the key.
 #[derive(Debug)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     dedup: Option<Arc<Dedup>>,
     key: String,
     generation: u64,
@@ -101,14 +101,14 @@ pub struct Ticket {
 }
 
 #[derive(Debug)]
-pub struct Waiter {
+pub(crate) struct Waiter {
     rx: watch::Receiver<Slot>,
 }
 
 impl Waiter {
     /// The leader's response; `None` when the leader gave up without one (its client went
     /// away), in which case the caller claims the key again.
-    pub async fn wait(mut self) -> Option<Arc<StoredResponse>> {
+    pub(crate) async fn wait(mut self) -> Option<Arc<StoredResponse>> {
         self.rx
             .wait_for(Option::is_some)
             .await
@@ -119,13 +119,13 @@ impl Waiter {
 
 /// Why an idempotency key is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("idempotency key must be 1..={MAX_KEY_LEN} visible ASCII characters")]
     Invalid,
 }
 
 /// Checks a key as the client sent it.
-pub fn validate_key(key: &str) -> Result<(), KeyError> {
+pub(crate) fn validate_key(key: &str) -> Result<(), KeyError> {
     let ok = !key.is_empty()
         && key.len() <= MAX_KEY_LEN
         && key.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
@@ -137,7 +137,7 @@ pub fn validate_key(key: &str) -> Result<(), KeyError> {
 }
 
 impl Dedup {
-    pub fn new(window: Duration, max_entries: usize) -> Arc<Self> {
+    pub(crate) fn new(window: Duration, max_entries: usize) -> Arc<Self> {
         Arc::new(Dedup {
             window,
             max_entries: max_entries.max(1),
@@ -146,11 +146,13 @@ impl Dedup {
     }
 
     /// Keys currently held (in flight or stored).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.lock().map.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
@@ -159,7 +161,7 @@ impl Dedup {
     }
 
     /// Presents `key` (already scoped by the caller) with the request body.
-    pub fn claim(self: &Arc<Self>, key: &str, body: &[u8], now: Instant) -> Claim {
+    pub(crate) fn claim(self: &Arc<Self>, key: &str, body: &[u8], now: Instant) -> Claim {
         let hash: [u8; 32] = Sha256::digest(body).into();
         let mut inner = self.lock();
         self.expire(&mut inner, now);
@@ -249,7 +251,7 @@ impl Dedup {
 
 impl Ticket {
     /// Publishes the response to waiters and keeps it for replay when it is worth keeping.
-    pub fn complete(mut self, response: StoredResponse, now: Instant) {
+    pub(crate) fn complete(mut self, response: StoredResponse, now: Instant) {
         let keep = response.status < 500 && response.body.len() <= MAX_STORED_BODY;
         let response = Arc::new(response);
         if let Some(dedup) = self.dedup.take() {
@@ -299,7 +301,7 @@ impl Drop for Ticket {
 /// A [`ClientSink`] that also records what it forwards, so the leader's answer can be
 /// published to waiters and kept for replay. Bodies beyond [`MAX_STORED_BODY`] are
 /// forwarded but not recorded (the status then says 5xx-or-oversized: not kept).
-pub struct Capture<'a, C: ClientSink> {
+pub(crate) struct Capture<'a, C: ClientSink> {
     inner: &'a mut C,
     status: u16,
     headers: Vec<(String, String)>,
@@ -308,7 +310,7 @@ pub struct Capture<'a, C: ClientSink> {
 }
 
 impl<'a, C: ClientSink> Capture<'a, C> {
-    pub fn new(inner: &'a mut C) -> Self {
+    pub(crate) fn new(inner: &'a mut C) -> Self {
         Capture {
             inner,
             status: 0,
@@ -319,7 +321,7 @@ impl<'a, C: ClientSink> Capture<'a, C> {
     }
 
     /// The recorded response; `None` when nothing complete was recorded.
-    pub fn into_response(self) -> Option<StoredResponse> {
+    pub(crate) fn into_response(self) -> Option<StoredResponse> {
         (self.status != 0 && !self.overflow).then(|| StoredResponse {
             status: self.status,
             headers: self.headers,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The wildcard key of `model_mapping`: this node serves any requested model as its own.
-pub const ANY_MODEL: &str = "*";
+pub(crate) const ANY_MODEL: &str = "*";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,7 +64,7 @@ impl Dialect {
 /// Why a body on an LLM route cannot take the LLM path; the request then goes through as
 /// it is and the upstream answers it (keel does not second-guess the provider's 400).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum RequestError {
+pub(crate) enum RequestError {
     #[error("request body is not a JSON object")]
     NotAnObject,
     #[error("request body has no `messages` array")]
@@ -73,7 +73,7 @@ pub enum RequestError {
 
 /// A parsed generation request: the client's body plus what keel needs to know about it.
 #[derive(Debug, Clone)]
-pub struct LlmRequest {
+pub(crate) struct LlmRequest {
     pub dialect: Dialect,
     /// The client's body as it came; nodes get it byte for byte unless a rewrite applies.
     raw: Bytes,
@@ -144,7 +144,7 @@ impl<'de> serde::Deserialize<'de> for IsArray {
 }
 
 impl LlmRequest {
-    pub fn parse(dialect: Dialect, body: &Bytes) -> Result<LlmRequest, RequestError> {
+    pub(crate) fn parse(dialect: Dialect, body: &Bytes) -> Result<LlmRequest, RequestError> {
         // The probe reads a JSON object only (a struct would also accept an array), and
         // refuses duplicate members: those bodies take the full parse, whose "last one
         // wins" is what the node itself will see.
@@ -198,7 +198,7 @@ impl LlmRequest {
     /// The body for one node: `model` mapped for it, and for OpenAI streams
     /// `stream_options.include_usage = true` so the final chunk carries usage. Without
     /// either rewrite it is the client's body unchanged.
-    pub fn body_for(&self, mapping: &BTreeMap<String, String>) -> Bytes {
+    pub(crate) fn body_for(&self, mapping: &BTreeMap<String, String>) -> Bytes {
         let remap = map_model(mapping, &self.model).is_some_and(|to| to != self.model);
         let ask_usage = self.dialect == Dialect::OpenAi && self.stream && !self.client_wants_usage;
         if !remap && !ask_usage {
@@ -213,7 +213,11 @@ impl LlmRequest {
     /// Anthropic rejects a final assistant turn that ends in whitespace, so the prefill is
     /// trimmed at the end; the caller strips the same whitespace from the continuation's
     /// start (see [`super::continuation`]) so the client sees it once.
-    pub fn continuation_body(&self, delivered: &str, mapping: &BTreeMap<String, String>) -> Bytes {
+    pub(crate) fn continuation_body(
+        &self,
+        delivered: &str,
+        mapping: &BTreeMap<String, String>,
+    ) -> Bytes {
         let mut body = self.object();
         let prefill = match self.dialect {
             Dialect::OpenAi => delivered,
@@ -266,7 +270,10 @@ fn extend_prefill(messages: &mut Vec<Value>, text: &str) {
 
 /// The node's name for a requested model: an exact entry, else the `"*"` wildcard, else
 /// none (the request keeps its model).
-pub fn map_model<'m>(mapping: &'m BTreeMap<String, String>, requested: &str) -> Option<&'m str> {
+pub(crate) fn map_model<'m>(
+    mapping: &'m BTreeMap<String, String>,
+    requested: &str,
+) -> Option<&'m str> {
     mapping
         .get(requested)
         .or_else(|| mapping.get(ANY_MODEL))

@@ -24,13 +24,13 @@
 //! When to retry, fail over or give up is the retry policy both routes share
 //! ([`super::retry`]).
 
-pub mod adapter;
-pub mod classify;
-pub mod continuation;
-pub mod dedup;
-pub mod dialect;
-pub mod driver;
-pub mod route;
-pub mod sse;
-pub mod stream_event;
-pub mod token_usage;
+pub(crate) mod adapter;
+pub(crate) mod classify;
+pub(crate) mod continuation;
+pub(crate) mod dedup;
+pub(crate) mod dialect;
+pub(crate) mod driver;
+pub(crate) mod route;
+pub(crate) mod sse;
+pub(crate) mod stream_event;
+pub(crate) mod token_usage;

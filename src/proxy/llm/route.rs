@@ -32,12 +32,12 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-pub use crate::telemetry::catalog::{
+pub(crate) use crate::telemetry::catalog::{
     LLM_ATTEMPTS_TOTAL, LLM_DEDUP_TOTAL, LLM_MALFORMED_EVENTS_TOTAL, LLM_REQUESTS_TOTAL,
 };
 
 /// The parsed generation request when this request takes the LLM route.
-pub fn llm_request(header: &RequestHeader, body: &Bytes) -> Option<LlmRequest> {
+pub(crate) fn llm_request(header: &RequestHeader, body: &Bytes) -> Option<LlmRequest> {
     let dialect = Dialect::from_route(&header.method, header.uri.path())?;
     match LlmRequest::parse(dialect, body) {
         Ok(r) => Some(r),
@@ -50,7 +50,7 @@ pub fn llm_request(header: &RequestHeader, body: &Bytes) -> Option<LlmRequest> {
 }
 
 /// What the LLM route keeps for the service's lifetime: dedup table and its metrics.
-pub struct LlmRoute {
+pub(crate) struct LlmRoute {
     dedup: Arc<Dedup>,
     /// `[proxy.dedup] header` parsed once (validated with the config); `None` when dedup
     /// is off.
@@ -68,7 +68,7 @@ pub struct LlmRoute {
 }
 
 impl LlmRoute {
-    pub fn new(gw: &Arc<Gateway>) -> Self {
+    pub(crate) fn new(gw: &Arc<Gateway>) -> Self {
         let registry = &gw.pool.telemetry.metrics;
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(prometheus::Opts::new(name, help), labels).built();
@@ -112,7 +112,7 @@ impl LlmRoute {
     /// [`llm_request`] parsed its body. Answers completely (the driver's answer, a replayed
     /// or shared one, or keel's 400/422 for a bad idempotency key); `Err` only when the
     /// client connection is unusable.
-    pub async fn serve(
+    pub(crate) async fn serve(
         &self,
         gw: &Arc<Gateway>,
         session: &mut Session,

@@ -12,11 +12,11 @@
 use bytes::{Bytes, BytesMut};
 
 /// Largest event keel buffers; LLM deltas are tiny, a usage chunk is well under 1 KiB.
-pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// One dispatched event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SseEvent {
+pub(crate) struct SseEvent {
     /// The `event:` field (`message_start`, `error`...); `None` for plain `data:` events.
     pub event: Option<String>,
     pub data: String,
@@ -25,14 +25,14 @@ pub struct SseEvent {
 
 /// What the parser yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SseItem {
+pub(crate) enum SseItem {
     Event(SseEvent),
     /// An event exceeded [`MAX_EVENT_BYTES`] and was discarded.
     Oversized,
 }
 
 impl SseEvent {
-    pub fn data(data: impl Into<String>) -> Self {
+    pub(crate) fn data(data: impl Into<String>) -> Self {
         SseEvent {
             event: None,
             data: data.into(),
@@ -40,7 +40,7 @@ impl SseEvent {
         }
     }
 
-    pub fn named(event: &str, data: impl Into<String>) -> Self {
+    pub(crate) fn named(event: &str, data: impl Into<String>) -> Self {
         SseEvent {
             event: Some(event.to_string()),
             data: data.into(),
@@ -49,7 +49,7 @@ impl SseEvent {
     }
 
     /// The wire form, ending with the blank line that dispatches it.
-    pub fn encode(&self) -> Bytes {
+    pub(crate) fn encode(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.data.len() + 32);
         if let Some(e) = &self.event {
             out.extend_from_slice(b"event: ");
@@ -73,7 +73,7 @@ impl SseEvent {
 
 /// Incremental parser; feed it chunks, take events.
 #[derive(Debug, Default)]
-pub struct SseParser {
+pub(crate) struct SseParser {
     /// Bytes of the current, unfinished line.
     line: Vec<u8>,
     /// The previous chunk ended in `\r`: a `\n` starting the next chunk belongs to it.
@@ -86,12 +86,12 @@ pub struct SseParser {
 }
 
 impl SseParser {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Feeds one chunk and returns the events it completed, in order.
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<SseItem> {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Vec<SseItem> {
         let mut out = Vec::new();
         let mut rest = chunk;
         if self.after_cr {
@@ -122,7 +122,7 @@ impl SseParser {
 
     /// The stream ended: an event whose blank line never came is still dispatched, because
     /// upstreams that close right after their last `data:` line do exist.
-    pub fn finish(&mut self) -> Option<SseItem> {
+    pub(crate) fn finish(&mut self) -> Option<SseItem> {
         let line = std::mem::take(&mut self.line);
         let mut item = None;
         if !line.is_empty() {

@@ -9,7 +9,7 @@ use serde_json::Value;
 /// The parts of an event that drive failover; an event may be several at once (an OpenAI
 /// chunk can carry text, `finish_reason` and `usage` together).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Inspected {
+pub(crate) struct Inspected {
     /// The parsed `data` (absent for `[DONE]` and malformed events).
     pub json: Option<Value>,
     /// Text of the answer delivered by this event.
@@ -29,12 +29,12 @@ pub struct Inspected {
 
 impl Inspected {
     /// Content (of any kind) — the event that releases held response headers.
-    pub fn is_content(&self) -> bool {
+    pub(crate) fn is_content(&self) -> bool {
         self.text.as_deref().is_some_and(|t| !t.is_empty()) || self.non_text
     }
 }
 
-pub fn inspect(dialect: Dialect, event: &SseEvent) -> Inspected {
+pub(crate) fn inspect(dialect: Dialect, event: &SseEvent) -> Inspected {
     let data = event.data.trim();
     if dialect == Dialect::OpenAi && data == "[DONE]" {
         return Inspected {

@@ -96,7 +96,7 @@ impl Usage {
 
 /// Usage of one streamed part, updated event by event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StreamUsage {
+pub(crate) struct StreamUsage {
     usage: Usage,
     seen: bool,
 }
@@ -107,7 +107,7 @@ impl StreamUsage {
     /// Anthropic: `message_start` carries the input count (and a first output count),
     /// `message_delta` the *cumulative* output count (and, in newer API versions, input).
     /// OpenAI: the final chunk's `usage` (all other chunks have `"usage": null`).
-    pub fn observe(&mut self, dialect: Dialect, event: &Value) {
+    pub(crate) fn observe(&mut self, dialect: Dialect, event: &Value) {
         match dialect {
             Dialect::Anthropic => match event.get("type").and_then(Value::as_str) {
                 Some("message_start") => {
@@ -139,7 +139,7 @@ impl StreamUsage {
     }
 
     /// What this part reported, if anything.
-    pub fn get(&self) -> Option<Usage> {
+    pub(crate) fn get(&self) -> Option<Usage> {
         self.seen.then_some(self.usage)
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The tracing target of access lines; `logging::init` lets it through at `info`.
-pub const TARGET: &str = "keel::access";
+pub(crate) const TARGET: &str = "keel::access";
 
 /// One try on one node, as the access log names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +160,7 @@ impl AccessLog {
 
 /// The `model` of a JSON request body, for the access line of a generic-route request
 /// (the LLM route has it parsed already). Only read when the access log is on.
-pub fn body_model(body: &[u8]) -> Option<String> {
+pub(crate) fn body_model(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Model {
         model: Option<String>,

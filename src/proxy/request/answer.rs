@@ -13,7 +13,7 @@ use std::panic::AssertUnwindSafe;
 /// A complete JSON error answer in keel's shape, `{"error":{"type","message","code"}}` (the code
 /// repeats the type unless [`respond_error`] names one), with
 /// `retry-after` when given. Commits the request (see [`RequestCtx::committed`]).
-pub async fn respond_json(
+pub(crate) async fn respond_json(
     session: &mut Session,
     ctx: &mut RequestCtx,
     status: u16,
@@ -27,7 +27,7 @@ pub async fn respond_json(
 /// [`respond_json`] with an OpenAI-style `code` beside `type` when given
 /// (`{"error":{"type","message","code"}}`), for answers clients branch on, such as a client
 /// key's rate limit.
-pub async fn respond_error(
+pub(crate) async fn respond_error(
     session: &mut Session,
     ctx: &mut RequestCtx,
     status: u16,
@@ -66,7 +66,7 @@ const HANDLER_PANIC: ErrorType = ErrorType::new("HandlerPanic");
 /// `AssertUnwindSafe`: after a panic the session is only used to write that one answer
 /// and is then closed (an error is never followed by keep-alive), and the state shared
 /// across requests is atomics and poison-tolerant locks.
-pub async fn catching_panics(
+pub(crate) async fn catching_panics(
     request_id: &str,
     serve: impl Future<Output = Result<()>>,
 ) -> Result<()> {
@@ -87,7 +87,7 @@ pub async fn catching_panics(
 /// sent: a caught panic is keel's fault (500), a client that sent something unreadable
 /// (a malformed chunked body, a body cut short) gets a 400, anything else happened on the
 /// way to the nodes (502).
-pub fn error_answer(e: &Error) -> (u16, &'static str) {
+pub(crate) fn error_answer(e: &Error) -> (u16, &'static str) {
     if e.etype() == &HANDLER_PANIC {
         return (500, "internal");
     }

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 /// Counts one client request as in flight until dropped: graceful shutdown waits for the
 /// count to reach zero, and `keel_http_in_flight{listener="proxy"}` shows it.
-pub struct InFlight {
+pub(crate) struct InFlight {
     gw: Arc<Gateway>,
 }
 
 impl InFlight {
-    pub fn new(gw: &Arc<Gateway>) -> Self {
+    pub(crate) fn new(gw: &Arc<Gateway>) -> Self {
         gw.in_flight.fetch_add(1, Ordering::AcqRel);
         gw.in_flight_gauge().inc();
         InFlight { gw: gw.clone() }
@@ -31,10 +31,10 @@ impl Drop for InFlight {
 }
 
 /// Counts an attempt in its node's `in_flight` until dropped (removing a node drains on it).
-pub struct NodeInFlight<'a>(&'a Node);
+pub(crate) struct NodeInFlight<'a>(&'a Node);
 
 impl<'a> NodeInFlight<'a> {
-    pub fn new(node: &'a Node) -> Self {
+    pub(crate) fn new(node: &'a Node) -> Self {
         node.in_flight.fetch_add(1, Ordering::AcqRel);
         NodeInFlight(node)
     }

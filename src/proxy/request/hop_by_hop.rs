@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName};
 /// Whether `name` (lowercase, as a `HeaderName` spells it) is hop-by-hop whatever
 /// `Connection` says: `connection`, `keep-alive`, `proxy-connection`, `te`, `trailer`,
 /// `transfer-encoding`, `upgrade`.
-pub fn is_hop_by_hop(name: &str) -> bool {
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
     // A `match` on the text compiles to a length switch and one comparison; a lookup in a
     // list compares every entry.
     matches!(
@@ -31,7 +31,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 
 /// Whether `name` is one the message's `Connection` header lists (`connection` holds its
 /// values, comma-separated and case-insensitive).
-pub fn named_by<'a>(
+pub(crate) fn named_by<'a>(
     connection: impl IntoIterator<Item = &'a http::HeaderValue>,
     name: &str,
 ) -> bool {
@@ -45,7 +45,7 @@ pub fn named_by<'a>(
 /// The hop-by-hop headers a message carries: the fixed ones ([`is_hop_by_hop`]) and those its
 /// `Connection` names. Empty, without allocating, for the usual message that has none: one
 /// pass over the names decides, instead of a hash lookup per name.
-pub fn present(headers: &HeaderMap) -> Vec<HeaderName> {
+pub(crate) fn present(headers: &HeaderMap) -> Vec<HeaderName> {
     if !headers.keys().any(|n| is_hop_by_hop(n.as_str())) {
         return Vec::new();
     }
@@ -58,7 +58,7 @@ pub fn present(headers: &HeaderMap) -> Vec<HeaderName> {
 }
 
 /// Removes the hop-by-hop headers from a message (see [`present`]).
-pub fn strip(headers: &mut HeaderMap) {
+pub(crate) fn strip(headers: &mut HeaderMap) {
     for name in present(headers) {
         headers.remove(name);
     }

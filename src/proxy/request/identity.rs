@@ -14,7 +14,7 @@ use std::time::Duration;
 const MAX_REQUEST_ID: usize = 128;
 
 /// The client's `x-request-id` when it is short printable ASCII, else a new UUID.
-pub fn request_id(req: &RequestHeader) -> String {
+pub(crate) fn request_id(req: &RequestHeader) -> String {
     req.headers
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -25,7 +25,7 @@ pub fn request_id(req: &RequestHeader) -> String {
 
 /// A fresh UUIDv4 request id from the thread-local RNG (`Uuid::new_v4` without the
 /// `fast-rng` feature makes one `getrandom` syscall per request).
-pub fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     // Encoded into a stack buffer: `to_string` goes through the formatting machinery.
     let mut buf = uuid::Uuid::encode_buffer();
@@ -33,7 +33,7 @@ pub fn new_request_id() -> String {
 }
 
 /// The client's IP address (`None` on a Unix socket).
-pub fn client_ip(session: &Session) -> Option<IpAddr> {
+pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
@@ -41,7 +41,7 @@ pub fn client_ip(session: &Session) -> Option<IpAddr> {
 }
 
 /// The key a client presented: `x-api-key`, else `Authorization: Bearer`.
-pub fn client_key(req: &RequestHeader) -> Option<&str> {
+pub(crate) fn client_key(req: &RequestHeader) -> Option<&str> {
     let headers = &req.headers;
     if let Some(k) = headers.get(X_API_KEY).and_then(|v| v.to_str().ok()) {
         return Some(k.trim());

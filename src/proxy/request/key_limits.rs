@@ -27,7 +27,7 @@ enum Matcher {
 }
 
 /// One configured client key.
-pub struct ClientKeyEntry {
+pub(crate) struct ClientKeyEntry {
     pub name: Arc<str>,
     matcher: Matcher,
     pub limits: Option<Arc<KeyLimits>>,
@@ -235,7 +235,7 @@ impl ClientKeyEntry {
     /// force before a reload) with the same name and the same limits keeps its
     /// [`KeyLimits`]: its buckets and requests in flight carry over, so a reload neither
     /// refills a spent budget nor frees a `max_concurrent` slot.
-    pub fn all(
+    pub(crate) fn all(
         configs: &[ClientKeyConfig],
         previous: &[ClientKeyEntry],
         now: Instant,
@@ -270,7 +270,11 @@ impl ClientKeyEntry {
 
     /// The run-time form of entry `index` of `[proxy] client_keys`; `Err` when its
     /// `key_file` cannot be read.
-    pub fn of(index: usize, config: &ClientKeyConfig, now: Instant) -> Result<Self, KeyEntryError> {
+    pub(crate) fn of(
+        index: usize,
+        config: &ClientKeyConfig,
+        now: Instant,
+    ) -> Result<Self, KeyEntryError> {
         let name: Arc<str> = Arc::from(config.name(index));
         let named = match config {
             ClientKeyConfig::Plain(key) => {
@@ -325,7 +329,7 @@ impl ClientKeyEntry {
 
     /// Whether `presented` (and its SHA-256, computed once per request) is this key, in
     /// constant time.
-    pub fn matches(&self, presented: &[u8], digest: &[u8; 32]) -> bool {
+    pub(crate) fn matches(&self, presented: &[u8], digest: &[u8; 32]) -> bool {
         match &self.matcher {
             Matcher::Key(k) => bool::from(k.expose().as_bytes().ct_eq(presented)),
             Matcher::Hash(h) => bool::from(h.ct_eq(digest)),
@@ -334,7 +338,7 @@ impl ClientKeyEntry {
 }
 
 /// The SHA-256 of a presented key, for `key_hash` entries.
-pub fn digest(presented: &[u8]) -> [u8; 32] {
+pub(crate) fn digest(presented: &[u8]) -> [u8; 32] {
     Sha256::digest(presented).into()
 }
 

@@ -6,12 +6,12 @@
 //! The dispatcher ([`super::service`]) runs the phases in order; the routes
 //! ([`super::generic`], [`super::llm`]) use this module and never the dispatcher.
 
-pub mod access;
-pub mod answer;
-pub mod guard;
-pub mod hop_by_hop;
-pub mod identity;
-pub mod key_limits;
+pub(crate) mod access;
+pub(crate) mod answer;
+pub(crate) mod guard;
+pub(crate) mod hop_by_hop;
+pub(crate) mod identity;
+pub(crate) mod key_limits;
 
 use super::Gateway;
 use answer::respond_json;
@@ -89,7 +89,7 @@ impl RequestCtx {
 ///
 /// `Ok(Some(body))`: the request goes on to a route. `Ok(None)`: it was answered here (the
 /// connection is then not kept alive). `Err`: the client's body could not be read.
-pub async fn admit(
+pub(crate) async fn admit(
     gw: &Gateway,
     session: &mut Session,
     ctx: &mut RequestCtx,

@@ -43,7 +43,7 @@ mod stream;
 mod tests;
 mod whole;
 
-pub use ports::{
+pub(crate) use ports::{
     BodyBroken, ClientGone, ClientSink, LlmNode, Report, ResponseBody, Upstream, UpstreamResponse,
 };
 
@@ -58,17 +58,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Largest error body read to classify (and possibly relay) a non-2xx answer.
-pub const MAX_ERROR_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_ERROR_BODY: usize = 1024 * 1024;
 /// A connection the node closed before any header, after at least this long, was a silent
 /// node (not a blip): it counts as a timeout and the node is not retried in the request.
 /// Quick resets stay blips with their one same-node retry.
-pub const SILENT_CLOSE: Duration = Duration::from_secs(1);
+pub(crate) const SILENT_CLOSE: Duration = Duration::from_secs(1);
 /// Largest non-streaming answer keel buffers before sending it.
-pub const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_ANSWER_BODY: usize = 64 * 1024 * 1024;
 
 /// Timeouts and limits of the LLM path.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub budget: BudgetConfig,
     /// Response header of one non-streaming attempt (the provider answers when the whole
     /// answer is ready, so this bounds generation time too).
@@ -87,7 +87,7 @@ pub struct Settings {
 
 /// How the request ended, for the request log and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Served {
+pub(crate) enum Served {
     /// A complete answer (possibly continued across nodes).
     Complete {
         status: u16,
@@ -103,19 +103,6 @@ pub enum Served {
     /// The stream had begun and ended with an in-band error event.
     StreamError,
     ClientGone,
-}
-
-impl Served {
-    /// Status the client received (200 for a stream that ended with an error event).
-    pub fn status(self) -> u16 {
-        match self {
-            Served::Complete { status }
-            | Served::Relayed { status }
-            | Served::Failed { status } => status,
-            Served::StreamError => 200,
-            Served::ClientGone => 0,
-        }
-    }
 }
 
 /// The first upstream error answer, kept so the client gets the real error rather than a
@@ -142,7 +129,7 @@ enum Attempt {
 
 /// Runs `request` against the upstream nodes and answers `client`. `started` is when the
 /// request arrived (the time budget counts from there).
-pub async fn serve<U: Upstream, C: ClientSink>(
+pub(crate) async fn serve<U: Upstream, C: ClientSink>(
     upstream: &U,
     client: &mut C,
     request: &LlmRequest,

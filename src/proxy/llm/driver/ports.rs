@@ -12,12 +12,8 @@ use http::HeaderMap;
 use std::collections::BTreeMap;
 
 /// A node as the LLM path needs to know it.
-pub trait LlmNode: Clone + Send + Sync {
+pub(crate) trait LlmNode: Clone + Send + Sync {
     fn name(&self) -> &str;
-    /// Error classes this node takes over from another one.
-    fn fallback_for(&self) -> &[ErrorClass];
-    /// Accepts a trailing assistant message and continues it.
-    fn supports_prefill(&self) -> bool;
     fn model_mapping(&self) -> &BTreeMap<String, String>;
     /// Whether a failed attempt may be repeated on this node within the request. False for
     /// a half-open probe (its failure reopened the breaker: the request moves on at once)
@@ -29,14 +25,14 @@ pub trait LlmNode: Clone + Send + Sync {
 }
 
 /// A response header and the body still to be read.
-pub struct UpstreamResponse {
+pub(crate) struct UpstreamResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Box<dyn ResponseBody>,
 }
 
 #[async_trait]
-pub trait ResponseBody: Send {
+pub(crate) trait ResponseBody: Send {
     /// The next chunk; `Ok(None)` at a clean end, `Err` when the connection broke.
     async fn next(&mut self) -> Result<Option<Bytes>, BodyBroken>;
 }
@@ -44,11 +40,11 @@ pub trait ResponseBody: Send {
 /// The upstream connection broke while its body was read (the transport's own error).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BodyBroken(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+pub(crate) struct BodyBroken(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 /// What happened on one node, for its breaker, metrics and token counts.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Report {
+pub(crate) enum Report {
     /// The node's answer reached the client. `usage` as the node reported it.
     Answered { status: u16, usage: Option<Usage> },
     /// A failed attempt: a node failure and an attempt, never a completion. `usage` is only
@@ -72,7 +68,7 @@ pub enum Report {
 
 /// Node choice, transport and accounting — implemented by the gateway.
 #[async_trait]
-pub trait Upstream: Send + Sync {
+pub(crate) trait Upstream: Send + Sync {
     type Node: LlmNode;
     /// The node for the first attempt (priority, weights, breaker, queue).
     async fn first(&self) -> Option<Self::Node>;
@@ -101,13 +97,13 @@ pub trait Upstream: Send + Sync {
 /// The client went away; nothing more can be written.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the client went away")]
-pub struct ClientGone;
+pub(crate) struct ClientGone;
 
 /// Where the answer goes — implemented over the Pingora downstream session. The driver sets
 /// the framing headers itself (`content-length` for whole bodies, none for streams). The
 /// header map is handed over, so the session can send it without copying it header by header.
 #[async_trait]
-pub trait ClientSink: Send {
+pub(crate) trait ClientSink: Send {
     async fn head(&mut self, status: u16, headers: HeaderMap) -> Result<(), ClientGone>;
     async fn body(&mut self, data: Bytes, end: bool) -> Result<(), ClientGone>;
 }

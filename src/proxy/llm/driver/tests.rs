@@ -26,12 +26,6 @@ impl LlmNode for Node {
     fn name(&self) -> &str {
         self.name
     }
-    fn fallback_for(&self) -> &[ErrorClass] {
-        &self.fallback_for
-    }
-    fn supports_prefill(&self) -> bool {
-        self.prefill
-    }
     fn model_mapping(&self) -> &BTreeMap<String, String> {
         &self.mapping
     }
