@@ -176,14 +176,7 @@ async fn event_stream_snapshots_alerts_resume_and_shutdown() {
     assert_eq!(field(&got[0], "event"), Some("hello"), "{got:?}");
     assert!(fired_id > 0);
 
-    let alerts: serde_json::Value = k
-        .admin(c.get(k.url("/api/v1/alerts")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alerts: serde_json::Value = k.admin_get("/api/v1/alerts").await;
     let firing = alerts["alerts"].as_array().unwrap();
     assert!(
         firing

@@ -383,14 +383,7 @@ async fn access_tokens_issue_list_revoke() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let list: Value = k
-        .admin(c.get(k.url("/flow/admin/tokens")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = k.admin_get("/flow/admin/tokens").await;
     assert_eq!(list["tokens"][0]["name"], json!("ci"));
     assert!(
         !list.to_string().contains(&token),

@@ -67,13 +67,7 @@ fn msg() -> Value {
 }
 
 async fn nodes(k: &Keel) -> Value {
-    k.admin(client().get(k.url("/admin/api/nodes")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    k.admin_get("/admin/api/nodes").await
 }
 
 async fn node_status(k: &Keel, name: &str) -> Value {

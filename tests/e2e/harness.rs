@@ -247,6 +247,15 @@ impl Keel {
             .expect("metrics body")
     }
 
+    /// `GET path` on the control listener with the admin token, as JSON.
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        let resp = self.admin(client().get(self.url(path))).send().await;
+        resp.expect("admin GET")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
     pub fn admin(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         rb.bearer_auth(ADMIN_TOKEN)
     }

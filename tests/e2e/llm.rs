@@ -636,14 +636,7 @@ async fn llm_node_settings_through_the_admin_api_survive_a_restart() {
     k.stop().await;
     k.spawn();
     k.wait_ready().await;
-    let nodes: Value = k
-        .admin(client().get(k.url("/admin/api/nodes")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nodes: Value = k.admin_get("/admin/api/nodes").await;
     let listed = nodes["nodes"]
         .as_array()
         .unwrap()

@@ -156,14 +156,7 @@ async fn failed_upstream_attempts_are_typed_events() {
     assert_eq!(r.status(), 200);
     assert_eq!(streamed_text(&r.text().await.unwrap()).0, ANSWER);
 
-    let overview: Value = k
-        .admin(c.get(k.url("/api/v1/overview")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let overview: Value = k.admin_get("/api/v1/overview").await;
     let failed: Vec<&Value> = overview["events"]
         .as_array()
         .expect("events")
@@ -197,14 +190,7 @@ async fn failed_upstream_attempts_are_typed_events() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "fallback answered; log:\n{}", k.log());
-    let overview: Value = k
-        .admin(c.get(k.url("/api/v1/overview")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let overview: Value = k.admin_get("/api/v1/overview").await;
     let refused = overview["events"]
         .as_array()
         .unwrap()
@@ -216,14 +202,7 @@ async fn failed_upstream_attempts_are_typed_events() {
     // The generic route (not a generation request) reports its failed attempts too.
     let r = c.get(k.proxy_url("/v1/models")).send().await.unwrap();
     assert_eq!(r.status(), 200, "fallback answered; log:\n{}", k.log());
-    let overview: Value = k
-        .admin(c.get(k.url("/api/v1/overview")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let overview: Value = k.admin_get("/api/v1/overview").await;
     let generic: Vec<&Value> = overview["events"]
         .as_array()
         .unwrap()

@@ -84,14 +84,7 @@ async fn two_keels_listing_each_other_as_fallback_give_one_bounded_answer_withou
     let mut nodes = Value::Null;
     let mut ready = false;
     for _ in 0..100 {
-        nodes = a
-            .admin(client().get(a.url("/admin/api/nodes")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        nodes = a.admin_get("/admin/api/nodes").await;
         ready = nodes["nodes"]
             .as_array()
             .and_then(|ns| ns.iter().find(|n| n["name"] == "box-b"))
