@@ -2,7 +2,7 @@
 //! request that already passed through a keel is never forwarded by it again (508).
 
 use crate::fake_llm::FakeLlm;
-use crate::harness::{client, Keel, Spec};
+use crate::harness::{client, series, Keel, Spec};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -135,6 +135,16 @@ async fn two_keels_listing_each_other_as_fallback_give_one_bounded_answer_withou
         .unwrap_or_default()
         .to_string();
     assert!(a_nodes.contains("box-b="), "A failed over to B: {a_nodes}");
+    // A's 508 is no failure of A as B's node: counted as a refusal, nothing on its breaker.
+    let m = b.metrics().await;
+    let b_saw = |outcome: &str| {
+        series(
+            &m,
+            &format!("keel_llm_attempts_total{{node=\"box-a\",outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!(b_saw("refused"), 1.0, "{m}");
+    assert_eq!(b_saw("unavailable"), 0.0, "{m}");
 
     // The real upstreams saw each keel's Via: A's own node one entry, B's node both.
     let a1_tries = a1.attempts();

@@ -10,7 +10,28 @@ use crate::proxy::retry::Failure;
 use bytes::Bytes;
 use std::time::SystemTime;
 
+/// A keel further on refused the request because its `Via` already names that keel
+/// (`proxy::via`): the request went round in a loop.
+const LOOP_DETECTED: u16 = 508;
+
 impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
+    /// That node is a keel the request already passed through: it is healthy (no mark on
+    /// its breaker), the path is a loop. The request moves on, and the 508 is never held as
+    /// the client's answer (the final error names the real causes).
+    fn looped(&self, node: &U::Node, status: u16) -> Attempt {
+        self.up.report(node, Report::Refused { status });
+        let failure = Failure {
+            class: ErrorClass::Unavailable,
+            retry_after: None,
+            same_node: false,
+        };
+        let error = AttemptError::Status {
+            status,
+            detail: "loop: the request already passed through that keel".into(),
+        };
+        Attempt::Failed(failure, error)
+    }
+
     /// A non-2xx answer: a retryable failure, or a refusal returned to the client — but only
     /// when it is the first answer; a fallback's refusal never replaces the real error.
     pub(super) async fn refused_or_failed(
@@ -20,6 +41,9 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         taking_over: Option<ErrorClass>,
     ) -> Attempt {
         let status = response.status;
+        if status == LOOP_DETECTED {
+            return self.looped(node, status);
+        }
         let body = match read_all(
             &mut *response.body,
             MAX_ERROR_BODY,
