@@ -41,8 +41,10 @@ macro_rules! guarded {
 // After `guarded!`, which they use (macros are in scope only below their definition).
 mod buffer;
 mod bytes;
+mod cipher;
 mod crypto;
 mod crypto_keys;
+mod crypto_ops;
 
 fn catch_native_panic(
     scope: &mut v8::PinScope<'_, '_>,
