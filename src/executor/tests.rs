@@ -382,6 +382,26 @@ async fn node_and_web_preludes_in_every_context() {
     .await
     .expect("uuid and crypto-js use the crypto global");
     assert_eq!(out.result, json!([36, 4]));
+    // The Web Crypto object that crypto-js and sm-crypto-v2 read while loading is made apart
+    // from the `crypto` module (see node_crypto.js); made in the snapshot or on the spot, it is
+    // still the module's `webcrypto`, in the lean, one-, two- and many-module contexts.
+    let same = "const c = require('crypto'); return [c.webcrypto === crypto, c.subtle === crypto.subtle,
+        crypto instanceof Crypto, crypto.getRandomValues(new Uint8Array(8)).length, crypto.randomUUID().length,
+        typeof c.randomBytes(4).readUInt32LE(0)]";
+    for prefix in [
+        "",
+        "require('crypto-js');",
+        "require('crypto-js'); require('lodash');",
+        "require('sm-crypto-v2'); require('qs'); require('dayjs');",
+    ] {
+        let code = format!("{prefix} {same}");
+        let out = run(&ex, &code, json!({})).await.expect(&code);
+        assert_eq!(
+            out.result,
+            json!([true, true, true, 8, 36, "number"]),
+            "{code}"
+        );
+    }
 }
 
 /// A block starts from the context holding what it names in `require('…')`; anything else
