@@ -382,6 +382,26 @@ async fn node_and_web_preludes_in_every_context() {
     .await
     .expect("uuid and crypto-js use the crypto global");
     assert_eq!(out.result, json!([36, 4]));
+    // The Web Crypto object that crypto-js and sm-crypto-v2 read while loading is made apart
+    // from the `crypto` module (see node_crypto.js); made in the snapshot or on the spot, it is
+    // still the module's `webcrypto`, in the lean, one-, two- and many-module contexts.
+    let same = "const c = require('crypto'); return [c.webcrypto === crypto, c.subtle === crypto.subtle,
+        crypto instanceof Crypto, crypto.getRandomValues(new Uint8Array(8)).length, crypto.randomUUID().length,
+        typeof c.randomBytes(4).readUInt32LE(0)]";
+    for prefix in [
+        "",
+        "require('crypto-js');",
+        "require('crypto-js'); require('lodash');",
+        "require('sm-crypto-v2'); require('qs'); require('dayjs');",
+    ] {
+        let code = format!("{prefix} {same}");
+        let out = run(&ex, &code, json!({})).await.expect(&code);
+        assert_eq!(
+            out.result,
+            json!([true, true, true, 8, 36, "number"]),
+            "{code}"
+        );
+    }
 }
 
 /// A block starts from the context holding what it names in `require('…')`; anything else
@@ -535,4 +555,57 @@ fn natives_answer_hostile_arguments_without_panicking() {
             Ok(())
         })
         .expect("every hostile argument is answered");
+}
+
+/// Not a check but the context probe of bench/executor/RESULTS.md: for each kind of context,
+/// the heap one fresh context adds (deterministic: what its snapshot context holds) and the
+/// median time to create and boot one on one isolate, without HTTP or a second process.
+/// `cargo test --release --lib context_probe -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn context_probe() {
+    use super::isolate::prepare_context;
+    use super::requires::ContextKind;
+    let snap = snapshot::get().expect("snapshot");
+    let params = v8::CreateParams::default().snapshot_blob(v8::StartupData::from(snap.blob));
+    let mut iso = v8::Isolate::new(params);
+    let m = |name: &str| {
+        snapshot::MODULES
+            .iter()
+            .position(|n| *n == name)
+            .expect(name)
+    };
+    let (cj, lodash) = (m("crypto-js"), m("lodash"));
+    let kinds = [
+        ("lean", ContextKind::Lean),
+        ("lodash", ContextKind::Snapshot(snapshot::single(lodash))),
+        ("crypto-js", ContextKind::Snapshot(snapshot::single(cj))),
+        (
+            "lodash + crypto-js",
+            ContextKind::Snapshot(snapshot::pair(cj, lodash).expect("a pair context")),
+        ),
+        ("common", ContextKind::Snapshot(snapshot::COMMON)),
+        ("xlsx", ContextKind::Snapshot(snapshot::single(m("xlsx")))),
+    ];
+    println!("| context | heap added (KiB) | create + boot, median of 200 (ms) |");
+    for (name, kind) in kinds {
+        iso.low_memory_notification();
+        let before = iso.get_heap_statistics().used_heap_size();
+        let context = prepare_context(&mut iso, kind).expect("context");
+        let added = iso.get_heap_statistics().used_heap_size() - before;
+        drop(context);
+        let mut times: Vec<Duration> = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                drop(prepare_context(&mut iso, kind).expect("context"));
+                t.elapsed()
+            })
+            .collect();
+        times.sort();
+        println!(
+            "| {name} | {} | {:.3} |",
+            added / 1024,
+            times[100].as_secs_f64() * 1000.0
+        );
+    }
 }

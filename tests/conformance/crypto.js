@@ -101,6 +101,22 @@ t('randomUUID.badOptions', () => c.randomUUID(5));
 t('getRandomValues', () => { const a = new Uint16Array(4); return [c.getRandomValues(a) === a, crypto.getRandomValues(new Uint8Array(65536)).length, typeof crypto.randomUUID(), c.webcrypto === crypto || typeof c.webcrypto.getRandomValues === 'function']; });
 t('getRandomValues.tooBig', () => { try { crypto.getRandomValues(new Uint8Array(65537)); } catch (e) { return [e.name, e.code]; } });
 t('getRandomValues.float', () => { try { crypto.getRandomValues(new Float32Array(2)); } catch (e) { return [e.name, e.code]; } });
+// `globalThis.crypto`, read as such: `node -e` (the Node side of the test) binds a bare
+// `crypto` to the module.
+const wc = globalThis.crypto;
+t('webcrypto.shape', () => [wc instanceof Crypto, String(wc), Object.keys(wc), Object.getOwnPropertyNames(Crypto.prototype), c.webcrypto === wc, c.subtle === wc.subtle, wc.subtle instanceof SubtleCrypto, Object.prototype.toString.call(wc.subtle), c.getRandomValues === wc.getRandomValues, c.randomUUID === wc.randomUUID]);
+t('webcrypto.errors', () => [
+  (() => { try { new Crypto(); } catch (e) { return [e.name, e.code, e.message]; } })(),
+  (() => { try { new SubtleCrypto(); } catch (e) { return [e.name, e.code, e.message]; } })(),
+  (() => { const { getRandomValues } = wc; try { getRandomValues(new Uint8Array(2)); } catch (e) { return [e.name, e.code, e.message]; } })(),
+  (() => { try { wc.randomUUID.call({}); } catch (e) { return [e.name, e.code, e.message]; } })(),
+  (() => { try { wc.getRandomValues(); } catch (e) { return [e.name, e.code, e.message]; } })(),
+  (() => { try { wc.getRandomValues(new Float64Array(1)); } catch (e) { return [e.name, e.code, e.message, e instanceof DOMException]; } })(),
+  (() => { try { wc.getRandomValues(new DataView(new ArrayBuffer(2))); } catch (e) { return [e.name, e.code, e instanceof DOMException]; } })(),
+  (() => { try { wc.getRandomValues([1, 2]); } catch (e) { return [e.name, e.code]; } })(),
+  (() => { try { wc.getRandomValues(new Uint8Array(65537)); } catch (e) { return [e.name, e.code, e.message, e instanceof DOMException]; } })(),
+]);
+t('webcrypto.kinds', () => [wc.getRandomValues(new BigInt64Array(2)).length, Buffer.isBuffer(wc.getRandomValues(Buffer.alloc(3))), wc.getRandomValues(new Uint8ClampedArray(4)).length, c.getRandomValues(new Int32Array(2)).length, (0, c.getRandomValues)(new Uint8Array(1)).length, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(wc.randomUUID(5))]);
 t('timingSafeEqual', () => [c.timingSafeEqual(Buffer.from('abc'), Buffer.from('abc')), c.timingSafeEqual(Buffer.from('abc'), Buffer.from('abd')), c.timingSafeEqual(new Uint8Array(0), new Uint8Array(0)), c.timingSafeEqual(new Uint16Array([1]), new Uint8Array([1, 0]))]);
 t('timingSafeEqual.length', () => c.timingSafeEqual(Buffer.alloc(2), Buffer.alloc(3)));
 t('timingSafeEqual.string', () => c.timingSafeEqual('a', 'a'));

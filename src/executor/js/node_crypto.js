@@ -1,5 +1,6 @@
 // keel executor prelude: Node's `crypto` module (`require('crypto')`, `require('node:crypto')`)
-// and the Web Crypto parts of `globalThis.crypto` (getRandomValues, randomUUID, subtle.digest).
+// and Web Crypto: `globalThis.crypto` (getRandomValues, randomUUID, subtle.digest), `Crypto`
+// and `SubtleCrypto`, made apart from the module (see makeWebCrypto).
 //
 // The work is OpenSSL's, through keel natives (natives/crypto.rs, natives/crypto_keys.rs);
 // this file is Node v20's JavaScript layer re-done on them: the same argument validation,
@@ -24,11 +25,119 @@
   /** For web.js (FormData boundaries): the OS random bytes without building this module. */
   prelude.internals.randomFill = (bytes) => native().randomFill(bytes, 0, bytes.byteLength);
 
-  // Made on the context's first use of require('crypto') or the crypto global.
+  // Made on the context's first require('crypto').
   let made = null;
   const make = () => made || (made = makeCrypto());
   prelude.defineModule('crypto', () => make().exports);
-  prelude.internals.defineLazyGlobal('crypto', () => make().webcrypto);
+
+  // ---- Web Crypto: globalThis.crypto, Crypto, SubtleCrypto -----------------------------------
+  // Made on first use and apart from the module above: libraries read `globalThis.crypto`
+  // while they load (crypto-js, sm-crypto-v2, @noble/hashes) and only call getRandomValues
+  // later, so a snapshot context holding one of them carries this small object and not the
+  // whole `crypto` module. `subtle` is made on its first read.
+  let web = null;
+  const webCrypto = () => web || (web = makeWebCrypto());
+  prelude.internals.defineLazyGlobal('crypto', () => webCrypto().crypto);
+  prelude.internals.defineLazyGlobal('Crypto', () => webCrypto().Crypto);
+  prelude.internals.defineLazyGlobal('SubtleCrypto', () => webCrypto().SubtleCrypto);
+
+  /** Node's lib/internal/crypto/webcrypto.js, with subtle.digest as its only operation. */
+  function makeWebCrypto() {
+    const errors = () => prelude.internals.node();
+    /** A DOMException of the web globals' class (made on this first error, not before). */
+    const domException = (message, name) => new (prelude.internals.web().DOMException)(message, name);
+    const kConstruct = Symbol('kConstruct');
+    const typedArrayTag = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), Symbol.toStringTag).get;
+    let crypto = null;
+    let subtle = null;
+
+    class Crypto {
+      constructor(key) {
+        if (key !== kConstruct) throw new (errors().codes.ERR_ILLEGAL_CONSTRUCTOR)();
+      }
+      get subtle() {
+        if (this !== crypto) throw new (errors().codes.ERR_INVALID_THIS)('Crypto');
+        return subtle || (subtle = makeSubtle());
+      }
+      /** Integer typed arrays only, at most 65536 bytes (Node's messages and DOMExceptions). */
+      getRandomValues(array) {
+        if (this !== crypto) throw new (errors().codes.ERR_INVALID_THIS)('Crypto');
+        if (arguments.length < 1) {
+          throw errors().codedError(TypeError, 'ERR_MISSING_ARGS', "Failed to execute 'getRandomValues' on 'Crypto': 1 argument required, but only 0 present.");
+        }
+        return fillRandom(array);
+      }
+      randomUUID() {
+        if (this !== crypto) throw new (errors().codes.ERR_INVALID_THIS)('Crypto');
+        return uuid4();
+      }
+    }
+    Object.defineProperty(Crypto.prototype, Symbol.toStringTag, { value: 'Crypto', configurable: true });
+    for (const name of ['subtle', 'getRandomValues', 'randomUUID']) {
+      Object.defineProperty(Crypto.prototype, name, { enumerable: true });
+    }
+    crypto = new Crypto(kConstruct);
+
+    function fillRandom(array) {
+      const tag = typedArrayTag.call(array);
+      if (tag === undefined || tag === 'Float32Array' || tag === 'Float64Array') {
+        throw domException('The data argument must be an integer-type TypedArray', 'TypeMismatchError');
+      }
+      if (array.byteLength > 65536) {
+        throw domException('The requested length exceeds 65,536 bytes', 'QuotaExceededError');
+      }
+      native().randomFill(array, 0, array.byteLength);
+      return array;
+    }
+
+    function uuid4() {
+      const b = new Uint8Array(16);
+      native().randomFill(b, 0, 16);
+      b[6] = (b[6] & 0x0f) | 0x40;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      let s = '';
+      for (let i = 0; i < 16; i++) {
+        if (i === 4 || i === 6 || i === 8 || i === 10) s += '-';
+        s += (b[i] < 16 ? '0' : '') + b[i].toString(16);
+      }
+      return s;
+    }
+
+    function makeSubtle() {
+      const digestNames = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
+      class SubtleCrypto {
+        constructor(key) {
+          if (key !== kConstruct) throw new (errors().codes.ERR_ILLEGAL_CONSTRUCTOR)();
+        }
+        digest(algorithm, data) {
+          return new Promise((resolve, reject) => {
+            const name = typeof algorithm === 'string' ? algorithm : algorithm && algorithm.name;
+            const md = typeof name === 'string' ? digestNames[name.toUpperCase()] : undefined;
+            if (md === undefined) return reject(domException('Unrecognized algorithm name', 'NotSupportedError'));
+            const { isAnyArrayBuffer, isArrayBufferView, codes } = errors();
+            if (!isAnyArrayBuffer(data) && !isArrayBufferView(data)) {
+              return reject(new codes.ERR_INVALID_ARG_TYPE('data', ['ArrayBuffer', 'Buffer', 'TypedArray', 'DataView'], data));
+            }
+            const bytes = isAnyArrayBuffer(data) ? new Uint8Array(data) : data;
+            const out = native().hashOnce(md, bytes, (n) => new Uint8Array(n));
+            resolve(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
+          });
+        }
+      }
+      Object.defineProperty(SubtleCrypto.prototype, Symbol.toStringTag, { value: 'SubtleCrypto', configurable: true });
+      Object.defineProperty(SubtleCrypto.prototype, 'digest', { enumerable: true });
+      return new SubtleCrypto(kConstruct);
+    }
+
+    return {
+      crypto,
+      Crypto,
+      /** The class, made with the first `subtle`. */
+      get SubtleCrypto() {
+        return crypto.subtle.constructor;
+      },
+    };
+  }
 
   function makeCrypto() {
 
@@ -309,24 +418,6 @@
       b[8] = (b[8] & 0x3f) | 0x80;
       return `${hex[b[0]]}${hex[b[1]]}${hex[b[2]]}${hex[b[3]]}-${hex[b[4]]}${hex[b[5]]}-${hex[b[6]]}${hex[b[7]]}-${hex[b[8]]}${hex[b[9]]}-${hex[b[10]]}${hex[b[11]]}${hex[b[12]]}${hex[b[13]]}${hex[b[14]]}${hex[b[15]]}`;
     }
-    /** Web Crypto getRandomValues: integer typed arrays, at most 65536 bytes. */
-    function getRandomValues(data) {
-      if (!isTypedArray(data) || data instanceof Float32Array || data instanceof Float64Array) {
-        const e = new TypeError("The data argument must be an integer-type TypedArray");
-        e.name = 'TypeMismatchError';
-        e.code = 17;
-        throw e;
-      }
-      if (data.byteLength > 65536) {
-        const e = new RangeError(`The ArrayBufferView's byte length (${data.byteLength}) exceeds the number of bytes of entropy available via this API (65536)`);
-        e.name = 'QuotaExceededError';
-        e.code = 22;
-        throw e;
-      }
-      native().randomFill(data, 0, data.byteLength);
-      return data;
-    }
-
     function timingSafeEqual(buf1, buf2) {
       for (const [name, value] of [['buf1', buf1], ['buf2', buf2]]) {
         if (!isAnyArrayBuffer(value) && !isArrayBufferView(value)) {
@@ -1199,33 +1290,12 @@
       };
     }
 
-    // ---- Web Crypto: globalThis.crypto ---------------------------------------------------------
-    const digestNames = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
-    const subtle = {
-      digest(algorithm, data) {
-        return new Promise((resolve, reject) => {
-          const name = typeof algorithm === 'string' ? algorithm : algorithm && algorithm.name;
-          const md = typeof name === 'string' ? digestNames[name.toUpperCase()] : undefined;
-          if (md === undefined) {
-            const e = new Error('Unrecognized algorithm name');
-            e.name = 'NotSupportedError';
-            return reject(e);
-          }
-          if (!isAnyArrayBuffer(data) && !isArrayBufferView(data)) {
-            return reject(new ERR_INVALID_ARG_TYPE('data', ['ArrayBuffer', 'Buffer', 'TypedArray', 'DataView'], data));
-          }
-          const bytes = isAnyArrayBuffer(data) ? new Uint8Array(data) : data;
-          const out = native().hashOnce(md, bytes, alloc);
-          resolve(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
-        });
-      },
-    };
-    const webcrypto = {
-      getRandomValues,
-      randomUUID,
-      subtle,
-    };
-    Object.defineProperty(webcrypto, Symbol.toStringTag, { value: 'Crypto', configurable: true });
+    // ---- Web Crypto (made apart, above; these are Node's wrappers of it) ------------------------
+    const { crypto: webcrypto } = webCrypto();
+    const subtle = webcrypto.subtle;
+    function getRandomValues(array) {
+      return webcrypto.getRandomValues(array);
+    }
 
     const exports = {
       checkPrime: unavailable('checkPrime'),
@@ -1292,6 +1362,6 @@
       prng: randomBytes,
       rng: randomBytes,
     };
-    return { exports, webcrypto };
+    return { exports };
   }
 })(globalThis, globalThis.__keel_prelude);

@@ -33,8 +33,11 @@
     'Response', 'fetch', 'structuredClone',
   ];
   const accessors = new Map();
+  /** This context's web API, once built. */
+  let api = null;
   function materialize() {
-    const api = build();
+    if (api !== null) return api;
+    api = build();
     for (const name of NAMES) {
       if (!(name in api)) throw new Error(`web.js does not define ${name}`);
       const d = Object.getOwnPropertyDescriptor(global, name);
@@ -44,6 +47,8 @@
     }
     return api;
   }
+  /** For node_crypto.js: Web Crypto's errors are this context's DOMExceptions. */
+  global.__keel_prelude.internals.web = materialize;
   for (const name of NAMES) {
     const get = function () {
       return materialize()[name];
