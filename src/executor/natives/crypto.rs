@@ -216,6 +216,16 @@ pub(super) fn throw_code(scope: &mut v8::PinScope<'_, '_>, name: &str, code: &st
     scope.throw_exception(err);
 }
 
+/// Node's `ERR_CRYPTO_INVALID_DIGEST` for a digest name OpenSSL does not know.
+pub(super) fn throw_invalid_digest(scope: &mut v8::PinScope<'_, '_>, name: &str) {
+    throw_code(
+        scope,
+        "TypeError",
+        "ERR_CRYPTO_INVALID_DIGEST",
+        &format!("Invalid digest: {name}"),
+    )
+}
+
 /// A short ASCII name argument (algorithm, cipher, curve): `None` for anything else.
 pub(super) fn name_arg(
     scope: &mut v8::PinScope<'_, '_>,
@@ -473,12 +483,7 @@ fn hmac_new(
     let name = name_arg(scope, args.get(0)).unwrap_or_default();
     let md = digest_by_name(&name).filter(|md| !is_xof(*md) && md.block_size() > 0);
     let Some(md) = md else {
-        return throw_code(
-            scope,
-            "TypeError",
-            "ERR_CRYPTO_INVALID_DIGEST",
-            &format!("Invalid digest: {name}"),
-        );
+        return throw_invalid_digest(scope, &name);
     };
     let Some(key) = bytes_arg(scope, args.get(1), "key") else {
         return;
@@ -535,12 +540,7 @@ fn pbkdf2(
 ) {
     let name = name_arg(scope, args.get(4)).unwrap_or_default();
     let Some(md) = digest_by_name(&name) else {
-        return throw_code(
-            scope,
-            "TypeError",
-            "ERR_CRYPTO_INVALID_DIGEST",
-            &format!("Invalid digest: {name}"),
-        );
+        return throw_invalid_digest(scope, &name);
     };
     let (Some(pass), Some(salt)) = (
         bytes_arg(scope, args.get(0), "password"),
@@ -655,12 +655,7 @@ fn hkdf(
         Md::fetch(None, &name, None).ok()
     };
     let Some(md) = md else {
-        return throw_code(
-            scope,
-            "TypeError",
-            "ERR_CRYPTO_INVALID_DIGEST",
-            &format!("Invalid digest: {name}"),
-        );
+        return throw_invalid_digest(scope, &name);
     };
     let (Some(ikm), Some(salt), Some(info)) = (
         bytes_arg(scope, args.get(1), "ikm"),

@@ -15,7 +15,9 @@ use openssl::rsa::{Padding, Rsa};
 use openssl::sign::RsaPssSaltlen;
 
 use super::bytes::{alloc_copy, bytes_arg, bytes_of, index_arg};
-use super::crypto::{digest_by_name, name_arg, ossl_error, throw_code, throw_ossl};
+use super::crypto::{
+    digest_by_name, name_arg, ossl_error, throw_code, throw_invalid_digest, throw_ossl,
+};
 
 use super::crypto_keys::{curve_nid, key_arg, Key};
 
@@ -38,6 +40,25 @@ pub(super) fn install(
 fn md_ref(name: &str) -> Option<&'static MdRef> {
     let md = digest_by_name(name)?;
     Md::from_nid(md.type_())
+}
+
+/// The digest argument of sign and verify: `Ok(None)` for null/undefined (the key type's
+/// own, e.g. Ed25519), `Err` once `ERR_CRYPTO_INVALID_DIGEST` was thrown.
+fn optional_digest(
+    scope: &mut v8::PinScope<'_, '_>,
+    v: v8::Local<'_, v8::Value>,
+) -> Result<Option<&'static MdRef>, ()> {
+    if v.is_null_or_undefined() {
+        return Ok(None);
+    }
+    let name = name_arg(scope, v).unwrap_or_default();
+    match md_ref(&name) {
+        Some(m) => Ok(Some(m)),
+        None => {
+            throw_invalid_digest(scope, &name);
+            Err(())
+        }
+    }
 }
 
 /// Signature options shared by sign and verify: `(padding, saltLength, p1363)`.
@@ -103,21 +124,8 @@ fn sign(
     args: v8::FunctionCallbackArguments<'_>,
     mut rv: v8::ReturnValue<'_, v8::Value>,
 ) {
-    let md = if args.get(0).is_null_or_undefined() {
-        None
-    } else {
-        let name = name_arg(scope, args.get(0)).unwrap_or_default();
-        match md_ref(&name) {
-            Some(m) => Some(m),
-            None => {
-                return throw_code(
-                    scope,
-                    "TypeError",
-                    "ERR_CRYPTO_INVALID_DIGEST",
-                    &format!("Invalid digest: {name}"),
-                )
-            }
-        }
+    let Ok(md) = optional_digest(scope, args.get(0)) else {
+        return;
     };
     let Some(data) = bytes_arg(scope, args.get(1), "data") else {
         return;
@@ -159,21 +167,8 @@ fn verify(
     args: v8::FunctionCallbackArguments<'_>,
     mut rv: v8::ReturnValue<'_, v8::Value>,
 ) {
-    let md = if args.get(0).is_null_or_undefined() {
-        None
-    } else {
-        let name = name_arg(scope, args.get(0)).unwrap_or_default();
-        match md_ref(&name) {
-            Some(m) => Some(m),
-            None => {
-                return throw_code(
-                    scope,
-                    "TypeError",
-                    "ERR_CRYPTO_INVALID_DIGEST",
-                    &format!("Invalid digest: {name}"),
-                )
-            }
-        }
+    let Ok(md) = optional_digest(scope, args.get(0)) else {
+        return;
     };
     let Some(data) = bytes_arg(scope, args.get(1), "data") else {
         return;
