@@ -87,9 +87,6 @@ pub struct Running {
     reloader: Arc<reload::Reloader>,
     /// Where [`runfile`] was written.
     data_dir: std::path::PathBuf,
-    /// The certificates both listeners serve: `tls.reload(&config)` replaces them without
-    /// dropping a connection (what a configuration reload calls).
-    pub tls: tls::ListenerTls,
 }
 
 impl Running {
@@ -288,7 +285,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         gateway.gateway.clone(),
         alert_engine.clone(),
         executor_api_state,
-        tls.clone(),
+        tls,
     );
     let control_auth_failures = Arc::new(limits::AuthFailures::new(
         limits::Listener::Control,
@@ -351,7 +348,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         "keel ready"
     );
     Ok(Running {
-        tls,
         control_addr,
         proxy_addr: gateway.addr,
         gateway,

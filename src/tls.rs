@@ -3,7 +3,8 @@
 //!
 //! A [`TlsTerminator`] holds an OpenSSL acceptor (certificate chain, key, client CA, ALPN)
 //! behind an [`ArcSwap`]. Each handshake starts from the acceptor current at that moment;
-//! [`TlsTerminator::reload`] builds a new one from the files and swaps it in. Connections
+//! a reload ([`ListenerTls::prepare`], then [`PreparedTls::commit`]) builds a new one from
+//! the files and swaps it in. Connections
 //! already open keep the session they negotiated (an OpenSSL session holds its own reference
 //! to the context it came from), so a reload drops nothing: only handshakes after it see the
 //! new certificate. A reload whose files do not parse, or whose key does not match, changes
@@ -45,12 +46,6 @@ pub enum TlsError {
         #[source]
         source: ErrorStack,
     },
-    /// TLS was turned on or off: the listener's kind changes only with a restart.
-    #[error("{listener}.tls was {}; turning TLS on or off needs a restart", if *.was_on { "set and is now removed" } else { "not set and is now added" })]
-    NeedsRestart {
-        listener: &'static str,
-        was_on: bool,
-    },
 }
 
 impl TlsError {
@@ -81,25 +76,6 @@ impl TlsTerminator {
             listener,
             acceptor: ArcSwap::from_pointee(build(listener, config)?),
         })
-    }
-
-    /// Re-reads the certificate, key and client CA from `config` (the paths may differ from
-    /// the ones loaded before) and serves them to every handshake from now on. Connections
-    /// already open are not touched. On error nothing changes: the old certificate stays.
-    ///
-    /// This is what a configuration reload (SIGHUP) calls for each listener with TLS; it
-    /// is also safe to call on its own, e.g. after a certificate renewal replaced the files.
-    pub fn reload(&self, config: &TlsConfig) -> Result<(), TlsError> {
-        let fresh = build(self.listener, config)?;
-        self.acceptor.store(std::sync::Arc::new(fresh));
-        tracing::info!(
-            listener = self.listener,
-            cert = %config.cert.display(),
-            key = %config.key.display(),
-            client_ca = config.client_ca.as_ref().map(|p| p.display().to_string()),
-            "TLS certificate loaded"
-        );
-        Ok(())
     }
 
     /// A server-side TLS session for one new connection, from the current acceptor.
@@ -163,26 +139,12 @@ pub struct ListenerTls {
 }
 
 impl ListenerTls {
-    /// Reloads the certificates of both listeners from `config`, all or nothing: both new
-    /// acceptors are built before either is swapped in, so an error in one leaves both as
-    /// they were. Turning TLS on or off for a listener is refused (it needs a restart).
-    pub fn reload(&self, config: &crate::config::Config) -> Result<(), TlsError> {
-        for (listener, running, wanted) in self.plan(config) {
-            if running.is_some() != wanted.is_some() {
-                return Err(TlsError::NeedsRestart {
-                    listener,
-                    was_on: running.is_some(),
-                });
-            }
-        }
-        self.prepare(config).map(PreparedTls::commit)
-    }
-
-    /// Reads and checks the files `config` names for every listener that serves TLS now
-    /// and still should, without swapping anything in yet: a configuration reload prepares
-    /// the certificates first and commits them only once every other part was accepted. A
-    /// listener whose TLS is turned on or off is left as it is (the reload names that key
-    /// as needing a restart).
+    /// Reads and checks the files `config` names (the paths may differ from the ones loaded
+    /// before) for every listener that serves TLS now and still should, without swapping
+    /// anything in yet: a configuration reload prepares the certificates first and commits
+    /// them only once every other part was accepted, so an error anywhere leaves both
+    /// listeners as they were. A listener whose TLS is turned on or off is left as it is
+    /// (the reload names that key as needing a restart).
     pub fn prepare(&self, config: &crate::config::Config) -> Result<PreparedTls, TlsError> {
         let mut fresh = Vec::new();
         for (listener, running, wanted) in self.plan(config) {
@@ -340,9 +302,20 @@ mod tests {
         assert_eq!(cn, "one");
         assert_eq!(echo(&mut before).await, b"ping");
 
+        // What a configuration reload holds: the proxy's terminator, no control TLS.
+        let listeners = ListenerTls {
+            proxy: Some(tls.clone()),
+            control: None,
+        };
+        let config_with = |proxy: &TlsConfig| {
+            let mut c = crate::config::Config::default();
+            c.proxy.tls = Some(proxy.clone());
+            c
+        };
+
         // A renewal replaces the files; the reload reads them.
         let renewed = install(dir.path(), &self_signed("two"));
-        tls.reload(&renewed).unwrap();
+        listeners.prepare(&config_with(&renewed)).unwrap().commit();
         let (mut after, cn) = connect(addr).await;
         assert_eq!(cn, "two", "a new connection gets the new certificate");
         assert_eq!(
@@ -359,25 +332,21 @@ mod tests {
             client_ca: Some(dir.path().join("missing-ca.pem")),
             ..renewed.clone()
         };
-        let err = tls.reload(&broken).unwrap_err();
+        let Err(err) = listeners.prepare(&config_with(&broken)) else {
+            panic!("a broken key pair was accepted");
+        };
         let paths: Vec<String> = err.config_errors().into_iter().map(|e| e.path).collect();
         assert_eq!(paths, ["proxy.tls.client_ca", "proxy.tls.key"], "{err}");
         assert_eq!(connect(addr).await.1, "two");
 
-        // Both listeners together: turning TLS on needs a restart and changes nothing.
-        let both = ListenerTls {
-            proxy: Some(tls.clone()),
-            control: None,
-        };
-        let mut c = crate::config::Config::default();
-        c.proxy.tls = Some(renewed.clone());
+        // Turning TLS on for the control listener is left to a restart: only the listener
+        // that already serves TLS is prepared.
+        let renewed = install(dir.path(), &self_signed("four"));
+        let mut c = config_with(&renewed);
         c.control.tls = Some(renewed);
-        assert!(matches!(
-            both.reload(&c),
-            Err(TlsError::NeedsRestart {
-                listener: "control",
-                was_on: false
-            })
-        ));
+        let prepared = listeners.prepare(&c).unwrap();
+        assert_eq!(prepared.0.len(), 1, "only the proxy's acceptor is prepared");
+        prepared.commit();
+        assert_eq!(connect(addr).await.1, "four");
     }
 }

@@ -122,8 +122,8 @@ pub struct Gateway {
     drain_until: std::sync::OnceLock<Instant>,
     /// `[log] access`: the access line written when a request ends.
     pub access: request::access::AccessLog,
-    /// `[proxy.tls]`: the certificate the listener serves; [`crate::tls::TlsTerminator::reload`]
-    /// replaces it while connections run.
+    /// `[proxy.tls]`: the certificate the listener serves; a configuration reload
+    /// ([`crate::tls::ListenerTls::prepare`]) replaces it while connections run.
     pub tls: Option<Arc<crate::tls::TlsTerminator>>,
     /// This keel's `Via` entry and loop check (`[proxy] via_id`).
     pub via: via::Via,
