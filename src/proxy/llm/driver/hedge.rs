@@ -222,6 +222,9 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         let mut response = self.send(hedge, body).await?;
         if !(200..300).contains(&response.status) {
             let status = response.status;
+            if let Some(looped) = self.looped(hedge, status) {
+                return Err(looped);
+            }
             let body = read_all(
                 &mut *response.body,
                 MAX_ERROR_BODY,

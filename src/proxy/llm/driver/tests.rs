@@ -844,6 +844,36 @@ async fn a_failing_hedge_leaves_the_primary_to_finish() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_508_from_a_keel_further_on_is_a_loop_not_a_node_failure_on_either_path() {
+    // The fallback answers in turn (after a 503 on the primary)...
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            ("a", vec![Step::Status(503, vec![], "{}".into())]),
+            ("b", vec![Step::Status(508, vec![], "{}".into())]),
+        ],
+    );
+    let (_, client) = run(&fake, &openai(false)).await;
+    assert_ne!(client.status, 508, "the loop never becomes the answer");
+    assert_eq!(statuses(&fake)[..2], ["a:unavailable", "b:508"]);
+    // ...or as a hedge beside a slow primary.
+    let fake = Fake::new(
+        vec![node("a", &standard(), false), node("b", &standard(), false)],
+        vec![
+            (
+                "a",
+                vec![Step::Sse(slow_stream("a", 450, &["slow", " but sure"]))],
+            ),
+            ("b", vec![Step::Status(508, vec![], "{}".into())]),
+        ],
+    );
+    let (served, client) = run_with(&fake, &openai(true), &hedging()).await;
+    assert_eq!(served, Served::Complete { status: 200 });
+    assert_eq!(client.streamed_text(), "slow but sure");
+    assert_eq!(statuses(&fake), ["b:508", "a:ok"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_hedging_the_slow_primary_is_abandoned_before_the_fallback_starts() {
     let fake = Fake::new(
         vec![node("a", &standard(), false), node("b", &standard(), false)],

@@ -15,10 +15,15 @@ use std::time::SystemTime;
 const LOOP_DETECTED: u16 = 508;
 
 impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
-    /// That node is a keel the request already passed through: it is healthy (no mark on
-    /// its breaker), the path is a loop. The request moves on, and the 508 is never held as
-    /// the client's answer (the final error names the real causes).
-    fn looped(&self, node: &U::Node, status: u16) -> Attempt {
+    /// A 508 means that node is a keel the request already passed through: it is healthy
+    /// (no mark on its breaker), the path is a loop. The request moves on, and the 508 is
+    /// never held as the client's answer (the final error names the real causes). `None`
+    /// for any other status. Both ways a node's non-2xx answer is read (here and a hedge's)
+    /// ask this first.
+    pub(super) fn looped(&self, node: &U::Node, status: u16) -> Option<Attempt> {
+        if status != LOOP_DETECTED {
+            return None;
+        }
         self.up.report(node, Report::Refused { status });
         let failure = Failure {
             class: ErrorClass::Unavailable,
@@ -29,7 +34,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
             status,
             detail: "loop: the request already passed through that keel".into(),
         };
-        Attempt::Failed(failure, error)
+        Some(Attempt::Failed(failure, error))
     }
 
     /// A non-2xx answer: a retryable failure, or a refusal returned to the client — but only
@@ -41,8 +46,8 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         taking_over: Option<ErrorClass>,
     ) -> Attempt {
         let status = response.status;
-        if status == LOOP_DETECTED {
-            return self.looped(node, status);
+        if let Some(looped) = self.looped(node, status) {
+            return looped;
         }
         let body = match read_all(
             &mut *response.body,
