@@ -113,6 +113,21 @@
       return it;
     }
 
+    /**
+     * A `keys`/`values`/`entries` iterator over `[key, value]` pairs; `pairs()` is asked at
+     * every step, so an iterator over a live list sees changes made while it runs (as the
+     * WHATWG iterators of URLSearchParams and FormData do).
+     */
+    function pairIterator(tagName, kind, pairs) {
+      let i = 0;
+      return makeIterator(tagName, function next() {
+        const list = pairs();
+        if (i >= list.length) return { value: undefined, done: true };
+        const [k, v] = list[i++];
+        return { value: kind === 'keys' ? k : kind === 'values' ? v : [k, v], done: false };
+      });
+    }
+
     // ---- DOMException --------------------------------------------------------------------------
     const domCodes = {
       IndexSizeError: 1, HierarchyRequestError: 3, WrongDocumentError: 4, InvalidCharacterError: 5,
@@ -730,14 +745,7 @@
         }
       }
       #iterate(kind) {
-        let i = 0;
-        const self = this;
-        return makeIterator('URLSearchParams Iterator', function next() {
-          const list = paramsList(self);
-          if (i >= list.length) return { value: undefined, done: true };
-          const [k, v] = list[i++];
-          return { value: kind === 'keys' ? k : kind === 'values' ? v : [k, v], done: false };
-        });
+        return pairIterator('URLSearchParams Iterator', kind, () => paramsList(this));
       }
       keys() { return this.#iterate('keys'); }
       values() { return this.#iterate('values'); }
@@ -1190,14 +1198,7 @@
         for (const [k, v] of this.#entries.slice()) callback.call(thisArg, v, k, this);
       }
       #iterate(kind) {
-        let i = 0;
-        const self = this;
-        return makeIterator('FormData Iterator', function next() {
-          const list = formEntries(self);
-          if (i >= list.length) return { value: undefined, done: true };
-          const [k, v] = list[i++];
-          return { value: kind === 'keys' ? k : kind === 'values' ? v : [k, v], done: false };
-        });
+        return pairIterator('FormData Iterator', kind, () => formEntries(this));
       }
       keys() { return this.#iterate('keys'); }
       values() { return this.#iterate('values'); }
@@ -1386,12 +1387,7 @@
       }
       #iterate(kind) {
         const list = this.#sorted();
-        let i = 0;
-        return makeIterator('Headers Iterator', function next() {
-          if (i >= list.length) return { value: undefined, done: true };
-          const [k, v] = list[i++];
-          return { value: kind === 'keys' ? k : kind === 'values' ? v : [k, v], done: false };
-        });
+        return pairIterator('Headers Iterator', kind, () => list);
       }
       keys() { return this.#iterate('keys'); }
       values() { return this.#iterate('values'); }
