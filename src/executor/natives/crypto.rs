@@ -133,6 +133,25 @@ pub(super) fn put_back(scope: &mut v8::PinScope<'_, '_>, id: u32, obj: Obj) {
 
 /// Throws an OpenSSL error as Node does: `error:XXXXXXXX:lib::reason` with `code`
 /// (`ERR_OSSL_[LIB_]REASON`), `library` and `reason`.
+/// Hands OpenSSL's output to JavaScript as a Buffer made by the `alloc` callback argument,
+/// or throws OpenSSL's error as Node does (`fallback` when OpenSSL queued none).
+pub(super) fn return_bytes(
+    scope: &mut v8::PinScope<'_, '_>,
+    alloc: v8::Local<'_, v8::Value>,
+    out: Result<Vec<u8>, ErrorStack>,
+    fallback: &str,
+    rv: &mut v8::ReturnValue<'_, v8::Value>,
+) {
+    match out {
+        Ok(bytes) => {
+            if let Some(v) = alloc_copy(scope, alloc, &bytes) {
+                rv.set(v);
+            }
+        }
+        Err(e) => throw_ossl(scope, &e, fallback),
+    }
+}
+
 pub(super) fn throw_ossl(scope: &mut v8::PinScope<'_, '_>, e: &ErrorStack, fallback: &str) {
     let err = ossl_error(scope, e, fallback);
     scope.throw_exception(err);
@@ -420,14 +439,7 @@ fn digest(
             .map(|d| d.to_vec()),
         Obj::Cipher(_) => return throw(scope, "TypeError", "not a hash"),
     };
-    match out {
-        Ok(d) => {
-            if let Some(v) = alloc_copy(scope, args.get(1), &d) {
-                rv.set(v);
-            }
-        }
-        Err(e) => throw_ossl(scope, &e, "digest failed"),
-    }
+    return_bytes(scope, args.get(1), out, "digest failed", &mut rv);
 }
 
 fn finish(
@@ -463,14 +475,7 @@ fn hash_once(
         feed(&mut h, data.as_slice())?;
         finish(&mut h, md, None)
     });
-    match out {
-        Ok(d) => {
-            if let Some(v) = alloc_copy(scope, args.get(2), &d) {
-                rv.set(v);
-            }
-        }
-        Err(e) => throw_ossl(scope, &e, "digest failed"),
-    }
+    return_bytes(scope, args.get(2), out, "digest failed", &mut rv);
 }
 
 /// `hmacNew(algorithm, key)`: an HMAC object's number (RFC 2104 on two hashers, so any
@@ -697,14 +702,7 @@ fn hkdf(
         ctx.derive(Some(&mut out))?;
         Ok(out)
     };
-    match run() {
-        Ok(out) => {
-            if let Some(v) = alloc_copy(scope, args.get(5), &out) {
-                rv.set(v);
-            }
-        }
-        Err(e) => throw_ossl(scope, &e, "HKDF failed"),
-    }
+    return_bytes(scope, args.get(5), run(), "HKDF failed", &mut rv);
 }
 
 /// RFC 5869 on [`hmac_pair`].

@@ -17,7 +17,7 @@ use openssl::rsa::{Rsa, RsaPrivateKeyBuilder};
 
 use super::super::js_values::{make_error, set_string, set_val, throw};
 use super::bytes::{alloc_copy, bytes_arg, bytes_of, index_arg, Bytes};
-use super::crypto::{name_arg, table, throw_code, throw_ossl, CACHE_ENTRIES};
+use super::crypto::{name_arg, return_bytes, table, throw_code, throw_ossl, CACHE_ENTRIES};
 
 pub(super) fn install(
     scope: &mut v8::PinScope<'_, '_>,
@@ -684,12 +684,5 @@ fn key_public(
     let Some(key) = key_arg(scope, one, args.get(0)) else {
         return;
     };
-    match key.spki() {
-        Ok(d) => {
-            if let Some(v) = alloc_copy(scope, args.get(1), &d) {
-                rv.set(v);
-            }
-        }
-        Err(e) => throw_ossl(scope, &e, "public key"),
-    }
+    return_bytes(scope, args.get(1), key.spki(), "public key", &mut rv);
 }

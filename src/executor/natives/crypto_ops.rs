@@ -16,7 +16,7 @@ use openssl::sign::RsaPssSaltlen;
 
 use super::bytes::{alloc_copy, bytes_arg, bytes_of, index_arg};
 use super::crypto::{
-    digest_by_name, name_arg, ossl_error, throw_code, throw_invalid_digest, throw_ossl,
+    digest_by_name, name_arg, return_bytes, throw_code, throw_invalid_digest, throw_ossl,
 };
 
 use super::crypto_keys::{curve_nid, key_arg, Key};
@@ -151,14 +151,7 @@ fn sign(
         }
         Ok(sig)
     })();
-    match r {
-        Ok(sig) => {
-            if let Some(v) = alloc_copy(scope, args.get(6), &sig) {
-                rv.set(v);
-            }
-        }
-        Err(e) => throw_ossl(scope, &e, "sign failed"),
-    }
+    return_bytes(scope, args.get(6), r, "sign failed", &mut rv);
 }
 
 /// `verify(digest|null, data, kind, der, signature, padding, saltLength, p1363)`.
@@ -331,14 +324,7 @@ fn rsa_crypt(
             )
         }
     };
-    match r {
-        Ok(out) => {
-            if let Some(v) = alloc_copy(scope, args.get(7), &out) {
-                rv.set(v);
-            }
-        }
-        Err(e) => throw_ossl(scope, &e, "RSA operation failed"),
-    }
+    return_bytes(scope, args.get(7), r, "RSA operation failed", &mut rv);
 }
 
 /// `derive(privateDer, publicDer, alloc)`: the shared secret of ECDH, X25519 or X448.
@@ -359,17 +345,7 @@ fn derive(
         d.set_peer(&public)?;
         d.derive_to_vec()
     });
-    match r {
-        Ok(secret) => {
-            if let Some(v) = alloc_copy(scope, args.get(2), &secret) {
-                rv.set(v);
-            }
-        }
-        Err(e) => {
-            let err = ossl_error(scope, &e, "key agreement failed");
-            scope.throw_exception(err);
-        }
-    }
+    return_bytes(scope, args.get(2), r, "key agreement failed", &mut rv);
 }
 
 /// `generateKeyPair(type, modulusLength|curve, publicExponent, divisorLength, alloc)`:
