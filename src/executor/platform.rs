@@ -39,8 +39,18 @@ pub(crate) fn init() {
         // calls. Measured on the bench's blocks (release, 2 isolates, flag off and on):
         // executor CPU per call lodash 777 -> 664 µs, xlsx 1004 -> 858 µs, for ~15 MB more
         // RSS per isolate; heap limits and the heap guard (isolate.rs) are unchanged.
+        //
+        // --no-incremental-marking: a major GC runs whole when it is due. While incremental
+        // marking runs, V8 skips the young-generation GC it otherwise makes for every 64 MB
+        // of new array buffers, so a loop that makes large Buffers (`Buffer.from(b64,
+        // 'base64')` of 1 MiB, AES over 1 MiB) grew to the per-isolate array-buffer budget
+        // and was stopped there by full GCs: 1.8-2 GiB/s where Node decodes at 5-7 GiB/s;
+        // 8-19 GiB/s without it (bench/executor/RESULTS.md). A call's heap is small and
+        // its pauses are the call's own time either way; the bench's library blocks ran
+        // 1-4 % faster with it.
         v8::V8::set_flags_from_string(
-            "--no-osr-from-maglev --no-flush-bytecode --heap-growing-percent=100",
+            "--no-osr-from-maglev --no-flush-bytecode --heap-growing-percent=100 \
+             --no-incremental-marking",
         );
         // User code gets no WebAssembly (runtime.js removes the global at snapshot time):
         // wasm memories are not array buffers from the embedder's allocator, so they would

@@ -66,6 +66,26 @@ t('hash.badData', () => c.createHash('sha256').update(5));
 t('hash.badDataNull', () => c.createHash('sha256').update(null));
 t('hash.oddHex', () => c.createHash('sha256').update('abc', 'hex'));
 t('hash.outputLengthBad', () => c.createHash('shake256', { outputLength: -1 }));
+// A hash or HMAC of a string waits for digest() (one native call): the bytes hashed are
+// still the ones at update() time, a copy or a second update takes the streaming path.
+t('hash.waiting', () => {
+  const s = 'pending \ud800 lone';
+  const h = c.createHash('sha256').update('x');
+  const k = h.copy();
+  const buf = Buffer.from('abc');
+  const m = c.createHash('sha256').update(buf);
+  buf.fill(0);
+  return [c.createHash('sha256').update(s).digest('hex') === c.createHash('sha256').update(Buffer.from(s)).digest('hex'), h.update('y').digest('hex'), k.digest('base64'), m.digest('hex'), c.createHash('sha256').digest('hex'), c.createHash('sha256').update('a', 'ucs2').digest('hex'), c.createHash('sha256').update('Zm9v', 'base64').update('bar').digest('hex'), c.createHash('sha256').update('x').digest('nope'), c.createHash('md5').update('x').digest({ toString: () => 'hex' })];
+});
+t('hmac.waiting', () => {
+  const s = 'pending \ud800 lone';
+  const key = Buffer.from('k3y');
+  const h = c.createHmac('sha256', key);
+  key.fill(0);
+  return [c.createHmac('sha256', s).update(s).digest('hex') === c.createHmac('sha256', Buffer.from(s)).update(Buffer.from(s)).digest('hex'), h.update('x').digest('hex'), c.createHmac('sha256', 'k', { encoding: 'utf8' }).update('x').digest('hex'), c.createHmac('sha256', 'aGk=', { encoding: 'base64' }).update('x').digest('base64url'), c.createHmac('sha256', 'k').update('x').update(new Uint8Array([1])).digest('latin1'), c.createHmac('sha256', 'k').digest('hex'), c.createHmac('sha256', 'k').update('x').digest()];
+});
+t('hash.unknownAfterKnown', () => { c.createHash('sha1').update('a').digest(); return c.createHash('sha257'); });
+t('hmac.unknownAfterKnown', () => { c.createHmac('sha1', 'k').update('a').digest(); return c.createHmac('sha257', 'k'); });
 t('hash.noNew', () => c.Hash('sha1').update('a').digest('hex'));
 t('hash.oneShot', () => [c.hash('sha1', 'abc'), c.hash('md5', 'abc', 'base64'), c.hash('sha256', Buffer.from('abc'), 'buffer'), c.hash('sha256', 'abc', 'BUFFER')]);
 t('hash.oneShotBadEncoding', () => c.hash('sha1', 'abc', 'nope'));

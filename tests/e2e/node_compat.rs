@@ -270,6 +270,10 @@ async fn buffer_and_crypto_natives_answer_hostile_arguments_with_exceptions() {
         "return require('crypto').generateKeyPairSync('rsa', { modulusLength: 65536 })",
         "return require('crypto').randomFillSync(new Float64Array(4), 1e300)",
         "return require('crypto').hkdfSync('sha256', 'k', 's', 'i', 2 ** 32)",
+        // The one-call path of a waiting hash or HMAC: large and broken strings, an output
+        // encoding whose toString throws.
+        "const c = require('crypto'); c.createHmac('sha256', 'k').digest(); return c.createHmac('sha256', '\\ud800'.repeat(1 << 20)).update('x'.repeat(1 << 25)).digest('hex')",
+        "const c = require('crypto'); c.createHash('sha1').digest(); return c.createHash('sha1').update('x').digest({ toString() { throw new Error('no') } })",
     ];
     for code in cases {
         let body = call(&k, code).await;

@@ -225,13 +225,6 @@
         throw new ERR_INVALID_ARG_VALUE('encoding', encoding, `is invalid for data of length ${length}`);
       }
     }
-    /** Output in `encoding` when it is one (a Buffer otherwise, as Node's C++ does). */
-    function encodeOutput(buf, encoding) {
-      if (encoding && encoding !== 'buffer' && normalizeEncoding(encoding) !== undefined) {
-        return buf.toString(encoding);
-      }
-      return buf;
-    }
     /** Throws ERR_CRYPTO_INVALID_DIGEST (with the name, or without as Sign/Verify do). */
     function checkDigest(name, withName = true) {
       try {
@@ -243,8 +236,52 @@
     }
 
     // ---- Hash / Hmac (lib/internal/crypto/hash.js) -------------------------------------------
+    // A hash or HMAC of a string, updated once, then digested — what most blocks make (a JWT
+    // or webhook signature, the md5 of a text) — is computed in one native call at digest():
+    // until then the object keeps the string (strings cannot change, so the bytes are the
+    // ones Node hashed at update()). A view goes to a native object at once (keeping it
+    // would need a copy, which costs what the calls it saves cost), and so does everything
+    // after a second update or a copy(): the streaming path, fed update by update.
     const kHandle = Symbol('kHandle');
     const kFinalized = Symbol('kFinalized');
+    const kAlgorithm = Symbol('kAlgorithm');
+    const kKey = Symbol('kKey');
+    const kPending = Symbol('kPending');
+    /** Digest names this context has seen work: their objects may wait (a bad name must
+     * still throw at createHash/createHmac, so a name's first object is made natively). */
+    const goodHashes = new Set();
+    const goodHmacs = new Set();
+    /** node_buffer.js's encoding numbers: the natives return a digest in these as a string. */
+    const encodingNumbers = { __proto__: null, utf8: 0, utf16le: 1, latin1: 2, ascii: 3, base64: 4, base64url: 5, hex: 6 };
+    /** digest(outputEncoding)'s encoding number, or -1 for a Buffer (Node's C++ answers a
+     * Buffer for 'buffer', a falsy value and any name it does not know). */
+    function digestEncoding(outputEncoding) {
+      if (!outputEncoding) return -1;
+      const n = encodingNumbers[normalizeEncoding(`${outputEncoding}`)];
+      return n === undefined ? -1 : n;
+    }
+    /** The object's native state, started (and fed what the object kept) on first need. */
+    function handleOf(self) {
+      let h = self[kHandle];
+      if (h === null) {
+        h = self[kKey] === undefined ? native().hashNew(self[kAlgorithm]) : native().hmacNew(self[kAlgorithm], self[kKey]);
+        self[kHandle] = h;
+        const pending = self[kPending];
+        self[kPending] = undefined;
+        if (pending !== undefined && !native().update(h, pending)) throw new ERR_CRYPTO_HASH_UPDATE_FAILED();
+      }
+      return h;
+    }
+    /** The digest, in one native call when the object never needed its native state. */
+    function finish(self, encoding) {
+      const h = self[kHandle];
+      if (h !== null) return native().digest(h, alloc, encoding);
+      const data = self[kPending] === undefined ? '' : self[kPending];
+      self[kPending] = undefined;
+      return self[kKey] === undefined
+        ? native().hashOnce(self[kAlgorithm], data, alloc, encoding)
+        : native().hmacOnce(self[kAlgorithm], self[kKey], data, alloc, encoding);
+    }
 
     function Hash(algorithm, options) {
       if (!new.target) return new Hash(algorithm, options);
@@ -252,8 +289,15 @@
       if (!isCopy) validateString(algorithm, 'algorithm');
       const xofLen = typeof options === 'object' && options !== null ? options.outputLength : undefined;
       if (xofLen !== undefined) validateUint32(xofLen, 'options.outputLength');
-      this[kHandle] = isCopy ? native().hashCopy(algorithm[kHandle], xofLen) : native().hashNew(algorithm, xofLen);
       this[kFinalized] = false;
+      this[kPending] = undefined;
+      if (!isCopy && xofLen === undefined && goodHashes.has(algorithm)) {
+        this[kAlgorithm] = algorithm;
+        this[kHandle] = null;
+        return;
+      }
+      this[kHandle] = isCopy ? native().hashCopy(handleOf(algorithm), xofLen) : native().hashNew(algorithm, xofLen);
+      if (!isCopy) goodHashes.add(algorithm);
     }
     Hash.prototype.copy = function copy(options) {
       if (this[kFinalized]) throw new ERR_CRYPTO_HASH_FINALIZED();
@@ -261,28 +305,50 @@
     };
     Hash.prototype.update = function update(data, encoding) {
       if (this[kFinalized]) throw new ERR_CRYPTO_HASH_FINALIZED();
+      let fresh = false;
       if (typeof data === 'string') {
         validateEncoding(data, encoding);
-        data = Buffer.from(data, normalizeEncoding(encoding) ? encoding : 'utf8');
+        const enc = normalizeEncoding(encoding);
+        // The natives read a string as UTF-8; other encodings become bytes here.
+        if (enc !== undefined && enc !== 'utf8') {
+          data = Buffer.from(data, encoding);
+          fresh = true;
+        }
       } else if (!isArrayBufferView(data)) {
         throw new ERR_INVALID_ARG_TYPE('data', ['string', 'Buffer', 'TypedArray', 'DataView'], data);
       }
-      if (!native().update(this[kHandle], data)) throw new ERR_CRYPTO_HASH_UPDATE_FAILED();
+      if (this[kHandle] === null && this[kPending] === undefined && (fresh || typeof data === 'string')) {
+        this[kPending] = data;
+        return this;
+      }
+      if (!native().update(handleOf(this), data)) throw new ERR_CRYPTO_HASH_UPDATE_FAILED();
       return this;
     };
     Hash.prototype.digest = function digest(outputEncoding) {
       if (this[kFinalized]) throw new ERR_CRYPTO_HASH_FINALIZED();
+      const encoding = digestEncoding(outputEncoding);
       this[kFinalized] = true;
-      return encodeOutput(native().digest(this[kHandle], alloc), outputEncoding && `${outputEncoding}`);
+      return finish(this, encoding);
     };
 
     function Hmac(hmac, key, options) {
       if (!(this instanceof Hmac)) return new Hmac(hmac, key, options);
       validateString(hmac, 'hmac');
       const encoding = options && typeof options === 'object' ? options.encoding : undefined;
-      key = prepareSecretKey(key, encoding);
-      this[kHandle] = native().hmacNew(hmac, key);
+      // A string key in UTF-8 goes to the natives as it is (and may wait with the object);
+      // anything else as bytes, at once.
+      const textKey = typeof key === 'string' && (encoding === undefined || encoding === 'buffer' || normalizeEncoding(encoding) === 'utf8');
+      if (!textKey) key = prepareSecretKey(key, encoding);
       this[kFinalized] = false;
+      this[kPending] = undefined;
+      if (textKey && goodHmacs.has(hmac)) {
+        this[kAlgorithm] = hmac;
+        this[kKey] = key;
+        this[kHandle] = null;
+        return;
+      }
+      this[kHandle] = native().hmacNew(hmac, key);
+      goodHmacs.add(hmac);
     }
     Hmac.prototype.update = Hash.prototype.update;
     Hmac.prototype.digest = function digest(outputEncoding) {
@@ -290,8 +356,9 @@
         const buf = Buffer.from('');
         return outputEncoding && outputEncoding !== 'buffer' ? buf.toString(outputEncoding) : buf;
       }
+      const encoding = digestEncoding(outputEncoding);
       this[kFinalized] = true;
-      return encodeOutput(native().digest(this[kHandle], alloc), outputEncoding && `${outputEncoding}`);
+      return finish(this, encoding);
     };
 
     function hash(algorithm, input, outputEncoding = 'hex') {
@@ -308,9 +375,7 @@
           else throw new ERR_INVALID_ARG_VALUE('outputEncoding', outputEncoding);
         }
       }
-      const data = typeof input === 'string' ? Buffer.from(input) : input;
-      const out = native().hashOnce(algorithm, data, alloc);
-      return normalized === 'buffer' ? out : out.toString(normalized);
+      return native().hashOnce(algorithm, input, alloc, normalized === 'buffer' ? -1 : encodingNumbers[normalized]);
     }
 
     // ---- random (lib/internal/crypto/random.js) ----------------------------------------------
@@ -1078,7 +1143,6 @@
     // Sign and Verify keep the data and sign it at the end (Node hashes as it goes; the
     // signature is the same).
     const kChunks = Symbol('kChunks');
-    const kAlgorithm = Symbol('kAlgorithm');
     function Sign(algorithm, options) {
       if (!(this instanceof Sign)) return new Sign(algorithm, options);
       validateString(algorithm, 'algorithm');

@@ -14,7 +14,7 @@ use super::bytes::{bytes_arg, index_arg, Bytes};
 
 /// Encodings, numbered as in node_buffer.js.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+pub(super) enum Encoding {
     Utf8,
     Ucs2,
     Latin1,
@@ -25,7 +25,7 @@ enum Encoding {
 }
 
 impl Encoding {
-    fn from_arg(value: v8::Local<'_, v8::Value>) -> Option<Encoding> {
+    pub(super) fn from_arg(value: v8::Local<'_, v8::Value>) -> Option<Encoding> {
         Some(match index_arg(value, 6)? {
             0 => Encoding::Utf8,
             1 => Encoding::Ucs2,
@@ -95,9 +95,31 @@ fn decode(
     let Some((b, start, end)) = range(scope, args.get(0), args.get(1), args.get(2)) else {
         return;
     };
-    let bytes = &b.as_slice()[start..end];
+    match to_string(scope, &b.as_slice()[start..end], enc) {
+        Some(s) => rv.set(s.into()),
+        None => {
+            let e = super::super::js_values::make_error(
+                scope,
+                "Error",
+                "Cannot create a string longer than 0x1fffffe8 characters",
+            );
+            if let Ok(obj) = v8::Local::<v8::Object>::try_from(e) {
+                super::super::js_values::set_string(scope, obj, "code", "ERR_STRING_TOO_LONG");
+            }
+            scope.throw_exception(e);
+        }
+    }
+}
+
+/// `bytes` as a string in `enc` (what `buf.toString(enc)` gives); `None` when V8 cannot make
+/// a string that long.
+pub(super) fn to_string<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    bytes: &[u8],
+    enc: Encoding,
+) -> Option<v8::Local<'s, v8::String>> {
     let normal = v8::NewStringType::Normal;
-    let s = match enc {
+    match enc {
         Encoding::Utf8 => v8::String::new_from_utf8(scope, bytes, normal),
         Encoding::Latin1 => v8::String::new_from_one_byte(scope, bytes, normal),
         Encoding::Ascii => {
@@ -134,20 +156,6 @@ fn decode(
             let n = unsafe { simdutf::binary_to_base64(bytes, &mut out, options) };
             out.truncate(n);
             v8::String::new_from_one_byte(scope, &out, normal)
-        }
-    };
-    match s {
-        Some(s) => rv.set(s.into()),
-        None => {
-            let e = super::super::js_values::make_error(
-                scope,
-                "Error",
-                "Cannot create a string longer than 0x1fffffe8 characters",
-            );
-            if let Ok(obj) = v8::Local::<v8::Object>::try_from(e) {
-                super::super::js_values::set_string(scope, obj, "code", "ERR_STRING_TOO_LONG");
-            }
-            scope.throw_exception(e);
         }
     }
 }
@@ -259,10 +267,29 @@ fn unhex(c: u8) -> Option<u8> {
     (v < 16).then_some(v)
 }
 
-/// Node's hex decoder: pairs of digits until the first pair that is not one.
+/// Node's hex decoder: pairs of digits until the first pair that is not one. Eight bytes
+/// at a time with one validity check per eight (a bad digit anywhere in them sends those
+/// eight to the pair-by-pair loop, so no byte past the last good pair is ever written).
 fn hex_decode<T: Unit>(src: &[T], dst: &mut [u8]) -> usize {
-    let mut i = 0;
-    while i < dst.len() && i * 2 + 1 < src.len() {
+    let n = dst.len().min(src.len() / 2);
+    let (src, dst) = (&src[..2 * n], &mut dst[..n]);
+    let mut done = 0;
+    for (out, digits) in dst.chunks_exact_mut(8).zip(src.chunks_exact(16)) {
+        let mut bytes = [0u8; 8];
+        let mut bad = 0u8;
+        for (b, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+            let hi = UNHEX[pair[0].low_byte() as usize];
+            let lo = UNHEX[pair[1].low_byte() as usize];
+            bad |= hi | lo;
+            *b = (hi << 4 & 0xf0) | (lo & 0x0f);
+        }
+        if bad > 15 {
+            break;
+        }
+        out.copy_from_slice(&bytes);
+        done += 8;
+    }
+    for i in done..n {
         match (
             unhex(src[i * 2].low_byte()),
             unhex(src[i * 2 + 1].low_byte()),
@@ -270,9 +297,8 @@ fn hex_decode<T: Unit>(src: &[T], dst: &mut [u8]) -> usize {
             (Some(a), Some(b)) => dst[i] = (a << 4) | b,
             _ => return i,
         }
-        i += 1;
     }
-    i
+    n
 }
 
 /// The value of a base64 character of either alphabet (64 for anything else).
@@ -655,6 +681,25 @@ mod tests {
         assert_eq!(out[0], 0xab);
         assert_eq!(hex_decode("zz".as_bytes(), &mut out), 0);
         assert_eq!(hex_decode("0102030405".as_bytes(), &mut out), 4);
+        // Past eight bytes (the chunked loop): a bad digit in the second chunk stops at its
+        // pair, and the bytes after it keep what they held (`buf.write(hex)` semantics).
+        let mut out = [0xeeu8; 20];
+        let good = "00112233445566778899aabbccddeeff";
+        assert_eq!(hex_decode(good.as_bytes(), &mut out), 16);
+        assert_eq!(
+            out[..16],
+            *b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff"
+        );
+        let mut out = [0xeeu8; 20];
+        assert_eq!(
+            hex_decode("00112233445566778899aAbBcG".as_bytes(), &mut out),
+            12
+        );
+        assert_eq!(out[10..14], [0xaa, 0xbb, 0xee, 0xee]);
+        let wide: Vec<u16> = good.encode_utf16().collect();
+        let mut out = [0u8; 16];
+        assert_eq!(hex_decode(&wide, &mut out), 16);
+        assert_eq!(out[15], 0xff);
     }
 
     #[test]

@@ -20,7 +20,8 @@ use openssl::pkey_ctx::{HkdfMode, PkeyCtx};
 
 use super::super::event_loop::ExecState;
 use super::super::js_values::{make_error, set_string, throw};
-use super::bytes::{alloc_copy, bytes_arg, index_arg};
+use super::buffer::{to_string, Encoding};
+use super::bytes::{alloc_copy, bytes_arg, index_arg, Bytes};
 
 /// Most hash, HMAC and cipher objects one execution may hold unfinished.
 const MAX_LIVE: usize = 10_000;
@@ -277,6 +278,7 @@ pub(super) fn family<'s>(
     super::set_fn(scope, obj, "digest", guarded!(digest))?;
     super::set_fn(scope, obj, "hashOnce", guarded!(hash_once))?;
     super::set_fn(scope, obj, "hmacNew", guarded!(hmac_new))?;
+    super::set_fn(scope, obj, "hmacOnce", guarded!(hmac_once))?;
     super::set_fn(scope, obj, "pbkdf2", guarded!(pbkdf2))?;
     super::set_fn(scope, obj, "scrypt", guarded!(scrypt))?;
     super::set_fn(scope, obj, "hkdf", guarded!(hkdf))?;
@@ -390,13 +392,13 @@ fn hash_copy(
     }
 }
 
-/// `update(id, data)`: feeds a hash or HMAC.
+/// `update(id, data)`: feeds a hash or HMAC (bytes, or a string as UTF-8).
 fn update(
     scope: &mut v8::PinScope<'_, '_>,
     args: v8::FunctionCallbackArguments<'_>,
     mut rv: v8::ReturnValue<'_, v8::Value>,
 ) {
-    let Some(data) = bytes_arg(scope, args.get(1), "data") else {
+    let Some(data) = Input::of(scope, args.get(1), "data") else {
         return;
     };
     let Some((id, mut obj)) = take(scope, args.get(0)) else {
@@ -415,7 +417,7 @@ fn feed(h: &mut Hasher, data: &[u8]) -> Result<(), ErrorStack> {
     data.chunks(CHUNK).try_for_each(|c| h.update(c))
 }
 
-/// `digest(id, alloc)`: finishes a hash or HMAC; its object is gone afterwards.
+/// `digest(id, alloc, encoding?)`: finishes a hash or HMAC; its object is gone afterwards.
 fn digest(
     scope: &mut v8::PinScope<'_, '_>,
     args: v8::FunctionCallbackArguments<'_>,
@@ -439,7 +441,59 @@ fn digest(
             .map(|d| d.to_vec()),
         Obj::Cipher(_) => return throw(scope, "TypeError", "not a hash"),
     };
-    return_bytes(scope, args.get(1), out, "digest failed", &mut rv);
+    return_digest(scope, args.get(1), args.get(2), out, &mut rv);
+}
+
+/// A digest as JavaScript wants it: a string when `encoding` is one of node_buffer.js's
+/// encoding numbers (what `digest('hex')` would make of the Buffer, made here without the
+/// Buffer), a Buffer from `alloc` otherwise.
+fn return_digest(
+    scope: &mut v8::PinScope<'_, '_>,
+    alloc: v8::Local<'_, v8::Value>,
+    encoding: v8::Local<'_, v8::Value>,
+    out: Result<Vec<u8>, ErrorStack>,
+    rv: &mut v8::ReturnValue<'_, v8::Value>,
+) {
+    match (out, Encoding::from_arg(encoding)) {
+        (Ok(bytes), Some(enc)) => match to_string(scope, &bytes, enc) {
+            Some(s) => rv.set(s.into()),
+            None => throw(scope, "Error", "digest failed"),
+        },
+        (out, _) => return_bytes(scope, alloc, out, "digest failed", rv),
+    }
+}
+
+/// The bytes a one-shot digest reads: a Buffer or view as it is, a string as UTF-8 (lone
+/// surrogates as U+FFFD, as `Buffer.from(string)` makes them), so a block's
+/// `update('text')` reaches OpenSSL without a Buffer made in between.
+enum Input {
+    View(Bytes),
+    Text(Vec<u8>),
+}
+
+impl Input {
+    fn of(
+        scope: &mut v8::PinScope<'_, '_>,
+        v: v8::Local<'_, v8::Value>,
+        what: &str,
+    ) -> Option<Input> {
+        match v8::Local::<v8::String>::try_from(v) {
+            Ok(s) => {
+                let mut out = vec![0u8; s.utf8_length(scope)];
+                let n = s.write_utf8_v2(scope, &mut out, v8::WriteFlags::kReplaceInvalidUtf8, None);
+                out.truncate(n);
+                Some(Input::Text(out))
+            }
+            Err(_) => bytes_arg(scope, v, what).map(Input::View),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Input::View(b) => b.as_slice(),
+            Input::Text(t) => t,
+        }
+    }
 }
 
 fn finish(
@@ -458,7 +512,8 @@ fn finish(
     }
 }
 
-/// `hashOnce(algorithm, data, alloc)`: one-shot digest (crypto.hash).
+/// `hashOnce(algorithm, data, alloc, encoding?)`: one-shot digest (`crypto.hash`, and a
+/// `createHash(…).update(…).digest(…)` that updated once), `data` bytes or a string.
 fn hash_once(
     scope: &mut v8::PinScope<'_, '_>,
     args: v8::FunctionCallbackArguments<'_>,
@@ -468,14 +523,14 @@ fn hash_once(
     let Some(md) = md else {
         return throw(scope, "Error", "Digest method not supported");
     };
-    let Some(data) = bytes_arg(scope, args.get(1), "data") else {
+    let Some(data) = Input::of(scope, args.get(1), "data") else {
         return;
     };
     let out = new_hasher(md).and_then(|mut h| {
         feed(&mut h, data.as_slice())?;
         finish(&mut h, md, None)
     });
-    return_bytes(scope, args.get(2), out, "digest failed", &mut rv);
+    return_digest(scope, args.get(2), args.get(3), out, &mut rv);
 }
 
 /// `hmacNew(algorithm, key)`: an HMAC object's number (RFC 2104 on two hashers, so any
@@ -485,14 +540,50 @@ fn hmac_new(
     args: v8::FunctionCallbackArguments<'_>,
     mut rv: v8::ReturnValue<'_, v8::Value>,
 ) {
-    let name = name_arg(scope, args.get(0)).unwrap_or_default();
-    let md = digest_by_name(&name).filter(|md| !is_xof(*md) && md.block_size() > 0);
-    let Some(md) = md else {
-        return throw_invalid_digest(scope, &name);
-    };
-    let Some(key) = bytes_arg(scope, args.get(1), "key") else {
+    match hmac_start(scope, args.get(0), args.get(1)) {
+        Some(Ok((inner, outer))) => store(scope, Obj::Hmac { inner, outer }, &mut rv),
+        Some(Err(e)) => throw_ossl(scope, &e, "HMAC init failed"),
+        None => {}
+    }
+}
+
+/// `hmacOnce(algorithm, key, data, alloc, encoding?)`: a whole HMAC in one call — what
+/// `createHmac(…).update(…).digest(…)` with one update comes to (a JWT or webhook
+/// signature); `key` and `data` bytes or strings (UTF-8).
+fn hmac_once(
+    scope: &mut v8::PinScope<'_, '_>,
+    args: v8::FunctionCallbackArguments<'_>,
+    mut rv: v8::ReturnValue<'_, v8::Value>,
+) {
+    let Some(data) = Input::of(scope, args.get(2), "data") else {
         return;
     };
+    let out = match hmac_start(scope, args.get(0), args.get(1)) {
+        Some(pair) => pair.and_then(|(mut inner, mut outer)| {
+            feed(&mut inner, data.as_slice())?;
+            outer.update(&inner.finish()?)?;
+            Ok(outer.finish()?.to_vec())
+        }),
+        None => return,
+    };
+    return_digest(scope, args.get(3), args.get(4), out, &mut rv);
+}
+
+/// The two hashers an HMAC starts from (inner and outer pads hashed), from this
+/// execution's cache when the same digest and key came before; `None` with an exception
+/// thrown for a digest that cannot make an HMAC or a key that is no bytes or string.
+fn hmac_start(
+    scope: &mut v8::PinScope<'_, '_>,
+    name: v8::Local<'_, v8::Value>,
+    key: v8::Local<'_, v8::Value>,
+) -> Option<Result<(Hasher, Hasher), ErrorStack>> {
+    let name = name_arg(scope, name).unwrap_or_default();
+    let md = digest_by_name(&name).filter(|md| !is_xof(*md) && md.block_size() > 0);
+    let Some(md) = md else {
+        throw_invalid_digest(scope, &name);
+        return None;
+    };
+    let key = Input::of(scope, key, "key")?;
     let key = key.as_slice();
     let cached = table(scope).and_then(|t| {
         t.hmacs
@@ -500,7 +591,7 @@ fn hmac_new(
             .find(|(n, k, _, _)| *n == name && k.as_slice() == key)
             .map(|(_, _, i, o)| (i.clone(), o.clone()))
     });
-    let pair = match cached {
+    Some(match cached {
         Some(p) => Ok(p),
         None => hmac_pair(md, key).inspect(|(inner, outer)| {
             if let Some(t) = table(scope) {
@@ -511,11 +602,7 @@ fn hmac_new(
                     .push((name.clone(), key.to_vec(), inner.clone(), outer.clone()));
             }
         }),
-    };
-    match pair {
-        Ok((inner, outer)) => store(scope, Obj::Hmac { inner, outer }, &mut rv),
-        Err(e) => throw_ossl(scope, &e, "HMAC init failed"),
-    }
+    })
 }
 
 pub(super) fn hmac_pair(md: MessageDigest, key: &[u8]) -> Result<(Hasher, Hasher), ErrorStack> {
