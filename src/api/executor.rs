@@ -347,6 +347,7 @@ fn parse_body(body: &[u8]) -> Result<ExecRequest, ExecError> {
         code,
         input,
         timeout,
+        tenant: String::new(),
     })
 }
 
@@ -480,7 +481,7 @@ async fn codeblock(
             );
         }
     };
-    let req = match parse_body(&body) {
+    let mut req = match parse_body(&body) {
         Ok(r) => r,
         Err(e) => {
             return failure(
@@ -493,6 +494,9 @@ async fn codeblock(
             )
         }
     };
+    if let Some(o) = &owner {
+        req.tenant.clone_from(&o.key);
+    }
     let outcome = s.executor.execute(req).await;
     if let Some(o) = &owner {
         s.executor.record_usage(&o.name, &outcome);

@@ -49,6 +49,16 @@ pub struct ExecutorConfig {
     pub max_console_lines: usize,
     /// Bytes of `console.*` output kept per execution.
     pub max_console_bytes: usize,
+    /// Keep a call's context warm for the next call of the same access token that starts
+    /// from the same kind of context: no context is made for it, and the libraries it
+    /// `require`s are the objects the last call used, already compiled to optimised code
+    /// (what the reference's runtime pool and a Node `vm` service do). Off by default:
+    /// library state a block changes (`axios.defaults`, `_.templateSettings`, a module's
+    /// own caches) is then seen by that token's later calls, which may come from other end
+    /// users of the platform holding the token. Calls of other tokens never share a
+    /// context; a call that fails, times out, adds or removes a global, or leaves work
+    /// pending hands its context back to no one.
+    pub reuse_contexts: bool,
     /// Fixed access tokens for `POST /flow/codeblock` (header `accessToken`), for clients
     /// provisioned by configuration management. Admin-issued tokens live in the store.
     pub access_tokens: Vec<Secret>,
@@ -74,6 +84,7 @@ impl Default for ExecutorConfig {
             memory_limit_mb: None,
             max_console_lines: 200,
             max_console_bytes: 65_536,
+            reuse_contexts: false,
             access_tokens: Vec::new(),
             rate_limit: RateLimitConfig::default(),
             fetch: FetchConfig::default(),

@@ -160,6 +160,7 @@ impl JobSource for SocketJobs {
                     code,
                     input,
                     timeout,
+                    tenant,
                     sent_ns,
                 }) => {
                     let waited = Duration::from_nanos(ipc::monotonic_ns().saturating_sub(sent_ns));
@@ -167,6 +168,7 @@ impl JobSource for SocketJobs {
                     let w = self.writer.clone();
                     return Some(Job {
                         code,
+                        tenant,
                         input_json: input.get().to_string(),
                         timeout,
                         enqueued: now.checked_sub(waited).unwrap_or(now),

@@ -41,6 +41,10 @@ pub(crate) struct ExecState {
     pub(crate) tasks: HashMap<u64, tokio::task::AbortHandle>,
     /// Per-module `require` counts of the pool.
     pub(crate) requires: Arc<ModuleCounts>,
+    /// Modules this call has counted in `requires` (bit `i` for module `i`): a module is
+    /// counted once per call, however often the block requires it and whether or not its
+    /// context served an earlier call.
+    pub(crate) noted: u32,
     pub(crate) next_op: u64,
     pub(crate) fetches: usize,
     pub(crate) logs: Vec<String>,
@@ -64,6 +68,15 @@ impl ExecState {
         if let Some(task) = self.tasks.remove(&op) {
             task.abort();
         }
+    }
+
+    /// Whether nothing the call started is left: no operation, timer, unread body or fetch
+    /// (a context used again must hold no handle to this call's work).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.pending.is_empty()
+            && self.timers.is_empty()
+            && self.bodies.is_empty()
+            && self.tasks.is_empty()
     }
 
     /// Operations the call still waits for.

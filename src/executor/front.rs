@@ -23,6 +23,9 @@ pub struct ExecRequest {
     pub code: String,
     pub input: serde_json::Value,
     pub timeout: Option<Duration>,
+    /// Whose call it is: an opaque key of the access token (never the token), which decides
+    /// who may share a warm context (`[executor] reuse_contexts`).
+    pub tenant: String,
 }
 
 /// The reference's executor statistics (`/flow/status`, `/flow/health`).
@@ -125,6 +128,7 @@ impl Executor {
     /// Runs one code block. Validation and admission errors come back at once; everything
     /// else after the block ran (or timed out) in the executor process.
     pub async fn execute(&self, req: ExecRequest) -> Result<ExecOutput, ExecError> {
+        let tenant = req.tenant.clone();
         let (code, input, timeout) = validate(&self.config, req)?;
         let Ok(permit) = self.admission.clone().try_acquire_owned() else {
             self.metrics
@@ -141,7 +145,7 @@ impl Executor {
         };
         let counters = &self.counters;
         counters.current.fetch_add(1, Ordering::Relaxed);
-        let outcome = self.supervisor.call(code, input, timeout).await;
+        let outcome = self.supervisor.call(code, input, timeout, tenant).await;
         drop(permit);
         counters.current.fetch_sub(1, Ordering::Relaxed);
         self.record(&outcome);

@@ -44,6 +44,9 @@ pub(crate) enum ToChild {
         code: String,
         input: Box<RawValue>,
         timeout: Duration,
+        /// The access token's opaque key (not the token itself): which calls may share a
+        /// warm context.
+        tenant: String,
         /// [`monotonic_ns`] when the main process sent it: the queue wait counts from here.
         sent_ns: u64,
     },
@@ -163,6 +166,7 @@ mod tests {
             code: "return input.a".into(),
             input: RawValue::from_string(r#"{"a":[1,2]}"#.into()).expect("raw"),
             timeout: Duration::from_millis(1500),
+            tenant: "0123456789abcdef".into(),
             sent_ns: monotonic_ns(),
         };
         let bytes = encode(&msg).expect("encode");

@@ -40,6 +40,7 @@ pub mod sandbox;
 pub(crate) mod snapshot;
 pub(crate) mod supervisor;
 pub(crate) mod tokens;
+mod warm;
 mod watchdog;
 mod worker;
 

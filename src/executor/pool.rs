@@ -103,6 +103,7 @@ impl IsolatePool {
                 max_console_bytes: config.max_console_bytes,
                 max_fetches: config.fetch.max_requests_per_execution,
                 queue_timeout: config.queue_timeout,
+                reuse_contexts: config.reuse_contexts,
             },
             fetcher,
             runtime,

@@ -313,6 +313,7 @@ impl Supervisor {
         code: String,
         input: Box<RawValue>,
         timeout: Duration,
+        tenant: String,
     ) -> Result<ExecOutput, ExecError> {
         let conn = self
             .inner
@@ -333,6 +334,7 @@ impl Supervisor {
             code,
             input,
             timeout,
+            tenant,
             sent_ns: ipc::monotonic_ns(),
         })
         .map_err(|e| ExecError::validation(format!("the call cannot be encoded: {e}")))?;

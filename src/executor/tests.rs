@@ -52,11 +52,13 @@ async fn run(ex: &TestPool, code: &str, input: serde_json::Value) -> Result<Exec
             code: code.to_string(),
             input,
             timeout: None,
+            tenant: String::new(),
         },
     )?;
     let (tx, rx) = oneshot::channel();
     ex.pool.submit(Job {
         code,
+        tenant: String::new(),
         input_json: input.get().to_string(),
         timeout,
         enqueued: Instant::now(),

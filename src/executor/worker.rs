@@ -21,6 +21,7 @@ use super::isolate::{self, LiveIsolate};
 use super::pool::RecycleSink;
 use super::requires::ContextKind;
 use super::snapshot::{self, Snapshot};
+use super::warm::{self, WarmContext, WarmContexts};
 use super::watchdog::Watchdog;
 use crate::telemetry::{Event, Level};
 
@@ -54,6 +55,9 @@ pub(super) type Reply = Box<dyn FnOnce(Result<ExecOutput, ExecError>) + Send>;
 /// A code block to run.
 pub(crate) struct Job {
     pub code: String,
+    /// Which access token's call this is (an opaque key, not the token): calls of one
+    /// tenant may share a warm context (`[executor] reuse_contexts`), others never.
+    pub tenant: String,
     pub input_json: String,
     pub timeout: Duration,
     pub enqueued: Instant,
@@ -82,6 +86,8 @@ pub(super) struct WorkerLimits {
     pub max_console_bytes: usize,
     pub max_fetches: usize,
     pub queue_timeout: Duration,
+    /// Keep contexts warm between one token's calls ([`super::warm`]).
+    pub reuse_contexts: bool,
 }
 
 /// Everything the workers share.
@@ -247,6 +253,7 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
         let mut live = isolate::new_isolate(&shared);
         watchdog.set_isolate(live.isolate.thread_safe_handle());
         let mut ready = Ready::new();
+        let mut warm = WarmContexts::default();
         'jobs: loop {
             for kind in ready.wanted() {
                 if ready.slots[kind.slot()].is_some() {
@@ -265,6 +272,7 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
                 .next_job();
             let Some(job) = job else {
                 // Pool dropped: shut down. Contexts must go before the isolate.
+                drop(warm);
                 drop(ready);
                 drop(live);
                 return;
@@ -282,23 +290,50 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
             shared.set_state(index, BUSY);
             seq += 1;
             let kind = ContextKind::for_code(&job.code);
-            ready.used(kind);
-            let ctx = match ready.take(kind) {
-                Some(c) => c,
-                None => match boot(&shared, index, &mut live, kind) {
-                    Some(c) => c,
-                    None => {
+            let reused = if shared.limits.reuse_contexts {
+                warm.take(&job.tenant, kind)
+            } else {
+                None
+            };
+            let ctx = match reused {
+                Some(w) => w,
+                None => {
+                    ready.used(kind);
+                    let fresh = match ready.take(kind) {
+                        Some(c) => Some(c),
+                        None => boot(&shared, index, &mut live, kind),
+                    };
+                    let Some(c) = fresh else {
                         (job.reply)(Err(ExecError::new(
                             ErrorKind::Unavailable,
                             "the isolate could not boot a context",
                         )));
                         break 'jobs;
-                    }
-                },
+                    };
+                    let globals = if shared.limits.reuse_contexts {
+                        warm::global_count(&mut live.isolate, &c)
+                    } else {
+                        None
+                    };
+                    WarmContexts::first_use(&job.tenant, kind, c, globals.unwrap_or(u32::MAX))
+                }
             };
-            let (outcome, recycle) = execute(
-                index, &shared, &mut live, &watchdog, &op_tx, &op_rx, ctx, &job, seq,
+            let (outcome, recycle, settled) = execute(
+                index,
+                &shared,
+                &mut live,
+                &watchdog,
+                &op_tx,
+                &op_rx,
+                &ctx.context,
+                &job,
+                seq,
             );
+            if shared.limits.reuse_contexts && recycle.is_none() && settled && outcome.is_ok() {
+                keep_warm(&mut live, &mut warm, ctx);
+            } else {
+                drop(ctx);
+            }
             let heap = live.isolate.get_heap_statistics();
             shared.heap_used[index].store(heap.used_heap_size() as u64, Ordering::Relaxed);
             shared.heap_total[index].store(heap.total_heap_size() as u64, Ordering::Relaxed);
@@ -310,8 +345,18 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
                 break;
             }
         }
+        drop(warm);
         drop(ready);
         drop(live);
+    }
+}
+
+/// Keeps a context whose call succeeded for its tenant's next call, unless the call changed
+/// what its global object holds (then its next call starts fresh, as without reuse).
+fn keep_warm(live: &mut LiveIsolate, warm: &mut WarmContexts, mut ctx: WarmContext) {
+    if warm::global_count(&mut live.isolate, &ctx.context) == Some(ctx.globals) {
+        ctx.uses += 1;
+        warm.keep(ctx);
     }
 }
 
@@ -347,10 +392,10 @@ fn execute(
     watchdog: &Watchdog,
     op_tx: &mpsc::Sender<OpDone>,
     op_rx: &mpsc::Receiver<OpDone>,
-    ctx: v8::Global<v8::Context>,
+    ctx: &v8::Global<v8::Context>,
     job: &Job,
     seq: u64,
-) -> (Result<ExecOutput, ExecError>, Option<RecycleReason>) {
+) -> (Result<ExecOutput, ExecError>, Option<RecycleReason>, bool) {
     let start = Instant::now();
     let deadline = start + job.timeout;
     let isolate = &mut live.isolate;
@@ -363,6 +408,7 @@ fn execute(
         bodies: HashMap::new(),
         tasks: HashMap::new(),
         requires: shared.requires.clone(),
+        noted: 0,
         next_op: 0,
         fetches: 0,
         logs: Vec::new(),
@@ -380,7 +426,7 @@ fn execute(
     shared.deadlines[worker].store(deadline_ms, Ordering::Relaxed);
     let result = {
         v8::scope!(let scope, isolate);
-        let context = v8::Local::new(scope, &ctx);
+        let context = v8::Local::new(scope, ctx);
         let scope = &mut v8::ContextScope::new(scope, context);
         event_loop::run_in_context(
             scope,
@@ -398,8 +444,10 @@ fn execute(
     let terminating = isolate.is_execution_terminating();
     isolate.cancel_terminate_execution();
     let state = isolate.remove_slot::<ExecState>();
-    drop(ctx);
     let elapsed = start.elapsed();
+    // Nothing the block started is left (an unref'd timer or an unread body would be a
+    // stale handle in a context used again).
+    let settled = state.as_ref().is_some_and(ExecState::is_idle);
     let (logs, logs_dropped) = state
         .map(|mut s| (std::mem::take(&mut s.logs), s.logs_dropped))
         .unwrap_or_default();
@@ -470,5 +518,5 @@ fn execute(
     } else {
         None
     };
-    (outcome, recycle)
+    (outcome, recycle, settled)
 }

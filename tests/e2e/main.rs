@@ -10,6 +10,7 @@ mod dashboard;
 mod day2;
 mod executor;
 mod executor_isolation;
+mod executor_reuse;
 mod fake_llm;
 mod foundation;
 mod gateway;

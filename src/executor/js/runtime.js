@@ -48,8 +48,6 @@
   const subpathFactories = new Map();
   /** name -> exports of the modules this context has instantiated so far. */
   const modules = new Map();
-  /** Modules this context's block has required (counted once per execution). */
-  const required = new Set();
 
   /** Takes the factories the evaluated bundle sections left on the global object. */
   function adoptFactories() {
@@ -174,11 +172,8 @@
       e.code = 'MODULE_NOT_FOUND';
       throw e;
     }
-    const top = id.split('/')[0];
-    if (!required.has(top)) {
-      required.add(top);
-      if (native) native.noteRequire(moduleNames.indexOf(top));
-    }
+    // Counted once per execution by the native (a context may serve several calls).
+    if (native) native.noteRequire(moduleNames.indexOf(id.split('/')[0]));
     return exports;
   });
 

@@ -7,6 +7,9 @@ use super::super::event_loop::ExecState;
 use super::super::js_values::throw;
 use super::super::snapshot;
 
+// Each call's `noted` bitmask (event_loop.rs) has a bit per module.
+const _: () = assert!(snapshot::MODULES.len() <= 32);
+
 /// Executions that required each module (indexed like [`snapshot::MODULES`]), since the
 /// executor process started.
 #[derive(Debug, Default)]
@@ -48,8 +51,8 @@ pub(super) fn native_load_library(
     }
 }
 
-/// `noteRequire(index)`: the block required module `index` (once per execution and module;
-/// the prelude calls it on a module's first `require` in a context).
+/// `noteRequire(index)`: the block required module `index` (the prelude calls it on every
+/// `require` of a library; each module counts once per execution).
 pub(super) fn native_note_require(
     scope: &mut v8::PinScope<'_, '_>,
     args: v8::FunctionCallbackArguments<'_>,
@@ -62,7 +65,11 @@ pub(super) fn native_note_require(
     else {
         return;
     };
-    if let Some(st) = scope.get_slot::<ExecState>() {
-        st.requires.0[i as usize].fetch_add(1, Ordering::Relaxed);
+    if let Some(st) = scope.get_slot_mut::<ExecState>() {
+        let bit = 1u32 << (i as u32);
+        if st.noted & bit == 0 {
+            st.noted |= bit;
+            st.requires.0[i as usize].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
