@@ -4,6 +4,9 @@
 # (a shared 2-core box) weighs on all three alike. Prints each round and the median.
 #   bench/executor/compare.sh BEFORE_BIN AFTER_BIN
 #   ROUNDS=3 SECONDS_PER=4 CONC=2 POOL=2 BLOCKS="lodash xlsx" bench/executor/compare.sh old/keel target/release/keel
+# AFTER_EXECUTOR adds lines to the after keel's [executor] table, so one binary can be
+# compared with itself under another setting:
+#   AFTER_EXECUTOR="reuse_contexts = true" bench/executor/compare.sh target/release/keel target/release/keel
 # Also prints each binary's context medians (one isolate, as run.sh measures them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +23,7 @@ trap 'kill $(jobs -p) $(cat "$TMP"/*.pid 2>/dev/null) 2>/dev/null || true; rm -r
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 1 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.01; done; return 1; }
 
-start_keel() { # NAME BIN POOL -> prints the port; the pid goes to $TMP/NAME.pid
+start_keel() { # NAME BIN POOL [EXECUTOR LINES] -> prints the port; the pid goes to $TMP/NAME.pid
   local p; p=$(port)
   mkdir -p "$TMP/$1"
   cat > "$TMP/$1/keel.toml" <<TOML
@@ -36,6 +39,7 @@ level = "warn"
 pool_size = $3
 max_concurrent = 1024
 access_tokens = ["bench-token-123"]
+${4:-}
 [executor.rate_limit]
 enabled = false
 TOML
@@ -47,13 +51,13 @@ TOML
 rps() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d["rps"]) if d["errors"] == 0 else "ERR")' "$1"; }
 
 BPORT=$(start_keel before "$BEFORE" "$POOL")
-APORT=$(start_keel after "$AFTER" "$POOL")
+APORT=$(start_keel after "$AFTER" "$POOL" "${AFTER_EXECUTOR:-}")
 NPORT=$(port)
 node bench/executor/node-peer.js "$NPORT" & NPID=$!
 wait_up "http://127.0.0.1:$NPORT/"
 
 declare -A ALL
-echo "before: $BEFORE; after: $AFTER; node $(node --version); pool $POOL, concurrency $CONC, ${SECS}s per block, $ROUNDS rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "before: $BEFORE; after: $AFTER ${AFTER_EXECUTOR:+($AFTER_EXECUTOR)}; node $(node --version); pool $POOL, concurrency $CONC, ${SECS}s per block, $ROUNDS rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| %-14s | %5s | %8s | %8s | %8s | %6s | %6s |\n' block round before after node 'b/node' 'a/node'
 for r in $(seq 1 "$ROUNDS"); do
   for block in $BLOCKS; do
