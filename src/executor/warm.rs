@@ -7,10 +7,12 @@
 //! service trust theirs — can keep a finished call's context for the same token's next
 //! call of the same kind instead.
 //!
-//! What is shared is what the libraries hold; what a block leaves on the global object is
-//! not: a context whose global object gained or lost a property (`x = 1` in sloppy code,
-//! `globalThis.cache = …`, `delete globalThis.fetch`) goes, and so does one whose call
-//! failed, timed out or left work pending. A context serves at most [`MAX_USES`] calls;
+//! What is shared is what the libraries and built-ins hold; what a block leaves on the global
+//! object is not: a context whose global object has more or fewer own properties after a call
+//! (`x = 1` in sloppy code, `globalThis.cache = …`, `delete globalThis.fetch`) goes — a count,
+//! so a global given a new value, or one added and another removed, stays unseen: the same
+//! token's state either way — and so does one whose call failed, timed out or left work
+//! pending. A context serves at most [`MAX_USES`] calls;
 //! each isolate keeps at most [`PER_ISOLATE`], the least recently used going first.
 
 use super::requires::ContextKind;
