@@ -231,6 +231,7 @@ async fn status(State(s): State<ExecutorApi>) -> Json<Status> {
             isolates_busy: st.isolates_busy,
             isolates_starting: st.isolates_starting,
             isolates_recycled: st.isolates_recycled,
+            contexts_reused: st.contexts_reused,
             process_restarts: st.process_restarts,
             process_pid: st.process_pid,
             sandbox: st.sandbox,

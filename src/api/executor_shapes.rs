@@ -135,6 +135,9 @@ pub(crate) struct PoolStatus {
     pub isolates_busy: usize,
     pub isolates_starting: usize,
     pub isolates_recycled: u64,
+    /// Calls that ran in a context kept warm from their token's previous call
+    /// (`[executor] reuse_contexts`).
+    pub contexts_reused: u64,
     pub process_restarts: u64,
     pub process_pid: Option<u32>,
     pub sandbox: Option<String>,

@@ -41,6 +41,9 @@ pub struct ExecutorStatus {
     pub failed: u64,
     pub success_rate: String,
     pub isolates_recycled: u64,
+    /// Calls that ran in a context kept warm from their token's previous call
+    /// (`[executor] reuse_contexts`; 0 while it is off).
+    pub contexts_reused: u64,
     pub isolates_idle: usize,
     pub isolates_busy: usize,
     pub isolates_starting: usize,
@@ -245,6 +248,7 @@ impl Executor {
             failed: c.failed.load(Ordering::Relaxed),
             success_rate: c.success_rate(),
             isolates_recycled: f.recycled,
+            contexts_reused: self.metrics.reused.get(),
             isolates_starting: f.isolates[0],
             isolates_idle: f.isolates[1],
             isolates_busy: f.isolates[2],

@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use crate::telemetry::catalog;
 
@@ -14,6 +16,7 @@ pub(crate) const QUEUE_DEPTH: &str = catalog::EXECUTOR_QUEUE_DEPTH;
 pub(crate) const POOL_ISOLATES: &str = catalog::EXECUTOR_POOL_ISOLATES;
 pub(crate) const HEAP_USED: &str = catalog::EXECUTOR_HEAP_USED_BYTES;
 pub(crate) const ISOLATE_RECYCLES: &str = catalog::EXECUTOR_ISOLATE_RECYCLES_TOTAL;
+pub(crate) const CONTEXTS_REUSED: &str = catalog::EXECUTOR_CONTEXTS_REUSED_TOTAL;
 pub(crate) const RESTARTS: &str = catalog::EXECUTOR_RESTARTS_TOTAL;
 pub(crate) const PROCESS_RSS: &str = catalog::EXECUTOR_PROCESS_RESIDENT_MEMORY_BYTES;
 pub(crate) const ARRAY_BUFFERS: &str = catalog::EXECUTOR_ARRAY_BUFFER_BYTES;
@@ -38,6 +41,7 @@ pub(crate) struct ExecutorMetrics {
     pub heap_used: IntGauge,
     pub array_buffers: IntGauge,
     pub recycles: IntCounterVec,
+    pub reused: IntCounter,
     pub restarts: IntCounterVec,
     pub process_rss: IntGauge,
 }
@@ -73,6 +77,10 @@ impl ExecutorMetrics {
                 ),
                 &["reason"],
             )?,
+            reused: IntCounter::new(
+                CONTEXTS_REUSED,
+                "Calls that ran in a context kept warm from their token's previous call",
+            )?,
             restarts: IntCounterVec::new(
                 Opts::new(RESTARTS, "Restarts of the executor process, by reason"),
                 &["reason"],
@@ -87,6 +95,7 @@ impl ExecutorMetrics {
             r.register(Box::new(m.heap_used.clone()))?;
             r.register(Box::new(m.array_buffers.clone()))?;
             r.register(Box::new(m.recycles.clone()))?;
+            r.register(Box::new(m.reused.clone()))?;
             r.register(Box::new(m.restarts.clone()))?;
             r.register(Box::new(m.process_rss.clone()))?;
         }

@@ -27,6 +27,8 @@ pub(crate) struct PoolFigures {
     pub queued: usize,
     /// Isolates replaced so far.
     pub recycled: u64,
+    /// Calls that ran in a warm context ([`super::warm`]) since this process started.
+    pub reused: u64,
     /// V8 heap figures summed over the pool, as of each isolate's last execution.
     pub heap_used: u64,
     pub heap_total: u64,
@@ -110,6 +112,7 @@ impl IsolatePool {
             jobs: Mutex::new(source),
             queued,
             recycled: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
             states: (0..n).map(|_| AtomicU8::new(0)).collect(),
             heap_used: (0..n).map(|_| AtomicU64::new(0)).collect(),
             heap_total: (0..n).map(|_| AtomicU64::new(0)).collect(),
@@ -205,6 +208,7 @@ impl IsolatePool {
             isolates,
             queued: s.queued.load(Ordering::Relaxed),
             recycled: s.recycled.load(Ordering::Relaxed),
+            reused: s.reused.load(Ordering::Relaxed),
             heap_used: sum(&s.heap_used),
             heap_total: sum(&s.heap_total),
             heap_limit: sum(&s.heap_limit),

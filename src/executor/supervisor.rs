@@ -750,6 +750,13 @@ fn apply_figures(inner: &Inner, conn: &Conn, mut f: PoolFigures) {
     m.heap_used.set(f.heap_used as i64);
     m.array_buffers.set(f.array_buffers as i64);
     let mut view = inner.view.lock().unwrap_or_else(|p| p.into_inner());
+    // The process's own count starts at 0 with each process; the counter goes on.
+    let before = if view.figures_pid == Some(conn.pid) {
+        view.figures.reused
+    } else {
+        0
+    };
+    m.reused.inc_by(f.reused.saturating_sub(before));
     if view.figures_pid != Some(conn.pid) {
         let ended = view.figures.requires;
         for (base, n) in view.requires_base.iter_mut().zip(ended) {

@@ -35,6 +35,25 @@ pub(super) struct WarmContext {
     pub(super) globals: u32,
 }
 
+impl WarmContext {
+    /// A context from the snapshot that a call is about to use; `globals` as
+    /// [`global_count`] gave it before the call.
+    pub(super) fn fresh(
+        tenant: &str,
+        kind: ContextKind,
+        context: v8::Global<v8::Context>,
+        globals: u32,
+    ) -> WarmContext {
+        WarmContext {
+            tenant: tenant.to_string(),
+            kind,
+            context,
+            uses: 0,
+            globals,
+        }
+    }
+}
+
 /// One isolate's warm contexts, most recently used last.
 #[derive(Default)]
 pub(super) struct WarmContexts {
@@ -61,22 +80,6 @@ impl WarmContexts {
             self.entries.remove(0);
         }
         self.entries.push(warm);
-    }
-
-    /// A context a call is about to use, as a warm one (first use).
-    pub(super) fn first_use(
-        tenant: &str,
-        kind: ContextKind,
-        context: v8::Global<v8::Context>,
-        globals: u32,
-    ) -> WarmContext {
-        WarmContext {
-            tenant: tenant.to_string(),
-            kind,
-            context,
-            uses: 0,
-            globals,
-        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! One isolate on its own OS thread: takes jobs from the pool's queue, runs each in a fresh
-//! context deserialized from the snapshot, drives its promises, timers and fetches to
-//! completion (the event loop), and replaces its isolate after a termination.
+//! context deserialized from the snapshot (or, with `[executor] reuse_contexts`, the one its
+//! token's last call of the same kind left warm: [`super::warm`]), drives its promises,
+//! timers and fetches to completion (the event loop), and replaces its isolate after a
+//! termination.
 //!
 //! Latency: each worker keeps booted contexts ready — the lean one, the common one and the
 //! last other one (one module's or a pair's) a job used ([`Ready`]); after a job is answered it replaces the
@@ -102,6 +104,8 @@ pub(super) struct Shared {
     pub queued: Arc<AtomicUsize>,
     /// Isolates replaced so far.
     pub recycled: AtomicU64,
+    /// Calls that ran in a warm context.
+    pub reused: AtomicU64,
     /// Per-worker state index into [`super::metrics::STATES`] and last heap figures.
     pub states: Vec<AtomicU8>,
     pub heap_used: Vec<AtomicU64>,
@@ -296,7 +300,10 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
                 None
             };
             let ctx = match reused {
-                Some(w) => w,
+                Some(w) => {
+                    shared.reused.fetch_add(1, Ordering::Relaxed);
+                    w
+                }
                 None => {
                     ready.used(kind);
                     let fresh = match ready.take(kind) {
@@ -315,7 +322,7 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
                     } else {
                         None
                     };
-                    WarmContexts::first_use(&job.tenant, kind, c, globals.unwrap_or(u32::MAX))
+                    WarmContext::fresh(&job.tenant, kind, c, globals.unwrap_or(u32::MAX))
                 }
             };
             let (outcome, recycle, settled) = execute(

@@ -56,6 +56,9 @@ pub const EXECUTOR_POOL_ISOLATES: &str = "keel_executor_pool_isolates";
 pub const EXECUTOR_HEAP_USED_BYTES: &str = "keel_executor_heap_used_bytes";
 /// Isolates replaced from the snapshot, by reason (`timeout`, `heap`, `crash`).
 pub const EXECUTOR_ISOLATE_RECYCLES_TOTAL: &str = "keel_executor_isolate_recycles_total";
+/// Calls that ran in a context kept warm from their token's previous call
+/// (`[executor] reuse_contexts`).
+pub const EXECUTOR_CONTEXTS_REUSED_TOTAL: &str = "keel_executor_contexts_reused_total";
 /// Restarts of the executor process, by reason (`crashed`, `memory_limit`, `hung`, ...).
 pub const EXECUTOR_RESTARTS_TOTAL: &str = "keel_executor_restarts_total";
 /// Resident memory of the executor process (user code runs there, not in keel's own).

@@ -106,6 +106,30 @@ async fn a_warm_context_serves_only_its_own_tokens_calls() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(modules["data"]["requires"], json!(14), "{modules}");
+
+    // Eight calls above ran in a warm context (Alice 2nd, 4th, the leftover call, the three
+    // enders; Bob 2nd and last): /flow/status and the metric say so.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = client()
+            .get(k.url("/flow/status"))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        if status["executor"]["contextsReused"] == json!(8) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["executor"]["contextsReused"], json!(8), "{status}");
+    let metrics = k.metrics().await;
+    assert_eq!(
+        crate::harness::series(&metrics, "keel_executor_contexts_reused_total "),
+        8.0
+    );
 }
 
 #[tokio::test]
@@ -114,4 +138,13 @@ async fn without_reuse_every_call_starts_fresh() {
     for _ in 0..3 {
         assert_eq!(result(&k, ALICE, COUNT).await, json!(1));
     }
+    let status: Value = client()
+        .get(k.url("/flow/status"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["executor"]["contextsReused"], json!(0), "{status}");
 }
