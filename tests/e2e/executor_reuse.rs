@@ -6,7 +6,6 @@
 use crate::harness::{client, Keel, Spec};
 use base64::Engine;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 const ALICE: &str = "e2e-token-alice";
 const BOB: &str = "e2e-token-bob";
@@ -86,44 +85,20 @@ async fn a_warm_context_serves_only_its_own_tokens_calls() {
 
     // Module statistics count each call that required lodash, warm or not: 5 + 2 + 3 × 2
     // + 1 above, in total.
-    let mut modules = Value::Null;
-    for _ in 0..100 {
-        modules = client()
-            .get(k.url("/flow/stats/modules/lodash"))
-            .header(
-                "authorization",
-                format!("Bearer {}", crate::harness::ADMIN_TOKEN),
-            )
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
-        if modules["data"]["requires"] == json!(14) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let modules = k
+        .admin_get_until("/flow/stats/modules/lodash", |m| {
+            m["data"]["requires"] == json!(14)
+        })
+        .await;
     assert_eq!(modules["data"]["requires"], json!(14), "{modules}");
 
     // Eight calls above ran in a warm context (Alice 2nd, 4th, the leftover call, the three
     // enders; Bob 2nd and last): /flow/status and the metric say so.
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        status = client()
-            .get(k.url("/flow/status"))
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
-        if status["executor"]["contextsReused"] == json!(8) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = k
+        .admin_get_until("/flow/status", |s| {
+            s["executor"]["contextsReused"] == json!(8)
+        })
+        .await;
     assert_eq!(status["executor"]["contextsReused"], json!(8), "{status}");
     let metrics = k.metrics().await;
     assert_eq!(
@@ -138,13 +113,6 @@ async fn without_reuse_every_call_starts_fresh() {
     for _ in 0..3 {
         assert_eq!(result(&k, ALICE, COUNT).await, json!(1));
     }
-    let status: Value = client()
-        .get(k.url("/flow/status"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let status = k.admin_get("/flow/status").await;
     assert_eq!(status["executor"]["contextsReused"], json!(0), "{status}");
 }

@@ -256,6 +256,24 @@ impl Keel {
             .expect("a JSON answer")
     }
 
+    /// [`Keel::admin_get`] every 50 ms until `done` holds of the answer, for at most 5 s (for
+    /// figures the executor process reports a few times a second); the last answer.
+    pub async fn admin_get_until(
+        &self,
+        path: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..100 {
+            last = self.admin_get(path).await;
+            if done(&last) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        last
+    }
+
     pub fn admin(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         rb.bearer_auth(ADMIN_TOKEN)
     }

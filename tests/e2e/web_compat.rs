@@ -342,20 +342,11 @@ async fn stats_count_required_modules_and_token_usage() {
         )
     };
     // The executor process reports its counts a few times a second.
-    let mut modules = Value::Null;
-    for _ in 0..100 {
-        modules = admin("/flow/stats/modules")
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
-        if modules["data"]["totalRequires"] == json!(3) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let modules = k
+        .admin_get_until("/flow/stats/modules", |m| {
+            m["data"]["totalRequires"] == json!(3)
+        })
+        .await;
     assert_eq!(modules["data"]["totalRequires"], json!(3), "{modules}");
     let first = &modules["data"]["modules"][0];
     assert_eq!(first["name"], json!("lodash"), "{modules}");
