@@ -107,3 +107,86 @@ pub(super) fn global_count(
     };
     Some(global.get_own_property_names(scope, args)?.length())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bare isolate (no snapshot: the bookkeeping does not care what a context holds).
+    fn isolate() -> v8::OwnedIsolate {
+        super::super::platform::init();
+        v8::Isolate::new(Default::default())
+    }
+
+    fn context(isolate: &mut v8::OwnedIsolate) -> v8::Global<v8::Context> {
+        v8::scope!(let scope, isolate);
+        let context = v8::Context::new(scope, Default::default());
+        v8::Global::new(scope, context)
+    }
+
+    fn run(isolate: &mut v8::OwnedIsolate, context: &v8::Global<v8::Context>, code: &str) {
+        v8::scope!(let scope, isolate);
+        let context = v8::Local::new(scope, context);
+        let scope = &mut v8::ContextScope::new(scope, context);
+        let code = v8::String::new(scope, code).expect("string");
+        let script = v8::Script::compile(scope, code, None).expect("compiles");
+        script.run(scope).expect("runs");
+    }
+
+    #[test]
+    fn a_tenant_gets_only_its_own_kind_and_the_oldest_goes_first() {
+        let mut iso = isolate();
+        let mut warm = WarmContexts::default();
+        for tenant in ["a", "b", "c", "d", "e"] {
+            let c = context(&mut iso);
+            warm.keep(WarmContext::fresh(tenant, ContextKind::Lean, c, 0));
+        }
+        // Five kept into four places: "a", the least recently used, is gone.
+        assert!(warm.take("a", ContextKind::Lean).is_none());
+        assert!(warm.take("b", ContextKind::Snapshot(0)).is_none());
+        let b = warm.take("b", ContextKind::Lean).expect("b's context");
+        assert!(warm.take("b", ContextKind::Lean).is_none(), "taken out");
+        warm.keep(b);
+        assert!(warm.take("b", ContextKind::Lean).is_some());
+    }
+
+    #[test]
+    fn a_context_is_not_kept_past_its_uses() {
+        let mut iso = isolate();
+        let mut warm = WarmContexts::default();
+        let mut w = WarmContext::fresh("a", ContextKind::Lean, context(&mut iso), 0);
+        w.uses = MAX_USES - 1;
+        warm.keep(w);
+        let mut w = warm
+            .take("a", ContextKind::Lean)
+            .expect("kept below the limit");
+        w.uses = MAX_USES;
+        warm.keep(w);
+        assert!(warm.take("a", ContextKind::Lean).is_none());
+    }
+
+    #[test]
+    fn the_global_count_sees_added_and_removed_globals_not_new_values() {
+        let mut iso = isolate();
+        let c = context(&mut iso);
+        let before = global_count(&mut iso, &c).expect("count");
+        run(
+            &mut iso,
+            &c,
+            "input = 5; Math.answer = 42; Array.prototype.x = 1",
+        );
+        assert_eq!(
+            global_count(&mut iso, &c),
+            Some(before),
+            "values and built-ins"
+        );
+        run(&mut iso, &c, "added = 1");
+        assert_eq!(global_count(&mut iso, &c), Some(before + 1));
+        run(
+            &mut iso,
+            &c,
+            "delete globalThis.added; delete globalThis.JSON",
+        );
+        assert_eq!(global_count(&mut iso, &c), Some(before - 1));
+    }
+}
