@@ -12,8 +12,9 @@
 //! (`x = 1` in sloppy code, `globalThis.cache = …`, `delete globalThis.fetch`) goes — a count,
 //! so a global given a new value, or one added and another removed, stays unseen: the same
 //! token's state either way — and so does one whose call failed, timed out or left work
-//! pending. A context serves at most [`MAX_USES`] calls;
-//! each isolate keeps at most [`PER_ISOLATE`], the least recently used going first.
+//! pending. A context serves at most [`MAX_USES`] calls; each isolate keeps at most
+//! [`PER_ISOLATE`], the least recently used going first, and none once its heap or array
+//! buffers pass a quarter of their limits after a call ([`within_share`]).
 
 use super::requires::ContextKind;
 
@@ -81,6 +82,21 @@ impl WarmContexts {
         }
         self.entries.push(warm);
     }
+}
+
+/// Whether an isolate may keep a call's context when, after the call, its heap holds
+/// `heap_growth` bytes more than when it was new (its snapshot and ready contexts) and its
+/// array buffers `buffers` bytes: at most a quarter of each limit, so what warm contexts
+/// hold — some token's state — never takes more than that from the next call on the
+/// isolate, whoever's it is. (A call that left much garbage not yet collected counts it
+/// too: a missed reuse, no more.)
+pub(super) fn within_share(
+    heap_growth: usize,
+    heap_limit: usize,
+    buffers: usize,
+    buffer_limit: usize,
+) -> bool {
+    heap_growth <= heap_limit / 4 && buffers <= buffer_limit / 4
 }
 
 /// How many own properties `context`'s global object has (every kind: symbols and

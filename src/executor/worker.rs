@@ -258,6 +258,9 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
         watchdog.set_isolate(live.isolate.thread_safe_handle());
         let mut ready = Ready::new();
         let mut warm = WarmContexts::default();
+        // The heap of the isolate when new (snapshot and ready contexts): what warm
+        // contexts add is measured from here.
+        let mut floor: Option<usize> = None;
         'jobs: loop {
             for kind in ready.wanted() {
                 if ready.slots[kind.slot()].is_some() {
@@ -268,6 +271,8 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
                     None => break 'jobs,
                 }
             }
+            let heap_floor =
+                *floor.get_or_insert_with(|| live.isolate.get_heap_statistics().used_heap_size());
             shared.set_state(index, IDLE);
             let job = shared
                 .jobs
@@ -336,12 +341,23 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
                 &job,
                 seq,
             );
-            if shared.limits.reuse_contexts && recycle.is_none() && settled && outcome.is_ok() {
+            let heap = live.isolate.get_heap_statistics();
+            let small = warm::within_share(
+                heap.used_heap_size().saturating_sub(heap_floor),
+                shared.limits.heap_limit,
+                live.budget.used(),
+                shared.limits.array_buffer_limit,
+            );
+            if shared.limits.reuse_contexts
+                && recycle.is_none()
+                && settled
+                && small
+                && outcome.is_ok()
+            {
                 keep_warm(&mut live, &mut warm, ctx);
             } else {
                 drop(ctx);
             }
-            let heap = live.isolate.get_heap_statistics();
             shared.heap_used[index].store(heap.used_heap_size() as u64, Ordering::Relaxed);
             shared.heap_total[index].store(heap.total_heap_size() as u64, Ordering::Relaxed);
             shared.heap_limit[index].store(heap.heap_size_limit() as u64, Ordering::Relaxed);
