@@ -127,7 +127,11 @@ pub(super) fn run_in_context(
         None => return Err(take_failure(tc)),
     };
     let key = v8::String::new(tc, "input").ok_or_else(|| Failure::Internal("string".into()))?;
-    global.set(tc, key.into(), input);
+    // A data property whatever was there: a setter an earlier call of a warm context put on
+    // `input` never sees this call's value.
+    if global.create_data_property(tc, key.into(), input) != Some(true) {
+        return Err(Failure::Internal("the input global cannot be set".into()));
+    }
 
     let code = v8::String::new(tc, &job.code)
         .ok_or_else(|| Failure::Internal("code too large for V8".into()))?;

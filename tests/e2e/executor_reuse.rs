@@ -80,30 +80,38 @@ async fn a_warm_context_serves_only_its_own_tokens_calls() {
         // ...which is gone after it.
         assert_eq!(result(&k, ALICE, COUNT).await, json!(1), "after: {ender}");
     }
+    // A setter left on `input` never sees the next call's input.
+    let trap = "Object.defineProperty(globalThis, 'input', { configurable: true, set(v) { require('lodash').seen = v }, get() { return 'trapped' } }); return 1";
+    result(&k, ALICE, trap).await;
+    let code = "return [input, require('lodash').seen === undefined]";
+    let body = call(&k, ALICE, code).await;
+    assert_eq!(body["result"], json!([{}, true]), "{body}");
+
     // Bob's context was kept all along.
     assert_eq!(result(&k, BOB, COUNT).await, json!(3));
 
     // Module statistics count each call that required lodash, warm or not: 5 + 2 + 3 × 2
-    // + 1 above, in total.
+    // + 1 + 1 above, in total.
     let modules = k
         .admin_get_until("/flow/stats/modules/lodash", |m| {
-            m["data"]["requires"] == json!(14)
+            m["data"]["requires"] == json!(15)
         })
         .await;
-    assert_eq!(modules["data"]["requires"], json!(14), "{modules}");
+    assert_eq!(modules["data"]["requires"], json!(15), "{modules}");
 
-    // Eight calls above ran in a warm context (Alice 2nd, 4th, the leftover call, the three
-    // enders; Bob 2nd and last): /flow/status and the metric say so.
+    // Ten calls above ran in a warm context (Alice 2nd, 4th, the leftover call, the three
+    // enders, the trap and the call after it; Bob 2nd and last): /flow/status and the metric
+    // say so.
     let status = k
         .admin_get_until("/flow/status", |s| {
-            s["executor"]["contextsReused"] == json!(8)
+            s["executor"]["contextsReused"] == json!(10)
         })
         .await;
-    assert_eq!(status["executor"]["contextsReused"], json!(8), "{status}");
+    assert_eq!(status["executor"]["contextsReused"], json!(10), "{status}");
     let metrics = k.metrics().await;
     assert_eq!(
         crate::harness::series(&metrics, "keel_executor_contexts_reused_total "),
-        8.0
+        10.0
     );
 }
 
