@@ -13,8 +13,9 @@
 //! so a global given a new value, or one added and another removed, stays unseen: the same
 //! token's state either way — and so does one whose call failed, timed out or left work
 //! pending. A context serves at most [`MAX_USES`] calls; each isolate keeps at most
-//! [`PER_ISOLATE`], the least recently used going first, and none once its heap or array
-//! buffers pass a quarter of their limits after a call ([`within_share`]).
+//! [`PER_ISOLATE`], the least recently used going first, and none after a call that left
+//! the isolate's heap grown, or its array buffers holding, more than a quarter of their
+//! limits ([`within_share`]).
 
 use super::requires::ContextKind;
 
