@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -142,6 +143,9 @@ enabled = false
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.upstream.close()
+        # Its config, store and log: kept only when keel did not stop cleanly.
+        if self.proc.returncode == 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Upstream:
@@ -394,6 +398,7 @@ def run_store_case(rows):
     t.tried = 1
     t.notes.append(f"store still {os.path.getsize(f'{d}/data/keel.redb')} bytes")
     rows.append(("store: zero-length keel.redb at start", t, None))
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def main():

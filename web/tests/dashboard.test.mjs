@@ -44,7 +44,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await keel?.stop();
+  await keel?.close();
   for (const u of up || []) await u.close();
 });
 

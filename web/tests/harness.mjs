@@ -2,7 +2,7 @@
 // generated config, plus fake OpenAI-compatible upstreams that can be switched to failing.
 // Stops and restarts keel on the same data dir, as an operator's `systemctl restart` would.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, openSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -135,7 +135,14 @@ weight = 50
     if (!this.child || this.child.exitCode !== null) return;
     const exited = new Promise((ok) => this.child.once('exit', ok));
     this.child.kill('SIGTERM');
-    await exited;
+    this.cleanExit = (await exited) === 0;
+  }
+
+  /** Stops keel for good: after a clean exit its directory (config, store, log) goes too;
+   * after anything else it stays, for its log. */
+  async close() {
+    await this.stop();
+    if (this.cleanExit) rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** An admin API call with the bearer token (what scripts do). */
