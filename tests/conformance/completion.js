@@ -43,4 +43,20 @@ const closing = setInterval(() => {
   out.ticks.push(out.ticks.length + 1);
   if (out.ticks.length === 2) closing.close();
 }, 3);
+// setImmediate: runs once the current microtasks are done, with its arguments, and holds the
+// call open; Node's Immediate object (ref/unref/hasRef); clearImmediate takes that object
+// (nothing does nothing; Node throws on a number, after miscounting its immediates, so that
+// case is left out). Its own list: against the timers above, an immediate's
+// place in Node depends on how late the loop starts.
+out.imm = [];
+const imm = setImmediate((a, b) => {
+  out.imm.push(`immediate ${a} ${b}`);
+  setImmediate(() => out.imm.push('immediate from an immediate'));
+}, 1, 2);
+Promise.resolve().then(() => out.imm.push('microtask first'));
+out.immediate_object = [typeof imm, imm.hasRef(), imm.unref().hasRef(), imm.ref().hasRef(), Object.getOwnPropertyNames(Object.getPrototypeOf(imm)).sort(), imm.constructor.name];
+const dropped = setImmediate(() => out.imm.push('cleared immediate ran'));
+clearImmediate(dropped);
+clearImmediate();
+out.global = [global === globalThis, typeof setImmediate, typeof clearImmediate];
 return out;

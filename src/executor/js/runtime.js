@@ -142,6 +142,9 @@
     delete global.__keel_boot;
   });
 
+  // Node's name for the global object (`global.x = 1` in code written for Node).
+  defineGlobal('global', global);
+
   // ---- require ---------------------------------------------------------------------------
   defineGlobal('require', function require(id) {
     if (typeof id !== 'string') {
@@ -224,30 +227,33 @@
       throw e;
     }
   }
+  /** Whether timer `id` holds the call open (Timeout's and Immediate's ref/unref). */
+  function holdTimer(id, on) {
+    const t = liveTimers.get(id);
+    if (t) {
+      t.ref = on;
+      native.unref(t.op, !on);
+    }
+  }
+  const timerHasRef = (id) => {
+    const t = liveTimers.get(id);
+    return t ? t.ref : false;
+  };
   class Timeout {
     #id;
     constructor(id) {
       this.#id = id;
     }
     ref() {
-      const t = liveTimers.get(this.#id);
-      if (t) {
-        t.ref = true;
-        native.unref(t.op, false);
-      }
+      holdTimer(this.#id, true);
       return this;
     }
     unref() {
-      const t = liveTimers.get(this.#id);
-      if (t) {
-        t.ref = false;
-        native.unref(t.op, true);
-      }
+      holdTimer(this.#id, false);
       return this;
     }
     hasRef() {
-      const t = liveTimers.get(this.#id);
-      return t ? t.ref : false;
+      return timerHasRef(this.#id);
     }
     refresh() {
       const t = liveTimers.get(this.#id);
@@ -265,6 +271,27 @@
       return this.#id;
     }
   }
+  /** What setImmediate returns (Node's Immediate: ref/unref/hasRef; clearImmediate takes
+   * only this object, not a number). */
+  class Immediate {
+    #id;
+    constructor(id) {
+      this.#id = id;
+      immediateIds.set(this, id);
+    }
+    ref() {
+      holdTimer(this.#id, true);
+      return this;
+    }
+    unref() {
+      holdTimer(this.#id, false);
+      return this;
+    }
+    hasRef() {
+      return timerHasRef(this.#id);
+    }
+  }
+  const immediateIds = new WeakMap();
   /** Starts timer `id`: fires `fire` after `delay` ms, re-armed by `refresh`. */
   function startTimer(id, delay, fire) {
     const t = { op: -1, ref: true, arm: null };
@@ -277,23 +304,41 @@
     };
     liveTimers.set(id, t);
     t.arm();
-    return new Timeout(id);
   }
   defineGlobal('setTimeout', function setTimeout(callback, ms, ...args) {
     timerCallback(callback);
     const id = nextTimerId++;
-    return startTimer(id, delayOf(ms), () => {
+    startTimer(id, delayOf(ms), () => {
       liveTimers.delete(id);
       callback(...args);
     });
+    return new Timeout(id);
   });
   defineGlobal('setInterval', function setInterval(callback, ms, ...args) {
     timerCallback(callback);
     const id = nextTimerId++;
-    return startTimer(id, Math.max(delayOf(ms), 1), (t) => {
+    startTimer(id, Math.max(delayOf(ms), 1), (t) => {
       t.arm();
       callback(...args);
     });
+    return new Timeout(id);
+  });
+  // Node runs an immediate once the current macrotask and its microtasks are done; here it
+  // is a zero-delay timer, which runs then too (this loop has no separate check phase, so
+  // its order against a zero-delay setTimeout made before it is the order they were made;
+  // in Node that order is not fixed either).
+  defineGlobal('setImmediate', function setImmediate(callback, ...args) {
+    timerCallback(callback);
+    const id = nextTimerId++;
+    startTimer(id, 0, () => {
+      liveTimers.delete(id);
+      callback(...args);
+    });
+    return new Immediate(id);
+  });
+  defineGlobal('clearImmediate', function clearImmediate(immediate) {
+    const id = immediate !== null && typeof immediate === 'object' ? immediateIds.get(immediate) : undefined;
+    if (id !== undefined) clearTimer(id);
   });
   const clearTimer = function (timer) {
     if (timer === null || timer === undefined) return;
