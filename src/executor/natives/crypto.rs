@@ -432,13 +432,7 @@ fn digest(
             md,
             xof_len,
         } => finish(&mut hasher, md, xof_len),
-        Obj::Hmac {
-            mut inner,
-            mut outer,
-        } => inner
-            .finish()
-            .and_then(|d| outer.update(&d).and_then(|()| outer.finish()))
-            .map(|d| d.to_vec()),
+        Obj::Hmac { inner, outer } => hmac_finish(inner, outer),
         Obj::Cipher(_) => return throw(scope, "TypeError", "not a hash"),
     };
     return_digest(scope, args.get(1), args.get(2), out, &mut rv);
@@ -559,10 +553,9 @@ fn hmac_once(
         return;
     };
     let out = match hmac_start(scope, args.get(0), args.get(1)) {
-        Some(pair) => pair.and_then(|(mut inner, mut outer)| {
+        Some(pair) => pair.and_then(|(mut inner, outer)| {
             feed(&mut inner, data.as_slice())?;
-            outer.update(&inner.finish()?)?;
-            Ok(outer.finish()?.to_vec())
+            hmac_finish(inner, outer)
         }),
         None => return,
     };
@@ -603,6 +596,12 @@ fn hmac_start(
             }
         }),
     })
+}
+
+/// An HMAC's value once its message went into `inner`: the inner digest through `outer`.
+fn hmac_finish(mut inner: Hasher, mut outer: Hasher) -> Result<Vec<u8>, ErrorStack> {
+    outer.update(&inner.finish()?)?;
+    Ok(outer.finish()?.to_vec())
 }
 
 pub(super) fn hmac_pair(md: MessageDigest, key: &[u8]) -> Result<(Hasher, Hasher), ErrorStack> {
@@ -804,12 +803,11 @@ fn hkdf_by_hand(
         return Err(ErrorStack::get());
     };
     let hmac = |key: &[u8], parts: &[&[u8]]| -> Result<Vec<u8>, ErrorStack> {
-        let (mut inner, mut outer) = hmac_pair(md, key)?;
+        let (mut inner, outer) = hmac_pair(md, key)?;
         for p in parts {
             inner.update(p)?;
         }
-        outer.update(&inner.finish()?)?;
-        Ok(outer.finish()?.to_vec())
+        hmac_finish(inner, outer)
     };
     let zeros = vec![0u8; md.size()];
     let prk = hmac(if salt.is_empty() { &zeros } else { salt }, &[ikm])?;
