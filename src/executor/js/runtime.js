@@ -126,6 +126,16 @@
     onBoot(hook) {
       bootHooks.push(hook);
     },
+    /** A getter of this context's natives family `name` (`natives.load(name)`), loaded on
+     * its first use — and again in every fresh context: one the snapshot kept belongs to
+     * the context the snapshot was made in. */
+    nativeFamily(name) {
+      let family = null;
+      bootHooks.push(() => {
+        family = null;
+      });
+      return () => family || (family = native.load(name));
+    },
     defineGlobal,
     /** Shared between the prelude scripts (errors, validators, lazy globals). */
     internals: {},
@@ -235,10 +245,10 @@
       native.unref(t.op, !on);
     }
   }
-  const timerHasRef = (id) => {
+  function timerHasRef(id) {
     const t = liveTimers.get(id);
     return t ? t.ref : false;
-  };
+  }
   class Timeout {
     #id;
     constructor(id) {
@@ -272,23 +282,22 @@
     }
   }
   /** What setImmediate returns (Node's Immediate: ref/unref/hasRef; clearImmediate takes
-   * only this object, not a number). */
+   * only this object, not a number). Its timer id lives in `immediateIds`, where
+   * clearImmediate finds it too. */
   class Immediate {
-    #id;
     constructor(id) {
-      this.#id = id;
       immediateIds.set(this, id);
     }
     ref() {
-      holdTimer(this.#id, true);
+      holdTimer(immediateIds.get(this), true);
       return this;
     }
     unref() {
-      holdTimer(this.#id, false);
+      holdTimer(immediateIds.get(this), false);
       return this;
     }
     hasRef() {
-      return timerHasRef(this.#id);
+      return timerHasRef(immediateIds.get(this));
     }
   }
   const immediateIds = new WeakMap();
@@ -305,14 +314,18 @@
     liveTimers.set(id, t);
     t.arm();
   }
-  defineGlobal('setTimeout', function setTimeout(callback, ms, ...args) {
-    timerCallback(callback);
+  /** A timer that calls `callback(...args)` once after `delay` ms; its id. */
+  function startOnce(delay, callback, args) {
     const id = nextTimerId++;
-    startTimer(id, delayOf(ms), () => {
+    startTimer(id, delay, () => {
       liveTimers.delete(id);
       callback(...args);
     });
-    return new Timeout(id);
+    return id;
+  }
+  defineGlobal('setTimeout', function setTimeout(callback, ms, ...args) {
+    timerCallback(callback);
+    return new Timeout(startOnce(delayOf(ms), callback, args));
   });
   defineGlobal('setInterval', function setInterval(callback, ms, ...args) {
     timerCallback(callback);
@@ -329,15 +342,10 @@
   // in Node that order is not fixed either).
   defineGlobal('setImmediate', function setImmediate(callback, ...args) {
     timerCallback(callback);
-    const id = nextTimerId++;
-    startTimer(id, 0, () => {
-      liveTimers.delete(id);
-      callback(...args);
-    });
-    return new Immediate(id);
+    return new Immediate(startOnce(0, callback, args));
   });
   defineGlobal('clearImmediate', function clearImmediate(immediate) {
-    const id = immediate !== null && typeof immediate === 'object' ? immediateIds.get(immediate) : undefined;
+    const id = immediateIds.get(immediate);
     if (id !== undefined) clearTimer(id);
   });
   const clearTimer = function (timer) {
