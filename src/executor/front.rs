@@ -130,8 +130,8 @@ impl Executor {
 
     /// Runs one code block. Validation and admission errors come back at once; everything
     /// else after the block ran (or timed out) in the executor process.
-    pub async fn execute(&self, req: ExecRequest) -> Result<ExecOutput, ExecError> {
-        let tenant = req.tenant.clone();
+    pub async fn execute(&self, mut req: ExecRequest) -> Result<ExecOutput, ExecError> {
+        let tenant = std::mem::take(&mut req.tenant);
         let (code, input, timeout) = validate(&self.config, req)?;
         let Ok(permit) = self.admission.clone().try_acquire_owned() else {
             self.metrics

@@ -25,10 +25,8 @@ const PER_ISOLATE: usize = 4;
 /// accumulates — caches a library fills, feedback — is bounded by its calls).
 const MAX_USES: u32 = 1_000;
 
-/// A finished call's context, ready for its tenant's next call of the same kind.
+/// A call's context with what decides whether it may serve the next call.
 pub(super) struct WarmContext {
-    tenant: String,
-    kind: ContextKind,
     pub(super) context: v8::Global<v8::Context>,
     /// Calls it has served.
     pub(super) uses: u32,
@@ -40,15 +38,8 @@ pub(super) struct WarmContext {
 impl WarmContext {
     /// A context from the snapshot that a call is about to use; `globals` as
     /// [`global_count`] gave it before the call.
-    pub(super) fn fresh(
-        tenant: &str,
-        kind: ContextKind,
-        context: v8::Global<v8::Context>,
-        globals: u32,
-    ) -> WarmContext {
+    pub(super) fn fresh(context: v8::Global<v8::Context>, globals: u32) -> WarmContext {
         WarmContext {
-            tenant: tenant.to_string(),
-            kind,
             context,
             uses: 0,
             globals,
@@ -56,10 +47,11 @@ impl WarmContext {
     }
 }
 
-/// One isolate's warm contexts, most recently used last.
+/// One isolate's warm contexts, each with the tenant and kind it serves, most recently used
+/// last.
 #[derive(Default)]
 pub(super) struct WarmContexts {
-    entries: Vec<WarmContext>,
+    entries: Vec<(String, ContextKind, WarmContext)>,
 }
 
 impl WarmContexts {
@@ -69,19 +61,20 @@ impl WarmContexts {
         let at = self
             .entries
             .iter()
-            .rposition(|e| e.tenant == tenant && e.kind == kind)?;
-        Some(self.entries.remove(at))
+            .rposition(|(t, k, _)| t == tenant && *k == kind)?;
+        Some(self.entries.remove(at).2)
     }
 
-    /// Keeps a context after a call that left it reusable.
-    pub(super) fn keep(&mut self, warm: WarmContext) {
+    /// Keeps a context for `tenant`'s next call of `kind`, after a call that left it
+    /// reusable.
+    pub(super) fn keep(&mut self, tenant: &str, kind: ContextKind, warm: WarmContext) {
         if warm.uses >= MAX_USES {
             return;
         }
         if self.entries.len() >= PER_ISOLATE {
             self.entries.remove(0);
         }
-        self.entries.push(warm);
+        self.entries.push((tenant.to_string(), kind, warm));
     }
 }
 
@@ -156,14 +149,14 @@ mod tests {
         let mut warm = WarmContexts::default();
         for tenant in ["a", "b", "c", "d", "e"] {
             let c = context(&mut iso);
-            warm.keep(WarmContext::fresh(tenant, ContextKind::Lean, c, 0));
+            warm.keep(tenant, ContextKind::Lean, WarmContext::fresh(c, 0));
         }
         // Five kept into four places: "a", the least recently used, is gone.
         assert!(warm.take("a", ContextKind::Lean).is_none());
         assert!(warm.take("b", ContextKind::Snapshot(0)).is_none());
         let b = warm.take("b", ContextKind::Lean).expect("b's context");
         assert!(warm.take("b", ContextKind::Lean).is_none(), "taken out");
-        warm.keep(b);
+        warm.keep("b", ContextKind::Lean, b);
         assert!(warm.take("b", ContextKind::Lean).is_some());
     }
 
@@ -171,14 +164,14 @@ mod tests {
     fn a_context_is_not_kept_past_its_uses() {
         let mut iso = isolate();
         let mut warm = WarmContexts::default();
-        let mut w = WarmContext::fresh("a", ContextKind::Lean, context(&mut iso), 0);
+        let mut w = WarmContext::fresh(context(&mut iso), 0);
         w.uses = MAX_USES - 1;
-        warm.keep(w);
+        warm.keep("a", ContextKind::Lean, w);
         let mut w = warm
             .take("a", ContextKind::Lean)
             .expect("kept below the limit");
         w.uses = MAX_USES;
-        warm.keep(w);
+        warm.keep("a", ContextKind::Lean, w);
         assert!(warm.take("a", ContextKind::Lean).is_none());
     }
 

@@ -327,7 +327,7 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
                     } else {
                         None
                     };
-                    WarmContext::fresh(&job.tenant, kind, c, globals.unwrap_or(u32::MAX))
+                    WarmContext::fresh(c, globals.unwrap_or(u32::MAX))
                 }
             };
             let (outcome, recycle, settled) = execute(
@@ -354,7 +354,7 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
                 && small
                 && outcome.is_ok()
             {
-                keep_warm(&mut live, &mut warm, ctx);
+                keep_warm(&mut live, &mut warm, &job.tenant, kind, ctx);
             } else {
                 drop(ctx);
             }
@@ -376,10 +376,16 @@ pub(super) fn run(shared: Arc<Shared>, index: usize) {
 
 /// Keeps a context whose call succeeded for its tenant's next call, unless the call changed
 /// what its global object holds (then its next call starts fresh, as without reuse).
-fn keep_warm(live: &mut LiveIsolate, warm: &mut WarmContexts, mut ctx: WarmContext) {
+fn keep_warm(
+    live: &mut LiveIsolate,
+    warm: &mut WarmContexts,
+    tenant: &str,
+    kind: ContextKind,
+    mut ctx: WarmContext,
+) {
     if warm::global_count(&mut live.isolate, &ctx.context) == Some(ctx.globals) {
         ctx.uses += 1;
-        warm.keep(ctx);
+        warm.keep(tenant, kind, ctx);
     }
 }
 
