@@ -12,15 +12,8 @@
 (function (global, prelude) {
   'use strict';
 
-  /** The Buffer natives of this context (natives/buffer.rs), set at boot. */
-  let natives = null;
-  let family = null;
-  prelude.onBoot((n) => {
-    natives = n;
-    family = null;
-  });
-  /** The buffer natives, asked for on the context's first use. */
-  const native = () => family || (family = natives.load('buffer'));
+  /** The Buffer natives of this context (natives/buffer.rs), asked for on its first use. */
+  const native = prelude.nativeFamily('buffer');
 
   // Made on the context's first use of Buffer (the global, require('buffer') or crypto).
   let made = null;

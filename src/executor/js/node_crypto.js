@@ -13,15 +13,8 @@
 (function (global, prelude) {
   'use strict';
 
-  /** The crypto natives of this context, set at boot. */
-  let natives = null;
-  let family = null;
-  prelude.onBoot((n) => {
-    natives = n;
-    family = null;
-  });
-  /** The crypto natives, asked for on the context's first use. */
-  const native = () => family || (family = natives.load('crypto'));
+  /** The crypto natives of this context, asked for on its first use. */
+  const native = prelude.nativeFamily('crypto');
   /** For web.js (FormData boundaries): the OS random bytes without building this module. */
   prelude.internals.randomFill = (bytes) => native().randomFill(bytes, 0, bytes.byteLength);
 
