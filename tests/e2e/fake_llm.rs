@@ -137,6 +137,14 @@ impl FakeLlm {
         format!("http://{}", self.addr)
     }
 
+    /// This provider as a `[[proxy.nodes]]` entry: `name`, `priority` and `extra` keys.
+    pub fn node(&self, name: &str, priority: u32, extra: &str) -> String {
+        format!(
+            "\n[[proxy.nodes]]\nname = \"{name}\"\nbase_url = \"{}\"\npriority = {priority}\n{extra}\n",
+            self.url()
+        )
+    }
+
     /// Faults for the next API requests, in order.
     pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
         self.lock().script = faults.into_iter().collect();

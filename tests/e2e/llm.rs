@@ -159,14 +159,6 @@ timeout = "1s"
 retry_interval = "200ms"
 "#;
 
-/// `[[proxy.nodes]]` for a provider: priority and extra keys.
-fn node(name: &str, p: &FakeLlm, priority: u32, extra: &str) -> String {
-    format!(
-        "\n[[proxy.nodes]]\nname = \"{name}\"\nbase_url = \"{}\"\npriority = {priority}\n{extra}\n",
-        p.url()
-    )
-}
-
 async fn keel(nodes: &[String]) -> Keel {
     Keel::start(Spec {
         extra: format!("{}\n{FAST}", nodes.concat()),
@@ -183,8 +175,8 @@ async fn pair(fallback_extra: &str) -> (FakeLlm, FakeLlm, Keel) {
         x.set_gap(Duration::from_millis(10));
     }
     let k = keel(&[
-        node("primary", &p, 1, ""),
-        node("fallback", &f, 2, fallback_extra),
+        p.node("primary", 1, ""),
+        f.node("fallback", 2, fallback_extra),
     ])
     .await;
     (p, f, k)
@@ -488,10 +480,9 @@ async fn context_length_goes_to_a_larger_node_or_back_unchanged() {
     let big = FakeLlm::start("big-context").await;
     p.script([Fault::ContextLength]);
     let k = keel(&[
-        node("small", &p, 1, ""),
-        node(
+        p.node("small", 1, ""),
+        big.node(
             "big",
-            &big,
             2,
             "fallback_for = [\"context_length\"]\nmodel_mapping = { \"*\" = \"big-context\" }",
         ),
@@ -613,7 +604,7 @@ async fn flapping_primary_is_ejected_then_probed_back_within_a_cooldown() {
 async fn llm_node_settings_through_the_admin_api_survive_a_restart() {
     let p = FakeLlm::start("primary-model").await;
     let big = FakeLlm::start("big").await;
-    let mut k = keel(&[node("primary", &p, 1, "")]).await;
+    let mut k = keel(&[p.node("primary", 1, "")]).await;
     let added = k
         .admin(client().post(k.url("/admin/api/nodes")))
         .json(&json!({"name": "big", "base_url": big.url(), "priority": 2,
@@ -680,7 +671,7 @@ async fn default_pair() -> (FakeLlm, FakeLlm, Keel) {
     let all = r#"fallback_for = ["unavailable", "rate_limited", "timeout", "stream_broken", "context_length"]
 supports_prefill = true"#;
     let k = Keel::start(Spec {
-        extra: [node("primary", &p, 1, ""), node("fallback", &f, 2, all)].concat(),
+        extra: [p.node("primary", 1, ""), f.node("fallback", 2, all)].concat(),
         ..Spec::default()
     })
     .await;

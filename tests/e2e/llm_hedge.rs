@@ -13,13 +13,6 @@ fn chat(stream: bool) -> Value {
     json!({"model": "gpt-test", "stream": stream, "messages": [{"role": "user", "content": "Say it."}]})
 }
 
-fn node(name: &str, p: &FakeLlm, priority: u32, extra: &str) -> String {
-    format!(
-        "\n[[proxy.nodes]]\nname = \"{name}\"\nbase_url = \"{}\"\npriority = {priority}\n{extra}\n",
-        p.url()
-    )
-}
-
 /// The operator's setup of issue 16 with every `[proxy]` default: a primary, and a
 /// priority-2 fallback that supports prefills and takes over every class. `extra`: more
 /// config (empty for the defaults).
@@ -30,8 +23,8 @@ async fn setup(extra: &str) -> (FakeLlm, FakeLlm, Keel) {
 supports_prefill = true"#;
     let k = Keel::start(Spec {
         extra: [
-            node("primary", &p, 1, ""),
-            node("fallback", &f, 2, all),
+            p.node("primary", 1, ""),
+            f.node("fallback", 2, all),
             extra.to_string(),
         ]
         .concat(),

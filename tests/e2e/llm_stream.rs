@@ -21,13 +21,6 @@ total = "20s"
 enabled = false
 "#;
 
-fn node(name: &str, p: &FakeLlm, priority: u32) -> String {
-    format!(
-        "\n[[proxy.nodes]]\nname = \"{name}\"\nbase_url = \"{}\"\npriority = {priority}\n",
-        p.url()
-    )
-}
-
 async fn keel(nodes: &[String]) -> Keel {
     Keel::start(Spec {
         extra: format!("{}\n{FAST}", nodes.concat()),
@@ -72,7 +65,7 @@ async fn streamed_answers_reuse_upstream_connections_and_time_the_first_token() 
     let p = FakeLlm::start("m").await;
     p.set_gap(Duration::from_millis(1));
     p.keep_alive();
-    let k = keel(&[node("primary", &p, 1)]).await;
+    let k = keel(&[p.node("primary", 1, "")]).await;
     let c = client();
     const STREAMS: usize = 50;
     for i in 0..STREAMS {
@@ -144,7 +137,7 @@ async fn failed_upstream_attempts_are_typed_events() {
         status: 503,
         retry_after: None,
     }]);
-    let k = keel(&[node("primary", &p, 1), node("fallback", &f, 2)]).await;
+    let k = keel(&[p.node("primary", 1, ""), f.node("fallback", 2, "")]).await;
     let c = client();
     let r = c
         .post(k.proxy_url("/v1/chat/completions"))
