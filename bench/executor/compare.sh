@@ -83,21 +83,7 @@ kill "$(cat "$TMP/before.pid")" "$(cat "$TMP/after.pid")" $NPID; rm "$TMP/before
 
 # Context medians on a one-isolate keel of each binary (the executor reports its figures at
 # most every 250 ms: each call is read 0.3 s later, as run.sh does).
-ctx_median() { # PORT CODE FIELD
-  python3 - "$@" <<'PY'
-import base64, json, statistics, sys, time, urllib.request
-port, code, field = sys.argv[1], sys.argv[2], sys.argv[3]
-base = f"http://127.0.0.1:{port}/flow"
-body = json.dumps({"input": {}, "codebase64": base64.b64encode(code.encode()).decode()}).encode()
-seen = []
-for _ in range(15):
-    req = urllib.request.Request(base + "/codeblock", body, {"content-type": "application/json", "accesstoken": "bench-token-123"})
-    urllib.request.urlopen(req).read()
-    time.sleep(0.3)
-    seen.append(json.load(urllib.request.urlopen(base + "/health"))["memory"][field])
-print(round(statistics.median(seen), 3))
-PY
-}
+ctx_median() { python3 bench/executor/ctx_median.py "$1" "$2" "$3" 15; } # PORT CODE FIELD
 echo "context medians (ms, one isolate): | which | lean | lodash | lodash + crypto-js | common | xlsx |"
 for which in before after; do
   bin=$BEFORE; [ $which = after ] && bin=$AFTER

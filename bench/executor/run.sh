@@ -64,24 +64,7 @@ done
 # read 0.3 s after its call (the executor process sends its figures every 250 ms).
 kill $KPID; wait $KPID 2>/dev/null || true
 start_keel 1
-ctx_median() { # CODE FIELD -> median ms ("-" when this keel does not report FIELD)
-  python3 - "$KPORT" "$1" "$2" <<'PY'
-import base64, json, statistics, sys, time, urllib.request
-port, code, field = sys.argv[1], sys.argv[2], sys.argv[3]
-base = f"http://127.0.0.1:{port}/flow"
-body = json.dumps({"input": {}, "codebase64": base64.b64encode(code.encode()).decode()}).encode()
-seen = []
-for _ in range(20):
-    req = urllib.request.Request(base + "/codeblock", body, {"content-type": "application/json", "accesstoken": "bench-token-123"})
-    urllib.request.urlopen(req).read()
-    time.sleep(0.3)
-    v = json.load(urllib.request.urlopen(base + "/health"))["memory"].get(field)
-    if v is None:
-        print("-"); sys.exit()
-    seen.append(v)
-print(round(statistics.median(seen), 3))
-PY
-}
+ctx_median() { python3 bench/executor/ctx_median.py "$KPORT" "$1" "$2" 20; } # CODE FIELD -> median ms or "-"
 KCTX=$(ctx_median "return 1" lastContextCreationMs)
 KCTXL=$(ctx_median "return typeof require('lodash')" lastContextWithLibrariesMs)
 KCTXP=$(ctx_median "return typeof require('lodash') + typeof require('crypto-js')" lastContextWithLibrariesMs)
