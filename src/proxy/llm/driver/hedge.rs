@@ -22,6 +22,7 @@ use super::{ClientSink, LlmNode, Report, Upstream, UpstreamResponse};
 use crate::proxy::attempt::AttemptError;
 use crate::proxy::llm::classify::{classify, ErrorClass, Verdict};
 use crate::proxy::llm::continuation::ClientStream;
+use crate::proxy::retry::Failure;
 use std::future::Future;
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -243,11 +244,12 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                 status,
                 detail: format!("hedge refused the request: status {status}"),
             };
-            let mut refused = self.failed(hedge, class, false, error);
-            if let Attempt::Failed(failure, _) = &mut refused {
-                failure.retry_after = retry_after;
-            }
-            return Err(refused);
+            let failure = Failure {
+                class,
+                retry_after,
+                same_node: false,
+            };
+            return Err(self.fail(hedge, failure, error));
         }
         if !is_event_stream(&response.headers) {
             let error =

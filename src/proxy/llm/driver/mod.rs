@@ -322,19 +322,24 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
         same_node: bool,
         error: AttemptError,
     ) -> Attempt {
-        self.up.report(
-            node,
-            Report::Failed {
-                class,
-                error: error.clone(),
-                usage: None,
-            },
-        );
         let failure = Failure {
             class,
             retry_after: None,
             same_node,
         };
+        self.fail(node, failure, error)
+    }
+
+    /// [`Self::failed`] for a failure the node's answer described (a `Retry-After` with it).
+    fn fail(&self, node: &U::Node, failure: Failure, error: AttemptError) -> Attempt {
+        self.up.report(
+            node,
+            Report::Failed {
+                class: failure.class,
+                error: error.clone(),
+                usage: None,
+            },
+        );
         Attempt::Failed(failure, error)
     }
 

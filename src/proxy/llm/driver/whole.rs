@@ -69,14 +69,6 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                     status,
                     detail: format!("status {status} ({class})"),
                 };
-                self.up.report(
-                    node,
-                    Report::Failed {
-                        class,
-                        error: error.clone(),
-                        usage: None,
-                    },
-                );
                 if self.held.is_none() {
                     self.held = Some(HeldError {
                         status,
@@ -90,7 +82,7 @@ impl<U: Upstream, C: ClientSink> Driver<'_, U, C> {
                     retry_after,
                     same_node,
                 };
-                return Attempt::Failed(failure, error);
+                return self.fail(node, failure, error);
             }
             Verdict::Final { reason } => reason,
             // Callers handle 2xx before asking; should one arrive here, it is no failure.
